@@ -1,0 +1,60 @@
+// Command meetguard is the meeting security gateway: one binary whose
+// subcommands run the gateway (serve, dev) and the tools that security teams
+// and auditors use beside it (config, policy, audit, e2ee).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand. It returns the process exit code so that tests
+// can drive the CLI without exiting.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+func commands() map[string]command {
+	return map[string]command{
+		"version": runVersion,
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands()[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "meetguard: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	return cmd(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: meetguard <command> [flags]
+
+commands:
+  dev               run the whole product on 127.0.0.1 with built-in identity provider and demo meeting app
+  serve             run the gateway from a config file
+  config validate   check a config file and name every bad field
+  policy            test, check, eval, fmt and replay admission policies
+  audit             verify, query, tail and report on the audit log
+  e2ee              end-to-end key tools (headless client)
+  version           print the version
+`)
+}
