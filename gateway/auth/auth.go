@@ -1,0 +1,468 @@
+// Package auth proves who a caller is with OpenID Connect: browser login
+// (authorization code with PKCE, server-side sessions behind an encrypted
+// cookie) and bearer JWTs for apps.
+//
+// It must never accept an identity it did not verify itself, never redirect
+// a browser off its own origin, and never write a token or cookie to a log.
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+
+	"github.com/meetguard/meetguard/gateway/identity"
+	"github.com/meetguard/meetguard/gateway/session"
+)
+
+// Errors callers branch on. Each means "not authenticated"; the HTTP edge
+// decides what the person is told.
+var (
+	ErrNoCredentials       = errors.New("no credentials")
+	ErrInvalidToken        = errors.New("invalid token")
+	ErrSessionEnded        = errors.New("session ended")
+	ErrProviderUnavailable = errors.New("identity provider unavailable")
+)
+
+// Auditor records security events; the audit log implements it.
+type Auditor interface {
+	Record(ctx context.Context, event string, fields ...zap.Field) error
+}
+
+// Options configures an Authenticator.
+type Options struct {
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	Scopes       []string
+	// Audiences accepted in bearer tokens.
+	Audiences   []string
+	GroupsClaim string
+	// PublicURL is the gateway's own origin; callback and logout URLs hang
+	// off it, and https there means Secure, __Host- cookies.
+	PublicURL *url.URL
+	// HTTPClient talks to the provider; it must have timeouts.
+	HTTPClient         *http.Client
+	KeyRefetchInterval time.Duration
+	SessionTTL         time.Duration
+	Store              session.Store
+	Codec              *session.Codec
+	Logger             *zap.Logger
+	Audit              Auditor
+	// OnLogout is told which session ended so live connections can be cut.
+	OnLogout func(sessionID string)
+	Clock    func() time.Time
+}
+
+// Authenticator holds the long-lived provider state. It becomes ready once
+// discovery succeeds; until then every request fails closed.
+type Authenticator struct {
+	opts          Options
+	cookieName    string
+	loginCookie   string
+	secureCookies bool
+
+	mu        sync.RWMutex
+	ready     *providerState
+	lastError error
+
+	refreshMu sync.Mutex
+	refreshes map[string]*refreshCall
+}
+
+type providerState struct {
+	provider   *oidc.Provider
+	oauth      oauth2.Config
+	idVerifier *oidc.IDTokenVerifier
+	bearer     *oidc.IDTokenVerifier
+	endSession string
+	keys       *keySet
+}
+
+type refreshCall struct {
+	done chan struct{}
+	sess session.Session
+	err  error
+}
+
+// New returns an Authenticator and starts provider discovery, retried with
+// backoff until ctx ends. Use Ready to know when it can authenticate.
+func New(ctx context.Context, opts Options) (*Authenticator, error) {
+	if opts.PublicURL == nil || opts.Store == nil || opts.Codec == nil || opts.HTTPClient == nil {
+		return nil, errors.New("auth: PublicURL, Store, Codec and HTTPClient are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.GroupsClaim == "" {
+		opts.GroupsClaim = "groups"
+	}
+	a := &Authenticator{opts: opts, refreshes: map[string]*refreshCall{}, lastError: errors.New("discovery has not completed")}
+	a.secureCookies = opts.PublicURL.Scheme == "https"
+	if a.secureCookies {
+		a.cookieName, a.loginCookie = "__Host-meetguard", "__Host-meetguard-login"
+	} else {
+		a.cookieName, a.loginCookie = "meetguard", "meetguard-login"
+	}
+	go a.discoverLoop(ctx)
+	return a, nil
+}
+
+// CookieName is the session cookie's name, which the proxy strips.
+func (a *Authenticator) CookieName() string { return a.cookieName }
+
+// Ready reports nil once the provider's discovery document and keys are
+// loaded.
+func (a *Authenticator) Ready() error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.ready == nil {
+		return fmt.Errorf("%w: %v", ErrProviderUnavailable, a.lastError)
+	}
+	return nil
+}
+
+func (a *Authenticator) state() (*providerState, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.ready == nil {
+		return nil, fmt.Errorf("%w: %v", ErrProviderUnavailable, a.lastError)
+	}
+	return a.ready, nil
+}
+
+func (a *Authenticator) discoverLoop(ctx context.Context) {
+	delay := 500 * time.Millisecond
+	for {
+		st, err := a.discover(ctx)
+		if err == nil {
+			a.mu.Lock()
+			a.ready, a.lastError = st, nil
+			a.mu.Unlock()
+			a.opts.Logger.Info("oidc provider ready", zap.String("issuer", a.opts.Issuer))
+			return
+		}
+		a.mu.Lock()
+		a.lastError = err
+		a.mu.Unlock()
+		a.opts.Logger.Warn("oidc discovery failed; retrying", zap.String("issuer", a.opts.Issuer), zap.Error(err), zap.Duration("retry_in", delay))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+// asymmetricAlgs are the only algorithms ever accepted: a symmetric one
+// would let anyone holding the provider's public key mint tokens.
+var asymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func (a *Authenticator) discover(ctx context.Context) (*providerState, error) {
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, a.opts.HTTPClient), 30*time.Second)
+	defer cancel()
+	p, err := oidc.NewProvider(ctx, a.opts.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	var meta struct {
+		JWKSURI    string   `json:"jwks_uri"`
+		Algs       []string `json:"id_token_signing_alg_values_supported"`
+		EndSession string   `json:"end_session_endpoint"`
+		Challenges []string `json:"code_challenge_methods_supported"`
+	}
+	if err := p.Claims(&meta); err != nil {
+		return nil, fmt.Errorf("discovery document: %w", err)
+	}
+	if meta.JWKSURI == "" {
+		return nil, errors.New("discovery document has no jwks_uri")
+	}
+	var algs []string
+	for _, alg := range meta.Algs {
+		if slices.Contains(asymmetricAlgs, alg) {
+			algs = append(algs, alg)
+		}
+	}
+	if len(meta.Algs) == 0 {
+		algs = []string{"RS256"} // the OIDC default when the provider is silent
+	}
+	if len(algs) == 0 {
+		return nil, fmt.Errorf("provider advertises no asymmetric signing algorithm (%v)", meta.Algs)
+	}
+	joseAlgs := make([]jose.SignatureAlgorithm, len(algs))
+	for i, alg := range algs {
+		joseAlgs[i] = jose.SignatureAlgorithm(alg)
+	}
+	ks := &keySet{url: meta.JWKSURI, client: a.opts.HTTPClient, algs: joseAlgs, minInterval: a.opts.KeyRefetchInterval, clock: a.opts.Clock}
+	keys, err := fetchJWKS(ctx, a.opts.HTTPClient, meta.JWKSURI)
+	if err != nil {
+		return nil, err
+	}
+	ks.keys, ks.lastFetch = keys, a.opts.Clock()
+	return &providerState{
+		provider: p,
+		oauth: oauth2.Config{
+			ClientID:     a.opts.ClientID,
+			ClientSecret: a.opts.ClientSecret,
+			Endpoint:     p.Endpoint(),
+			RedirectURL:  a.opts.PublicURL.JoinPath("/.meetguard/callback").String(),
+			Scopes:       a.opts.Scopes,
+		},
+		idVerifier: oidc.NewVerifier(a.opts.Issuer, ks, &oidc.Config{ClientID: a.opts.ClientID, SupportedSigningAlgs: algs, Now: a.opts.Clock}),
+		bearer:     oidc.NewVerifier(a.opts.Issuer, ks, &oidc.Config{SkipClientIDCheck: true, SupportedSigningAlgs: algs, Now: a.opts.Clock}),
+		endSession: meta.EndSession,
+		keys:       ks,
+	}, nil
+}
+
+// KeyFetches is how many times the provider's key set was fetched after
+// discovery (for metrics and for the unknown-kid flood test).
+func (a *Authenticator) KeyFetches() int {
+	st, err := a.state()
+	if err != nil {
+		return 0
+	}
+	st.keys.mu.Lock()
+	defer st.keys.mu.Unlock()
+	return st.keys.fetches
+}
+
+// Authenticate returns the verified identity behind a request: a bearer
+// token if one is sent (and then only that), else the session cookie.
+func (a *Authenticator) Authenticate(r *http.Request) (identity.Identity, error) {
+	ctx := r.Context()
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, token, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return identity.Identity{}, fmt.Errorf("%w: authorization header is not a bearer token", ErrInvalidToken)
+		}
+		return a.VerifyBearer(ctx, strings.TrimSpace(token))
+	}
+	c, err := r.Cookie(a.cookieName)
+	if err != nil {
+		return identity.Identity{}, ErrNoCredentials
+	}
+	handle, err := a.opts.Codec.Open(a.cookieName, c.Value)
+	if err != nil {
+		return identity.Identity{}, fmt.Errorf("%w: %w", ErrSessionEnded, err)
+	}
+	s, err := a.opts.Store.GetSession(ctx, session.IDFromHandle(handle))
+	if errors.Is(err, session.ErrNotFound) {
+		return identity.Identity{}, ErrSessionEnded
+	}
+	if err != nil {
+		return identity.Identity{}, fmt.Errorf("session store: %w", err)
+	}
+	if s.RefreshToken != "" && !a.opts.Clock().Add(time.Minute).Before(s.TokenExpiry) {
+		if s, err = a.refresh(ctx, s); err != nil {
+			return identity.Identity{}, err
+		}
+	}
+	return s.Identity, nil
+}
+
+// VerifyBearer checks a bearer JWT: signature by the provider's keys with an
+// advertised asymmetric algorithm, issuer, expiry, not-before, and one of
+// the accepted audiences.
+func (a *Authenticator) VerifyBearer(ctx context.Context, token string) (identity.Identity, error) {
+	st, err := a.state()
+	if err != nil {
+		return identity.Identity{}, err
+	}
+	if len(token) > 16<<10 {
+		return identity.Identity{}, fmt.Errorf("%w: token too large", ErrInvalidToken)
+	}
+	idt, err := st.bearer.Verify(ctx, token)
+	if err != nil {
+		return identity.Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if !slices.ContainsFunc(idt.Audience, func(aud string) bool { return slices.Contains(a.opts.Audiences, aud) }) {
+		return identity.Identity{}, fmt.Errorf("%w: audience %v not accepted", ErrInvalidToken, idt.Audience)
+	}
+	if err := checkNotBefore(idt, a.opts.Clock()); err != nil {
+		return identity.Identity{}, err
+	}
+	id, err := a.identityFrom(idt, identity.ViaBearer)
+	if err != nil {
+		return identity.Identity{}, err
+	}
+	sum := sha256.Sum256([]byte(token))
+	id.SessionID = "bearer:" + hex.EncodeToString(sum[:12])
+	return id, nil
+}
+
+// checkNotBefore enforces nbf, which go-oidc leaves to the caller, with the
+// same small skew it allows on exp.
+func checkNotBefore(idt *oidc.IDToken, now time.Time) error {
+	var c struct {
+		NBF *jsonTime `json:"nbf"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		return fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
+	}
+	if c.NBF != nil && now.Add(30*time.Second).Before(time.Time(*c.NBF)) {
+		return fmt.Errorf("%w: token not valid before %s", ErrInvalidToken, time.Time(*c.NBF).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+type jsonTime time.Time
+
+func (t *jsonTime) UnmarshalJSON(b []byte) error {
+	var f float64
+	if _, err := fmt.Sscan(string(b), &f); err != nil {
+		return fmt.Errorf("time claim: %w", err)
+	}
+	*t = jsonTime(time.Unix(int64(f), 0))
+	return nil
+}
+
+func (a *Authenticator) identityFrom(idt *oidc.IDToken, via identity.Via) (identity.Identity, error) {
+	var c map[string]any
+	if err := idt.Claims(&c); err != nil {
+		return identity.Identity{}, fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
+	}
+	id := identity.Identity{
+		Issuer:        idt.Issuer,
+		Subject:       idt.Subject,
+		Email:         str(c["email"]),
+		EmailVerified: c["email_verified"] == true,
+		Name:          str(c["name"]),
+		Groups:        strs(c[a.opts.GroupsClaim]),
+		ACR:           str(c["acr"]),
+		AMR:           strs(c["amr"]),
+		Via:           via,
+	}
+	if id.Subject == "" {
+		return identity.Identity{}, fmt.Errorf("%w: no sub claim", ErrInvalidToken)
+	}
+	if at, ok := c["auth_time"].(float64); ok {
+		id.AuthTime = time.Unix(int64(at), 0).UTC()
+	}
+	return id, nil
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func strs(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, x := range v {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// refresh renews a session's tokens, once per session however many requests
+// arrive together (a rotated refresh token is good for one use). A failed
+// refresh ends the session.
+func (a *Authenticator) refresh(ctx context.Context, s session.Session) (session.Session, error) {
+	a.refreshMu.Lock()
+	if call, ok := a.refreshes[s.ID]; ok {
+		a.refreshMu.Unlock()
+		select {
+		case <-call.done:
+			return call.sess, call.err
+		case <-ctx.Done():
+			return session.Session{}, ctx.Err()
+		}
+	}
+	call := &refreshCall{done: make(chan struct{})}
+	a.refreshes[s.ID] = call
+	a.refreshMu.Unlock()
+
+	call.sess, call.err = a.doRefresh(ctx, s)
+	close(call.done)
+	a.refreshMu.Lock()
+	delete(a.refreshes, s.ID)
+	a.refreshMu.Unlock()
+	return call.sess, call.err
+}
+
+func (a *Authenticator) doRefresh(ctx context.Context, s session.Session) (session.Session, error) {
+	st, err := a.state()
+	if err != nil {
+		return session.Session{}, err
+	}
+	// The refresh must finish even if this one request is cancelled, or a
+	// rotated token could be lost half-way.
+	rctx, cancel := context.WithTimeout(oidc.ClientContext(context.WithoutCancel(ctx), a.opts.HTTPClient), 15*time.Second)
+	defer cancel()
+	tok, err := st.oauth.TokenSource(rctx, &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: a.opts.Clock().Add(-time.Second)}).Token()
+	if err == nil {
+		if raw, ok := tok.Extra("id_token").(string); ok && raw != "" {
+			var idt *oidc.IDToken
+			if idt, err = st.idVerifier.Verify(rctx, raw); err == nil && idt.Subject != s.Identity.Subject {
+				err = errors.New("refreshed id token names another subject")
+			}
+			if err == nil {
+				var id identity.Identity
+				if id, err = a.identityFrom(idt, identity.ViaSession); err == nil {
+					id.SessionID = s.ID
+					s.Identity, s.IDToken = id, raw
+				}
+			}
+		}
+	}
+	if err != nil {
+		_ = a.opts.Store.DeleteSession(rctx, s.ID)
+		a.audit(ctx, "session.revoked", zap.String("subject", s.Identity.Subject), zap.String("reason", "refresh_failed"))
+		a.opts.Logger.Info("session refresh failed; session ended", zap.String("session", shortID(s.ID)), zap.Error(err))
+		if a.opts.OnLogout != nil {
+			a.opts.OnLogout(s.ID)
+		}
+		return session.Session{}, fmt.Errorf("%w: refresh failed", ErrSessionEnded)
+	}
+	if tok.RefreshToken != "" {
+		s.RefreshToken = tok.RefreshToken
+	}
+	s.TokenExpiry = tok.Expiry
+	if err := a.opts.Store.PutSession(rctx, s); err != nil {
+		return session.Session{}, fmt.Errorf("session store: %w", err)
+	}
+	return s, nil
+}
+
+func (a *Authenticator) audit(ctx context.Context, event string, fields ...zap.Field) {
+	if a.opts.Audit == nil {
+		return
+	}
+	if err := a.opts.Audit.Record(ctx, event, fields...); err != nil {
+		a.opts.Logger.Error("audit record failed", zap.String("event", event), zap.Error(err))
+	}
+}
+
+// shortID is enough of a session ID to correlate log lines, not to use it.
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}

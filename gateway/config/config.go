@@ -1,0 +1,200 @@
+// Package config loads and validates the gateway's YAML configuration.
+//
+// A config is read once into one typed struct, secrets are expanded from the
+// environment (${VAR}) or read from *_file keys, and every problem is reported
+// at once with the field's path and line, so that an operator fixes a config in
+// one pass. Defaults are written beside each field and in
+// docs/configuration.md. The package never logs a secret value.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// Listen is the address of the gateway's public listener. Default ":8443"
+	// with TLS, ":8080" without.
+	Listen string `yaml:"listen"`
+	// PublicURL is the URL browsers use to reach the gateway. It decides cookie
+	// flags (Secure and __Host- when https), redirect URIs and the assertion
+	// issuer. Required.
+	PublicURL string `yaml:"public_url"`
+	// TrustedProxies lists CIDRs whose X-Forwarded-* / Forwarded headers are
+	// honoured. Default: none, so those headers are always stripped.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	OIDC      OIDC       `yaml:"oidc"`
+	Session   Session    `yaml:"session"`
+	Upstreams []Upstream `yaml:"upstreams"`
+	Policy    Policy     `yaml:"policy"`
+	Store     Store      `yaml:"store"`
+	Audit     Audit      `yaml:"audit"`
+	Admin     Admin      `yaml:"admin"`
+	TLS       TLS        `yaml:"tls"`
+	Limits    Limits     `yaml:"limits"`
+	Assertion Assertion  `yaml:"assertion"`
+	Rooms     Rooms      `yaml:"rooms"`
+	Log       Log        `yaml:"log"`
+}
+
+// OIDC configures the identity provider.
+type OIDC struct {
+	// Issuer is the provider's issuer URL; discovery is read from it. Required.
+	Issuer string `yaml:"issuer"`
+	// ClientID is the gateway's client at the provider. Required.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret or ClientSecretFile: one of them is required.
+	ClientSecret     string `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// Scopes requested at login. Default: openid, email, profile, offline_access.
+	Scopes []string `yaml:"scopes"`
+	// Audiences accepted in bearer tokens. Default: [client_id].
+	Audiences []string `yaml:"audiences"`
+	// GroupsClaim names the claim that carries group membership. Default "groups".
+	GroupsClaim string `yaml:"groups_claim"`
+	// KeyRefetchInterval is the least time between two key-set fetches caused
+	// by an unknown kid, so bogus kids cannot hammer the provider. Default 30s.
+	KeyRefetchInterval time.Duration `yaml:"key_refetch_interval"`
+	// HTTPTimeout bounds every call to the provider. Default 10s.
+	HTTPTimeout time.Duration `yaml:"http_timeout"`
+}
+
+// Session configures browser sessions.
+type Session struct {
+	// Secret or SecretFile: at least 32 bytes that key the session cookie's
+	// encryption. Required.
+	Secret     string `yaml:"secret"`
+	SecretFile string `yaml:"secret_file"`
+	// TTL is the longest a session lives, refreshes included. Default 12h.
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// Upstream is one meeting server behind the gateway.
+type Upstream struct {
+	// Name identifies the upstream; it is the assertion's audience. Required.
+	Name string `yaml:"name"`
+	// URL is where requests are forwarded. Required, http or https.
+	URL string `yaml:"url"`
+	// Kind selects the adapter. Default "generic".
+	Kind string `yaml:"kind"`
+	// Prefix is the path prefix this upstream owns. Default "/".
+	Prefix string `yaml:"prefix"`
+	// Rooms tells which requests belong to which meeting room.
+	Rooms UpstreamRooms `yaml:"rooms"`
+}
+
+// UpstreamRooms maps request paths to rooms.
+type UpstreamRooms struct {
+	// Path is a pattern such as /room/{room}; a request whose path is that
+	// pattern or below it belongs to the room. Default "/room/{room}".
+	Path string `yaml:"path"`
+}
+
+// Policy configures the admission policy.
+type Policy struct {
+	// Dir is a directory of Rego policies. Default: the shipped policies
+	// embedded in the binary.
+	Dir string `yaml:"dir"`
+	// Bundle is an OPA bundle file (.tar.gz), instead of Dir.
+	Bundle string `yaml:"bundle"`
+	// BundleVerification, when set, refuses unsigned or badly signed bundles.
+	BundleVerification BundleVerification `yaml:"bundle_verification"`
+	// Query is the decision query. Default data.meetguard.admission.decision.
+	Query string `yaml:"query"`
+	// Timeout bounds one decision. Default 100ms.
+	Timeout time.Duration `yaml:"timeout"`
+	// ShadowDir is an optional candidate policy evaluated beside the live one.
+	ShadowDir string `yaml:"shadow_dir"`
+}
+
+// BundleVerification configures signed-bundle checks.
+type BundleVerification struct {
+	// KeyFile is a PEM public key that signs bundles.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Store configures shared state.
+type Store struct {
+	// Kind is "memory" (default) or "redis".
+	Kind  string `yaml:"kind"`
+	Redis Redis  `yaml:"redis"`
+}
+
+// Redis configures the Redis store.
+type Redis struct {
+	// Addr is host:port. Required when store.kind is redis.
+	Addr         string `yaml:"addr"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	DB           int    `yaml:"db"`
+}
+
+// Audit configures the tamper-evident audit log.
+type Audit struct {
+	// Path of the audit log. Required for serve.
+	Path string `yaml:"path"`
+	// KeyFile holds the Ed25519 checkpoint key. Default: PATH.key, created
+	// on first start with its public half at PATH.pub.
+	KeyFile string `yaml:"key_file"`
+	// Stdout copies every record to standard output for a SIEM. Default false.
+	Stdout bool `yaml:"stdout"`
+}
+
+// Admin configures the health and metrics listener.
+type Admin struct {
+	// Listen is the admin address. Default "127.0.0.1:9090"; "" disables it.
+	Listen string `yaml:"listen"`
+}
+
+// TLS configures the public listener's certificate. Both or neither.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Limits bounds what one client can make the gateway do.
+type Limits struct {
+	// MaxHeaderBytes caps request headers. Default 32 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes caps request bodies forwarded upstream. Default 10 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadHeaderTimeout bounds reading request headers. Default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a (non-WebSocket) request body. Default 60s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// UpstreamDialTimeout bounds connecting to an upstream. Default 5s.
+	UpstreamDialTimeout time.Duration `yaml:"upstream_dial_timeout"`
+	// UpstreamResponseTimeout bounds waiting for upstream response headers.
+	// Default 30s.
+	UpstreamResponseTimeout time.Duration `yaml:"upstream_response_timeout"`
+	// ShutdownTimeout bounds draining connections on SIGTERM. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Assertion configures the identity assertion sent to upstreams.
+type Assertion struct {
+	// KeyFile holds the Ed25519 signing key (PEM, PKCS#8). Default: a fresh
+	// key per process start, which upstreams fetch from the JWKS endpoint.
+	KeyFile string `yaml:"key_file"`
+	// TTL of one assertion. Default 60s, at most 60s.
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// Rooms configures room defaults used until a room has its own settings.
+type Rooms struct {
+	// DefaultCapacity applies to rooms without their own. Default 300.
+	DefaultCapacity int `yaml:"default_capacity"`
+	// LobbyByDefault puts new rooms' guests in a waiting room. Default true.
+	LobbyByDefault *bool `yaml:"lobby_by_default"`
+}
+
+// Log configures the operational log.
+type Log struct {
+	// Format is "json" (default) or "console".
+	Format string `yaml:"format"`
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+}

@@ -1,0 +1,555 @@
+// Package gateway is meetguard's HTTP edge: it proves who a caller is,
+// asks the admission policy whether that caller may reach a meeting room,
+// and only then proxies HTTP and WebSocket traffic to the meeting server
+// with a signed assertion of who was admitted.
+//
+// The gateway fails closed: an error anywhere on the way to a decision
+// (identity provider, policy, store, audit log) refuses the request with a
+// clear message and never widens what a caller may reach.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/gateway/assertion"
+	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/identity"
+	"github.com/meetguard/meetguard/gateway/liveconn"
+	"github.com/meetguard/meetguard/gateway/reqpath"
+	"github.com/meetguard/meetguard/gateway/request"
+	"github.com/meetguard/meetguard/gateway/respond"
+)
+
+// Authenticator proves who a request comes from.
+type Authenticator interface {
+	Authenticate(r *http.Request) (identity.Identity, error)
+	Login(w http.ResponseWriter, r *http.Request)
+	Callback(w http.ResponseWriter, r *http.Request)
+	Logout(w http.ResponseWriter, r *http.Request)
+	CookieName() string
+	Ready() error
+}
+
+// Auditor writes security events to the tamper-evident audit log. Record
+// returns only when the record is durable; an error means the event did
+// not happen.
+type Auditor interface {
+	Record(ctx context.Context, event string, fields ...zap.Field) error
+	Ready() error
+}
+
+// Outcome is what admission decided.
+type Outcome int
+
+const (
+	// Denied: the caller does not get in.
+	Denied Outcome = iota
+	// Admitted: the caller gets in with Role.
+	Admitted
+	// Waiting: the caller waits in the lobby for a host.
+	Waiting
+)
+
+// RoomRequest is one attempt to reach a room path.
+type RoomRequest struct {
+	Identity identity.Identity
+	Upstream string
+	Room     string
+	HTTP     *http.Request
+}
+
+// Admission is the outcome for one RoomRequest.
+type Admission struct {
+	Outcome Outcome
+	Role    string
+	// ParticipantID names this admission so that kick and ban can find its
+	// connections.
+	ParticipantID string
+	// UserMessage is all the caller may be told.
+	UserMessage string
+	// WaitID identifies the caller's place in the lobby when Waiting.
+	WaitID string
+}
+
+// Admitter decides room access. An error means no decision could be made;
+// the gateway then refuses (fail closed).
+type Admitter interface {
+	AdmitRequest(ctx context.Context, req RoomRequest) (Admission, error)
+}
+
+// ReadyChecker is anything whose readiness gates /readyz.
+type ReadyChecker interface {
+	Ready() error
+}
+
+// Options configures a Gateway.
+type Options struct {
+	Config    *config.Config
+	Auth      Authenticator
+	Admitter  Admitter
+	Assertion *assertion.Signer
+	Audit     Auditor
+	Live      *liveconn.Registry
+	Logger    *zap.Logger
+	// Ready are extra readiness checks (policy engine, store), by name.
+	Ready map[string]ReadyChecker
+	// Extra mounts additional handlers under the gateway's own prefix
+	// (/.meetguard/...), e.g. the rooms API. They see authenticated
+	// requests only if they authenticate themselves.
+	Extra map[string]http.Handler
+	// Metrics registers the gateway's metrics; nil makes a private registry.
+	Metrics prometheus.Registerer
+}
+
+// Gateway is the public HTTP handler.
+type Gateway struct {
+	opts      Options
+	trusted   []netip.Prefix
+	upstreams []*upstream
+	metrics   *metrics
+	cookies   []string
+}
+
+type upstream struct {
+	cfg   config.Upstream
+	rooms config.RoomPattern
+	proxy *httputil.ReverseProxy
+}
+
+// New builds a Gateway from a validated config.
+func New(opts Options) (*Gateway, error) {
+	if opts.Config == nil || opts.Auth == nil || opts.Admitter == nil || opts.Assertion == nil || opts.Audit == nil {
+		return nil, errors.New("gateway: Config, Auth, Admitter, Assertion and Audit are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Live == nil {
+		opts.Live = liveconn.NewRegistry()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = prometheus.NewRegistry()
+	}
+	g := &Gateway{opts: opts}
+	g.cookies = []string{opts.Auth.CookieName(), opts.Auth.CookieName() + "-login"}
+	for _, c := range opts.Config.TrustedProxies {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies: %w", err)
+		}
+		g.trusted = append(g.trusted, p.Masked())
+	}
+	m, err := newMetrics(opts.Metrics, opts.Live)
+	if err != nil {
+		return nil, err
+	}
+	g.metrics = m
+	transport := newTransport(opts.Config.Limits)
+	for _, uc := range opts.Config.Upstreams {
+		target, err := url.Parse(uc.URL)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", uc.Name, err)
+		}
+		rp, err := config.ParseRoomPattern(uc.Rooms.Path)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", uc.Name, err)
+		}
+		u := &upstream{cfg: uc, rooms: rp}
+		u.proxy = &httputil.ReverseProxy{
+			Rewrite:      func(pr *httputil.ProxyRequest) { g.rewrite(pr, target) },
+			Transport:    transport,
+			ErrorHandler: g.upstreamError,
+		}
+		g.upstreams = append(g.upstreams, u)
+	}
+	return g, nil
+}
+
+// Live is the registry of proxied long-lived connections.
+func (g *Gateway) Live() *liveconn.Registry { return g.opts.Live }
+
+func newTransport(l config.Limits) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&netDialer{timeout: l.UpstreamDialTimeout}).DialContext
+	t.ResponseHeaderTimeout = l.UpstreamResponseTimeout
+	t.TLSHandshakeTimeout = l.UpstreamDialTimeout
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	t.MaxResponseHeaderBytes = 1 << 20
+	return t
+}
+
+// ctxKey carries what the gateway decided about a request into Rewrite.
+type ctxKey struct{}
+
+type forwardInfo struct {
+	id        identity.Identity
+	upstream  string
+	room      string
+	role      string
+	assertion string
+	trusted   bool
+	path      string
+}
+
+// ServeHTTP is the gateway's one entry point.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	ip, trusted := clientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), g.trusted)
+	stripIncoming(r.Header, trusted)
+	info := request.Info{ID: newRequestID(), ClientIP: ip.String()}
+	r = r.WithContext(request.With(r.Context(), info))
+	rec.Header().Set("X-Request-Id", info.ID)
+
+	kind := g.serve(rec, r, trusted)
+
+	dur := time.Since(start)
+	g.metrics.observe(kind, rec.status, dur)
+	g.opts.Logger.Info("request",
+		zap.String("request_id", info.ID),
+		zap.String("client_ip", info.ClientIP),
+		zap.String("method", r.Method),
+		zap.String("path", r.URL.EscapedPath()),
+		zap.Int("status", rec.status),
+		zap.Int64("bytes", rec.bytes),
+		zap.Duration("duration", dur),
+		zap.String("route", kind),
+		zap.String("subject", rec.subject),
+	)
+}
+
+func (g *Gateway) serve(w *statusRecorder, r *http.Request, trusted bool) string {
+	path, err := reqpath.Canonical(r.URL.EscapedPath())
+	if err != nil {
+		respond.JSONError(w, http.StatusBadRequest, "bad_path", "The request path is not allowed.")
+		return "bad_path"
+	}
+	if r.URL.RawPath != "" || r.URL.Path != path {
+		// Hand everything after this the one canonical path.
+		u := *r.URL
+		p, _ := url.PathUnescape(path)
+		u.Path, u.RawPath = p, path
+		if u.Path == path {
+			u.RawPath = ""
+		}
+		r.URL = &u
+	}
+	if strings.HasPrefix(path, "/.meetguard/") || strings.HasPrefix(path, "/.well-known/meetguard/") {
+		return g.serveOwn(w, r, path)
+	}
+	return g.serveProxy(w, r, path, trusted)
+}
+
+func (g *Gateway) serveOwn(w *statusRecorder, r *http.Request, path string) string {
+	switch path {
+	case auth.LoginPath:
+		g.opts.Auth.Login(w, r)
+		return "login"
+	case auth.CallbackPath:
+		g.opts.Auth.Callback(w, r)
+		return "callback"
+	case auth.LogoutPath:
+		g.opts.Auth.Logout(w, r)
+		return "logout"
+	case auth.LoggedOutPath:
+		respond.Page(w, http.StatusOK, "Signed out", "You are signed out of meetguard.", `<a href="/">Sign in again</a>`)
+		return "logged_out"
+	case "/.meetguard/healthz":
+		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return "health"
+	case "/.meetguard/readyz":
+		g.serveReady(w)
+		return "health"
+	case assertion.JWKSPath:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(g.opts.Assertion.JWKS())
+		return "jwks"
+	}
+	for prefix, h := range g.opts.Extra {
+		if strings.HasPrefix(path, prefix) {
+			h.ServeHTTP(w, r)
+			return "api"
+		}
+	}
+	respond.JSONError(w, http.StatusNotFound, "not_found", "Not found.")
+	return "not_found"
+}
+
+// ReadyStatus reports every readiness check; nil errors are ready.
+func (g *Gateway) ReadyStatus() map[string]error {
+	st := map[string]error{
+		"oidc":  g.opts.Auth.Ready(),
+		"audit": g.opts.Audit.Ready(),
+	}
+	for name, c := range g.opts.Ready {
+		st[name] = c.Ready()
+	}
+	return st
+}
+
+func (g *Gateway) serveReady(w http.ResponseWriter) {
+	detail := map[string]string{}
+	ok := true
+	for name, err := range g.ReadyStatus() {
+		if err != nil {
+			ok = false
+			detail[name] = err.Error()
+		} else {
+			detail[name] = "ok"
+		}
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	respond.JSON(w, status, map[string]any{"ready": ok, "checks": detail})
+}
+
+func (g *Gateway) route(path string) *upstream {
+	var best *upstream
+	for _, u := range g.upstreams {
+		p := u.cfg.Prefix
+		if path == strings.TrimSuffix(p, "/") || strings.HasPrefix(path, p) || p == "/" {
+			if best == nil || len(p) > len(best.cfg.Prefix) {
+				best = u
+			}
+		}
+	}
+	return best
+}
+
+func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, trusted bool) string {
+	ctx := r.Context()
+	up := g.route(path)
+	if up == nil {
+		respond.JSONError(w, http.StatusNotFound, "not_found", "Not found.")
+		return "not_found"
+	}
+	id, err := g.opts.Auth.Authenticate(r)
+	if err != nil {
+		g.unauthenticated(w, r, err)
+		return "unauthenticated"
+	}
+	w.subject = id.Subject
+	fi := &forwardInfo{id: id, upstream: up.cfg.Name, trusted: trusted, path: path}
+	meta := liveconn.Meta{SessionID: id.SessionID, SubjectKey: id.Key(), Upstream: up.cfg.Name}
+	kind := "proxy"
+	if room, ok := up.rooms.Room(path); ok {
+		kind = "room"
+		adm, err := g.opts.Admitter.AdmitRequest(ctx, RoomRequest{Identity: id, Upstream: up.cfg.Name, Room: room, HTTP: r})
+		if err != nil {
+			g.opts.Logger.Error("admission failed closed", zap.String("room", room), zap.Error(err))
+			g.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "The meeting cannot be reached right now. Please try again shortly.")
+			return kind
+		}
+		switch adm.Outcome {
+		case Admitted:
+		case Waiting:
+			g.waiting(w, r, room, adm)
+			return kind
+		default:
+			g.refuse(w, r, http.StatusForbidden, "denied", adm.UserMessage)
+			return kind
+		}
+		fi.room, fi.role = room, adm.Role
+		meta.Room, meta.ParticipantID = room, adm.ParticipantID
+	} else if up.rooms.Owns(path) {
+		// Below the room prefix but not a valid room ID: never forward
+		// something that might be read as a room by the upstream.
+		respond.JSONError(w, http.StatusNotFound, "not_found", "Not found.")
+		return kind
+	}
+	tok, err := g.opts.Assertion.For(id, up.cfg.Name, fi.room, fi.role)
+	if err != nil {
+		g.opts.Logger.Error("sign assertion", zap.Error(err))
+		g.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "The meeting cannot be reached right now.")
+		return kind
+	}
+	fi.assertion = tok
+	rc := http.NewResponseController(w)
+	var out http.ResponseWriter = w
+	if isUpgrade(r) {
+		// Long-lived: no read deadline, but tracked so it can be cut.
+		_ = rc.SetReadDeadline(time.Time{})
+		out = g.opts.Live.Track(w, meta)
+		kind += "_upgrade"
+	} else {
+		_ = rc.SetReadDeadline(time.Now().Add(g.opts.Config.Limits.ReadTimeout))
+		r.Body = http.MaxBytesReader(w, r.Body, g.opts.Config.Limits.MaxBodyBytes)
+	}
+	up.proxy.ServeHTTP(out, r.WithContext(context.WithValue(ctx, ctxKey{}, fi)))
+	return kind
+}
+
+// rewrite builds the outbound request. It runs after ReverseProxy removed
+// hop-by-hop headers (including any named in Connection), so the identity
+// headers set here cannot be stripped by a client's Connection header.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
+	fi, _ := pr.In.Context().Value(ctxKey{}).(*forwardInfo)
+	pr.SetURL(target)
+	if fi == nil {
+		return // never happens: serveProxy always sets it
+	}
+	out := pr.Out
+	// SetURL joins target and inbound paths; pin the canonical one.
+	out.URL.Path, out.URL.RawPath = joinPath(target, pr.In.URL)
+	out.Host = target.Host
+	if fi.trusted {
+		for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v := pr.In.Header.Values(h); len(v) > 0 {
+				out.Header[h] = v
+			}
+		}
+	}
+	pr.SetXForwarded()
+	if fi.id.Via == identity.ViaBearer {
+		out.Header.Del("Authorization")
+	}
+	stripCookies(out.Header, g.cookies...)
+	out.Header.Set("X-Meetguard-Assertion", fi.assertion)
+	out.Header.Set("X-Meetguard-User", fi.id.Subject)
+	if fi.id.Email != "" {
+		out.Header.Set("X-Meetguard-Email", fi.id.Email)
+	}
+	if fi.id.Name != "" {
+		out.Header.Set("X-Meetguard-Name", headerSafe(fi.id.Name))
+	}
+	if fi.room != "" {
+		out.Header.Set("X-Meetguard-Room", fi.room)
+		out.Header.Set("X-Meetguard-Role", fi.role)
+	}
+	out.Header.Set("X-Request-Id", request.From(pr.In.Context()).ID)
+}
+
+func joinPath(target, in *url.URL) (string, string) {
+	base := strings.TrimSuffix(target.EscapedPath(), "/")
+	esc := base + in.EscapedPath()
+	p, err := url.PathUnescape(esc)
+	if err != nil || p == esc {
+		return esc, ""
+	}
+	return p, esc
+}
+
+// headerSafe keeps a display name printable ASCII so it cannot split or
+// smuggle a header; the assertion carries the exact name.
+func headerSafe(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	g.opts.Logger.Warn("upstream error", zap.String("request_id", request.From(r.Context()).ID), zap.Error(err))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		respond.JSONError(w, http.StatusRequestEntityTooLarge, "body_too_large", "The request body is too large.")
+		return
+	}
+	respond.JSONError(w, http.StatusBadGateway, "upstream_unavailable", "The meeting server did not answer.")
+}
+
+func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, auth.ErrProviderUnavailable) {
+		g.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "Sign-in is unavailable right now. Please try again shortly.")
+		return
+	}
+	if !errors.Is(err, auth.ErrNoCredentials) && !errors.Is(err, auth.ErrSessionEnded) && !errors.Is(err, auth.ErrInvalidToken) {
+		g.opts.Logger.Error("authentication failed closed", zap.Error(err))
+		g.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "Sign-in is unavailable right now. Please try again shortly.")
+		return
+	}
+	if wantsHTML(r) && r.Header.Get("Authorization") == "" {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, auth.LoginURL(r.URL.RequestURI()), http.StatusFound)
+		return
+	}
+	challenge := `Bearer realm="meetguard"`
+	if errors.Is(err, auth.ErrInvalidToken) {
+		challenge += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	respond.JSONError(w, http.StatusUnauthorized, "unauthenticated", "Sign in to continue.")
+}
+
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	if msg == "" {
+		msg = "You cannot join this meeting."
+	}
+	if wantsHTML(r) {
+		respond.Page(w, status, "meetguard", msg, "")
+		return
+	}
+	respond.JSONError(w, status, code, msg)
+}
+
+func (g *Gateway) waiting(w http.ResponseWriter, r *http.Request, room string, adm Admission) {
+	msg := adm.UserMessage
+	if msg == "" {
+		msg = "Please wait: a host will let you in."
+	}
+	if wantsHTML(r) {
+		respond.Page(w, http.StatusAccepted, "Waiting room", msg, "")
+		return
+	}
+	respond.JSON(w, http.StatusAccepted, map[string]string{"status": "waiting", "wait_id": adm.WaitID, "message": msg})
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// statusRecorder remembers what was answered, for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status  int
+	bytes   int64
+	wrote   bool
+	subject string
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach Hijack and deadlines.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
