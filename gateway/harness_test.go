@@ -32,7 +32,7 @@ type upstream struct {
 	got []*http.Request
 }
 
-func startUpstream(t *testing.T) *upstream {
+func startUpstream(t testing.TB) *upstream {
 	t.Helper()
 	u := &upstream{}
 	mux := http.NewServeMux()
@@ -123,23 +123,32 @@ func (roleAdmitter) AdmitRequest(_ context.Context, req gateway.RoomRequest) (ga
 }
 
 type env struct {
-	t        *testing.T
-	idp      *testidp.IdP
-	up       *upstream
-	gw       *gateway.Gateway
-	URL      string
-	store    *session.MemoryStore
-	audit    *memAudit
-	signer   *assertion.Signer
-	cfg      *config.Config
-	authn    *auth.Authenticator
+	t      testing.TB
+	idp    *testidp.IdP
+	up     *upstream
+	gw     *gateway.Gateway
+	URL    string
+	store  *session.MemoryStore
+	audit  *memAudit
+	signer *assertion.Signer
+	cfg    *config.Config
+	authn  *auth.Authenticator
 }
 
 type envOptions struct {
 	mutate func(*config.Config)
+	// upstreamURL replaces the recording upstream (benchmarks).
+	upstreamURL string
+	// logger is the gateway's operational logger; default none.
+	logger *zap.Logger
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	return newEnvTB(t, o)
+}
+
+func newEnvTB(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -149,7 +158,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	public := "http://" + ln.Addr().String()
 	idp := testidp.Start(t, public+auth.CallbackPath)
-	up := startUpstream(t)
+	up := &upstream{URL: o.upstreamURL}
+	if o.upstreamURL == "" {
+		up = startUpstream(t)
+	}
 	cfg := &config.Config{
 		Listen:    ln.Addr().String(),
 		PublicURL: public,
@@ -193,7 +205,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err = gateway.New(gateway.Options{Config: cfg, Auth: authn, Admitter: roleAdmitter{}, Assertion: signer, Audit: audit})
+	gw, err = gateway.New(gateway.Options{Config: cfg, Auth: authn, Admitter: roleAdmitter{}, Assertion: signer, Audit: audit, Logger: o.logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +225,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 
 // browser is an HTTP client with a cookie jar that does not follow
 // redirects off the test's servers.
-func browser(t *testing.T) *http.Client {
+func browser(t testing.TB) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, Timeout: 10 * time.Second}
 }
@@ -232,7 +244,7 @@ func (e *env) idToken() string {
 	return e.idp.Sign(e.t, e.idp.Claims(e.idp.ClientID), "")
 }
 
-func get(t *testing.T, c *http.Client, u string, hdr map[string]string) *http.Response {
+func get(t testing.TB, c *http.Client, u string, hdr map[string]string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
@@ -248,14 +260,14 @@ func get(t *testing.T, c *http.Client, u string, hdr map[string]string) *http.Re
 	return resp
 }
 
-func readAll(t *testing.T, resp *http.Response) string {
+func readAll(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return string(b)
 }
 
-func decodeJSON(t *testing.T, resp *http.Response, v any) {
+func decodeJSON(t testing.TB, resp *http.Response, v any) {
 	t.Helper()
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {

@@ -81,7 +81,21 @@ type Authenticator struct {
 
 	refreshMu sync.Mutex
 	refreshes map[string]*refreshCall
+
+	// verified caches bearer tokens already verified, keyed by their hash,
+	// until they expire: apps send the same token on every request and an
+	// RSA verification costs more than the rest of the proxy path.
+	verifiedMu sync.Mutex
+	verified   map[[32]byte]verifiedToken
 }
+
+type verifiedToken struct {
+	id      identity.Identity
+	expires time.Time
+}
+
+// maxVerifiedTokens bounds the cache; beyond it the cache starts over.
+const maxVerifiedTokens = 100_000
 
 type providerState struct {
 	provider   *oidc.Provider
@@ -113,7 +127,7 @@ func New(ctx context.Context, opts Options) (*Authenticator, error) {
 	if opts.GroupsClaim == "" {
 		opts.GroupsClaim = "groups"
 	}
-	a := &Authenticator{opts: opts, refreshes: map[string]*refreshCall{}, lastError: errors.New("discovery has not completed")}
+	a := &Authenticator{opts: opts, refreshes: map[string]*refreshCall{}, verified: map[[32]byte]verifiedToken{}, lastError: errors.New("discovery has not completed")}
 	a.secureCookies = opts.PublicURL.Scheme == "https"
 	if a.secureCookies {
 		a.cookieName, a.loginCookie = "__Host-meetguard", "__Host-meetguard-login"
@@ -289,6 +303,14 @@ func (a *Authenticator) VerifyBearer(ctx context.Context, token string) (identit
 	if len(token) > 16<<10 {
 		return identity.Identity{}, fmt.Errorf("%w: token too large", ErrInvalidToken)
 	}
+	sum := sha256.Sum256([]byte(token))
+	now := a.opts.Clock()
+	a.verifiedMu.Lock()
+	v, ok := a.verified[sum]
+	a.verifiedMu.Unlock()
+	if ok && now.Before(v.expires) {
+		return v.id, nil
+	}
 	idt, err := st.bearer.Verify(ctx, token)
 	if err != nil {
 		return identity.Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
@@ -303,8 +325,13 @@ func (a *Authenticator) VerifyBearer(ctx context.Context, token string) (identit
 	if err != nil {
 		return identity.Identity{}, err
 	}
-	sum := sha256.Sum256([]byte(token))
 	id.SessionID = "bearer:" + hex.EncodeToString(sum[:12])
+	a.verifiedMu.Lock()
+	if len(a.verified) >= maxVerifiedTokens {
+		clear(a.verified)
+	}
+	a.verified[sum] = verifiedToken{id: id, expires: idt.Expiry}
+	a.verifiedMu.Unlock()
 	return id, nil
 }
 

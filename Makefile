@@ -1,0 +1,26 @@
+# The one test command (README): formatting, vet, staticcheck, the whole Go
+# test suite with the race detector (Rego policy tests and coverage run
+# inside it), and a short pass of every fuzz target's seed corpus.
+GO ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: test lint unit build dev bench
+
+test: lint unit
+
+build:
+	$(GO) build -o bin/meetguard ./cmd/meetguard
+
+dev: build
+	./bin/meetguard dev
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
