@@ -308,10 +308,13 @@ func (g *Gateway) serveReady(w http.ResponseWriter) {
 	detail := map[string]string{}
 	ok := true
 	for name, err := range g.ReadyStatus() {
-		if err != nil {
+		switch d, hasDetail := g.opts.Ready[name].(interface{ ReadyDetail() string }); {
+		case err != nil:
 			ok = false
 			detail[name] = err.Error()
-		} else {
+		case hasDetail:
+			detail[name] = d.ReadyDetail()
+		default:
 			detail[name] = "ok"
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,9 @@ type ServerOptions struct {
 	Logger  *zap.Logger
 	// Started is called with the public address once listening.
 	Started func(addr string)
+	// Mount serves handlers beside the gateway by path prefix, outside its
+	// authentication (meetguard dev mounts its identity provider here).
+	Mount map[string]http.Handler
 }
 
 // Serve runs the public listener (and the admin listener when configured)
@@ -46,8 +50,22 @@ func Serve(ctx context.Context, opts ServerOptions) error {
 			return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 		}
 	}
+	var handler http.Handler = opts.Gateway
+	if len(opts.Mount) > 0 {
+		// A plain prefix match, not ServeMux: ServeMux would clean and
+		// redirect paths before the gateway's own path checks saw them.
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for prefix, h := range opts.Mount {
+				if strings.HasPrefix(r.URL.Path, prefix) {
+					h.ServeHTTP(w, r)
+					return
+				}
+			}
+			opts.Gateway.ServeHTTP(w, r)
+		})
+	}
 	srv := &http.Server{
-		Handler:           opts.Gateway,
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,

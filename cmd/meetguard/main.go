@@ -19,6 +19,9 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func commands() map[string]command {
 	return map[string]command{
 		"version": runVersion,
+		"serve":   runServe,
+		"dev":     runDev,
+		"config":  runConfig,
 	}
 }
 

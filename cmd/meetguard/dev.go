@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/demoapp"
+	"github.com/meetguard/meetguard/gateway/devidp"
+)
+
+// devIdPPrefix is where the development provider is mounted on the
+// gateway's own listener, so a browser needs one origin only.
+const devIdPPrefix = "/.dev-idp"
+
+// runDev runs the whole product on loopback: the gateway, a development
+// OpenID provider, the demo meeting app as upstream, the shipped policies,
+// an in-memory store and an audit file.
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "gateway address (loopback only)")
+	auditPath := fs.String("audit", "", "audit log file (default: a file in a fresh temp directory); its public key is written to FILE.pub")
+	policyDir := fs.String("policy", "", "policy directory to use instead of the shipped policies (hot-reloaded)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	host, _, err := net.SplitHostPort(*listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "meetguard dev: --listen: %v\n", err)
+		return 2
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+		// The development provider lets anyone become anyone.
+		fmt.Fprintln(stderr, "meetguard dev: --listen must be a loopback address such as 127.0.0.1:8080")
+		return 2
+	}
+	logger, _ := newLogger(config.Log{Format: "console", Level: "info"}, stderr)
+	defer func() { _ = logger.Sync() }()
+	if err := dev(ctx, devOptions{listen: *listen, audit: *auditPath, policyDir: *policyDir, stdout: stdout, logger: logger}); err != nil {
+		fmt.Fprintf(stderr, "meetguard dev: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type devOptions struct {
+	listen    string
+	audit     string
+	policyDir string
+	stdout    io.Writer
+	logger    *zap.Logger
+	// ready is told the base URL once the gateway serves (tests).
+	ready func(base string)
+}
+
+func dev(ctx context.Context, o devOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.listen, err)
+	}
+	base := "http://" + ln.Addr().String()
+
+	// The demo meeting app listens on its own loopback port; only the
+	// gateway talks to it.
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo app: %w", err)
+	}
+	appHandler, err := demoapp.New(demoapp.Options{
+		Logger:           o.logger.Named("demoapp"),
+		AssertionJWKSURL: base + "/.well-known/meetguard/jwks.json", AssertionIssuer: base, AssertionAudience: "demo",
+		OriginPatterns: []string{ln.Addr().String()},
+	})
+	if err != nil {
+		return fmt.Errorf("demo app: %w", err)
+	}
+	app := &http.Server{Handler: appHandler, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = app.Serve(appLn) }()
+	defer app.Close()
+
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	clientSecret := hex.EncodeToString(secret[:16])
+	idp, err := devidp.New(devidp.Options{
+		Issuer: base + devIdPPrefix,
+		Clients: []devidp.Client{{
+			ID: "meetguard-dev", Secret: clientSecret,
+			RedirectURIs:           []string{base + "/.meetguard/callback"},
+			PostLogoutRedirectURIs: []string{base + "/.meetguard/logged-out"},
+		}},
+		Logger: o.logger.Named("devidp"),
+	})
+	if err != nil {
+		return fmt.Errorf("dev identity provider: %w", err)
+	}
+
+	auditPath := o.audit
+	if auditPath == "" {
+		dir, err := os.MkdirTemp("", "meetguard-dev-")
+		if err != nil {
+			return err
+		}
+		auditPath = filepath.Join(dir, "audit.log")
+	}
+	cfg := &config.Config{
+		Listen:    ln.Addr().String(),
+		PublicURL: base,
+		OIDC: config.OIDC{
+			Issuer: idp.Issuer(), ClientID: "meetguard-dev", ClientSecret: clientSecret,
+			Scopes: []string{"openid", "email", "profile", "groups", "offline_access"},
+		},
+		Session:   config.Session{Secret: hex.EncodeToString(secret)},
+		Upstreams: []config.Upstream{{Name: "demo", URL: "http://" + appLn.Addr().String(), Rooms: config.UpstreamRooms{Path: "/room/{room}"}}},
+		Policy:    config.Policy{Dir: o.policyDir},
+		Audit:     config.Audit{Path: auditPath, KeyFile: auditPath + ".key"},
+		Log:       config.Log{Format: "console"},
+	}
+	if err := config.Complete(cfg); err != nil {
+		return fmt.Errorf("dev config: %w", err)
+	}
+
+	printBanner(o.stdout, base, auditPath, idp)
+	return runGateway(ctx, cfg, runtime{
+		logger:   o.logger,
+		listener: ln,
+		// The gateway reaches the provider on its own listener.
+		httpClient: &http.Client{Timeout: 10 * time.Second},
+		mount:      map[string]http.Handler{devIdPPrefix + "/": idp},
+		started: func(string) {
+			if o.ready != nil {
+				o.ready(base)
+			}
+		},
+	})
+}
+
+func printBanner(w io.Writer, base, auditPath string, idp *devidp.Provider) {
+	fmt.Fprintf(w, "\nmeetguard dev is running. Open %s/room/demo in a browser.\n\n", base)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  demo user\temail\tgroups\tMFA")
+	for _, u := range idp.Users() {
+		mfa := "no"
+		if u.MFA() {
+			mfa = "yes"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", u.Name, u.Email, strings.Join(u.Groups, ","), mfa)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\nA token for scripts (dev only):\n  curl -s -d user=alice@example.com %s | jq -r .access_token\n", idp.DevTokenURL())
+	fmt.Fprintf(w, "Then: curl -H \"Authorization: Bearer $TOKEN\" %s/room/demo\n", base)
+	fmt.Fprintf(w, "\nAudit log: %s (public key %s.pub)\n  meetguard audit verify --key %s.pub %s\n\n", auditPath, auditPath, auditPath, auditPath)
+}

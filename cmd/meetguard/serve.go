@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/assertion"
+	"github.com/meetguard/meetguard/gateway/audit"
+	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/liveconn"
+	"github.com/meetguard/meetguard/gateway/session"
+	"github.com/meetguard/meetguard/policies"
+	"github.com/meetguard/meetguard/policy"
+)
+
+func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "meetguard serve: --config is required")
+		return 2
+	}
+	cfg, err := config.LoadFile(*path, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "meetguard serve: %s:\n%v\n", *path, err)
+		return 2
+	}
+	logger, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "meetguard serve: %v\n", err)
+		return 2
+	}
+	defer func() { _ = logger.Sync() }()
+	if err := runGateway(ctx, cfg, runtime{logger: logger}); err != nil {
+		logger.Error("gateway stopped", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+// runConfig is `meetguard config validate --config FILE`.
+func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "validate" {
+		fmt.Fprintln(stderr, "usage: meetguard config validate --config FILE")
+		return 2
+	}
+	fs := flag.NewFlagSet("config validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "meetguard config validate: --config is required")
+		return 2
+	}
+	if _, err := config.LoadFile(*path, os.LookupEnv); err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				fmt.Fprintf(stderr, "%s:%s\n", *path, e.Error())
+			}
+			fmt.Fprintf(stderr, "%d problem(s)\n", len(errs))
+			return 1
+		}
+		fmt.Fprintf(stderr, "meetguard config validate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return 0
+}
+
+func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc := zapcore.NewJSONEncoder(encCfg)
+	if c.Format == "console" {
+		dev := zap.NewDevelopmentEncoderConfig()
+		dev.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05")
+		enc = zapcore.NewConsoleEncoder(dev)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
+}
+
+// runtime carries what differs between serve and dev.
+type runtime struct {
+	logger   *zap.Logger
+	listener net.Listener
+	started  func(addr string)
+	// httpClient talks to the identity provider; default has timeouts.
+	httpClient *http.Client
+	// mount serves extra handlers beside the gateway (the dev provider).
+	mount map[string]http.Handler
+}
+
+// runGateway builds every part from a validated config and serves until
+// ctx ends.
+func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log := rt.logger
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Audit first: nothing may happen unrecorded.
+	auditKey, err := audit.LoadOrCreateKey(cfg.Audit.KeyFile)
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	var mirror io.Writer
+	if cfg.Audit.Stdout {
+		mirror = os.Stdout
+	}
+	auditLog, err := audit.Open(ctx, audit.Options{Path: cfg.Audit.Path, SigningKey: auditKey, Mirror: mirror, Logger: log.Named("audit")})
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer func() {
+		_ = auditLog.Record(context.Background(), audit.EventGatewayStop)
+		_ = auditLog.Close()
+	}()
+
+	policyDir := cfg.Policy.Dir
+	if policyDir == "" && cfg.Policy.Bundle == "" {
+		dir, err := os.MkdirTemp("", "meetguard-policies-")
+		if err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		if err := policies.WriteTo(dir); err != nil {
+			return fmt.Errorf("policy: unpack shipped policies: %w", err)
+		}
+		policyDir = dir
+	}
+	engine, err := policy.New(ctx, policy.Options{
+		Dir:                   policyDir,
+		Bundle:                cfg.Policy.Bundle,
+		BundleVerificationKey: cfg.Policy.BundleVerification.KeyFile,
+		Query:                 cfg.Policy.Query,
+		Timeout:               cfg.Policy.Timeout,
+		ShadowDir:             cfg.Policy.ShadowDir,
+		Logger:                log.Named("policy"),
+		OnReload: func(ev policy.ReloadEvent) {
+			event := audit.EventPolicyReload
+			if !ev.OK {
+				event = audit.EventPolicyReloadRejected
+			}
+			if err := auditLog.Record(context.Background(), event, zap.String("old_revision", ev.OldRevision), zap.String("new_revision", ev.NewRevision), zap.String("problem", ev.Error), zap.Bool("shadow", ev.Shadow), zap.String("trigger", ev.Trigger)); err != nil {
+				log.Error("audit policy reload", zap.Error(err))
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	if cfg.Policy.Dir != "" {
+		go func() {
+			if err := engine.Watch(ctx); err != nil && ctx.Err() == nil {
+				log.Error("policy watch stopped", zap.Error(err))
+			}
+		}()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := engine.Reload(ctx); err != nil {
+					log.Warn("policy reload on SIGHUP rejected; last good revision keeps serving", zap.Error(err))
+				}
+			}
+		}
+	}()
+
+	store := session.NewMemory(ctx, session.MemoryOptions{})
+	codec, err := session.NewCodec([]byte(cfg.Session.Secret))
+	if err != nil {
+		return err
+	}
+	pub, err := url.Parse(cfg.PublicURL)
+	if err != nil {
+		return fmt.Errorf("public_url: %w", err)
+	}
+	client := rt.httpClient
+	if client == nil {
+		client = &http.Client{Timeout: cfg.OIDC.HTTPTimeout}
+	}
+	live := liveconn.NewRegistry()
+	var admitter *gateway.PolicyAdmitter
+	authn, err := auth.New(ctx, auth.Options{
+		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
+		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
+		PublicURL: pub, HTTPClient: client, KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval,
+		SessionTTL: cfg.Session.TTL, Store: store, Codec: codec, Logger: log.Named("auth"), Audit: auditLog,
+		OnLogout: func(sessionID string) {
+			live.Close(func(m liveconn.Meta) bool { return m.SessionID == sessionID })
+			if admitter != nil {
+				admitter.Forget(sessionID, "")
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	assertionKey, err := loadAssertionKey(cfg.Assertion.KeyFile)
+	if err != nil {
+		return err
+	}
+	signer, err := assertion.New(assertion.Options{Key: assertionKey, Issuer: cfg.PublicURL, TTL: cfg.Assertion.TTL})
+	if err != nil {
+		return err
+	}
+	admitter, err = gateway.NewPolicyAdmitter(gateway.PolicyAdmitterOptions{
+		Policy: engine,
+		Rooms:  gateway.ConfigRooms{Capacity: cfg.Rooms.DefaultCapacity, LobbyEnabled: *cfg.Rooms.LobbyByDefault},
+		Audit:  auditLog,
+		Logger: log.Named("admission"),
+	})
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(gateway.Options{
+		Config: cfg, Auth: authn, Admitter: admitter, Assertion: signer, Audit: auditLog, Live: live,
+		Logger: log.Named("access"), Metrics: reg,
+		Ready: map[string]gateway.ReadyChecker{"policy": policyReady{engine}},
+	})
+	if err != nil {
+		return err
+	}
+	if err := auditLog.Record(ctx, audit.EventGatewayStart, zap.String("version", version), zap.String("public_url", cfg.PublicURL), zap.String("policy_revision", engine.Revision())); err != nil {
+		return fmt.Errorf("audit gateway start: %w", err)
+	}
+	return gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: rt.listener, Metrics: reg, Logger: log, Started: rt.started, Mount: rt.mount})
+}
+
+// policyReady adapts the engine's status to a readiness check.
+type policyReady struct{ e *policy.Engine }
+
+func (p policyReady) Ready() error {
+	st := p.e.Status()
+	if !st.Loaded {
+		return errors.New("no policy revision loaded")
+	}
+	return nil
+}
+
+// ReadyDetail shows a rejected reload while the last good revision serves.
+func (p policyReady) ReadyDetail() string {
+	st := p.e.Status()
+	if st.LastReloadError != "" {
+		return "serving " + st.Revision + "; last reload rejected: " + st.LastReloadError
+	}
+	return "serving " + st.Revision
+}
+
+// loadAssertionKey reads a PKCS#8 Ed25519 key, or returns nil so that a
+// fresh key is drawn (upstreams fetch it from the JWKS endpoint).
+func loadAssertionKey(path string) (ed25519.PrivateKey, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("assertion.key_file: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("assertion.key_file: %s is not PEM", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("assertion.key_file: %w", err)
+	}
+	ek, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("assertion.key_file: %s is not an Ed25519 key", path)
+	}
+	return ek, nil
+}
