@@ -83,6 +83,12 @@ type Admission struct {
 	UserMessage string
 	// WaitID identifies the caller's place in the lobby when Waiting.
 	WaitID string
+	// Cookies are set on the response when Admitted (e.g. a room ticket).
+	Cookies []*http.Cookie
+	// Respond, when set for Waiting or Denied, writes the whole answer
+	// instead of the gateway's default page or JSON (e.g. a waiting page
+	// that follows the lobby, or a passcode form).
+	Respond http.HandlerFunc
 }
 
 // Admitter decides room access. An error means no decision could be made;
@@ -107,10 +113,11 @@ type Options struct {
 	Logger    *zap.Logger
 	// Ready are extra readiness checks (policy engine, store), by name.
 	Ready map[string]ReadyChecker
-	// Extra mounts additional handlers under the gateway's own prefix
-	// (/.meetguard/...), e.g. the rooms API. They see authenticated
-	// requests only if they authenticate themselves.
-	Extra map[string]http.Handler
+	// API mounts handlers under /.meetguard/api/ by path prefix (e.g.
+	// "/.meetguard/api/v1/rooms/"). The gateway authenticates every API
+	// request first and passes the identity in the context
+	// (identity.From); unauthenticated requests never reach them.
+	API map[string]http.Handler
 	// Metrics registers the gateway's metrics; nil makes a private registry.
 	Metrics prometheus.Registerer
 }
@@ -121,7 +128,6 @@ type Gateway struct {
 	trusted   []netip.Prefix
 	upstreams []*upstream
 	metrics   *metrics
-	cookies   []string
 }
 
 type upstream struct {
@@ -145,7 +151,6 @@ func New(opts Options) (*Gateway, error) {
 		opts.Metrics = prometheus.NewRegistry()
 	}
 	g := &Gateway{opts: opts}
-	g.cookies = []string{opts.Auth.CookieName(), opts.Auth.CookieName() + "-login"}
 	for _, c := range opts.Config.TrustedProxies {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
@@ -282,10 +287,19 @@ func (g *Gateway) serveOwn(w *statusRecorder, r *http.Request, path string) stri
 		_, _ = w.Write(g.opts.Assertion.JWKS())
 		return "jwks"
 	}
-	for prefix, h := range g.opts.Extra {
-		if strings.HasPrefix(path, prefix) {
-			h.ServeHTTP(w, r)
-			return "api"
+	if strings.HasPrefix(path, "/.meetguard/api/") {
+		for prefix, h := range g.opts.API {
+			if strings.HasPrefix(path, prefix) {
+				id, err := g.opts.Auth.Authenticate(r)
+				if err != nil {
+					g.unauthenticated(w, r, err)
+					return "api"
+				}
+				w.subject = id.Subject
+				r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+				h.ServeHTTP(w, r.WithContext(identity.With(r.Context(), id)))
+				return "api"
+			}
 		}
 	}
 	respond.JSONError(w, http.StatusNotFound, "not_found", "Not found.")
@@ -362,9 +376,15 @@ func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, tr
 			g.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "The meeting cannot be reached right now. Please try again shortly.")
 			return kind
 		}
-		switch adm.Outcome {
-		case Admitted:
-		case Waiting:
+		switch {
+		case adm.Outcome == Admitted:
+			for _, c := range adm.Cookies {
+				http.SetCookie(w, c)
+			}
+		case adm.Respond != nil:
+			adm.Respond(w, r)
+			return kind
+		case adm.Outcome == Waiting:
 			g.waiting(w, r, room, adm)
 			return kind
 		default:
@@ -425,7 +445,13 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 	if fi.id.Via == identity.ViaBearer {
 		out.Header.Del("Authorization")
 	}
-	stripCookies(out.Header, g.cookies...)
+	stripCookies(out.Header)
+	for k := range out.Header {
+		// Gateway-bound credentials such as Meetguard-Ticket stay here.
+		if strings.HasPrefix(normHeader(k), "meetguard-") {
+			delete(out.Header, k)
+		}
+	}
 	out.Header.Set("X-Meetguard-Assertion", fi.assertion)
 	out.Header.Set("X-Meetguard-User", fi.id.Subject)
 	if fi.id.Email != "" {

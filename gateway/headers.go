@@ -86,9 +86,16 @@ func inAny(ip netip.Addr, prefixes []netip.Prefix) bool {
 	return false
 }
 
+// isGatewayCookie matches every cookie the gateway sets (session, login
+// state, room tickets), with or without the __Host- prefix.
+func isGatewayCookie(name string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(name, "__Host-"), "meetguard")
+}
+
 // stripCookies removes the gateway's own cookies from what goes upstream,
-// so an upstream (or anything logging there) never sees a session handle.
-func stripCookies(h http.Header, names ...string) {
+// so an upstream (or anything logging there) never sees a session handle
+// or a ticket.
+func stripCookies(h http.Header) {
 	cookies := h.Values("Cookie")
 	if len(cookies) == 0 {
 		return
@@ -97,14 +104,7 @@ func stripCookies(h http.Header, names ...string) {
 	for _, line := range cookies {
 		for part := range strings.SplitSeq(line, ";") {
 			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			drop := false
-			for _, n := range names {
-				if name == n {
-					drop = true
-					break
-				}
-			}
-			if !drop && strings.TrimSpace(part) != "" {
+			if !isGatewayCookie(name) && strings.TrimSpace(part) != "" {
 				kept = append(kept, strings.TrimSpace(part))
 			}
 		}

@@ -5,7 +5,10 @@
 // ever becomes part of one.
 package identity
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Via says how an identity was proved.
 type Via string
@@ -51,4 +54,18 @@ func (i Identity) DisplayName() string {
 	default:
 		return i.Subject
 	}
+}
+
+type ctxKey struct{}
+
+// With returns ctx carrying a verified identity, for handlers behind the
+// gateway's authentication.
+func With(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// From returns the verified identity the gateway stored, if any.
+func From(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(ctxKey{}).(Identity)
+	return id, ok
 }

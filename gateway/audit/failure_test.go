@@ -1,0 +1,174 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// switchFile is the active file, but writes can be pointed at another
+// real file (/dev/full) to make the kernel fail them, as a full disk would.
+// Only the redirection is simulated; the errors come from real syscalls.
+type switchFile struct {
+	mu     sync.Mutex
+	real   *os.File
+	target *os.File
+}
+
+func (s *switchFile) to(f *os.File) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.target = f
+}
+
+func (s *switchFile) cur() *os.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.target != nil {
+		return s.target
+	}
+	return s.real
+}
+
+func (s *switchFile) Write(p []byte) (int, error)  { return s.cur().Write(p) }
+func (s *switchFile) Sync() error                  { return s.cur().Sync() }
+func (s *switchFile) Truncate(n int64) error       { return s.cur().Truncate(n) }
+func (s *switchFile) Close() error                 { return s.real.Close() }
+
+func TestRecord_DiskFullFailsClosedAndRecovers(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full on this system: %v", err)
+	}
+	defer full.Close()
+	var sf *switchFile
+	opts := Options{RetryInterval: 10 * time.Millisecond}
+	opts.openFile = func(name string, flag int, perm os.FileMode) (file, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil {
+			return nil, err
+		}
+		sf = &switchFile{real: f}
+		return sf, nil
+	}
+	l := openTestLog(t, opts)
+	ctx := context.Background()
+	if err := l.Record(ctx, EventAdmissionDecision, zap.String(FieldSubject, "before")); err != nil {
+		t.Fatal(err)
+	}
+
+	sf.to(full) // the disk fills up
+	err = l.Record(ctx, EventAdmissionDecision, zap.String(FieldSubject, "during-1"))
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Record on a full disk: err = %v, want ErrUnavailable wrapping ENOSPC", err)
+	}
+	ready := l.Ready()
+	if ready == nil || !strings.Contains(ready.Error(), "no space left on device") {
+		t.Fatalf("Ready() = %v, want the reason", ready)
+	}
+	// Stays closed while the disk is full, retries included.
+	time.Sleep(50 * time.Millisecond)
+	if err := l.Record(ctx, EventAdmissionDecision, zap.String(FieldSubject, "during-2")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("second Record on a full disk: err = %v", err)
+	}
+
+	sf.to(nil) // space freed
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Ready() != nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := l.Ready(); err != nil {
+		t.Fatalf("not ready after the disk has space again: %v", err)
+	}
+	if err := l.Record(ctx, EventAdmissionDecision, zap.String(FieldSubject, "after")); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+
+	if res := verifyFiles(t, []string{l.opts.Path}, VerifyOptions{RequireSealed: true}); !res.Intact() {
+		t.Fatalf("log after recovery: problem=%v torn=%v", res.Problem, res.Torn)
+	}
+	es := readAll(t, l.opts.Path)
+	var subjects []string
+	for _, e := range eventsOf(es, EventAdmissionDecision) {
+		subjects = append(subjects, e.Str(FieldSubject))
+	}
+	if strings.Join(subjects, ",") != "before,after" {
+		t.Fatalf("admissions in the log: %v; refused ones must not be there", subjects)
+	}
+	rec := eventsOf(es, EventRecovered)
+	if len(rec) != 1 || !strings.Contains(rec[0].Str("reason"), "no space left") || rec[0].Str("refused_records") != "2" {
+		t.Fatalf("audit.recovered records: %v", rec)
+	}
+}
+
+func TestOpen_UnwritableLocationFails(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	os.WriteFile(notDir, []byte("x"), 0o600)
+	os.Mkdir(filepath.Join(dir, "isdir"), 0o700)
+	cases := []struct {
+		name string
+		path string
+		want error
+	}{
+		// Tests run as root, so permission bits stop nothing: these are
+		// locations the kernel refuses to anyone.
+		{"parent is a regular file", filepath.Join(notDir, "audit.log"), syscall.ENOTDIR},
+		{"path is a directory", filepath.Join(dir, "isdir"), nil},
+		{"parent is under a file", filepath.Join(notDir, "sub", "audit.log"), syscall.ENOTDIR},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := Open(context.Background(), Options{Path: tc.path, SigningKey: testKey()})
+			if err == nil {
+				l.Close()
+				t.Fatal("Open succeeded")
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRecord_DirectoryGoneFailsClosed(t *testing.T) {
+	// The directory is replaced by a regular file while the gateway runs
+	// (an unmounted volume, a botched cleanup). Writes to the open file
+	// still succeed, but the next rotation cannot create a file: the log
+	// must stop acknowledging and say why.
+	base := t.TempDir()
+	dir := filepath.Join(base, "audit")
+	l := openTestLog(t, Options{Path: filepath.Join(dir, "audit.log"), MaxFileBytes: 4 << 10, RetryInterval: 10 * time.Millisecond})
+	ctx := context.Background()
+	if err := l.Record(ctx, EventRoomLock); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir, dir+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(dir, []byte("not a directory"), 0o600)
+	var err error
+	for i := 0; i < 1000 && err == nil; i++ {
+		err = l.Record(ctx, EventRoomLock, zap.Int("i", i))
+	}
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOTDIR) {
+		t.Fatalf("err = %v, want ErrUnavailable wrapping ENOTDIR", err)
+	}
+	if r := l.Ready(); r == nil || !strings.Contains(r.Error(), "rotate") {
+		t.Fatalf("Ready() = %v", r)
+	}
+	// Everything acknowledged is in the moved files, and verifies.
+	files := logFiles(t, filepath.Join(dir+".gone", "audit.log"))
+	if res := verifyFiles(t, files, VerifyOptions{}); res.Problem != nil {
+		t.Fatal(res.Problem)
+	}
+}

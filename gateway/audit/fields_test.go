@@ -1,0 +1,130 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+type inlineObj map[string]string
+
+func (o inlineObj) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	for k, v := range o {
+		enc.AddString(k, v)
+	}
+	return nil
+}
+
+type policyInput struct {
+	Subject struct {
+		Email  string   `json:"email"`
+		Groups []string `json:"groups"`
+	} `json:"subject"`
+	Request struct {
+		Headers map[string]string `json:"headers"`
+	} `json:"request"`
+	ClientSecret string `json:"client_secret"`
+}
+
+type errWithSecret struct{}
+
+func (errWithSecret) Error() string { return "upstream said: Bearer abc.def.ghi" }
+
+// The secret in every case is "SECRET-<n>"; none may reach the file.
+func TestRecord_NeverWritesSecrets(t *testing.T) {
+	const jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlU0VDUkVULUpXVA"
+	var in policyInput
+	in.Subject.Email = "alice@example.com"
+	in.Request.Headers = map[string]string{"Cookie": "mg_session=SECRET-5", "Authorization": "Bearer SECRET-6", "X-Ok": "fine"}
+	in.ClientSecret = "SECRET-7"
+	cases := []struct {
+		name    string
+		field   zap.Field
+		secret  string
+		visible string // what must still be there
+	}{
+		{"token key", zap.String("token", "SECRET-1"), "SECRET-1", `"token":"[redacted]"`},
+		{"id_token key", zap.String("id_token", "SECRET-2"), "SECRET-2", `"id_token":"[redacted]"`},
+		{"Set-Cookie key", zap.String("Set-Cookie", "mg=SECRET-3"), "SECRET-3", `"Set-Cookie":"[redacted]"`},
+		{"roomPasscode key", zap.String("roomPasscode", "SECRET-4"), "SECRET-4", `"roomPasscode":"[redacted]"`},
+		{"nested in a struct", zap.Any(FieldInput, in), "SECRET-", `"X-Ok":"fine"`},
+		{"nested map", zap.Any(FieldResult, map[string]any{"deep": map[string]any{"password": "SECRET-8"}}), "SECRET-8", `"password":"[redacted]"`},
+		{"jwt under an innocent key", zap.String("note", jwt), "c2lnbmF0dXJl", `"note":"[redacted]"`},
+		{"jwt in a list", zap.Strings("notes", []string{"ok", jwt}), "c2lnbmF0dXJl", `"ok"`},
+		{"bearer value", zap.String("upstream_header", "Bearer SECRET-9"), "SECRET-9", `"upstream_header":"Bearer [redacted]"`},
+		{"object marshaler", zap.Object("obj", inlineObj{"api_key": "SECRET-10", "room": "r1"}), "SECRET-10", `"room":"r1"`},
+		{"inline object", zap.Inline(inlineObj{"client_secret": "SECRET-11", "actor": "bob"}), "SECRET-11", `"actor":"bob"`},
+		{"error text with bearer", zap.NamedError("error", errWithSecret{}), "abc.def.ghi", `"error":"upstream said: Bearer [redacted]"`},
+		{"secret key with int value", zap.Int("passcode", 123456), "123456", `"passcode":"[redacted]"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := openTestLog(t, Options{})
+			if err := l.Record(context.Background(), EventAdmissionDecision, tc.field); err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			b, err := os.ReadFile(l.opts.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(b), tc.secret) {
+				t.Fatalf("secret %q written:\n%s", tc.secret, b)
+			}
+			if !strings.Contains(string(b), tc.visible) {
+				t.Fatalf("%q missing:\n%s", tc.visible, b)
+			}
+			if res := verifyFiles(t, []string{l.opts.Path}, VerifyOptions{}); !res.Intact() {
+				t.Fatal(res.Problem)
+			}
+		})
+	}
+}
+
+func TestRecord_HashesConfiguredIdentityFieldsAtAnyDepth(t *testing.T) {
+	l := openTestLog(t, Options{HashedFields: []string{"Email"}})
+	var in policyInput
+	in.Subject.Email = "alice@example.com"
+	err := l.Record(context.Background(), EventAdmissionDecision,
+		zap.String("email", "alice@example.com"), zap.String(FieldSubject, "u-123"), zap.Any(FieldInput, in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	b, _ := os.ReadFile(l.opts.Path)
+	if strings.Contains(string(b), "alice@example.com") {
+		t.Fatalf("hashed field written in clear:\n%s", b)
+	}
+	if n := strings.Count(string(b), HashIdentity("alice@example.com")); n != 2 {
+		t.Fatalf("hash of the address appears %d times, want 2 (top level and in input):\n%s", n, b)
+	}
+	if !strings.Contains(string(b), `"subject":"u-123"`) {
+		t.Fatal("a field not listed was hashed")
+	}
+}
+
+func TestRecord_TooLarge(t *testing.T) {
+	l := openTestLog(t, Options{})
+	err := l.Record(context.Background(), EventRoomUpdate, zap.String("changes", strings.Repeat("x", MaxRecordBytes)))
+	if !errors.Is(err, ErrRecordTooLarge) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestIsSecretKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		"token": true, "access_token": true, "X-CSRF-Token": true, "cookie": true, "Authorization": true,
+		"client_secret": true, "private_key": true, "PASSWORD": true, "passcode": true, "api-key": true,
+		"room": false, "subject": false, "key_id": false, "public_key": false, "decision_id": false,
+		"session": false, "policy_revision": false, "reasons": false,
+	} {
+		if got := isSecretKey(key); got != want {
+			t.Errorf("isSecretKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+}

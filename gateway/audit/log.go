@@ -1,0 +1,574 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ErrUnavailable is wrapped by every error Record returns because the log
+// could not be written (disk full, permissions, I/O error). Callers must fail
+// closed: the event was not recorded.
+var ErrUnavailable = errors.New("audit log unavailable")
+
+// ErrClosed is returned by Record after Close.
+var ErrClosed = errors.New("audit: log closed")
+
+// maxPendingAsync bounds what SyncAsync callers may queue before they wait.
+const maxPendingAsync = 8 << 20
+
+// Log is an open audit log. It is safe for concurrent use.
+type Log struct {
+	opts   Options
+	fields *fieldEncoder
+	pub    ed25519.PublicKey
+	keyID  string
+	logger *zap.Logger
+	lock   *os.File
+
+	mu      sync.Mutex
+	head    chainState // after the last sequenced record
+	durable chainState // after the last fsynced record
+	pending []byte
+	batch   *batch
+	failure error // non-nil while the log cannot be written
+	refused int   // records refused since the failure began
+	closing bool
+
+	kick    chan struct{}
+	closeCh chan struct{}
+	done    chan struct{}
+	closeMu sync.Mutex
+	closed  bool
+	mirror  *mirror
+
+	// Owned by the committer goroutine (and by Open before it starts).
+	f            file
+	fileBytes    int64
+	fileFirstSeq uint64
+	fileStart    time.Time
+	fileEvents   int
+	spare        []byte
+	rotating     bool // sealed; rename or create still to do
+	renamed      bool
+	lastRetry    time.Time
+}
+
+// chainState is the head of the chain and what the checkpoint rules need.
+type chainState struct {
+	seq             uint64
+	hash            [hashLen]byte
+	sinceCheckpoint int
+	lastCheckpoint  time.Time
+}
+
+// batch is the group of records that share one write and one fsync.
+type batch struct {
+	done    chan struct{}
+	err     error
+	end     chainState
+	records int // caller records (not the log's own)
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+func (b *batch) finish(err error) {
+	b.err = err
+	close(b.done)
+}
+
+// Open opens (creating if needed) the log at opts.Path and continues its
+// chain from the last good record: a torn tail left by a crash is cut off
+// and reported in an "audit.opened" record. It fails with ErrCorrupt if the
+// end of the existing log does not verify, with ErrLocked if another process
+// has it open, and with the operating system's error if the file cannot be
+// created or written. ctx bounds Open only; the log lives until Close.
+func Open(ctx context.Context, opts Options) (*Log, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	pub := opts.SigningKey.Public().(ed25519.PublicKey)
+	l := &Log{
+		opts:    opts,
+		fields:  newFieldEncoder(opts.HashedFields),
+		pub:     pub,
+		keyID:   KeyID(pub),
+		logger:  opts.Logger.With(zap.String("audit_log", opts.Path)),
+		batch:   newBatch(),
+		kick:    make(chan struct{}, 1),
+		closeCh: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	if l.lock, err = lockPath(opts.Path + ".lock"); err != nil {
+		return nil, err
+	}
+	if opts.Mirror != nil {
+		l.mirror = newMirror(opts.Mirror, l.logger)
+	}
+	if err := l.open(); err != nil {
+		if l.mirror != nil {
+			l.mirror.close()
+		}
+		l.lock.Close()
+		return nil, err
+	}
+	go l.run()
+	return l, nil
+}
+
+// open resumes the chain and writes the opening records synchronously, so
+// that an unwritable log fails Open rather than the first admission.
+func (l *Log) open() error {
+	path := l.opts.Path
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("audit: %s is not a regular file", path)
+	}
+	keys := map[string][]byte{l.keyID: l.pub}
+	t, err := readChainTail(path, keys)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	missing := errors.Is(err, os.ErrNotExist)
+	now := l.opts.Clock()
+	resumed := t
+	if missing || t.empty {
+		// A new active file: continue from the newest rotated file, if any.
+		rotated, err := rotatedFiles(path)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		resumed = chainTail{empty: true}
+		if len(rotated) > 0 {
+			last := rotated[len(rotated)-1]
+			if resumed, err = readChainTail(last, keys); err != nil {
+				return err
+			}
+			if len(resumed.torn) > 0 || resumed.empty {
+				return fmt.Errorf("%w: rotated file %s is incomplete", ErrCorrupt, last)
+			}
+		}
+	}
+	f, err := l.opts.openFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	l.f = f
+	fail := func(err error) error {
+		f.Close()
+		return err
+	}
+	if missing {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return fail(fmt.Errorf("audit: %w", err))
+		}
+	}
+	if len(t.torn) > 0 {
+		if err := f.Truncate(t.end); err != nil {
+			return fail(fmt.Errorf("audit: cut torn tail: %w", err))
+		}
+		l.logger.Warn("audit log ended in an incomplete record (crash during a write); cut it off",
+			zap.Int64("offset", t.end), zap.Int("bytes", len(t.torn)))
+	}
+	if !missing && !t.empty {
+		l.fileBytes, l.fileFirstSeq, l.fileStart, l.fileEvents = t.end, t.firstSeq, parseTS(t.firstTS), 1
+	} else {
+		l.fileBytes, l.fileStart = 0, now
+	}
+	if err := WritePublicKey(path+".pub", l.pub); err != nil {
+		return fail(err)
+	}
+
+	genesis := resumed.empty
+	l.head = chainState{seq: resumed.seq, hash: resumed.head, sinceCheckpoint: resumed.sinceCheckpoint, lastCheckpoint: now}
+	if resumed.checkpointTS != nil {
+		l.head.lastCheckpoint = parseTS(resumed.checkpointTS)
+	}
+	if l.fileFirstSeq == 0 {
+		l.fileFirstSeq = l.head.seq + 1
+	}
+	l.durable = l.head
+	switch {
+	case genesis:
+		l.appendCheckpoint(now, reasonGenesis)
+	case l.head.sinceCheckpoint > 0:
+		// Sign what the previous run left unsigned: it links to a
+		// checkpoint this key signed and was checked above.
+		l.appendCheckpoint(now, reasonOpen)
+	}
+	members := []zap.Field{
+		zap.Uint64("resumed_seq", resumed.seq),
+		zap.Bool("clean_shutdown", genesis || resumed.lastReason == reasonClose),
+		zap.String("key_id", l.keyID),
+	}
+	if len(t.torn) > 0 {
+		members = append(members, zap.Int("torn_bytes", len(t.torn)), zap.String("torn_sha256", tornDigest(t.torn)))
+	}
+	enc, _, err := l.fields.encode(members)
+	if err != nil {
+		return fail(err)
+	}
+	l.appendLocked(now, EventOpened, enc)
+	buf, b := l.pending, l.batch
+	l.pending, l.batch = nil, newBatch()
+	if err := l.writeSync(buf); err != nil {
+		return fail(fmt.Errorf("%w: %s: %w", ErrUnavailable, path, err))
+	}
+	l.fileBytes += int64(len(buf))
+	l.fileEvents += b.records + 1
+	l.durable = b.end
+	if l.mirror != nil {
+		l.mirror.send(buf)
+	}
+	return nil
+}
+
+// Record writes one event. In SyncDurable mode it returns nil only once
+// the record is fsynced; any error means the event is not (reliably)
+// recorded and the caller must fail closed. The error wraps ErrUnavailable
+// when the log cannot be written, ErrClosed after Close, ctx.Err() when ctx
+// ends first (the record may then still be written).
+func (l *Log) Record(ctx context.Context, event string, fields ...zap.Field) error {
+	return l.write(ctx, event, fields)
+}
+
+func (l *Log) write(ctx context.Context, event string, fields []zap.Field) error {
+	if !validEventName(event) || len(event) >= 6 && event[:6] == "audit." {
+		return fmt.Errorf("%w: %q", ErrInvalidEvent, event)
+	}
+	members, redacted, err := l.fields.encode(fields)
+	if err != nil {
+		return err
+	}
+	if len(redacted) > 0 {
+		l.logger.Warn("audit record had secret-looking members; wrote them redacted",
+			zap.String("event", event), zap.Strings("keys", redacted))
+	}
+	l.mu.Lock()
+	if l.failure != nil {
+		l.refused++
+		err := l.failure
+		l.mu.Unlock()
+		return err
+	}
+	if l.closing {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	now := l.opts.Clock()
+	l.appendLocked(now, event, members)
+	l.batch.records++
+	if l.head.sinceCheckpoint >= l.opts.CheckpointEvery {
+		l.appendCheckpoint(now, reasonCount)
+	}
+	b := l.batch
+	wait := l.opts.Sync == SyncDurable || len(l.pending) > maxPendingAsync
+	l.mu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	if !wait {
+		return nil
+	}
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// appendLocked sequences one record into the pending batch. l.mu is held
+// (or Open runs alone).
+func (l *Log) appendLocked(now time.Time, event string, members []byte) {
+	var sum [hashLen]byte
+	l.pending, sum = appendRecord(l.pending, l.head.seq+1, now, event, &l.head.hash, members, nil)
+	l.head.seq++
+	l.head.hash = sum
+	l.head.sinceCheckpoint++
+	l.batch.end = l.head
+}
+
+func (l *Log) appendCheckpoint(now time.Time, reason string) {
+	members := appendCheckpointMembers(nil, l.keyID, l.opts.CheckpointEvery, reason)
+	var sum [hashLen]byte
+	l.pending, sum = appendRecord(l.pending, l.head.seq+1, now, EventCheckpoint, &l.head.hash, members, l.opts.SigningKey)
+	l.head = chainState{seq: l.head.seq + 1, hash: sum, lastCheckpoint: now}
+	l.batch.end = l.head
+}
+
+func (l *Log) writeSync(buf []byte) error {
+	if _, err := l.f.Write(buf); err != nil {
+		return err
+	}
+	return l.f.Sync()
+}
+
+// Ready returns nil when the log can be written, else why not (the error
+// wraps ErrUnavailable, or is ErrClosed). Use it for the readiness probe.
+func (l *Log) Ready() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failure != nil {
+		return l.failure
+	}
+	if l.closing {
+		return ErrClosed
+	}
+	return nil
+}
+
+// PublicKey returns the key that verifies this log's checkpoints.
+func (l *Log) PublicKey() ed25519.PublicKey { return l.pub }
+
+// Sync waits until every record sequenced so far is durable.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	if l.failure != nil {
+		defer l.mu.Unlock()
+		return l.failure
+	}
+	b, empty := l.batch, len(l.pending) == 0 || l.closing
+	l.mu.Unlock()
+	if empty {
+		return nil
+	}
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	<-b.done
+	return b.err
+}
+
+// Close writes a final checkpoint (marking a clean shutdown), makes
+// everything durable and closes the file. Records after Close fail.
+func (l *Log) Close() error {
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.closed = true
+	close(l.closeCh)
+	<-l.done
+	l.mu.Lock()
+	err := l.failure
+	l.mu.Unlock()
+	if cerr := l.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("audit: close: %w", cerr)
+	}
+	if l.mirror != nil {
+		l.mirror.close()
+	}
+	l.lock.Close()
+	return err
+}
+
+// run is the committer: it writes and fsyncs batches, adds time-based
+// checkpoints, rotates files and retries after failures.
+func (l *Log) run() {
+	defer close(l.done)
+	tick := min(l.opts.CheckpointInterval/2, l.opts.RetryInterval/2, time.Second)
+	tick = max(tick, 5*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		closing := false
+		select {
+		case <-l.kick:
+		case <-t.C:
+		case <-l.closeCh:
+			closing = true
+		}
+		if l.Ready() != nil && !closing {
+			l.recover()
+			continue
+		}
+		l.commit(closing)
+		if closing {
+			return
+		}
+	}
+}
+
+// commit writes what is pending as one batch.
+func (l *Log) commit(closing bool) {
+	l.mu.Lock()
+	now := l.opts.Clock()
+	rotate := false
+	if l.failure == nil {
+		if l.head.sinceCheckpoint > 0 && now.Sub(l.head.lastCheckpoint) >= l.opts.CheckpointInterval {
+			l.appendCheckpoint(now, reasonInterval)
+		}
+		switch {
+		case closing:
+			l.closing = true
+			l.appendCheckpoint(now, reasonClose)
+		case l.rotationDue(now):
+			l.appendCheckpoint(now, reasonRotate)
+			rotate = true
+		}
+	} else if closing {
+		l.closing = true
+	}
+	if len(l.pending) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	buf, b := l.pending, l.batch
+	l.pending, l.batch = l.spare[:0], newBatch()
+	l.mu.Unlock()
+
+	if err := l.writeSync(buf); err != nil {
+		l.fail(b, err)
+		return
+	}
+	l.fileBytes += int64(len(buf))
+	l.fileEvents += b.records
+	l.mu.Lock()
+	l.durable = b.end
+	l.mu.Unlock()
+	b.finish(nil)
+	if l.mirror != nil {
+		l.mirror.send(buf)
+	}
+	l.spare = buf
+	if rotate {
+		l.rotating = true
+		if err := l.rotate(now); err != nil {
+			l.setFailure(fmt.Errorf("%w: rotate %s: %w", ErrUnavailable, l.opts.Path, err))
+		}
+	}
+}
+
+func (l *Log) rotationDue(now time.Time) bool {
+	if l.fileEvents+l.batch.records == 0 {
+		return false
+	}
+	size := l.fileBytes + int64(len(l.pending))
+	return l.opts.MaxFileBytes > 0 && size >= l.opts.MaxFileBytes ||
+		l.opts.MaxFileAge > 0 && now.Sub(l.fileStart) >= l.opts.MaxFileAge
+}
+
+// rotate moves the sealed active file aside and starts a new one. It can
+// be retried: each step remembers that it is done.
+func (l *Log) rotate(now time.Time) error {
+	path := l.opts.Path
+	if !l.renamed {
+		to := rotatedName(path, l.fileFirstSeq)
+		if _, err := os.Lstat(to); err == nil {
+			return fmt.Errorf("%s already exists", to)
+		}
+		if err := os.Rename(path, to); err != nil {
+			return err
+		}
+		l.renamed = true
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return err
+		}
+	}
+	nf, err := l.opts.openFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		nf.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := l.f.Close(); err != nil {
+		l.logger.Warn("closing rotated audit file", zap.Error(err))
+	}
+	l.mu.Lock()
+	seq := l.durable.seq
+	l.mu.Unlock()
+	l.f, l.fileBytes, l.fileFirstSeq, l.fileStart, l.fileEvents = nf, 0, seq+1, now, 0
+	l.rotating, l.renamed = false, false
+	l.logger.Info("rotated audit log", zap.Uint64("next_seq", seq+1))
+	return nil
+}
+
+// fail handles a failed write: nothing in it, nor anything sequenced after
+// it, is acknowledged; the chain rolls back to the last durable record.
+func (l *Log) fail(b *batch, cause error) {
+	err := fmt.Errorf("%w: write %s: %w", ErrUnavailable, l.opts.Path, cause)
+	l.mu.Lock()
+	later := l.batch
+	l.refused += b.records + later.records
+	l.pending, l.batch = l.pending[:0], newBatch()
+	l.head = l.durable
+	l.failure = err
+	l.mu.Unlock()
+	b.finish(err)
+	later.finish(err)
+	l.logger.Error("audit log cannot be written; refusing records until it can", zap.Error(cause))
+}
+
+func (l *Log) setFailure(err error) {
+	l.mu.Lock()
+	l.failure = err
+	l.mu.Unlock()
+	l.logger.Error("audit log cannot be written; refusing records until it can", zap.Error(err))
+}
+
+// recover retries a failed log every RetryInterval: it cuts whatever a
+// failed write left after the last durable record, finishes a pending
+// rotation, and writes an audit.recovered record. Only when that record is
+// durable does the log accept records again.
+func (l *Log) recover() {
+	now := time.Now()
+	if now.Sub(l.lastRetry) < l.opts.RetryInterval {
+		return
+	}
+	l.lastRetry = now
+	if l.rotating {
+		if err := l.rotate(l.opts.Clock()); err != nil {
+			l.setFailure(fmt.Errorf("%w: rotate %s: %w", ErrUnavailable, l.opts.Path, err))
+			return
+		}
+	}
+	if err := l.f.Truncate(l.fileBytes); err != nil {
+		l.setFailure(fmt.Errorf("%w: write %s: %w", ErrUnavailable, l.opts.Path, err))
+		return
+	}
+	l.mu.Lock()
+	reason, refused := l.failure.Error(), l.refused
+	members, _, err := l.fields.encode([]zap.Field{zap.String("reason", reason), zap.Int("refused_records", refused)})
+	if err != nil {
+		l.mu.Unlock()
+		return
+	}
+	l.appendLocked(l.opts.Clock(), EventRecovered, members)
+	buf, b := l.pending, l.batch
+	l.pending, l.batch = nil, newBatch()
+	l.mu.Unlock()
+	if err := l.writeSync(buf); err != nil {
+		l.fail(b, err)
+		return
+	}
+	l.fileBytes += int64(len(buf))
+	l.mu.Lock()
+	l.durable = b.end
+	l.failure, l.refused = nil, 0
+	l.mu.Unlock()
+	b.finish(nil)
+	if l.mirror != nil {
+		l.mirror.send(buf)
+	}
+	l.logger.Info("audit log writable again", zap.String("after", reason), zap.Int("refused_records", refused))
+}

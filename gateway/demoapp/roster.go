@@ -1,0 +1,144 @@
+package demoapp
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strconv"
+	"sync"
+)
+
+// Member is one live connection in a room, as others see it.
+type Member struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Email    string `json:"email,omitempty"`
+	Role     string `json:"role"`
+	Verified bool   `json:"verified"`
+}
+
+// event is every message the server sends on the WebSocket.
+type event struct {
+	Type   string   `json:"type"` // welcome, joined, left, chat, error
+	You    *Member  `json:"you,omitempty"`
+	Roster []Member `json:"roster,omitempty"`
+	Member *Member  `json:"member,omitempty"` // who joined, left or chatted
+	Text   string   `json:"text,omitempty"`
+	At     string   `json:"at,omitempty"`
+}
+
+// member is a connection's place in a room. send is buffered; a member that
+// lets it fill up is too slow to keep up and is kicked rather than allowed
+// to stall everyone else.
+type member struct {
+	Member
+	seq  uint64
+	send chan []byte
+	kick context.CancelFunc // drops the connection at once
+	bye  func()             // closes it politely, for shutdown
+}
+
+// roster holds who is in which room. Presence is per connection: two tabs
+// are two members.
+type roster struct {
+	mu    sync.Mutex
+	rooms map[string]map[*member]struct{}
+	seq   uint64
+}
+
+func newRoster() *roster {
+	return &roster{rooms: make(map[string]map[*member]struct{})}
+}
+
+// join adds m to room, sends it a welcome with everyone present and tells
+// the others. Both happen under the lock so every member sees joins and
+// leaves in one order.
+func (r *roster) join(room string, m *member) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seq++
+	m.seq = r.seq
+	m.ID = strconv.FormatUint(r.seq, 10)
+	members := r.rooms[room]
+	if members == nil {
+		members = make(map[*member]struct{})
+		r.rooms[room] = members
+	}
+	members[m] = struct{}{}
+	you := m.Member
+	deliver(m, mustJSON(event{Type: "welcome", You: &you, Roster: snapshot(members)}))
+	r.broadcastLocked(room, event{Type: "joined", Member: &you}, m)
+}
+
+// leave removes m and tells the others; empty rooms are forgotten.
+func (r *roster) leave(room string, m *member) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	members := r.rooms[room]
+	if _, ok := members[m]; !ok {
+		return
+	}
+	delete(members, m)
+	if len(members) == 0 {
+		delete(r.rooms, room)
+		return
+	}
+	who := m.Member
+	r.broadcastLocked(room, event{Type: "left", Member: &who}, nil)
+}
+
+func (r *roster) broadcast(room string, ev event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.broadcastLocked(room, ev, nil)
+}
+
+// all returns every member of every room, for shutting down.
+func (r *roster) all() []*member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*member
+	for _, members := range r.rooms {
+		for m := range members {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (r *roster) broadcastLocked(room string, ev event, except *member) {
+	msg := mustJSON(ev)
+	for m := range r.rooms[room] {
+		if m != except {
+			deliver(m, msg)
+		}
+	}
+}
+
+func deliver(m *member, msg []byte) {
+	select {
+	case m.send <- msg:
+	default:
+		m.kick()
+	}
+}
+
+func snapshot(members map[*member]struct{}) []Member {
+	list := make([]*member, 0, len(members))
+	for m := range members {
+		list = append(list, m)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	out := make([]Member, len(list))
+	for i, m := range list {
+		out[i] = m.Member
+	}
+	return out
+}
+
+// mustJSON encodes an event. Events hold only strings, bools and slices of
+// them, which json.Marshal cannot fail on.
+func mustJSON(ev event) []byte {
+	b, _ := json.Marshal(ev)
+	return b
+}

@@ -1,0 +1,204 @@
+package rooms
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// PasscodeParams are Argon2id costs. The default is OWASP's smallest
+// recommended setting (19 MiB, 2 passes, 1 lane): cheap enough that a
+// 2-core gateway can check passcodes at a join storm's pace, and expensive
+// enough that a stolen Redis dump is slow to crack. Online guessing is
+// stopped by the rate limits, not by the hash.
+type PasscodeParams struct {
+	MemoryKiB uint32
+	Time      uint32
+	Threads   uint8
+}
+
+// DefaultPasscodeParams is used when PasscodeOptions.Params is zero.
+var DefaultPasscodeParams = PasscodeParams{MemoryKiB: 19 * 1024, Time: 2, Threads: 1}
+
+const (
+	passcodeSaltLen = 16
+	passcodeKeyLen  = 32
+	// MaxPasscodeLen bounds what is hashed.
+	MaxPasscodeLen = 128
+)
+
+// Bounds on parameters read back from a stored hash, so that a planted
+// hash cannot make every verification allocate gigabytes.
+const (
+	minMemoryKiB, maxMemoryKiB = 8, 256 * 1024
+	maxTime, maxThreads        = 16, 16
+	minSalt, maxSalt           = 8, 64
+	minKey, maxKey             = 16, 64
+)
+
+// PasscodeOptions configure Passcodes.
+type PasscodeOptions struct {
+	// Params for new hashes; zero means DefaultPasscodeParams.
+	Params PasscodeParams
+	// MaxConcurrent bounds simultaneous hash computations (each takes
+	// MemoryKiB), so a passcode storm cannot exhaust memory. Default
+	// GOMAXPROCS.
+	MaxConcurrent int
+}
+
+// Passcodes hashes and verifies room passcodes with Argon2id.
+type Passcodes struct {
+	params PasscodeParams
+	slots  chan struct{}
+}
+
+// NewPasscodes checks the options.
+func NewPasscodes(o PasscodeOptions) (*Passcodes, error) {
+	if o.Params == (PasscodeParams{}) {
+		o.Params = DefaultPasscodeParams
+	}
+	p := o.Params
+	if p.MemoryKiB < minMemoryKiB || p.MemoryKiB > maxMemoryKiB || p.Time < 1 || p.Time > maxTime ||
+		p.Threads < 1 || p.Threads > maxThreads {
+		return nil, invalid("passcodes.params", "out of bounds")
+	}
+	if o.MaxConcurrent == 0 {
+		o.MaxConcurrent = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxConcurrent < 1 {
+		return nil, invalid("passcodes.max_concurrent", "must be positive")
+	}
+	return &Passcodes{params: p, slots: make(chan struct{}, o.MaxConcurrent)}, nil
+}
+
+// Hash returns the PHC-style string for passcode:
+// $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<key> (unpadded
+// standard base64), with a fresh random salt.
+func (p *Passcodes) Hash(ctx context.Context, passcode string) (string, error) {
+	if passcode == "" || len(passcode) > MaxPasscodeLen {
+		return "", invalid("passcode", "must be 1 to 128 bytes")
+	}
+	h := passcodeHash{params: p.params, salt: make([]byte, passcodeSaltLen)}
+	_, _ = rand.Read(h.salt)
+	if err := p.acquire(ctx); err != nil {
+		return "", err
+	}
+	h.key = h.derive(passcode, passcodeKeyLen)
+	p.release()
+	return h.String(), nil
+}
+
+// Verify reports whether passcode matches encoded, comparing in constant
+// time. A malformed encoded is an error wrapping ErrPasscodeHash; a wrong
+// passcode is (false, nil).
+func (p *Passcodes) Verify(ctx context.Context, encoded, passcode string) (bool, error) {
+	h, err := parsePasscodeHash(encoded)
+	if err != nil {
+		return false, err
+	}
+	if len(passcode) > MaxPasscodeLen {
+		return false, nil
+	}
+	if err := p.acquire(ctx); err != nil {
+		return false, err
+	}
+	got := h.derive(passcode, uint32(len(h.key)))
+	p.release()
+	return subtle.ConstantTimeCompare(got, h.key) == 1, nil
+}
+
+func (p *Passcodes) acquire(ctx context.Context) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rooms: waiting to hash a passcode: %w", ctx.Err())
+	}
+}
+
+func (p *Passcodes) release() { <-p.slots }
+
+// ValidatePasscodeHash reports whether encoded is an Argon2id hash this
+// package can verify.
+func ValidatePasscodeHash(encoded string) error {
+	_, err := parsePasscodeHash(encoded)
+	return err
+}
+
+type passcodeHash struct {
+	params    PasscodeParams
+	salt, key []byte
+}
+
+func (h passcodeHash) derive(passcode string, n uint32) []byte {
+	return argon2.IDKey([]byte(passcode), h.salt, h.params.Time, h.params.MemoryKiB, h.params.Threads, n)
+}
+
+func (h passcodeHash) String() string {
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
+		h.params.MemoryKiB, h.params.Time, h.params.Threads, b64.EncodeToString(h.salt), b64.EncodeToString(h.key))
+}
+
+// parsePasscodeHash accepts only the canonical form String produces, within
+// the bounds above.
+func parsePasscodeHash(s string) (passcodeHash, error) {
+	var h passcodeHash
+	bad := func(why string) (passcodeHash, error) {
+		return passcodeHash{}, fmt.Errorf("%w: %s", ErrPasscodeHash, why)
+	}
+	if len(s) > 512 {
+		return bad("too long")
+	}
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" {
+		return bad("want $argon2id$v=19$m=…,t=…,p=…$salt$key")
+	}
+	if parts[1] != "argon2id" {
+		return bad("not argon2id")
+	}
+	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
+		return bad("unsupported version")
+	}
+	ps := strings.Split(parts[3], ",")
+	if len(ps) != 3 {
+		return bad("want m=…,t=…,p=…")
+	}
+	m, okM := decimalParam(ps[0], "m=", maxMemoryKiB)
+	t, okT := decimalParam(ps[1], "t=", maxTime)
+	p, okP := decimalParam(ps[2], "p=", maxThreads)
+	if !okM || !okT || !okP || m < minMemoryKiB || t < 1 || p < 1 {
+		return bad("parameters out of bounds")
+	}
+	h.params = PasscodeParams{MemoryKiB: uint32(m), Time: uint32(t), Threads: uint8(p)}
+	var err error
+	b64 := base64.RawStdEncoding.Strict()
+	if h.salt, err = b64.DecodeString(parts[4]); err != nil || len(h.salt) < minSalt || len(h.salt) > maxSalt {
+		return bad("salt")
+	}
+	if h.key, err = b64.DecodeString(parts[5]); err != nil || len(h.key) < minKey || len(h.key) > maxKey {
+		return bad("key")
+	}
+	return h, nil
+}
+
+// decimalParam parses prefix followed by a canonical decimal (no sign, no
+// leading zero) no greater than limit.
+func decimalParam(s, prefix string, limit uint64) (uint64, bool) {
+	v, ok := strings.CutPrefix(s, prefix)
+	if !ok || v == "" || len(v) > 10 || (v[0] == '0' && len(v) > 1) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n > limit {
+		return 0, false
+	}
+	return n, true
+}

@@ -1,0 +1,205 @@
+package rooms
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Settings are what a host or the config decides about a room.
+type Settings struct {
+	// Capacity is the most participants admitted at once (hosts included).
+	Capacity int `json:"capacity"`
+	// Locked rooms admit no one new except hosts and take no knocks.
+	Locked bool `json:"locked"`
+	// LobbyEnabled asks the policy to send non-hosts to the waiting list.
+	LobbyEnabled bool `json:"lobby_enabled"`
+	// PasscodeHash is an Argon2id string from Passcodes.Hash, or "" for no
+	// passcode. Never shown to anyone.
+	PasscodeHash string `json:"-"`
+	// E2EERequired means clients must bind end-to-end keys.
+	E2EERequired bool `json:"e2ee_required"`
+	// Tags are free labels the policy can match on.
+	Tags []string `json:"tags"`
+}
+
+// SettingsChange is a partial update: nil fields keep their value (or take
+// the default when the room is being created).
+type SettingsChange struct {
+	Capacity     *int
+	Locked       *bool
+	LobbyEnabled *bool
+	// PasscodeHash: pointer to "" removes the passcode.
+	PasscodeHash *string
+	E2EERequired *bool
+	Tags         *[]string
+	// Permanent rooms never end when empty (rooms from config). Not for the
+	// HTTP API.
+	Permanent *bool
+}
+
+// Validate checks every present field against cfg (defaults applied).
+func (c SettingsChange) Validate(cfg Config) error {
+	cfg = cfg.WithDefaults()
+	if c.Capacity != nil && (*c.Capacity < 1 || *c.Capacity > cfg.MaxCapacity) {
+		return invalid("capacity", "must be between 1 and max_capacity")
+	}
+	if c.PasscodeHash != nil && *c.PasscodeHash != "" {
+		if err := ValidatePasscodeHash(*c.PasscodeHash); err != nil {
+			return &InvalidError{Field: "passcode_hash", Reason: err.Error()}
+		}
+	}
+	if c.Tags != nil {
+		return validateTags(*c.Tags)
+	}
+	return nil
+}
+
+// Participant is one admission of a subject to a room.
+type Participant struct {
+	ID       ParticipantID `json:"id"`
+	Subject  SubjectKey    `json:"subject"`
+	Name     string        `json:"name,omitempty"`
+	Role     Role          `json:"role"`
+	JoinedAt time.Time     `json:"joined_at"`
+}
+
+// WaitEntry is one knock on the waiting list.
+type WaitEntry struct {
+	ID      WaitID     `json:"id"`
+	Subject SubjectKey `json:"subject"`
+	Name    string     `json:"name,omitempty"`
+	// Role is what the subject gets if a host admits it.
+	Role  Role      `json:"role"`
+	Since time.Time `json:"since"`
+}
+
+// Ban keeps a subject out of a room while the room lives and for BanTTL
+// after it ends.
+type Ban struct {
+	Subject SubjectKey `json:"subject"`
+	Name    string     `json:"name,omitempty"`
+	At      time.Time  `json:"at"`
+}
+
+// Room is the host's view: settings and everyone in, waiting and banned.
+// Lists are ordered by time (joined, knocked, banned).
+type Room struct {
+	ID    string     `json:"id"`
+	Owner SubjectKey `json:"owner"`
+	Settings
+	PasscodeSet  bool          `json:"passcode_set"`
+	Permanent    bool          `json:"permanent"`
+	CreatedAt    time.Time     `json:"created_at"`
+	Participants []Participant `json:"participants"`
+	Waiting      []WaitEntry   `json:"waiting"`
+	Bans         []Ban         `json:"bans"`
+}
+
+// Facts is what the admission policy sees of a room (the policy input's
+// room object), for one subject. A missing room is Exists=false, not an
+// error, because the policy must decide on it like on any other room.
+type Facts struct {
+	Exists           bool       `json:"exists"`
+	Owner            SubjectKey `json:"owner"`
+	Capacity         int        `json:"capacity"`
+	Occupancy        int        `json:"occupancy"`
+	Locked           bool       `json:"locked"`
+	LobbyEnabled     bool       `json:"lobby_enabled"`
+	HostPresent      bool       `json:"host_present"`
+	PasscodeRequired bool       `json:"passcode_required"`
+	E2EERequired     bool       `json:"e2ee_required"`
+	Tags             []string   `json:"tags"`
+	// Banned is about the subject Facts was asked for; it can be true for a
+	// room that has ended, since bans outlive rooms.
+	Banned bool `json:"banned"`
+	// PasscodeHash is for Passcodes.Verify; never part of policy input.
+	PasscodeHash string `json:"-"`
+}
+
+// Admission asks for a subject to be admitted (or to wait) with a role.
+type Admission struct {
+	Room    string
+	Subject SubjectKey
+	// Name is shown to hosts; pass it through DisplayName.
+	Name string
+	Role Role
+}
+
+// Validate checks every field.
+func (a Admission) Validate() error {
+	if err := ValidateRoomID(a.Room); err != nil {
+		return err
+	}
+	if err := a.Subject.Validate(); err != nil {
+		return err
+	}
+	if err := validateName(a.Name); err != nil {
+		return err
+	}
+	return a.Role.Validate()
+}
+
+// WaitStatus is where a waiting entry stands.
+type WaitStatus string
+
+// The states of a waiting entry. An entry that expired, or whose room
+// ended, is ErrNotFound instead.
+const (
+	Waiting  WaitStatus = "waiting"
+	Admitted WaitStatus = "admitted"
+	Denied   WaitStatus = "denied"
+)
+
+// OutcomeTTL is how long a host's decision on a knock stays readable by
+// WaitStatus and Await.
+const OutcomeTTL = 2 * time.Minute
+
+// Outcome is the state of a knock. Subject is who knocked: the gateway must
+// check it against the caller before revealing anything, so that a leaked
+// wait id is useless to anyone else.
+type Outcome struct {
+	Wait    WaitID     `json:"wait_id"`
+	Status  WaitStatus `json:"status"`
+	Subject SubjectKey `json:"-"`
+	// Participant is set when Status is Admitted: issue the ticket for it.
+	Participant Participant `json:"-"`
+}
+
+// Removal says which admissions an action ended; their tickets stop
+// working and their connections must close.
+type Removal struct {
+	Room    string          `json:"room"`
+	Subject SubjectKey      `json:"subject,omitempty"`
+	Revoked []ParticipantID `json:"revoked"`
+}
+
+// SortParticipants orders by join time then id, the order Room lists use.
+func SortParticipants(ps []Participant) {
+	slices.SortFunc(ps, func(a, b Participant) int {
+		if c := a.JoinedAt.Compare(b.JoinedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(string(a.ID), string(b.ID))
+	})
+}
+
+// SortWaiting orders by knock time then id.
+func SortWaiting(ws []WaitEntry) {
+	slices.SortFunc(ws, func(a, b WaitEntry) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return cmp.Compare(string(a.ID), string(b.ID))
+	})
+}
+
+// SortBans orders by ban time then subject.
+func SortBans(bs []Ban) {
+	slices.SortFunc(bs, func(a, b Ban) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return cmp.Compare(string(a.Subject), string(b.Subject))
+	})
+}
