@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"fmt"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -48,6 +47,6 @@ func (c *chainCore) Sync() error { return c.log.Sync() }
 type errorOutput struct{ logger *zap.Logger }
 
 func (e errorOutput) Write(p []byte) (int, error) {
-	e.logger.Error("audit record not written", zap.String("detail", fmt.Sprintf("%s", p)))
+	e.logger.Error("audit record not written", zap.String("detail", string(p)))
 	return len(p), nil
 }

@@ -27,9 +27,11 @@
 //
 // # Reading
 //
-// [Verify] checks a set of (rotated) files; [ReadEntries], [Filter],
-// [WriteEntries], [Follow] and [BuildReport] are the auditor tools behind
-// `meetguard audit verify|query|tail|report`.
+// [Verify] checks a set of (rotated) files; [ReadEntries], [Filter], [Query],
+// [EntryWriter], [Follow] and [BuildReport] are the auditor tools behind
+// `meetguard audit verify|query|tail|report`. Keys: [GenerateKey],
+// [LoadOrCreateKey], [LoadPublicKeys], [WritePublicKey]. Event and member
+// names other code relies on are the Event* and Field* constants.
 //
 // # What it must never do
 //

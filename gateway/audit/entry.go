@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"time"
 )
 
@@ -81,7 +80,11 @@ func ParseEntry(line []byte) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Entry{Seq: h.seq, Time: parseTS(h.ts), Event: string(h.event), Raw: line}
+	ts, err := time.Parse(tsLayout, string(h.ts))
+	if err != nil {
+		return nil, malformed("ts %q: %v", h.ts, err)
+	}
+	e := &Entry{Seq: h.seq, Time: ts, Event: string(h.event), Raw: line}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	if _, err := dec.Token(); err != nil { // '{'
 		return nil, malformed("%v", err)
@@ -174,6 +177,3 @@ func readFileEntries(ctx context.Context, name string, last bool, st *ReadStats,
 		}
 	}
 }
-
-// describeSeq is used in messages.
-func describeSeq(seq uint64) string { return "seq " + strconv.FormatUint(seq, 10) }

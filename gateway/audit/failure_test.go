@@ -38,10 +38,10 @@ func (s *switchFile) cur() *os.File {
 	return s.real
 }
 
-func (s *switchFile) Write(p []byte) (int, error)  { return s.cur().Write(p) }
-func (s *switchFile) Sync() error                  { return s.cur().Sync() }
-func (s *switchFile) Truncate(n int64) error       { return s.cur().Truncate(n) }
-func (s *switchFile) Close() error                 { return s.real.Close() }
+func (s *switchFile) Write(p []byte) (int, error) { return s.cur().Write(p) }
+func (s *switchFile) Sync() error                 { return s.cur().Sync() }
+func (s *switchFile) Truncate(n int64) error      { return s.cur().Truncate(n) }
+func (s *switchFile) Close() error                { return s.real.Close() }
 
 func TestRecord_DiskFullFailsClosedAndRecovers(t *testing.T) {
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
@@ -106,7 +106,7 @@ func TestRecord_DiskFullFailsClosedAndRecovers(t *testing.T) {
 	}
 	rec := eventsOf(es, EventRecovered)
 	if len(rec) != 1 || !strings.Contains(rec[0].Str("reason"), "no space left") || rec[0].Str("refused_records") != "2" {
-		t.Fatalf("audit.recovered records: %v", rec)
+		t.Fatalf("audit.recovered records: %s", rec[0].Raw)
 	}
 }
 

@@ -23,9 +23,10 @@ const Redacted = "[redacted]"
 // secretKeyWords mark a member key as naming a secret wherever they appear in
 // it (after lower-casing and dropping '-', '_' and '.'): "id_token",
 // "Set-Cookie", "client_secret", "roomPasscode" are all redacted.
-var secretKeyWords = [...]string{
-	"token", "cookie", "passcode", "password", "passwd", "passphrase", "secret",
-	"authorization", "credential", "privatekey", "apikey", "bearer", "csrf",
+var secretKeyWords = [...][]byte{
+	[]byte("token"), []byte("cookie"), []byte("passcode"), []byte("password"), []byte("passwd"),
+	[]byte("passphrase"), []byte("secret"), []byte("authorization"), []byte("credential"),
+	[]byte("privatekey"), []byte("apikey"), []byte("bearer"), []byte("csrf"),
 }
 
 // reservedKeys are written by the log itself.
@@ -42,22 +43,24 @@ var ErrInvalidEvent = errors.New("audit: invalid event name")
 // ErrRecordTooLarge is returned by Record for a record over MaxRecordBytes.
 var ErrRecordTooLarge = errors.New("audit: record too large")
 
-func isSecretKey(key string) bool {
-	var b strings.Builder
-	b.Grow(len(key))
+func isSecretKey[T string | []byte](key T) bool {
+	var stack [64]byte
+	k := stack[:0]
 	for i := 0; i < len(key); i++ {
 		c := key[i]
 		switch {
 		case c >= 'A' && c <= 'Z':
-			b.WriteByte(c + 'a' - 'A')
+			k = append(k, c+'a'-'A')
 		case c == '-' || c == '_' || c == '.':
 		default:
-			b.WriteByte(c)
+			k = append(k, c)
 		}
 	}
-	k := b.String()
+	if len(k) < 4 { // the shortest word is "csrf"
+		return false
+	}
 	for _, w := range secretKeyWords {
-		if strings.Contains(k, w) {
+		if bytes.Contains(k, w) {
 			return true
 		}
 	}
@@ -73,7 +76,7 @@ var credentialPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[
 // and whether it changed anything. The cheap checks keep the regexp off the
 // hot path for ordinary values.
 func redactCredentials(v string) (string, bool) {
-	if !strings.Contains(v, "eyJ") && !containsFold(v, "bearer") && !containsFold(v, "basic") {
+	if !mayHoldCredential(v) {
 		return v, false
 	}
 	out := credentialPattern.ReplaceAllStringFunc(v, func(m string) string {
@@ -86,9 +89,22 @@ func redactCredentials(v string) (string, bool) {
 	return out, out != v
 }
 
-func containsFold(s, sub string) bool {
+func mayHoldCredential[T string | []byte](v T) bool {
+	return containsFold(v, "eyj") || containsFold(v, "bearer") || containsFold(v, "basic")
+}
+
+// containsFold reports whether s contains the lower-case ASCII sub, ignoring
+// case.
+func containsFold[T string | []byte](s T, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i]|0x20 == sub[0] && strings.EqualFold(s[i:i+len(sub)], sub) {
+		if s[i]|0x20 != sub[0] {
+			continue
+		}
+		j := 1
+		for j < len(sub) && s[i+j]|0x20 == sub[j] {
+			j++
+		}
+		if j == len(sub) {
 			return true
 		}
 	}
@@ -128,35 +144,102 @@ func newFieldEncoder(hashedFields []string) *fieldEncoder {
 }
 
 // encode returns the members (without braces) and the keys it redacted.
+// Top-level members are cleaned field by field; nested values (objects,
+// arrays, reflected structs, errors, stringers) are encoded first and
+// scanned, and only when the scan finds something are they rebuilt, so a
+// clean record pays for one linear scan.
 func (e *fieldEncoder) encode(fields []zap.Field) ([]byte, []string, error) {
-	clean, redacted, err := e.sanitize(fields, true)
+	clean, redacted, opaque, err := e.sanitize(fields, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(clean) == 0 {
-		return nil, redacted, nil
-	}
-	buf, err := e.enc.EncodeEntry(zapcore.Entry{}, clean)
+	b, free, err := e.render(clean)
 	if err != nil {
-		return nil, nil, fmt.Errorf("audit: encode fields: %w", err)
+		return nil, nil, err
 	}
-	defer buf.Free()
-	b := buf.Bytes()
-	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
-		return nil, nil, fmt.Errorf("audit: encode fields: unexpected encoder output")
+	if opaque && e.needsDeepClean(b) {
+		free()
+		if clean, redacted, _, err = e.sanitize(fields, true); err != nil {
+			return nil, nil, err
+		}
+		if b, free, err = e.render(clean); err != nil {
+			return nil, nil, err
+		}
 	}
+	defer free()
 	if len(b) > MaxRecordBytes {
 		return nil, nil, fmt.Errorf("%w: %d bytes", ErrRecordTooLarge, len(b))
+	}
+	if len(b) <= 2 {
+		return nil, redacted, nil
 	}
 	return bytes.Clone(b[1 : len(b)-1]), redacted, nil
 }
 
-// sanitize returns fields with secrets redacted and identity fields hashed.
-// It copies the slice only when something changes.
-func (e *fieldEncoder) sanitize(fields []zap.Field, top bool) ([]zap.Field, []string, error) {
-	out := fields
+func (e *fieldEncoder) render(fields []zap.Field) ([]byte, func(), error) {
+	buf, err := e.enc.EncodeEntry(zapcore.Entry{}, fields)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: encode fields: %w", err)
+	}
+	b := buf.Bytes()
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		buf.Free()
+		return nil, nil, fmt.Errorf("audit: encode fields: unexpected encoder output")
+	}
+	return b, buf.Free, nil
+}
+
+// needsDeepClean scans an encoded object for what sanitize(deep) would
+// change below the top level: a secret or hashed key inside a nested
+// object, or a credential in any string.
+func (e *fieldEncoder) needsDeepClean(b []byte) bool {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case '"':
+			j, escaped := i+1, false
+			for ; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					j++
+					escaped = true
+				}
+			}
+			if j >= len(b) {
+				return true // not ours to judge: take the slow path
+			}
+			s := b[i+1 : j]
+			if escaped {
+				var str string
+				if json.Unmarshal(b[i:j+1], &str) != nil {
+					return true
+				}
+				s = []byte(str)
+			}
+			if j+1 < len(b) && b[j+1] == ':' {
+				if depth >= 2 && (isSecretKey(s) || len(e.hashed) > 0 && e.hashed[strings.ToLower(string(s))]) {
+					return true
+				}
+			} else if mayHoldCredential(s) {
+				if _, changed := redactCredentials(string(s)); changed {
+					return true
+				}
+			}
+			i = j
+		}
+	}
+	return false
+}
+
+// sanitize returns fields with secrets redacted and identity fields hashed,
+// copying the slice only when something changes. Without deep, values that
+// zap renders from opaque types are left alone and reported in opaque.
+func (e *fieldEncoder) sanitize(fields []zap.Field, deep bool) (out []zap.Field, redacted []string, opaque bool, err error) {
+	out = fields
 	copied := false
-	var redacted []string
 	set := func(i int, f zap.Field) {
 		if !copied {
 			out = append([]zap.Field(nil), fields...)
@@ -165,8 +248,8 @@ func (e *fieldEncoder) sanitize(fields []zap.Field, top bool) ([]zap.Field, []st
 		out[i] = f
 	}
 	for i, f := range fields {
-		if top && reservedKeys[strings.ToLower(f.Key)] {
-			return nil, nil, fmt.Errorf("%w: %q", ErrReservedKey, f.Key)
+		if reservedKeys[strings.ToLower(f.Key)] {
+			return nil, nil, false, fmt.Errorf("%w: %q", ErrReservedKey, f.Key)
 		}
 		switch {
 		case f.Type == zapcore.SkipType:
@@ -176,7 +259,7 @@ func (e *fieldEncoder) sanitize(fields []zap.Field, top bool) ([]zap.Field, []st
 		case f.Key != "" && e.hashed[strings.ToLower(f.Key)]:
 			v, err := e.hashedValue(f)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 			set(i, zap.String(f.Key, v))
 		case f.Type == zapcore.StringType:
@@ -187,9 +270,15 @@ func (e *fieldEncoder) sanitize(fields []zap.Field, top bool) ([]zap.Field, []st
 		case f.Type == zapcore.ObjectMarshalerType, f.Type == zapcore.ArrayMarshalerType,
 			f.Type == zapcore.ReflectType, f.Type == zapcore.InlineMarshalerType,
 			f.Type == zapcore.StringerType, f.Type == zapcore.ByteStringType, f.Type == zapcore.ErrorType:
+			// Inline members land at the top level, where the scan does
+			// not look at keys: always clean them.
+			if !deep && f.Type != zapcore.InlineMarshalerType {
+				opaque = true
+				continue
+			}
 			nf, keys, changed, err := e.sanitizeNested(f)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 			if changed {
 				set(i, nf)
@@ -197,7 +286,7 @@ func (e *fieldEncoder) sanitize(fields []zap.Field, top bool) ([]zap.Field, []st
 			}
 		}
 	}
-	return out, redacted, nil
+	return out, redacted, opaque, nil
 }
 
 // sanitizeNested renders a structured field to JSON, walks it, and replaces

@@ -16,9 +16,9 @@ import (
 )
 
 func TestRecord_ChainVerifiesAndIsSealedOnClose(t *testing.T) {
-	l := openTestLog(t, Options{CheckpointEvery: 100})
+	l := openTestLog(t, Options{CheckpointEvery: 25})
 	ctx := context.Background()
-	for i := range 1050 {
+	for i := range 250 {
 		if err := l.Record(ctx, EventAdmissionDecision, zap.String(FieldRoom, "r"), zap.Int("i", i)); err != nil {
 			t.Fatal(err)
 		}
@@ -30,12 +30,12 @@ func TestRecord_ChainVerifiesAndIsSealedOnClose(t *testing.T) {
 	if !res.Intact() || !res.Sealed {
 		t.Fatalf("want intact sealed log, got problem=%v torn=%v sealed=%v", res.Problem, res.Torn, res.Sealed)
 	}
-	// genesis checkpoint + audit.opened + 1050 records + 10 count checkpoints + close
-	if res.Records != 1+1+1050+10+1 {
+	// genesis checkpoint + audit.opened + 250 records + 10 count checkpoints + close
+	if res.Records != 1+1+250+10+1 {
 		t.Errorf("records = %d", res.Records)
 	}
 	es := readAll(t, l.opts.Path)
-	if got := len(eventsOf(es, EventAdmissionDecision)); got != 1050 {
+	if got := len(eventsOf(es, EventAdmissionDecision)); got != 250 {
 		t.Errorf("admission records = %d", got)
 	}
 	if es[0].Event != EventCheckpoint || es[0].Str("reason") != reasonGenesis {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,7 +50,10 @@ type App struct {
 	now     func() time.Time
 	roster  *roster
 	mux     *http.ServeMux
-	closed  atomic.Bool
+
+	mu      sync.Mutex
+	closing bool
+	active  sync.WaitGroup // WebSocket handlers; Add only under mu while !closing
 
 	pingEvery time.Duration
 }
@@ -116,17 +118,37 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Close tells every connected client that the app is going away and waits
-// until their connections are closed; new WebSockets are refused. It does
-// not stop an http.Server, whose Shutdown does not close hijacked
-// connections.
+// until their WebSocket handlers have returned; new WebSockets are refused.
+// Call it when shutting down: http.Server.Shutdown neither closes nor waits
+// for hijacked connections.
 func (a *App) Close() error {
-	a.closed.Store(true)
+	a.mu.Lock()
+	a.closing = true
+	a.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, m := range a.roster.all() {
 		wg.Go(m.bye)
 	}
 	wg.Wait()
+	a.active.Wait()
 	return nil
+}
+
+// enter registers a WebSocket handler; false once Close has begun.
+func (a *App) enter() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closing {
+		return false
+	}
+	a.active.Add(1)
+	return true
+}
+
+func (a *App) isClosing() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.closing
 }
 
 func (a *App) handleIndex(w http.ResponseWriter, _ *http.Request) {

@@ -16,7 +16,7 @@ func BenchmarkBroadcastChat(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for i := range 100 {
-		m := &member{Member: Member{Name: "m" + strconv.Itoa(i), Role: RoleParticipant}, send: make(chan []byte, 1024), kick: func() {}}
+		m := &member{presence: presence{Name: "m" + strconv.Itoa(i), Role: RoleParticipant}, send: make(chan []byte, 1024), kick: func() {}}
 		go func() { // a fast reader
 			for {
 				select {
@@ -28,7 +28,7 @@ func BenchmarkBroadcastChat(b *testing.B) {
 		}()
 		r.join("room", m)
 	}
-	from := Member{ID: "1", Name: "Alice", Role: RoleHost}
+	from := presence{ID: "1", Name: "Alice", Role: RoleHost}
 	b.ReportAllocs()
 	for b.Loop() {
 		r.broadcast("room", event{Type: "chat", Member: &from, Text: "hello everyone", At: "2026-01-01T00:00:00Z"})

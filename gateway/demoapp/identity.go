@@ -19,12 +19,15 @@ const (
 	HeaderAssertion = "X-Meetguard-Assertion"
 )
 
-// Errors identify() returns; callers map them to HTTP statuses.
+// Errors an AssertionVerifier returns, wrapped; they decide the status.
 var (
-	ErrNoIdentity        = errors.New("no identity headers: this app must be reached through the meetguard gateway")
-	ErrIdentityMismatch  = errors.New("identity headers disagree with the room or the assertion")
-	ErrAssertionInvalid  = errors.New("gateway assertion is missing or invalid")
-	ErrAssertionKeysDown = errors.New("gateway assertion keys are unavailable")
+	ErrAssertionInvalid  = errors.New("gateway assertion is missing or invalid") // 401
+	ErrAssertionKeysDown = errors.New("gateway assertion keys are unavailable")  // 503
+)
+
+var (
+	errNoIdentity       = errors.New("no identity headers: this app must be reached through the meetguard gateway")
+	errIdentityMismatch = errors.New("identity headers disagree with the room or the assertion")
 )
 
 // Roles the gateway assigns; anything else is treated as the least
@@ -50,8 +53,8 @@ type Assertion struct {
 // ErrAssertionKeysDown when it cannot be checked right now.
 type AssertionVerifier func(ctx context.Context, raw string) (Assertion, error)
 
-// Identity is who a request is from, as far as the gateway vouches.
-type Identity struct {
+// identity is who a request is from, as far as the gateway vouches.
+type identity struct {
 	User     string // X-Meetguard-User, or the assertion's subject
 	Name     string // from the assertion; empty without one
 	Email    string
@@ -60,7 +63,7 @@ type Identity struct {
 }
 
 // Display is the name shown to others in the room.
-func (id Identity) Display() string {
+func (id identity) Display() string {
 	switch {
 	case id.Name != "":
 		return id.Name
@@ -71,40 +74,40 @@ func (id Identity) Display() string {
 }
 
 // identify reads the gateway's headers for a request to room.
-func (a *App) identify(ctx context.Context, h http.Header, room string) (Identity, error) {
-	id := Identity{
+func (a *App) identify(ctx context.Context, h http.Header, room string) (identity, error) {
+	id := identity{
 		User:  headerValue(h, HeaderUser),
 		Email: headerValue(h, HeaderEmail),
 		Role:  headerValue(h, HeaderRole),
 	}
 	headerRoom := headerValue(h, HeaderRoom)
 	if headerRoom != "" && headerRoom != room {
-		return Identity{}, fmt.Errorf("%w: %s says room %q, path says %q", ErrIdentityMismatch, HeaderRoom, headerRoom, room)
+		return identity{}, fmt.Errorf("%w: %s says room %q, path says %q", errIdentityMismatch, HeaderRoom, headerRoom, room)
 	}
 	if a.verify != nil {
 		raw := h.Get(HeaderAssertion)
 		if raw == "" {
-			return Identity{}, fmt.Errorf("%w: no %s header", ErrAssertionInvalid, HeaderAssertion)
+			return identity{}, fmt.Errorf("%w: no %s header", ErrAssertionInvalid, HeaderAssertion)
 		}
 		as, err := a.verify(ctx, raw)
 		if err != nil {
-			return Identity{}, err
+			return identity{}, err
 		}
 		switch {
 		case as.Room != room:
-			return Identity{}, fmt.Errorf("%w: assertion is for room %q, path says %q", ErrIdentityMismatch, as.Room, room)
+			return identity{}, fmt.Errorf("%w: assertion is for room %q, path says %q", errIdentityMismatch, as.Room, room)
 		case id.Email != "" && id.Email != as.Email:
-			return Identity{}, fmt.Errorf("%w: %s differs from the assertion", ErrIdentityMismatch, HeaderEmail)
+			return identity{}, fmt.Errorf("%w: %s differs from the assertion", errIdentityMismatch, HeaderEmail)
 		case id.Role != "" && id.Role != as.Role:
-			return Identity{}, fmt.Errorf("%w: %s differs from the assertion", ErrIdentityMismatch, HeaderRole)
+			return identity{}, fmt.Errorf("%w: %s differs from the assertion", errIdentityMismatch, HeaderRole)
 		}
-		id = Identity{User: id.User, Name: clean(as.Name), Email: clean(as.Email), Role: as.Role, Verified: true}
+		id = identity{User: id.User, Name: clean(as.Name), Email: clean(as.Email), Role: as.Role, Verified: true}
 		if id.User == "" {
 			id.User = clean(as.Subject)
 		}
 	}
 	if id.User == "" && id.Email == "" {
-		return Identity{}, ErrNoIdentity
+		return identity{}, errNoIdentity
 	}
 	switch id.Role {
 	case RoleHost, RoleParticipant, RoleViewer:
@@ -117,7 +120,7 @@ func (a *App) identify(ctx context.Context, h http.Header, room string) (Identit
 // statusFor maps identify errors to HTTP statuses.
 func statusFor(err error) int {
 	switch {
-	case errors.Is(err, ErrNoIdentity), errors.Is(err, ErrAssertionInvalid):
+	case errors.Is(err, errNoIdentity), errors.Is(err, ErrAssertionInvalid):
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrAssertionKeysDown):
 		return http.StatusServiceUnavailable

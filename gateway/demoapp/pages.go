@@ -148,7 +148,7 @@ headers the gateway sets, so open a room <em>through the gateway</em>, e.g. <cod
 
 type roomPage struct {
 	Room string
-	Me   Identity
+	Me   identity
 }
 
 type messagePage struct {

@@ -8,8 +8,8 @@ import (
 	"sync"
 )
 
-// Member is one live connection in a room, as others see it.
-type Member struct {
+// presence is one live connection in a room, as others see it.
+type presence struct {
 	ID       string `json:"id"`
 	Name     string `json:"name"`
 	Email    string `json:"email,omitempty"`
@@ -19,19 +19,19 @@ type Member struct {
 
 // event is every message the server sends on the WebSocket.
 type event struct {
-	Type   string   `json:"type"` // welcome, joined, left, chat, error
-	You    *Member  `json:"you,omitempty"`
-	Roster []Member `json:"roster,omitempty"`
-	Member *Member  `json:"member,omitempty"` // who joined, left or chatted
-	Text   string   `json:"text,omitempty"`
-	At     string   `json:"at,omitempty"`
+	Type   string     `json:"type"` // welcome, joined, left, chat, error
+	You    *presence  `json:"you,omitempty"`
+	Roster []presence `json:"roster,omitempty"`
+	Member *presence  `json:"member,omitempty"` // who joined, left or chatted
+	Text   string     `json:"text,omitempty"`
+	At     string     `json:"at,omitempty"`
 }
 
 // member is a connection's place in a room. send is buffered; a member that
 // lets it fill up is too slow to keep up and is kicked rather than allowed
 // to stall everyone else.
 type member struct {
-	Member
+	presence
 	seq  uint64
 	send chan []byte
 	kick context.CancelFunc // drops the connection at once
@@ -65,7 +65,7 @@ func (r *roster) join(room string, m *member) {
 		r.rooms[room] = members
 	}
 	members[m] = struct{}{}
-	you := m.Member
+	you := m.presence
 	deliver(m, mustJSON(event{Type: "welcome", You: &you, Roster: snapshot(members)}))
 	r.broadcastLocked(room, event{Type: "joined", Member: &you}, m)
 }
@@ -83,7 +83,7 @@ func (r *roster) leave(room string, m *member) {
 		delete(r.rooms, room)
 		return
 	}
-	who := m.Member
+	who := m.presence
 	r.broadcastLocked(room, event{Type: "left", Member: &who}, nil)
 }
 
@@ -123,15 +123,15 @@ func deliver(m *member, msg []byte) {
 	}
 }
 
-func snapshot(members map[*member]struct{}) []Member {
+func snapshot(members map[*member]struct{}) []presence {
 	list := make([]*member, 0, len(members))
 	for m := range members {
 		list = append(list, m)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
-	out := make([]Member, len(list))
+	out := make([]presence, len(list))
 	for i, m := range list {
-		out[i] = m.Member
+		out[i] = m.presence
 	}
 	return out
 }

@@ -68,10 +68,11 @@ func (a *App) handleSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), statusFor(err))
 		return
 	}
-	if a.closed.Load() {
+	if !a.enter() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	defer a.active.Done()
 	// Accept refuses pages from other origins (cross-site WebSocket
 	// hijacking would otherwise ride on the user's gateway session).
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: a.origins})
@@ -85,12 +86,15 @@ func (a *App) handleSocket(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	m := &member{
-		Member: Member{Name: id.Display(), Email: id.Email, Role: id.Role, Verified: id.Verified},
-		send:   make(chan []byte, sendQueue),
-		kick:   cancel,
+		presence: presence{Name: id.Display(), Email: id.Email, Role: id.Role, Verified: id.Verified},
+		send:     make(chan []byte, sendQueue),
+		kick:     cancel,
 	}
 	m.bye = func() { _ = c.Close(websocket.StatusGoingAway, "server shutting down") }
 	a.roster.join(room, m)
+	if a.isClosing() { // Close took its snapshot of the roster before this join
+		go m.bye()
+	}
 	a.log.Info("demoapp: joined", zap.String("room", room), zap.String("member", m.ID), zap.String("role", m.Role))
 
 	writerDone := make(chan struct{})
@@ -129,7 +133,7 @@ func (a *App) readLoop(ctx context.Context, c *websocket.Conn, room string, m *m
 			deliver(m, mustJSON(event{Type: "error", Text: err.Error()}))
 			continue
 		}
-		from := m.Member
+		from := m.presence
 		a.roster.broadcast(room, event{Type: "chat", Member: &from, Text: text, At: a.now().UTC().Format(time.RFC3339)})
 	}
 }

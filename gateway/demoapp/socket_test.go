@@ -57,7 +57,7 @@ func send(t *testing.T, c *websocket.Conn, msg string) {
 	}
 }
 
-func names(ms []Member) []string {
+func names(ms []presence) []string {
 	var out []string
 	for _, m := range ms {
 		out = append(out, m.Name)

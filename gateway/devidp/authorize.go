@@ -92,7 +92,9 @@ func (p *Provider) parseAuthorize(q url.Values) (req authRequest, fail, fatal *o
 	if responseType != "code" {
 		return req, errorf("unsupported_response_type", "only response_type=code is supported"), nil
 	}
-	if mode, _ := single(q, "response_mode"); mode != "" && mode != "query" {
+	if mode, e := single(q, "response_mode"); e != nil {
+		return req, e, nil
+	} else if mode != "" && mode != "query" {
 		return req, errorf("invalid_request", "only response_mode=query is supported"), nil
 	}
 	scope, e := single(q, "scope")

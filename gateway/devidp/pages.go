@@ -89,7 +89,7 @@ func setPageHeaders(w http.ResponseWriter, formTarget string) {
 	if formTarget != "" {
 		formAction = "'self'"
 		if u, err := url.Parse(formTarget); err == nil && u.Host != "" {
-			_ = u
+			formAction += " " + u.Scheme + "://" + u.Host
 		}
 	}
 	h := w.Header()

@@ -1,0 +1,107 @@
+package e2ee
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
+
+// TestAuthority_StoreAndLogsNeverHoldMediaKeys runs a meeting through joins, a kick and a timer re-key, records
+// every base key the clients draw or open and every SFrame key and salt they derive, and searches everything the
+// gateway stored and everything logged (raw, hex and base64) for them.
+func TestAuthority_StoreAndLogsNeverHoldMediaKeys(t *testing.T) {
+	logs := &lockedBuffer{}
+	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
+	m := newMeeting(t, func(o *AuthorityOptions) { o.Logger = logger })
+
+	var mu sync.Mutex
+	var secrets [][]byte
+	record := func(b []byte) {
+		mu.Lock()
+		secrets = append(secrets, bytes.Clone(b))
+		mu.Unlock()
+	}
+	join := func(name string) *party {
+		p := m.register(m.authority, name)
+		p.client.observeBaseKey = record
+		must[*Roster](t)(m.authority.Admit(m.ctx, p.cred.Hash()))
+		return p
+	}
+	recordKeys := func(parties ...*party) {
+		for _, p := range parties {
+			if k, err := p.client.EncryptionKey(); err == nil {
+				key, salt := k.Material()
+				record(key[:])
+				record(salt[:])
+			}
+			for _, rk := range p.client.ReceiveKeys() {
+				key, salt := rk.Key.Material()
+				record(key[:])
+				record(salt[:])
+			}
+		}
+	}
+
+	alice, bob, carol := join("alice"), join("bob"), join("carol")
+	settle(t, alice, bob, carol)
+	recordKeys(alice, bob, carol)
+	dave := join("dave")
+	settle(t, alice, bob, carol, dave)
+	recordKeys(alice, bob, carol, dave)
+	must[*Roster](t)(m.authority.Remove(m.ctx, carol.cred.Hash()))
+	settle(t, alice, bob, dave)
+	m.clock.Advance(5 * time.Minute)
+	settle(t, alice, bob, dave)
+	recordKeys(alice, bob, dave)
+
+	var stored bytes.Buffer
+	for _, e := range must[[]Entry](t)(m.store.List(m.ctx, "")) {
+		stored.WriteString(e.Key)
+		stored.Write(e.Value)
+	}
+	haystacks := map[string][]byte{"store": stored.Bytes(), "logs": logs.Bytes()}
+
+	// The search must be able to find things: the store holds alice's credential, the logs name her.
+	if !bytes.Contains(haystacks["store"], alice.cred.Bytes()) || !bytes.Contains(haystacks["logs"], []byte(alice.cred.Hash().Short())) {
+		t.Fatal("positive control failed: the search would find nothing")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// 3 + 4 + 3 + 3 senders drew base keys, each opened by every other member; keys and salts of 4 snapshots.
+	if len(secrets) < 60 {
+		t.Fatalf("recorded only %d secrets", len(secrets))
+	}
+	for _, s := range secrets {
+		for _, enc := range [][]byte{s, []byte(hex.EncodeToString(s)), []byte(base64.StdEncoding.EncodeToString(s)),
+			[]byte(base64.RawURLEncoding.EncodeToString(s))} {
+			for where, h := range haystacks {
+				if bytes.Contains(h, enc) {
+					t.Fatalf("key material %x found in the gateway's %s", s, where)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+)
+
+// Filter selects records for query, tail and report. Zero fields match
+// everything.
+type Filter struct {
+	Room string
+	// Subject matches the subject, actor or target member (so one person's
+	// own admissions and what they did or suffered as a host action), in
+	// clear or as HashIdentity of the value.
+	Subject string
+	// Event is an event name or a path.Match pattern ("room.*").
+	Event string
+	// Decision matches admission.decision records ("allow", "lobby", "deny").
+	Decision string
+	Since    time.Time // inclusive
+	Until    time.Time // exclusive
+}
+
+// Match reports whether e passes the filter.
+func (f *Filter) Match(e *Entry) bool {
+	if f.Room != "" && e.Str(FieldRoom) != f.Room {
+		return false
+	}
+	if f.Subject != "" {
+		hashed := HashIdentity(f.Subject)
+		found := false
+		for _, k := range [...]string{FieldSubject, FieldActor, FieldTarget} {
+			if v := e.Str(k); v != "" && (v == f.Subject || v == hashed) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	if f.Event != "" && f.Event != e.Event {
+		if ok, _ := path.Match(f.Event, e.Event); !ok {
+			return false
+		}
+	}
+	if f.Decision != "" && (e.Event != EventAdmissionDecision || e.Str(FieldDecision) != f.Decision) {
+		return false
+	}
+	if !f.Since.IsZero() && e.Time.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !e.Time.Before(f.Until) {
+		return false
+	}
+	return true
+}
+
+// ParseTime reads a --since/--until value: RFC 3339 (with or without
+// seconds or zone; UTC assumed), a date, or a duration meaning that long
+// before now ("2h", "30m").
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-03-02T09:00:00Z), a date, or a duration ago (2h)", s)
+}
+
+// Format is how WriteEntries prints records.
+type Format int
+
+const (
+	// FormatTable is one aligned line per record, for people.
+	FormatTable Format = iota
+	// FormatJSON is the records exactly as stored, one per line (JSON
+	// lines), for jq and SIEMs; they still verify.
+	FormatJSON
+)
+
+// EntryWriter prints entries in a Format. Table rows have fixed column
+// widths so that a followed log (tail -f) stays aligned.
+type EntryWriter struct {
+	w      *bufio.Writer
+	format Format
+	header bool
+}
+
+// NewEntryWriter returns a writer; call Flush when done.
+func NewEntryWriter(w io.Writer, format Format) *EntryWriter {
+	return &EntryWriter{w: bufio.NewWriter(w), format: format}
+}
+
+const tableRow = "%-24s %7s  %-22s %-12s %-28s %s\n"
+
+// Write prints one entry.
+func (ew *EntryWriter) Write(e *Entry) error {
+	if ew.format == FormatJSON {
+		ew.w.Write(e.Raw)
+		return ew.w.WriteByte('\n')
+	}
+	if !ew.header {
+		ew.header = true
+		fmt.Fprintf(ew.w, strings.TrimRight(tableRow, "\n"), "TIME", "SEQ", "EVENT", "ROOM", "WHO", "DETAIL")
+		ew.w.WriteByte('\n')
+	}
+	row := fmt.Sprintf(tableRow, e.Time.Format("2006-01-02T15:04:05.000Z"), fmt.Sprint(e.Seq), e.Event,
+		dash(e.Str(FieldRoom)), dash(who(e)), detail(e))
+	_, err := ew.w.WriteString(strings.TrimRight(row, " \n") + "\n")
+	return err
+}
+
+// Flush writes out buffered rows.
+func (ew *EntryWriter) Flush() error { return ew.w.Flush() }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// who is the person a record is about: "actor → target" for host
+// actions, else the subject or actor.
+func who(e *Entry) string {
+	actor, target, subject := e.Str(FieldActor), e.Str(FieldTarget), e.Str(FieldSubject)
+	switch {
+	case actor != "" && target != "":
+		return actor + " → " + target
+	case subject != "":
+		return subject
+	}
+	return actor
+}
+
+// shownMembers are in the other columns, or too large for a table.
+var shownMembers = map[string]bool{
+	FieldRoom: true, FieldSubject: true, FieldActor: true, FieldTarget: true, FieldInput: true, FieldResult: true,
+}
+
+// detail summarises the remaining members as key=value, in written order.
+func detail(e *Entry) string {
+	var b strings.Builder
+	if e.Event == EventAdmissionDecision {
+		fmt.Fprintf(&b, "%s %s", strings.ToUpper(e.Str(FieldDecision)), dash(e.Str(FieldRole)))
+		if r := e.Strs(FieldReasons); len(r) > 0 {
+			fmt.Fprintf(&b, " [%s]", strings.Join(r, ","))
+		}
+	}
+	for _, m := range e.Members {
+		if shownMembers[m.Key] || e.Event == EventAdmissionDecision && (m.Key == FieldDecision || m.Key == FieldRole || m.Key == FieldReasons) {
+			continue
+		}
+		if e.Event == EventCheckpoint && m.Key != "reason" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%s", m.Key, rawText(m.Value))
+	}
+	return b.String()
+}
+
+// Query prints the records of files that pass f, and returns how many.
+func Query(ctx context.Context, w io.Writer, files []string, f Filter, format Format) (int, ReadStats, error) {
+	ew := NewEntryWriter(w, format)
+	n := 0
+	st, err := ReadEntries(ctx, files, func(e *Entry) error {
+		if !f.Match(e) {
+			return nil
+		}
+		n++
+		return ew.Write(e)
+	})
+	if ferr := ew.Flush(); err == nil {
+		err = ferr
+	}
+	return n, st, err
+}
