@@ -118,6 +118,9 @@ type Options struct {
 	// request first and passes the identity in the context
 	// (identity.From); unauthenticated requests never reach them.
 	API map[string]http.Handler
+	// Adapters are the upstream kinds' adapters by upstream name; an
+	// upstream without one is generic.
+	Adapters map[string]Adapter
 	// Metrics registers the gateway's metrics; nil makes a private registry.
 	Metrics prometheus.Registerer
 }
@@ -203,13 +206,16 @@ func newTransport(l config.Limits) *http.Transport {
 type ctxKey struct{}
 
 type forwardInfo struct {
-	id        identity.Identity
-	upstream  string
-	room      string
-	role      string
-	assertion string
-	trusted   bool
-	path      string
+	adapter    Adapter
+	admitted   *Participant
+	adapterErr error
+	id         identity.Identity
+	upstream   string
+	room       string
+	role       string
+	assertion  string
+	trusted    bool
+	path       string
 }
 
 // ServeHTTP is the gateway's one entry point.
@@ -365,7 +371,7 @@ func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, tr
 		return "unauthenticated"
 	}
 	w.subject = id.Subject
-	fi := &forwardInfo{id: id, upstream: up.cfg.Name, trusted: trusted, path: path}
+	fi := &forwardInfo{id: id, upstream: up.cfg.Name, trusted: trusted, path: path, adapter: g.opts.Adapters[up.cfg.Name]}
 	meta := liveconn.Meta{SessionID: id.SessionID, SubjectKey: id.Key(), Upstream: up.cfg.Name}
 	kind := "proxy"
 	if room, ok := up.rooms.Room(path); ok {
@@ -393,6 +399,18 @@ func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, tr
 		}
 		fi.room, fi.role = room, adm.Role
 		meta.Room, meta.ParticipantID = room, adm.ParticipantID
+		fi.admitted = &Participant{Identity: id, Upstream: up.cfg.Name, Room: room, Role: adm.Role, ParticipantID: adm.ParticipantID}
+		if jr, ok := g.opts.Adapters[up.cfg.Name].(JoinRedirector); ok && wantsHTML(r) {
+			target, err := jr.JoinURL(ctx, *fi.admitted)
+			if err != nil {
+				g.opts.Logger.Error("adapter join failed closed", zap.String("upstream", up.cfg.Name), zap.String("room", room), zap.Error(err))
+				g.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "The meeting cannot be reached right now. Please try again shortly.")
+				return kind
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, target, http.StatusFound)
+			return kind
+		}
 	} else if up.rooms.Owns(path) {
 		// Below the room prefix but not a valid room ID: never forward
 		// something that might be read as a room by the upstream.
@@ -465,6 +483,16 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		out.Header.Set("X-Meetguard-Role", fi.role)
 	}
 	out.Header.Set("X-Request-Id", request.From(pr.In.Context()).ID)
+	if fi.adapter != nil {
+		if err := fi.adapter.Forward(pr.In.Context(), pr, fi.admitted); err != nil {
+			// Rewrite cannot fail, so a cancelled request carries the
+			// refusal to the error handler: nothing is sent upstream.
+			fi.adapterErr = err
+			ctx, cancel := context.WithCancel(pr.Out.Context())
+			cancel()
+			pr.Out = pr.Out.WithContext(ctx)
+		}
+	}
 }
 
 func joinPath(target, in *url.URL) (string, string) {
@@ -490,6 +518,11 @@ func headerSafe(s string) string {
 }
 
 func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if fi, _ := r.Context().Value(ctxKey{}).(*forwardInfo); fi != nil && fi.adapterErr != nil {
+		g.opts.Logger.Error("adapter refused request", zap.String("upstream", fi.upstream), zap.Error(fi.adapterErr))
+		respond.JSONError(w, http.StatusServiceUnavailable, "unavailable", "The meeting cannot be reached right now.")
+		return
+	}
 	g.opts.Logger.Warn("upstream error", zap.String("request_id", request.From(r.Context()).ID), zap.Error(err))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
