@@ -2,30 +2,31 @@ package rooms
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
 
-// PasscodeParams are Argon2id costs. The default is OWASP's smallest
-// recommended setting (19 MiB, 2 passes, 1 lane): cheap enough that a
-// 2-core gateway can check passcodes at a join storm's pace, and expensive
-// enough that a stolen Redis dump is slow to crack. Online guessing is
-// stopped by the rate limits, not by the hash.
+// PasscodeParams are Argon2id costs. The default (19 MiB, 2 passes, 1 lane)
+// is OWASP's smallest recommended setting: a stolen Redis dump is slow to
+// crack, while one check costs tens of milliseconds, not seconds. Online
+// guessing is stopped by the rate limits, not by the hash; a crowd joining
+// with the right passcode is served by the success cache (RememberFor).
 type PasscodeParams struct {
 	MemoryKiB uint32
 	Time      uint32
 	Threads   uint8
 }
-
-// DefaultPasscodeParams is used when PasscodeOptions.Params is zero.
-var DefaultPasscodeParams = PasscodeParams{MemoryKiB: 19 * 1024, Time: 2, Threads: 1}
 
 const (
 	passcodeSaltLen = 16
@@ -45,24 +46,41 @@ const (
 
 // PasscodeOptions configure Passcodes.
 type PasscodeOptions struct {
-	// Params for new hashes; zero means DefaultPasscodeParams.
+	// Params for new hashes; zero means 19 MiB, 2 passes, 1 lane.
 	Params PasscodeParams
 	// MaxConcurrent bounds simultaneous hash computations (each takes
 	// MemoryKiB), so a passcode storm cannot exhaust memory. Default
 	// GOMAXPROCS.
 	MaxConcurrent int
+	// RememberFor is how long a successful check is remembered, so that a
+	// crowd joining with the right passcode pays for Argon2id once, not
+	// once each. Only successes are remembered, keyed by the stored hash
+	// (a new passcode starts afresh); wrong guesses always pay in full.
+	// Default 10m; negative disables.
+	RememberFor time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
 // Passcodes hashes and verifies room passcodes with Argon2id.
 type Passcodes struct {
 	params PasscodeParams
 	slots  chan struct{}
+
+	remember time.Duration
+	now      func() time.Time
+	mu       sync.Mutex
+	key      []byte                 // keys the remembered successes
+	good     map[[32]byte]time.Time // success tag -> forget at
 }
+
+// maxRemembered bounds the success cache; when full it starts over.
+const maxRemembered = 4096
 
 // NewPasscodes checks the options.
 func NewPasscodes(o PasscodeOptions) (*Passcodes, error) {
 	if o.Params == (PasscodeParams{}) {
-		o.Params = DefaultPasscodeParams
+		o.Params = PasscodeParams{MemoryKiB: 19 * 1024, Time: 2, Threads: 1}
 	}
 	p := o.Params
 	if p.MemoryKiB < minMemoryKiB || p.MemoryKiB > maxMemoryKiB || p.Time < 1 || p.Time > maxTime ||
@@ -75,7 +93,16 @@ func NewPasscodes(o PasscodeOptions) (*Passcodes, error) {
 	if o.MaxConcurrent < 1 {
 		return nil, invalid("passcodes.max_concurrent", "must be positive")
 	}
-	return &Passcodes{params: p, slots: make(chan struct{}, o.MaxConcurrent)}, nil
+	if o.RememberFor == 0 {
+		o.RememberFor = 10 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	pc := &Passcodes{params: p, slots: make(chan struct{}, o.MaxConcurrent), remember: o.RememberFor, now: o.Now,
+		key: make([]byte, 32), good: map[[32]byte]time.Time{}}
+	_, _ = rand.Read(pc.key)
+	return pc, nil
 }
 
 // Hash returns the PHC-style string for passcode:
@@ -106,15 +133,65 @@ func (p *Passcodes) Verify(ctx context.Context, encoded, passcode string) (bool,
 	if len(passcode) > MaxPasscodeLen {
 		return false, nil
 	}
+	tag := p.tag(encoded, passcode)
+	if p.remembered(tag) {
+		return true, nil
+	}
 	if err := p.acquire(ctx); err != nil {
 		return false, err
 	}
 	got := h.derive(passcode, uint32(len(h.key)))
 	p.release()
-	return subtle.ConstantTimeCompare(got, h.key) == 1, nil
+	ok := subtle.ConstantTimeCompare(got, h.key) == 1
+	if ok {
+		p.rememberSuccess(tag)
+	}
+	return ok, nil
+}
+
+// tag names a (hash, passcode) pair without revealing either: a MAC under a
+// per-process random key, so the cache holds nothing that lets a guess be
+// tested faster than Argon2id allows.
+func (p *Passcodes) tag(encoded, passcode string) [32]byte {
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte(encoded))
+	m.Write([]byte{0})
+	m.Write([]byte(passcode))
+	var t [32]byte
+	m.Sum(t[:0])
+	return t
+}
+
+func (p *Passcodes) remembered(tag [32]byte) bool {
+	if p.remember < 0 {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	until, ok := p.good[tag]
+	if ok && !p.now().Before(until) {
+		delete(p.good, tag)
+		return false
+	}
+	return ok
+}
+
+func (p *Passcodes) rememberSuccess(tag [32]byte) {
+	if p.remember < 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.good) >= maxRemembered {
+		clear(p.good)
+	}
+	p.good[tag] = p.now().Add(p.remember)
 }
 
 func (p *Passcodes) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil { // the caller is gone: spend nothing
+		return fmt.Errorf("rooms: hashing a passcode: %w", err)
+	}
 	select {
 	case p.slots <- struct{}{}:
 		return nil

@@ -174,32 +174,16 @@ type Removal struct {
 	Revoked []ParticipantID `json:"revoked"`
 }
 
-// SortParticipants orders by join time then id, the order Room lists use.
-func SortParticipants(ps []Participant) {
-	slices.SortFunc(ps, func(a, b Participant) int {
-		if c := a.JoinedAt.Compare(b.JoinedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(string(a.ID), string(b.ID))
+// Sort puts the lists in the order stores return them: by time (joined,
+// knocked, banned), then by id.
+func (r *Room) Sort() {
+	slices.SortFunc(r.Participants, func(a, b Participant) int {
+		return cmp.Or(a.JoinedAt.Compare(b.JoinedAt), cmp.Compare(a.ID, b.ID))
 	})
-}
-
-// SortWaiting orders by knock time then id.
-func SortWaiting(ws []WaitEntry) {
-	slices.SortFunc(ws, func(a, b WaitEntry) int {
-		if c := a.Since.Compare(b.Since); c != 0 {
-			return c
-		}
-		return cmp.Compare(string(a.ID), string(b.ID))
+	slices.SortFunc(r.Waiting, func(a, b WaitEntry) int {
+		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.ID, b.ID))
 	})
-}
-
-// SortBans orders by ban time then subject.
-func SortBans(bs []Ban) {
-	slices.SortFunc(bs, func(a, b Ban) int {
-		if c := a.At.Compare(b.At); c != 0 {
-			return c
-		}
-		return cmp.Compare(string(a.Subject), string(b.Subject))
+	slices.SortFunc(r.Bans, func(a, b Ban) int {
+		return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.Subject, b.Subject))
 	})
 }

@@ -113,15 +113,9 @@ func (t *Tickets) Issue(room string, p Participant, binding string) (token strin
 	}
 	expires = t.now().Add(t.ttl).Truncate(time.Second)
 	k := t.keys[0]
-	b := make([]byte, 0, ticketFixedLen+len(room)+ticketMACLen)
-	b = append(b, ticketVersion)
-	b = binary.BigEndian.AppendUint64(b, uint64(expires.Unix()))
-	b = append(b, role)
-	pid, _ := base64.RawURLEncoding.DecodeString(string(p.ID))
-	b = append(b, pid...)
-	b = append(b, k.bindingTag(binding)...)
-	b = append(b, byte(len(room)))
-	b = append(b, room...)
+	w := ticketWire{ticket: Ticket{Room: room, Participant: p.ID, Role: p.Role, ExpiresAt: expires}}
+	copy(w.binding[:], k.bindingTag(binding))
+	b := w.appendBody(make([]byte, 0, ticketFixedLen+len(room)+ticketMACLen), role)
 	b = append(b, k.sign(b)...)
 	return base64.RawURLEncoding.EncodeToString(b), expires, nil
 }
@@ -183,6 +177,18 @@ func (k ticketKey) bindingTag(binding string) []byte {
 type ticketWire struct {
 	ticket  Ticket
 	binding [16]byte
+}
+
+// appendBody encodes everything but the MAC; role is the ticket's role code.
+func (w ticketWire) appendBody(b []byte, role byte) []byte {
+	b = append(b, ticketVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(w.ticket.ExpiresAt.Unix()))
+	b = append(b, role)
+	pid, _ := base64.RawURLEncoding.DecodeString(string(w.ticket.Participant))
+	b = append(b, pid...)
+	b = append(b, w.binding[:]...)
+	b = append(b, byte(len(w.ticket.Room)))
+	return append(b, w.ticket.Room...)
 }
 
 // parseTicket decodes a ticket body (without its MAC). It only runs on

@@ -246,9 +246,7 @@ func (s *Store) Room(ctx context.Context, id string) (rooms.Room, error) {
 			out.Bans = append(out.Bans, b)
 		}
 	}
-	rooms.SortParticipants(out.Participants)
-	rooms.SortWaiting(out.Waiting)
-	rooms.SortBans(out.Bans)
+	out.Sort()
 	return out, nil
 }
 

@@ -19,7 +19,9 @@ import (
 // dropped link is noticed within 2*healthEvery.
 const healthEvery = time.Second
 
-// subscribeWait bounds how long Subscribe waits for the relay to (re)connect.
+// subscribeWait bounds how long Subscribe waits for the relay's first
+// connection; once a connection has failed, Subscribe fails at once until
+// the relay is back.
 const subscribeWait = 2 * time.Second
 
 // Subscribe implements rooms.Store. It returns only once the node's Redis
@@ -39,6 +41,10 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan rooms.Event, error) {
 			s.mu.Unlock()
 			return ch, nil
 		}
+		if s.down {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("%w: redisstore subscribe: event subscription is down", rooms.ErrStoreUnavailable)
+		}
 		changed := s.changed
 		s.mu.Unlock()
 		select {
@@ -54,6 +60,7 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan rooms.Event, error) {
 func (s *Store) setHealthy(ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.down = !ok
 	if s.healthy == ok {
 		return
 	}
@@ -71,7 +78,14 @@ func (s *Store) relay(ctx context.Context) {
 	defer close(s.done)
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
 		ps := s.client.Subscribe(ctx, s.channel)
+		s.ps = ps
+		s.mu.Unlock()
 		wasHealthy, err := s.pump(ctx, ps)
 		_ = ps.Close()
 		s.setHealthy(false)
@@ -111,6 +125,7 @@ func (s *Store) pump(ctx context.Context, ps *redis.PubSub) (wasHealthy bool, er
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == s.channel {
 				wasHealthy = true
+				s.loadScripts(ctx)
 				s.setHealthy(true)
 			}
 		case *redis.Message:
@@ -131,8 +146,8 @@ type wireEvent struct {
 	Revoked     []string `json:"revoked"`
 	Subject     string   `json:"subject"`
 	Wait        string   `json:"wait_id"`
-	Participant *record `json:"participant"`
-	AtMS int64 `json:"at_ms"`
+	Participant *record  `json:"participant"`
+	AtMS        int64    `json:"at_ms"`
 }
 
 func decodeEvent(payload string) (rooms.Event, error) {
@@ -153,4 +168,17 @@ func decodeEvent(payload string) (rooms.Event, error) {
 			Name: p.N, Role: rooms.Role(p.R), JoinedAt: time.UnixMilli(p.J)}
 	}
 	return e, nil
+}
+
+// loadScripts puts every script in Redis's cache whenever the link comes
+// (back) up, so that a join storm right after a start or a Redis restart
+// does not send each script's source with every call. Failure is harmless:
+// Script.Run falls back to EVAL.
+func (s *Store) loadScripts(ctx context.Context) {
+	for _, sc := range allScripts {
+		if err := sc.Load(ctx, s.client).Err(); err != nil {
+			s.log.Warn("redisstore.script_load_failed", zap.Error(err))
+			return
+		}
+	}
 }

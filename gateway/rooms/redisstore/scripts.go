@@ -146,7 +146,7 @@ if created == 0 then
   end
   if other then publish({kind = 'updated'}) end
 end
-return created
+return {'ok', created}
 `)
 
 // Returns {meta, participants, waiting, bans} as flat field/value lists.
@@ -157,7 +157,7 @@ return {'ok', redis.call('HGETALL', K_META), redis.call('HGETALL', K_PARTS),
   redis.call('HGETALL', K_WAIT), redis.call('HGETALL', K_BANS)}
 `)
 
-// ARGV 9 subject ('' for none).
+// ARGV 9 subject (” for none).
 var factsScript = roomScript(`
 local banned = 0
 if ARGV[9] ~= '' and redis.call('HEXISTS', K_BANS, ARGV[9]) == 1 then banned = 1 end
@@ -414,3 +414,9 @@ end
 for _, k in ipairs(KEYS) do keep_alive(k) end
 return counts('ok', 0)
 `)
+
+var allScripts = []*redis.Script{
+	putScript, roomViewScript, factsScript, admitScript, touchScript, leaveScript, removeScript, knockScript,
+	admitWaitingScript, denyWaitingScript, waitStatusScript, lockScript, suspendScript, beginJoinScript,
+	recordFailureScript,
+}

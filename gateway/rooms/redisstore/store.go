@@ -33,7 +33,9 @@ type Options struct {
 	// timeouts (see URL) so a dead Redis fails requests fast.
 	Client redis.UniversalClient
 	// URL (redis:// or rediss://) is used when Client is nil; the store
-	// then owns a client with 1s dial/read/write timeouts and one retry.
+	// then owns a client with 1s dial/read/write timeouts, one retry and
+	// one dial attempt per try, so an outage fails requests in
+	// milliseconds (refused) to about two seconds (unreachable).
 	URL string
 	// KeyPrefix namespaces every key and the event channel. Default
 	// "meetguard:".
@@ -58,14 +60,17 @@ type Store struct {
 
 	mu      sync.Mutex
 	closed  bool
+	ps      *redis.PubSub // the relay's subscription, closed by Close to unblock it
 	healthy bool          // the event subscription is confirmed
+	down    bool          // the last subscription attempt failed
 	changed chan struct{} // closed and replaced when healthy changes
 }
 
 var _ rooms.Store = (*Store)(nil)
 
-// New returns a store and starts relaying events. It does not wait for
-// Redis: operations fail with ErrStoreUnavailable until it is reachable.
+// New returns a store and starts relaying events until ctx ends or Close.
+// It does not wait for Redis: operations fail with ErrStoreUnavailable
+// until it is reachable.
 func New(ctx context.Context, o Options) (*Store, error) {
 	if err := o.Rooms.Validate(); err != nil {
 		return nil, err
@@ -87,13 +92,13 @@ func New(ctx context.Context, o Options) (*Store, error) {
 			return nil, &rooms.InvalidError{Field: "store.redis.url", Reason: err.Error()}
 		}
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = time.Second, time.Second, time.Second, time.Second
-		opt.MaxRetries = 1
+		opt.MaxRetries, opt.DialerRetries = 1, 1
 		s.client, s.ownClient = redis.NewClient(opt), true
 	}
 	c := s.cfg
 	s.common = []any{s.channel, c.ParticipantLease.Milliseconds(), c.EmptyRoomTTL.Milliseconds(),
 		c.BanTTL.Milliseconds(), c.WaitTTL.Milliseconds(), rooms.OutcomeTTL.Milliseconds()}
-	ctx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
+	ctx, s.stop = context.WithCancel(ctx)
 	go s.relay(ctx)
 	return s, nil
 }
@@ -107,8 +112,12 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	ps := s.ps
 	s.mu.Unlock()
 	s.stop()
+	if ps != nil {
+		_ = ps.Close()
+	}
 	<-s.done
 	s.hub.Drop()
 	if s.ownClient {
@@ -203,7 +212,7 @@ func (s *Store) Put(ctx context.Context, id string, owner rooms.SubjectKey, ch r
 	if err != nil {
 		return false, err
 	}
-	return v[0] == int64(1), nil
+	return len(v) == 2 && v[1] == int64(1), nil
 }
 
 func setFlag(m map[string]string, k string, v *bool) {
@@ -257,9 +266,7 @@ func (s *Store) Room(ctx context.Context, id string) (rooms.Room, error) {
 		}
 		out.Bans = append(out.Bans, rooms.Ban{Subject: rooms.SubjectKey(subject), Name: r.N, At: time.UnixMilli(r.A)})
 	}
-	rooms.SortParticipants(out.Participants)
-	rooms.SortWaiting(out.Waiting)
-	rooms.SortBans(out.Bans)
+	out.Sort()
 	return out, nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore/redistest"
@@ -56,9 +58,14 @@ func TestConformance(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	redis.SetLogger(quiet{}) // go-redis logs every failed dial; the outage tests cause many
 	code := m.Run()
 	if shared != nil {
 		shared.Kill()
 	}
 	os.Exit(code)
 }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}

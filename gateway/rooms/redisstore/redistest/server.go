@@ -98,7 +98,7 @@ func (s *Server) start() error {
 func (s *Server) Client(t testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{
 		Addr: s.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
-		PoolTimeout: 2 * time.Second, MaxRetries: 1,
+		PoolTimeout: 2 * time.Second, MaxRetries: 1, DialerRetries: 1,
 	})
 	t.Cleanup(func() { _ = c.Close() })
 	return c

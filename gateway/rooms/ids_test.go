@@ -1,0 +1,77 @@
+package rooms_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/meetguard/meetguard/gateway/rooms"
+)
+
+func TestValidateRoomID_HostileInputs(t *testing.T) {
+	good := []string{"a", "standup-42", "Team.Sync_2026~1", strings.Repeat("x", 128)}
+	bad := []string{"", ".", "..", "a/b", "../etc", "a b", "a%2fb", "a?b", "a#b", "{a}", "a\x00", "é",
+		"a\nb", strings.Repeat("x", 129), "a;b", "*"}
+	for _, id := range good {
+		if err := rooms.ValidateRoomID(id); err != nil {
+			t.Errorf("ValidateRoomID(%q) = %v, want ok", id, err)
+		}
+	}
+	for _, id := range bad {
+		if err := rooms.ValidateRoomID(id); !errors.Is(err, rooms.ErrInvalid) {
+			t.Errorf("ValidateRoomID(%q) = %v, want ErrInvalid", id, err)
+		}
+	}
+}
+
+func TestSubjectKey_Validate(t *testing.T) {
+	for _, k := range []rooms.SubjectKey{"", "a\x00b", "a\nb", "\xff\xfe", rooms.SubjectKey(strings.Repeat("s", 513)), "a\u0085b"} {
+		if err := k.Validate(); !errors.Is(err, rooms.ErrInvalid) {
+			t.Errorf("Validate(%q) = %v, want ErrInvalid", k, err)
+		}
+	}
+	if err := rooms.SubjectKey("https://accounts.example.com|1234567890 Ünïcode").Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIDs_AreRandomAndValidateTheirShape(t *testing.T) {
+	seen := map[rooms.ParticipantID]bool{}
+	for range 1000 {
+		id := rooms.NewParticipantID()
+		if err := id.Validate(); err != nil || seen[id] {
+			t.Fatalf("id %q: err %v, repeated %v", id, err, seen[id])
+		}
+		seen[id] = true
+	}
+	if err := rooms.NewWaitID().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"", "AAAA", "AAAAAAAAAAAAAAAAAAAAAB", "AAAAAAAAAAAAAAAAAAAAA+", "AAAAAAAAAAAAAAAAAAAAAA=", strings.Repeat("A", 23)} {
+		if rooms.ParticipantID(id).Validate() == nil || rooms.WaitID(id).Validate() == nil {
+			t.Errorf("%q accepted as an id", id)
+		}
+	}
+}
+
+func TestDisplayName_DropsControlsAndCutsOnRuneBoundary(t *testing.T) {
+	cases := map[string]string{
+		"Ana Lima":               "Ana Lima",
+		"evil\x1b[2J\x07name":    "evil[2Jname",
+		"line\nbreak\r":          "linebreak",
+		"\xff\xfebad utf8":       "bad utf8",
+		strings.Repeat("é", 100): strings.Repeat("é", 64),
+		strings.Repeat("a", 200): strings.Repeat("a", 128),
+		"":                       "",
+	}
+	for in, want := range cases {
+		got := rooms.DisplayName(in)
+		if got != want {
+			t.Errorf("DisplayName(%q) = %q, want %q", in, got, want)
+		}
+		a := rooms.Admission{Room: "r", Subject: "i|s", Role: rooms.RoleViewer, Name: got}
+		if err := a.Validate(); err != nil {
+			t.Errorf("DisplayName(%q) = %q is not a valid name: %v", in, got, err)
+		}
+	}
+}
