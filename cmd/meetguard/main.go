@@ -19,9 +19,11 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func commands() map[string]command {
 	return map[string]command{
 		"version": runVersion,
+		"audit":   runAudit,
 		"serve":   runServe,
 		"dev":     runDev,
 		"config":  runConfig,
+		"policy":  runPolicy,
 	}
 }
 

@@ -1,0 +1,270 @@
+# METADATA
+# title: Room admission
+# description: |
+#   Decides whether a signed-in person may enter a meeting room now, must wait
+#   in the lobby, or is turned away, and with which role. The gateway asks for
+#   data.meetguard.admission.decision on every room admission.
+#
+#   Everything a security team is expected to change lives in data.json
+#   (data.meetguard.config): staff domains, host groups, MFA, capacity, rate
+#   limits, meeting hours and the messages people are shown. The rules below
+#   only say how those settings combine.
+# schemas:
+#   - input: schema.input
+package meetguard.admission
+
+import data.meetguard.config
+
+# decision is the one document the gateway asks for. The first branch that
+# applies wins: any deny reason, then hosts, then staff, then everyone else
+# waits in the lobby as a guest viewer until a host lets them in.
+decision := {
+	"allow": false,
+	"lobby": false,
+	"role": "",
+	"reasons": reasons,
+	"user_message": message(reasons[0]),
+	"ttl_seconds": 0,
+} if {
+	count(deny) > 0
+} else := {
+	"allow": true,
+	"lobby": false,
+	"role": "host",
+	"reasons": sort(host_reasons),
+	"user_message": "",
+	"ttl_seconds": config.decision_ttl_seconds,
+	"obligations": obligations,
+} if {
+	is_host
+} else := {
+	"allow": true,
+	"lobby": false,
+	"role": "participant",
+	"reasons": ["staff_domain"],
+	"user_message": "",
+	"ttl_seconds": config.decision_ttl_seconds,
+	"obligations": obligations,
+} if {
+	is_staff
+	not waits_for_host
+} else := {
+	"allow": false,
+	"lobby": true,
+	"role": "participant",
+	"reasons": ["waiting_for_host"],
+	"user_message": message("waiting_for_host"),
+	"ttl_seconds": config.lobby_ttl_seconds,
+	"obligations": obligations,
+} if {
+	is_staff
+} else := {
+	"allow": false,
+	"lobby": true,
+	"role": "viewer",
+	"reasons": ["guest_lobby"],
+	"user_message": message("guest_lobby"),
+	"ttl_seconds": config.lobby_ttl_seconds,
+	"obligations": obligations,
+}
+
+# reason_order ranks deny reasons. The first one present picks the message the
+# person is shown, so reasons that must not reveal anything about the room
+# (banned, missing, locked) come before reasons that would (full, passcode).
+reason_order := [
+	"unauthenticated",
+	"rate_limited",
+	"banned",
+	"room_not_found",
+	"room_locked",
+	"outside_meeting_hours",
+	"room_full",
+	"mfa_required",
+	"e2ee_key_required",
+	"passcode_required",
+	"guests_not_allowed",
+]
+
+# reasons lists every deny reason, ranked; a reason a team adds without
+# ranking it still shows up, after the ranked ones.
+reasons := [r | some [_, r] in sort([[rank(r), r] | some r in deny])]
+
+rank(r) := i if {
+	some i, ranked in reason_order
+	ranked == r
+} else := count(reason_order)
+
+# message is what the person may be told for a reason code. The gateway shows
+# nothing else, so an unknown code gets the same words as a missing room.
+message(code) := msg if {
+	msg := config.messages[code]
+} else := "This meeting is not available."
+
+# --- Who is asking -----------------------------------------------------------
+
+# Only identities the gateway verified (a session or a bearer token with an
+# issuer and a subject) get in anywhere.
+authenticated if {
+	input.identity.iss != ""
+	input.identity.sub != ""
+	input.identity.via in {"session", "bearer"}
+}
+
+# Hosts are members of a host group (global or for this room) or the room's
+# owner. Both reasons are kept so the log says why someone is a host.
+host_reasons contains "host_group" if {
+	some group in config.host_groups
+	group in input.identity.groups
+}
+
+host_reasons contains "host_group" if {
+	some group in config.rooms[input.room.id].host_groups
+	group in input.identity.groups
+}
+
+host_reasons contains "room_owner" if {
+	input.room.owner != ""
+	input.room.owner == input.identity.sub
+}
+
+is_host if count(host_reasons) > 0
+
+# Staff have a verified email address in one of the organisation's domains.
+# The domain must match exactly: "example.com.evil.test" and
+# "evilexample.com" are not "example.com", and an address with two "@" is
+# nobody's.
+is_staff if {
+	input.identity.email_verified
+	email_domain in config.staff_domains
+}
+
+email_domain := lower(parts[1]) if {
+	parts := split(input.identity.email, "@")
+	count(parts) == 2
+	parts[0] != ""
+}
+
+waits_for_host if {
+	config.participants_wait_for_host
+	not input.room.host_present
+}
+
+# MFA: the identity provider says so in amr (RFC 8176 "mfa") or with one of
+# the configured acr values.
+mfa if "mfa" in input.identity.amr
+
+mfa if input.identity.acr in config.mfa_acr_values
+
+# --- Why someone is turned away -------------------------------------------------
+
+deny contains "unauthenticated" if not authenticated
+
+deny contains "banned" if input.room.banned
+
+deny contains "room_not_found" if not input.room.exists
+
+# A locked room is closed to everyone but its hosts, lobby included.
+deny contains "room_locked" if {
+	input.room.locked
+	not is_host
+}
+
+deny contains "room_full" if {
+	input.room.occupancy >= capacity
+	not capacity_exempt
+}
+
+deny contains "mfa_required" if {
+	sensitive_room
+	not mfa
+}
+
+deny contains "e2ee_key_required" if {
+	e2ee_room
+	not input.device.key_registered
+}
+
+# Hosts open passcode rooms without the passcode; everyone else needs it.
+deny contains "passcode_required" if {
+	input.room.passcode_required
+	not input.room.passcode_ok
+	not is_host
+}
+
+deny contains "rate_limited" if rate_limited
+
+deny contains "outside_meeting_hours" if {
+	some tag in input.room.tags
+	hours := config.meeting_hours[tag]
+	not within_hours(hours)
+}
+
+# Without a lobby there is nowhere for a guest to wait.
+deny contains "guests_not_allowed" if {
+	not input.room.lobby_enabled
+	not is_host
+	not is_staff
+}
+
+# --- Rooms ---------------------------------------------------------------------
+
+# capacity: a per-room setting in data.json wins over the room's own setting,
+# which wins over the default; nothing goes above the configured maximum.
+capacity := min({configured_capacity, config.capacity.max})
+
+configured_capacity := c if {
+	c := config.rooms[input.room.id].capacity
+} else := input.room.capacity if {
+	input.room.capacity > 0
+} else := config.capacity.default
+
+capacity_exempt if {
+	is_host
+	config.capacity.hosts_exempt
+}
+
+sensitive_room if {
+	some tag in input.room.tags
+	tag in config.mfa_room_tags
+}
+
+e2ee_room if sensitive_room
+
+e2ee_room if input.room.e2ee_required
+
+obligations := {
+	"require_e2ee": require_e2ee,
+	"max_duration_minutes": config.max_duration_minutes,
+}
+
+default require_e2ee := false
+
+require_e2ee if e2ee_room
+
+# --- Abuse -----------------------------------------------------------------------
+
+# The gateway counts failures over history.window_seconds, per identity and
+# per IP address; reaching any limit turns every request away until the
+# window moves on. Limits per IP are higher because offices share addresses.
+rate_limited if input.history.identity.join_failures >= config.rate_limit.identity_join_failures
+
+rate_limited if input.history.ip.join_failures >= config.rate_limit.ip_join_failures
+
+rate_limited if input.history.identity.passcode_failures >= config.rate_limit.identity_passcode_failures
+
+rate_limited if input.history.ip.passcode_failures >= config.rate_limit.ip_passcode_failures
+
+# --- Meeting hours ----------------------------------------------------------------
+
+# within_hours uses the gateway's clock from the request (never time.now_ns),
+# so that a replay of the audit log decides the same way. A missing or bad
+# time is never within hours. Times of day compare as "HH:MM" strings, the
+# form config_check insists on.
+within_hours(hours) if {
+	ns := time.parse_rfc3339_ns(input.request.time)
+	time.weekday([ns, hours.timezone]) in hours.weekdays
+	[hour, minute, _] := time.clock([ns, hours.timezone])
+	now := sprintf("%02d:%02d", [hour, minute])
+	now >= hours.start
+	now < hours.end
+}

@@ -1,0 +1,49 @@
+# Tests for data.meetguard.admission.create_room.
+package meetguard.admission_test
+
+import data.meetguard.admission
+
+new_room := {"room": {"id": "retro", "exists": false, "owner": "", "occupancy": 0}}
+
+create(patch) := d if {
+	d := admission.create_room with input as object.union(object.union(alice, new_room), patch)
+		with data.meetguard.config as cfg
+}
+
+test_creator_group_may_create if {
+	d := create(object.union(guest, {"identity": {"groups": ["meeting-creators"]}}))
+	admitted(d, "host")
+	d.reasons == ["room_creator_group"]
+	d.ttl_seconds == 300
+}
+
+test_staff_may_create_when_configured if {
+	d := create({})
+	admitted(d, "host")
+	d.reasons == ["staff_domain"]
+}
+
+test_staff_may_not_create_when_not_configured if {
+	d := admission.create_room with input as object.union(alice, new_room)
+		with data.meetguard.config as object.union(cfg, {"room_creation": {"staff": false}})
+	denied(d, "not_room_creator")
+}
+
+test_guest_may_not_create if {
+	denied(create(guest), "not_room_creator")
+}
+
+test_taken_name_is_only_revealed_to_creators if {
+	denied(create({"room": {"exists": true}}), "room_exists")
+	d := create(object.union(guest, {"room": {"exists": true}}))
+	d.reasons == ["not_room_creator", "room_exists"]
+	d.user_message == "not a creator"
+}
+
+test_unauthenticated_may_not_create if {
+	denied(create({"identity": {"sub": ""}}), "unauthenticated")
+}
+
+test_rate_limited_may_not_create if {
+	denied(create({"history": {"ip": {"join_failures": 20}}}), "rate_limited")
+}
