@@ -294,18 +294,24 @@ func (g *Gateway) serveOwn(w *statusRecorder, r *http.Request, path string) stri
 		return "jwks"
 	}
 	if strings.HasPrefix(path, "/.meetguard/api/") {
-		for prefix, h := range g.opts.API {
-			if strings.HasPrefix(path, prefix) {
-				id, err := g.opts.Auth.Authenticate(r)
-				if err != nil {
-					g.unauthenticated(w, r, err)
-					return "api"
-				}
-				w.subject = id.Subject
-				r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-				h.ServeHTTP(w, r.WithContext(identity.With(r.Context(), id)))
+		var h http.Handler
+		best := ""
+		for prefix, cand := range g.opts.API {
+			if strings.HasPrefix(path, prefix) && len(prefix) > len(best) {
+				h, best = cand, prefix
+			}
+		}
+		if h != nil {
+			id, err := g.opts.Auth.Authenticate(r)
+			if err != nil {
+				g.unauthenticated(w, r, err)
 				return "api"
 			}
+			w.subject = id.Subject
+			// Handlers set tighter caps per endpoint; this is the ceiling.
+			r.Body = http.MaxBytesReader(w, r.Body, g.opts.Config.Limits.MaxBodyBytes)
+			h.ServeHTTP(w, r.WithContext(identity.With(r.Context(), id)))
+			return "api"
 		}
 	}
 	respond.JSONError(w, http.StatusNotFound, "not_found", "Not found.")
