@@ -141,6 +141,8 @@ type envOptions struct {
 	upstreamURL string
 	// logger is the gateway's operational logger; default none.
 	logger *zap.Logger
+	// clock drives the authenticator's notion of now; default time.Now.
+	clock func() time.Time
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -193,7 +195,7 @@ func newEnvTB(t testing.TB, o envOptions) *env {
 		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
 		PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
 		KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL,
-		Store: store, Codec: codec, Audit: audit,
+		Store: store, Codec: codec, Audit: audit, Clock: o.clock,
 		OnLogout: func(id string) {
 			gw.Live().Close(func(m liveconn.Meta) bool { return m.SessionID == id })
 		},

@@ -122,3 +122,14 @@ func (m *MemoryStore) TakeLogin(_ context.Context, state string) (Login, error) 
 	}
 	return l, nil
 }
+
+// SessionIDs lists live session IDs (operators' tools and tests).
+func (m *MemoryStore) SessionIDs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]string, 0, len(m.sessions))
+	for id := range m.sessions {
+		ids = append(ids, id)
+	}
+	return ids
+}
