@@ -527,3 +527,19 @@ func TestReadyz_ReportsChecks(t *testing.T) {
 		t.Fatalf("readyz with failing audit: %d %+v", resp.StatusCode, body)
 	}
 }
+
+func TestSessionCookie_HostPrefixAndSecureOnHTTPS(t *testing.T) {
+	e := newEnv(t, envOptions{mutate: func(c *config.Config) { c.PublicURL = strings.Replace(c.PublicURL, "http://", "https://", 1) }})
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp := get(t, c, e.URL+auth.LoginURL("/app"), nil)
+	resp.Body.Close()
+	raw := resp.Header.Get("Set-Cookie")
+	for _, want := range []string{"__Host-meetguard-login=", "Secure", "HttpOnly", "SameSite=Lax", "Path=/"} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("login cookie %q lacks %s", raw, want)
+		}
+	}
+	if strings.Contains(raw, "Domain=") {
+		t.Errorf("__Host- cookie must not carry Domain: %q", raw)
+	}
+}
