@@ -25,6 +25,10 @@ const (
 
 const defaultPolicyDir = "policies"
 
+// toolTimeout is the per-decision deadline of the offline tools (eval,
+// replay), far above the gateway's.
+const toolTimeout = 10 * time.Second
+
 func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		policyUsageText(stderr)
@@ -290,7 +294,7 @@ func runPolicyEval(ctx context.Context, args []string, stdout, stderr io.Writer)
 		reportErr(stderr, "eval", err)
 		return policyFailed
 	}
-	opts := policy.Options{Dir: dir, Bundle: src.bundle, BundleVerificationKey: src.key, BundleVerificationKeyID: src.keyID}
+	opts := policy.Options{Dir: dir, Bundle: src.bundle, BundleVerificationKey: src.key, BundleVerificationKeyID: src.keyID, Timeout: toolTimeout}
 	if strings.HasPrefix(*query, "data.") {
 		if strings.HasSuffix(*query, ".create_room") {
 			opts.CreateQuery = *query
@@ -409,7 +413,9 @@ func runPolicyReplay(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "meetguard policy replay: --audit FILE and exactly one of --candidate DIR or --candidate-bundle FILE are required")
 		return policyUsage
 	}
-	eng, err := policy.New(ctx, policy.Options{Dir: *candidate, Bundle: *candidateBundle})
+	// Offline: a busy laptop must not turn decisions into timeouts that
+	// would show up as changes.
+	eng, err := policy.New(ctx, policy.Options{Dir: *candidate, Bundle: *candidateBundle, Timeout: toolTimeout})
 	if err != nil {
 		reportErr(stderr, "replay", err)
 		return policyFailed
