@@ -33,7 +33,11 @@ func BenchmarkProxiedGET(b *testing.B) {
 	}))
 	defer up.Close()
 	target, _ := url.Parse(up.URL)
-	plain := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }})
+	// The plain proxy gets the same connection pooling as the gateway's
+	// transport, so the comparison isolates what meetguard adds.
+	plainTransport := http.DefaultTransport.(*http.Transport).Clone()
+	plainTransport.MaxIdleConnsPerHost = 256
+	plain := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }, Transport: plainTransport})
 	defer plain.Close()
 
 	e := newBenchEnv(b, up.URL)
