@@ -35,6 +35,9 @@ var forwardingHeaders = map[string]bool{
 // what the gateway asserts, before any code reads the request.
 func stripIncoming(h http.Header, trusted bool) {
 	for k := range h {
+		if !mayBeSensitive(k) {
+			continue
+		}
 		n := normHeader(k)
 		switch {
 		case strings.HasPrefix(n, "x-meetguard-"):
@@ -45,6 +48,20 @@ func stripIncoming(h http.Header, trusted bool) {
 			}
 		}
 	}
+}
+
+// mayBeSensitive is a cheap pre-filter so the common headers (Accept,
+// Cookie, User-Agent, ...) are not lower-cased on every request: every
+// stripped name starts with x, f or t.
+func mayBeSensitive(k string) bool {
+	if k == "" {
+		return false
+	}
+	switch k[0] | 0x20 {
+	case 'x', 'f', 't':
+		return true
+	}
+	return false
 }
 
 // clientIP returns the peer, or when the peer is a trusted proxy the

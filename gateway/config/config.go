@@ -82,6 +82,11 @@ type Upstream struct {
 	Prefix string `yaml:"prefix"`
 	// Rooms tells which requests belong to which meeting room.
 	Rooms UpstreamRooms `yaml:"rooms"`
+
+	// The kind's own block (upstream_kinds.go); only the one matching Kind.
+	LiveKit *LiveKit `yaml:"livekit"`
+	Jitsi   *Jitsi   `yaml:"jitsi"`
+	BBB     *BBB     `yaml:"bbb"`
 }
 
 // UpstreamRooms maps request paths to rooms.

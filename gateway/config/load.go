@@ -275,6 +275,7 @@ func (l *loader) readSecretFiles(c *Config) {
 			l.add(filePath, "secret file %s is empty", *p.ref)
 		}
 	}
+	l.readUpstreamSecretFiles(c)
 }
 
 func lastKey(path string) string {

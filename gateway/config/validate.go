@@ -154,9 +154,10 @@ func (l *loader) validate(c *Config) {
 			l.add(p+".url", "must be http or https")
 		}
 		switch u.Kind {
-		case "generic":
+		case "generic", "livekit", "jitsi", "bbb":
+			l.completeUpstreamKind(p, &c.Upstreams[i])
 		default:
-			l.add(p+".kind", "unknown kind %q (want generic)", u.Kind)
+			l.add(p+".kind", "unknown kind %q (want generic, livekit, jitsi or bbb)", u.Kind)
 		}
 		if !strings.HasPrefix(u.Prefix, "/") {
 			l.add(p+".prefix", "must start with /")

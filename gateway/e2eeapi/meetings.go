@@ -1,0 +1,563 @@
+package e2eeapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/identity"
+	"github.com/meetguard/meetguard/gateway/rooms"
+	"github.com/meetguard/meetguard/policy"
+)
+
+// meeting is the key exchange of one room's current meeting instance. Its mutex orders everything that
+// changes who is in the roster: registrations, admissions and reconciliation with the rooms store. Requests
+// that only read (roster, keys, wait) take it just long enough to find their credential.
+type meeting struct {
+	room string
+
+	mu        chanMutex
+	ended     bool           // purged: callers must look the room up again
+	authority *e2ee.Authority // nil until the first registration
+	locked    bool           // the rooms store's lock, as last seen
+	// members binds each room admission (participant id) to the credential registered through it; the
+	// roster is exactly the credentials bound to live admissions.
+	members map[string]*binding
+	// pending holds keys registered before their holder's admission, by session.
+	pending map[string]*pendingKey
+}
+
+// chanMutex is a mutex whose Lock can give up when a context ends, so that a request stuck behind a slow
+// reconciliation does not outlive its caller.
+type chanMutex chan struct{}
+
+func newChanMutex() chanMutex { return make(chanMutex, 1) }
+
+func (m chanMutex) Lock(ctx context.Context) error {
+	select {
+	case m <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", errUnavailable, ctx.Err())
+	}
+}
+
+func (m chanMutex) Unlock() { <-m }
+
+type binding struct {
+	cred    *e2ee.Credential
+	session string
+}
+
+type pendingKey struct {
+	cred    *e2ee.Credential
+	subject rooms.SubjectKey
+	expires time.Time
+}
+
+// participant is the part of an admission the key exchange needs.
+type participant struct {
+	id, role, session string
+}
+
+// lockMeeting returns room's meeting locked, creating the entry if create is set; nil if there is none.
+func (h *Handler) lockMeeting(ctx context.Context, room string, create bool) (*meeting, error) {
+	for {
+		h.mu.Lock()
+		m := h.meetings[room]
+		if m == nil && create {
+			m = &meeting{room: room, mu: newChanMutex(), members: map[string]*binding{}, pending: map[string]*pendingKey{}}
+			h.meetings[room] = m
+		}
+		h.mu.Unlock()
+		if m == nil {
+			return nil, nil
+		}
+		if err := m.mu.Lock(ctx); err != nil {
+			return nil, err
+		}
+		if !m.ended {
+			return m, nil
+		}
+		m.mu.Unlock()
+	}
+}
+
+// instanceKey is where the current meeting instance id of a room is kept, so that every gateway sharing the
+// Store agrees on it.
+func instanceKey(room string) string { return "e2ee-instance/" + room + "/" }
+
+// ensureAuthority starts the meeting's Authority if it has none; m is locked.
+func (h *Handler) ensureAuthority(ctx context.Context, m *meeting) error {
+	if m.authority != nil {
+		return nil
+	}
+	instance, err := h.instance(ctx, m.room)
+	if err != nil {
+		return err
+	}
+	classic := false
+	if h.opts.AllowClassicKEM != nil {
+		if classic, err = h.opts.AllowClassicKEM(ctx, m.room); err != nil {
+			return fmt.Errorf("%w: classic KEM policy: %w", errUnavailable, err)
+		}
+	}
+	rm, err := h.opts.Rooms.Room(ctx, m.room)
+	switch {
+	case err == nil:
+		m.locked = rm.Locked
+	case !errors.Is(err, rooms.ErrNotFound):
+		return fmt.Errorf("%w: %w", errUnavailable, err)
+	}
+	a, err := e2ee.NewAuthority(ctx, e2ee.AuthorityOptions{
+		Room: m.room, Instance: instance, SigningKey: h.opts.SigningKey, Store: h.opts.Store,
+		AllowClassicKEM: classic, NonceTTL: h.opts.NonceTTL, CredentialTTL: h.opts.CredentialTTL,
+		MaxMembers: h.opts.MaxMembers, Clock: h.opts.Clock, Logger: h.log.Named("authority"), OnEvent: h.onEvent,
+	})
+	if err != nil {
+		return err
+	}
+	m.authority = a
+	h.log.Info("e2ee meeting started", zap.String("room", m.room), zap.String("instance", instance), zap.Bool("classic_kem", classic))
+	return nil
+}
+
+// instance returns the room's current meeting instance id, creating one if there is none.
+func (h *Handler) instance(ctx context.Context, room string) (string, error) {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	fresh := h.opts.Clock.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(rnd[:])
+	err := h.opts.Store.Create(ctx, instanceKey(room), []byte(fresh), 0)
+	if err == nil {
+		return fresh, nil
+	}
+	if !errors.Is(err, e2ee.ErrExists) {
+		return "", fmt.Errorf("%w: meeting instance: %w", errUnavailable, err)
+	}
+	b, err := h.opts.Store.Get(ctx, instanceKey(room))
+	if err != nil {
+		return "", fmt.Errorf("%w: meeting instance: %w", errUnavailable, err)
+	}
+	return string(b), nil
+}
+
+// authority returns room's Authority, starting the meeting if needed.
+func (h *Handler) authority(ctx context.Context, room string) (*e2ee.Authority, error) {
+	m, err := h.lockMeeting(ctx, room, true)
+	if err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	if err := h.ensureAuthority(ctx, m); err != nil {
+		return nil, err
+	}
+	return m.authority, nil
+}
+
+// register runs a registration of a caller that mayRegister admitted. Membership is checked again with the
+// meeting locked, so that a kick the rooms store publishes meanwhile is reconciled after the credential is
+// bound, never before.
+func (h *Handler) register(ctx context.Context, r *http.Request, room string, id identity.Identity, reg *e2ee.Registration) (*e2ee.Credential, error) {
+	m, err := h.lockMeeting(ctx, room, true)
+	if err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	p, err := h.member(r, room)
+	isMember := err == nil
+	role := string(rooms.RoleParticipant)
+	switch {
+	case isMember:
+		role = p.role
+	case errors.Is(err, errUnavailable):
+		return nil, err
+	default:
+		if err := h.mayRegister(r, room); err != nil {
+			h.auditRefusal(ctx, room, id, "register", err)
+			return nil, err
+		}
+		if f, ok := h.opts.Membership.(RoleForecaster); ok {
+			if role, err = f.ForecastRole(r, room); err != nil {
+				return nil, fmt.Errorf("%w: %w", errNotAdmitted, err)
+			}
+		}
+	}
+	e2eeRole, err := e2ee.ParseRole(role)
+	if err != nil {
+		return nil, fmt.Errorf("e2eeapi: membership role: %w", err)
+	}
+	if err := h.ensureAuthority(ctx, m); err != nil {
+		return nil, err
+	}
+	cred, err := m.authority.Register(ctx, e2ee.RegisterRequest{
+		Identity: e2eeIdentity(id), DisplayName: displayName(id), Role: e2eeRole, Registration: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Nothing is handed out unrecorded: without a durable record the credential is never returned nor admitted.
+	if err := h.opts.Audit.Record(context.WithoutCancel(ctx), eventKeyRegistered,
+		zap.String("room", room), zap.String("instance", cred.Instance),
+		zap.String("subject", id.Subject), zap.String("issuer", id.Issuer),
+		zap.String("device", fingerprint(cred)), zap.String("key_id", cred.Hash().String()),
+		zap.String("kem", cred.KEM.String()), zap.String("role", cred.Role.String()), zap.Bool("admitted", isMember),
+	); err != nil {
+		return nil, fmt.Errorf("%w: audit: %w", errUnavailable, err)
+	}
+	if !isMember {
+		m.pending[sessionKey(id)] = &pendingKey{cred: cred, subject: rooms.SubjectKey(id.Key()),
+			expires: h.opts.Clock.Now().Add(h.opts.PendingTTL)}
+		return cred, nil
+	}
+	ctx = withCause(ctx, "registered")
+	if old := m.members[p.id]; old != nil {
+		// One admission, one device key: the previous key leaves first, so that the new one is never seen as
+		// another device holding this identity.
+		delete(m.members, p.id)
+		if head := m.authority.Head(); head != nil && head.Has(old.cred.Hash()) {
+			if _, err := m.authority.Remove(ctx, old.cred.Hash()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	m.members[p.id] = &binding{cred: cred, session: p.session}
+	if err := h.admit(ctx, m, cred.Hash()); err != nil {
+		delete(m.members, p.id)
+		return nil, err
+	}
+	return cred, nil
+}
+
+// caller returns the room's Authority and the credential bound to the caller's admission, after checking
+// that the caller is a member. A key registered before the admission is taken into the roster here if nobody
+// called OnAdmitted.
+func (h *Handler) caller(ctx context.Context, r *http.Request, room string) (*e2ee.Authority, e2ee.Hash, error) {
+	p, err := h.member(r, room)
+	if err != nil {
+		return nil, e2ee.Hash{}, err
+	}
+	m, err := h.lockMeeting(ctx, room, false)
+	if err != nil {
+		return nil, e2ee.Hash{}, err
+	}
+	if m == nil {
+		return nil, e2ee.Hash{}, e2ee.ErrNoRoster
+	}
+	defer m.mu.Unlock()
+	if m.authority == nil {
+		return nil, e2ee.Hash{}, e2ee.ErrNoRoster
+	}
+	b := m.members[p.id]
+	if b == nil {
+		if err := h.promote(withCause(ctx, "admitted"), m, p); err != nil {
+			return nil, e2ee.Hash{}, err
+		}
+		if b = m.members[p.id]; b == nil {
+			return nil, e2ee.Hash{}, errNotRegistered
+		}
+	}
+	return m.authority, b.cred.Hash(), nil
+}
+
+// OnAdmitted takes a key that p registered before its admission into the roster at once (the rooms API calls
+// it right after admitting p). Without the call the key is taken in on p's first e2ee request. A key registered
+// for another role than p was admitted with is dropped and ErrRoleChanged returned: p must register again.
+func (h *Handler) OnAdmitted(ctx context.Context, room string, p gateway.Participant) error {
+	m, err := h.lockMeeting(ctx, room, false)
+	if err != nil || m == nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if m.authority == nil || m.members[p.ParticipantID] != nil || p.ParticipantID == "" {
+		return nil
+	}
+	return h.promote(withCause(ctx, "admitted"), m, participant{id: p.ParticipantID, role: p.Role, session: sessionKey(p.Identity)})
+}
+
+// promote binds the key p's session registered before admission to p; m is locked.
+func (h *Handler) promote(ctx context.Context, m *meeting, p participant) error {
+	pk := m.pending[p.session]
+	if pk == nil {
+		return nil
+	}
+	delete(m.pending, p.session)
+	if !h.opts.Clock.Now().Before(pk.expires) {
+		return nil
+	}
+	if role, err := e2ee.ParseRole(p.role); err != nil || role != pk.cred.Role {
+		h.auditRejected(ctx, m.room, pk.cred.Instance, pk.cred.Identity.Subject, pk.cred.Hash(), "admit", "role_changed")
+		return fmt.Errorf("%w: registered as %v, admitted as %q", ErrRoleChanged, pk.cred.Role, p.role)
+	}
+	m.members[p.id] = &binding{cred: pk.cred, session: p.session}
+	if err := h.admit(ctx, m, pk.cred.Hash()); err != nil {
+		delete(m.members, p.id)
+		return err
+	}
+	return nil
+}
+
+// admit adds credentials to the roster; m is locked. The rooms store lets hosts into a locked room, and a
+// host lets people in from the lobby; the roster then publishes an unlock, the admission and the lock again,
+// so every member sees how a locked roster grew.
+func (h *Handler) admit(ctx context.Context, m *meeting, creds ...e2ee.Hash) error {
+	a := m.authority
+	if head := a.Head(); head != nil && head.Locked {
+		if _, err := a.SetLocked(ctx, false); err != nil {
+			return err
+		}
+	}
+	_, err := a.Admit(ctx, creds...)
+	if head := a.Head(); m.locked && head != nil && !head.Locked {
+		if _, lerr := a.SetLocked(ctx, true); lerr != nil {
+			err = errors.Join(err, lerr)
+		}
+	}
+	return err
+}
+
+// EndMeeting purges the room's key exchange: every credential, roster and sealed key of the meeting instance.
+// The next registration starts a new instance. Call it when the meeting ends; the Handler also does when the
+// rooms store says the room ended or has no participant left.
+func (h *Handler) EndMeeting(ctx context.Context, room string) error {
+	m, err := h.lockMeeting(ctx, room, false)
+	if err != nil || m == nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	return h.end(ctx, m, "meeting_ended")
+}
+
+// end purges m; m is locked.
+func (h *Handler) end(ctx context.Context, m *meeting, reason string) error {
+	var errs []error
+	if a := m.authority; a != nil {
+		var epoch uint64
+		if head := a.Head(); head != nil {
+			epoch = head.Epoch
+		}
+		if err := a.Purge(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		h.auditEpoch(ctx, m.room, a.Instance(), epoch, 0, reason)
+		h.log.Info("e2ee meeting ended", zap.String("room", m.room), zap.String("instance", a.Instance()), zap.String("reason", reason))
+	}
+	if _, err := h.opts.Store.Take(ctx, instanceKey(m.room)); err != nil && !errors.Is(err, e2ee.ErrNotFound) {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("e2eeapi: end meeting %s: %w", m.room, errors.Join(errs...))
+	}
+	m.ended = true
+	h.mu.Lock()
+	if h.meetings[m.room] == m {
+		delete(h.meetings, m.room)
+	}
+	h.mu.Unlock()
+	return nil
+}
+
+// DeviceFacts is the policy input's device object for id in room: whether the session has a registered,
+// unexpired device key here, its fingerprint (SHA256: and the unpadded base64 of the SHA-256 of the Ed25519
+// device key, stable across sessions of one device) and whether its KEM has a post-quantum part.
+func (h *Handler) DeviceFacts(ctx context.Context, room string, id identity.Identity) (policy.Device, error) {
+	m, err := h.lockMeeting(ctx, room, false)
+	if err != nil || m == nil {
+		return policy.Device{}, err
+	}
+	defer m.mu.Unlock()
+	now := h.opts.Clock.Now()
+	sk := sessionKey(id)
+	var cred *e2ee.Credential
+	if pk := m.pending[sk]; pk != nil && now.Before(pk.expires) {
+		cred = pk.cred
+	}
+	for _, b := range m.members {
+		if b.session == sk && (cred == nil || b.cred.NotAfter.After(cred.NotAfter)) {
+			cred = b.cred
+		}
+	}
+	if cred == nil || !now.Before(cred.NotAfter) {
+		return policy.Device{}, nil
+	}
+	return policy.Device{KeyRegistered: true, KeyFingerprint: fingerprint(cred), PQ: cred.KEM == e2ee.KEMXWing}, nil
+}
+
+func fingerprint(c *e2ee.Credential) string {
+	d := sha256.Sum256(c.SigningKey)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(d[:])
+}
+
+// follow keeps every meeting in step with the rooms store until ctx ends: on each room event, after every
+// (re)subscription (events may have been lost), and every SweepInterval.
+func (h *Handler) follow(ctx context.Context) {
+	events := make(chan rooms.Event)
+	go func() {
+		backoff := time.Second
+		for ctx.Err() == nil {
+			ch, err := h.opts.Rooms.Subscribe(ctx)
+			if err != nil {
+				h.log.Warn("e2ee: subscribe to room events", zap.Error(err), zap.Duration("retry_in", backoff))
+				if sleep(ctx, backoff) != nil {
+					return
+				}
+				backoff = min(2*backoff, 30*time.Second)
+				continue
+			}
+			backoff = time.Second
+			select {
+			case events <- rooms.Event{Kind: resyncEvent}:
+			case <-ctx.Done():
+				return
+			}
+			for e := range ch {
+				select {
+				case events <- e:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if ctx.Err() == nil {
+				h.log.Warn("e2ee: room events interrupted; reconciling every meeting")
+			}
+		}
+	}()
+	tick := time.NewTicker(h.opts.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			h.reconcileAll(ctx, "sweep")
+		case e := <-events:
+			// A burst (a suspension, a wave of lapsed leases) is reconciled once per room.
+			dirty := map[string]string{}
+			for more := true; more; {
+				switch e.Kind {
+				case resyncEvent:
+					h.reconcileAll(ctx, "resync")
+				case rooms.EventRemoved, rooms.EventBanned, rooms.EventLeft, rooms.EventExpired, rooms.EventSuspended,
+					rooms.EventLocked, rooms.EventUnlocked:
+					if _, seen := dirty[e.Room]; !seen {
+						dirty[e.Room] = string(e.Kind)
+					}
+				}
+				select {
+				case e = <-events:
+				default:
+					more = false
+				}
+			}
+			for room, cause := range dirty {
+				h.reconcile(ctx, room, cause)
+			}
+		}
+	}
+}
+
+const resyncEvent rooms.EventKind = "e2eeapi.resync"
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (h *Handler) reconcileAll(ctx context.Context, cause string) {
+	h.mu.Lock()
+	names := make([]string, 0, len(h.meetings))
+	for room := range h.meetings {
+		names = append(names, room)
+	}
+	h.mu.Unlock()
+	for _, room := range names {
+		h.reconcile(ctx, room, cause)
+	}
+}
+
+// reconcile makes room's roster match the rooms store: credentials of admissions that ended (kick, ban,
+// leave, lapsed lease, suspension) leave in one epoch, the lock follows the room's, and a room that ended or
+// has nobody left ends its meeting. It reads the rooms store with the meeting locked, so no admission bound
+// meanwhile is missed.
+func (h *Handler) reconcile(ctx context.Context, room, cause string) {
+	m, err := h.lockMeeting(ctx, room, false)
+	if err != nil || m == nil {
+		return
+	}
+	defer m.mu.Unlock()
+	log := h.log.With(zap.String("room", room), zap.String("cause", cause))
+	rm, err := h.opts.Rooms.Room(ctx, room)
+	if errors.Is(err, rooms.ErrNotFound) {
+		if err := h.end(ctx, m, "room_ended"); err != nil {
+			log.Error("e2ee: end meeting", zap.Error(err))
+		}
+		return
+	}
+	if err != nil {
+		log.Warn("e2ee: reconcile: read room", zap.Error(err))
+		return
+	}
+	live := make(map[string]bool, len(rm.Participants))
+	for _, p := range rm.Participants {
+		live[string(p.ID)] = true
+	}
+	bound := map[e2ee.Hash]bool{}
+	for pid, b := range m.members {
+		if !live[pid] {
+			delete(m.members, pid)
+			continue
+		}
+		bound[b.cred.Hash()] = true
+	}
+	banned := map[rooms.SubjectKey]bool{}
+	for _, b := range rm.Bans {
+		banned[b.Subject] = true
+	}
+	now := h.opts.Clock.Now()
+	for sk, pk := range m.pending {
+		if banned[pk.subject] || !now.Before(pk.expires) {
+			delete(m.pending, sk)
+		}
+	}
+	m.locked = rm.Locked
+	if len(rm.Participants) == 0 && len(m.pending) == 0 {
+		if err := h.end(ctx, m, "meeting_ended"); err != nil {
+			log.Error("e2ee: end meeting", zap.Error(err))
+		}
+		return
+	}
+	a := m.authority
+	if a == nil {
+		return
+	}
+	ctx = withCause(ctx, cause)
+	if head := a.Head(); head != nil {
+		gone := slices.DeleteFunc(slices.Clone(head.Members), func(c e2ee.Hash) bool { return bound[c] })
+		if len(gone) > 0 {
+			if _, err := a.Remove(ctx, gone...); err != nil {
+				log.Error("e2ee: remove ended admissions from the roster", zap.Int("credentials", len(gone)), zap.Error(err))
+			}
+		}
+		if head := a.Head(); head.Locked != rm.Locked {
+			if _, err := a.SetLocked(ctx, rm.Locked); err != nil {
+				log.Error("e2ee: follow the room lock", zap.Bool("locked", rm.Locked), zap.Error(err))
+			}
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package e2eeapi
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/gateway/rooms"
+)
+
+// roomsPrefix is where room APIs live; the e2ee endpoints are /.meetguard/api/v1/rooms/{room}/e2ee/{endpoint}.
+const roomsPrefix = "/.meetguard/api/v1/rooms/"
+
+// endpoint describes one endpoint: its method and the query parameters it takes.
+type endpoint struct {
+	method   string
+	params   []string // allowed
+	required []string
+}
+
+var endpoints = map[string]endpoint{
+	e2ee.EndpointAuthority: {method: "GET"},
+	e2ee.EndpointNonce:     {method: "POST"},
+	e2ee.EndpointRegister:  {method: "POST"},
+	e2ee.EndpointRoster:    {method: "GET", params: []string{"since", "after", "wait"}},
+	e2ee.EndpointBundles:   {method: "POST", params: []string{"epoch"}, required: []string{"epoch"}},
+	e2ee.EndpointKeys:      {method: "GET", params: []string{"epoch"}, required: []string{"epoch"}},
+	e2ee.EndpointWait:      {method: "GET", params: []string{"after", "wait"}, required: []string{"after"}},
+}
+
+// isE2EEPath reports whether an escaped, canonical request path is below some room's e2ee endpoints, whether
+// or not the rest of it is valid: such a path is this package's to answer.
+func isE2EEPath(p string) bool {
+	rest, ok := strings.CutPrefix(p, roomsPrefix)
+	if !ok {
+		return false
+	}
+	_, after, ok := strings.Cut(rest, "/")
+	return ok && (after == "e2ee" || strings.HasPrefix(after, "e2ee/"))
+}
+
+// parsePath splits an escaped request path into room and endpoint name. Room IDs use only characters that
+// need no escaping (rooms.ValidateRoomID), so the escaped path is the path.
+func parsePath(p string) (room, name string, err error) {
+	rest, ok := strings.CutPrefix(p, roomsPrefix)
+	if !ok {
+		return "", "", fmt.Errorf("path: not below %s", roomsPrefix)
+	}
+	room, rest, ok = strings.Cut(rest, "/")
+	if !ok {
+		return "", "", fmt.Errorf("path: no endpoint")
+	}
+	if err := rooms.ValidateRoomID(room); err != nil {
+		return "", "", fmt.Errorf("path: room: %w", err)
+	}
+	name, ok = strings.CutPrefix(rest, "e2ee/")
+	if !ok {
+		return "", "", fmt.Errorf("path: not an e2ee endpoint")
+	}
+	if _, known := endpoints[name]; !known {
+		return "", "", fmt.Errorf("path: unknown endpoint %q", name)
+	}
+	return room, name, nil
+}
+
+// query holds the parsed parameters of one request.
+type query struct {
+	since, after, epoch uint64
+	wait                time.Duration
+	has                 map[string]bool
+}
+
+// parseQuery parses a raw query strictly for endpoint name: only its parameters, each at most once, numbers in
+// canonical decimal, wait a non-negative Go duration ("25s", "1500ms").
+func parseQuery(name, raw string) (query, error) {
+	q := query{has: map[string]bool{}}
+	ep := endpoints[name]
+	vals, err := url.ParseQuery(raw)
+	if err != nil {
+		return q, fmt.Errorf("query: %w", err)
+	}
+	for key, vs := range vals {
+		allowed := false
+		for _, p := range ep.params {
+			allowed = allowed || p == key
+		}
+		if !allowed {
+			return q, fmt.Errorf("query: parameter %q not allowed on %s", key, name)
+		}
+		if len(vs) != 1 {
+			return q, fmt.Errorf("query: parameter %q given %d times", key, len(vs))
+		}
+		v := vs[0]
+		switch key {
+		case "wait":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return q, fmt.Errorf("query: wait: %q is not a non-negative duration such as 25s", v)
+			}
+			q.wait = d
+		default:
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil || strconv.FormatUint(n, 10) != v {
+				return q, fmt.Errorf("query: %s: %q is not a decimal number", key, v)
+			}
+			switch key {
+			case "since":
+				q.since = n
+			case "after":
+				q.after = n
+			case "epoch":
+				q.epoch = n
+			}
+		}
+		q.has[key] = true
+	}
+	for _, key := range ep.required {
+		if !q.has[key] {
+			return q, fmt.Errorf("query: parameter %q is required on %s", key, name)
+		}
+	}
+	if q.has["wait"] && !q.has["after"] {
+		return q, fmt.Errorf("query: wait needs after")
+	}
+	return q, nil
+}

@@ -1,0 +1,171 @@
+package roomsapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/identity"
+	"github.com/meetguard/meetguard/gateway/respond"
+	"github.com/meetguard/meetguard/gateway/rooms"
+)
+
+// AdmitRequest implements gateway.Admitter for every request on a room
+// path. A request with a valid ticket whose admission still stands goes
+// through (a browser's ticket cookie is renewed once half its life is
+// gone). Anything else runs the join: admitted callers get their ticket as
+// a cookie and go through, waiting browsers get the waiting page, refused
+// browsers a page with the passcode form, apps the JSON answers.
+func (a *API) AdmitRequest(ctx context.Context, req gateway.RoomRequest) (gateway.Admission, error) {
+	r, id, room := req.HTTP, req.Identity, req.Room
+	held, err := a.heldTicket(ctx, r, room, id)
+	var nt *noTicketError
+	switch {
+	case err == nil:
+		adm := gateway.Admission{Outcome: gateway.Admitted, Role: string(held.participant.Role), ParticipantID: string(held.participant.ID)}
+		if held.source == fromCookie && timeLeft(held.ticket) < a.o.Tickets.TTL()/2 {
+			tok, exp, err := a.o.Tickets.Issue(room, held.participant, binding(id))
+			if err == nil {
+				adm.Cookies = a.ticketCookies(room, tok, exp, a.roomPaths(room))
+			}
+		}
+		return adm, nil
+	case !errors.As(err, &nt):
+		return gateway.Admission{}, err
+	case nt.presented == fromHeader:
+		// An app that sends a ticket means to use that admission; making it
+		// a fresh join would quietly take a second seat.
+		return gateway.Admission{Outcome: gateway.Denied, UserMessage: DeniedMessage, Respond: ticketInvalid}, nil
+	}
+
+	html := wantsHTML(r)
+	path := a.requestRoomPath(req)
+	if html {
+		if adm, ok, err := a.resumeWait(ctx, r, id, room, path); err != nil || ok {
+			return adm, err
+		}
+	}
+	res, err := a.join(ctx, joinRequest{id: id, room: room, r: r, via: "proxy"})
+	if err != nil {
+		return gateway.Admission{}, err
+	}
+	switch res.kind {
+	case joinAdmitted:
+		adm := gateway.Admission{Outcome: gateway.Admitted, Role: string(res.participant.Role), ParticipantID: string(res.participant.ID),
+			Cookies: a.ticketCookies(room, res.ticket, res.expires, a.roomPaths(room))}
+		if html {
+			adm.Cookies = append(adm.Cookies, a.waitCookie(path, "", true))
+		}
+		return adm, nil
+	case joinWaiting:
+		adm := gateway.Admission{Outcome: gateway.Waiting, WaitID: string(res.wait), UserMessage: res.message}
+		if html {
+			adm.Respond = a.waitingPage(room, res.wait, res.message, a.waitCookie(path, res.wait, false))
+		}
+		return adm, nil
+	case joinRateLimited, joinLobbyFull:
+		return gateway.Admission{Outcome: gateway.Denied, Respond: a.tooManyResponse(html, res)}, nil
+	default:
+		adm := gateway.Admission{Outcome: gateway.Denied, UserMessage: DeniedMessage}
+		if html {
+			adm.Respond = a.deniedPage(room)
+		}
+		return adm, nil
+	}
+}
+
+// resumeWait keeps a browser's place in the lobby across reloads: its wait
+// cookie names a knock that, if still the caller's, is shown again (or
+// turned into a ticket if a host admitted it meanwhile) instead of knocking
+// once more.
+func (a *API) resumeWait(ctx context.Context, r *http.Request, id identity.Identity, room, path string) (gateway.Admission, bool, error) {
+	c, err := r.Cookie(WaitCookie)
+	if err != nil {
+		return gateway.Admission{}, false, nil
+	}
+	wid := rooms.WaitID(c.Value)
+	if wid.Validate() != nil {
+		return gateway.Admission{}, false, nil
+	}
+	o, err := a.o.Store.WaitStatus(ctx, room, wid)
+	switch {
+	case errors.Is(err, rooms.ErrNotFound) || errors.Is(err, rooms.ErrInvalid):
+		return gateway.Admission{}, false, nil
+	case err != nil:
+		return gateway.Admission{}, false, a.storeFailure(ctx, "wait_status", err)
+	case o.Subject != subjectKey(id):
+		return gateway.Admission{}, false, nil
+	}
+	switch o.Status {
+	case rooms.Waiting:
+		return gateway.Admission{Outcome: gateway.Waiting, WaitID: string(wid),
+			Respond: a.waitingPage(room, wid, "", a.waitCookie(path, wid, false))}, true, nil
+	case rooms.Admitted:
+		p, err := a.o.Store.Touch(ctx, room, o.Participant.ID)
+		if errors.Is(err, rooms.ErrNotAdmitted) {
+			return gateway.Admission{}, false, nil
+		} else if err != nil {
+			return gateway.Admission{}, false, a.storeFailure(ctx, "touch", err)
+		}
+		tok, exp, err := a.o.Tickets.Issue(room, p, binding(id))
+		if err != nil {
+			return gateway.Admission{}, false, err
+		}
+		cookies := append(a.ticketCookies(room, tok, exp, a.roomPaths(room)), a.waitCookie(path, "", true))
+		return gateway.Admission{Outcome: gateway.Admitted, Role: string(p.Role), ParticipantID: string(p.ID), Cookies: cookies}, true, nil
+	}
+	// Denied: tell the caller once; a reload knocks afresh.
+	return gateway.Admission{Outcome: gateway.Denied, Respond: func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, a.waitCookie(path, "", true))
+		a.deniedPage(room)(w, r)
+	}}, true, nil
+}
+
+// requestRoomPath is the room's path on the upstream that serves this
+// request, where the wait cookie belongs.
+func (a *API) requestRoomPath(req gateway.RoomRequest) string {
+	if p, ok := a.o.RoomPaths[req.Upstream]; ok {
+		return strings.Replace(p, "{room}", req.Room, 1)
+	}
+	// The room is the first path segment naming it after the upstream's
+	// room prefix; without a configured pattern, cut at its first match.
+	path := req.HTTP.URL.Path
+	if i := strings.Index(path+"/", "/"+req.Room+"/"); i >= 0 {
+		return path[:i+1+len(req.Room)]
+	}
+	return path
+}
+
+func (a *API) tooManyResponse(html bool, res joinResult) http.HandlerFunc {
+	msg := "Too many attempts. Please wait a little and try again."
+	status := "rate_limited"
+	if res.kind == joinLobbyFull {
+		msg, status = "The waiting room is full. Please try again in a little while.", "lobby_full"
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(res.retryAfter)))
+		if html {
+			respond.Page(w, http.StatusTooManyRequests, "meetguard", msg, "")
+			return
+		}
+		respond.JSON(w, http.StatusTooManyRequests, map[string]string{"status": status, "message": msg})
+	}
+}
+
+func ticketInvalid(w http.ResponseWriter, _ *http.Request) {
+	respond.JSON(w, http.StatusForbidden, map[string]string{
+		"status": "denied", "error": "ticket_invalid",
+		"message": "The room ticket is not valid any more. Join the room again.",
+	})
+}
+
+func timeLeft(t rooms.Ticket) time.Duration { return time.Until(t.ExpiresAt) }
+
+// wantsHTML matches the gateway's notion of a browser page load.
+func wantsHTML(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html")
+}

@@ -1,0 +1,127 @@
+package roomsapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/rooms"
+)
+
+// op is one API operation.
+type op int
+
+const (
+	opNone op = iota
+	opGetRoom
+	opPutRoom
+	opJoin
+	opLeave
+	opWait
+	opLobbyAdmit
+	opLobbyDeny
+	opLock
+	opUnlock
+	opSuspend
+	opUnban
+	opRemove
+)
+
+// route is a parsed API request path.
+type route struct {
+	op          op
+	room        string
+	wait        rooms.WaitID
+	participant rooms.ParticipantID
+}
+
+// changesState is true for the calls a cross-site page must not be able to
+// make with a browser's cookies.
+func (r route) changesState() bool { return r.op != opGetRoom && r.op != opWait }
+
+var (
+	errNoRoute     = errors.New("no such endpoint")
+	errBadRoom     = errors.New("invalid room id")
+	errWrongMethod = errors.New("method not allowed")
+)
+
+// methodError carries the methods a path does take, for the Allow header.
+type methodError struct{ allow string }
+
+func (e *methodError) Error() string { return errWrongMethod.Error() }
+func (e *methodError) Unwrap() error { return errWrongMethod }
+
+// parseRoute maps method and canonical path to an operation. Room ids must
+// be valid both as a gateway room path segment and as a store key; wait and
+// participant ids must have the shape the store issues (anything else
+// cannot exist, and is answered like an unknown one).
+func parseRoute(method, path string) (route, error) {
+	rest, ok := strings.CutPrefix(path, Prefix)
+	if !ok || rest == "" {
+		return route{}, errNoRoute
+	}
+	seg := strings.Split(rest, "/")
+	if len(seg) > 5 {
+		return route{}, errNoRoute
+	}
+	room := seg[0]
+	if !config.ValidRoomID(room) || rooms.ValidateRoomID(room) != nil {
+		return route{}, errBadRoom
+	}
+	rt := route{room: room}
+	want := http.MethodPost
+	switch {
+	case len(seg) == 1:
+		switch method {
+		case http.MethodGet, http.MethodHead:
+			rt.op = opGetRoom
+		case http.MethodPut:
+			rt.op = opPutRoom
+		default:
+			return route{}, &methodError{allow: "GET, PUT"}
+		}
+		return rt, nil
+	case len(seg) == 2:
+		switch seg[1] {
+		case "join":
+			rt.op = opJoin
+		case "leave":
+			rt.op = opLeave
+		case "lock":
+			rt.op = opLock
+		case "unlock":
+			rt.op = opUnlock
+		case "suspend":
+			rt.op = opSuspend
+		case "unban":
+			rt.op = opUnban
+		default:
+			return route{}, errNoRoute
+		}
+	case len(seg) == 3 && seg[1] == "wait":
+		rt.op, rt.wait, want = opWait, rooms.WaitID(seg[2]), http.MethodGet
+		if rt.wait.Validate() != nil {
+			return route{}, errNoRoute
+		}
+	case len(seg) == 4 && seg[1] == "lobby" && (seg[3] == "admit" || seg[3] == "deny"):
+		rt.op, rt.wait = opLobbyAdmit, rooms.WaitID(seg[2])
+		if seg[3] == "deny" {
+			rt.op = opLobbyDeny
+		}
+		if rt.wait.Validate() != nil {
+			return route{}, errNoRoute
+		}
+	case len(seg) == 4 && seg[1] == "participants" && seg[3] == "remove":
+		rt.op, rt.participant = opRemove, rooms.ParticipantID(seg[2])
+		if rt.participant.Validate() != nil {
+			return route{}, errNoRoute
+		}
+	default:
+		return route{}, errNoRoute
+	}
+	if method != want && !(want == http.MethodGet && method == http.MethodHead) {
+		return route{}, &methodError{allow: want}
+	}
+	return rt, nil
+}

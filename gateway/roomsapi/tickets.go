@@ -1,0 +1,128 @@
+package roomsapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/meetguard/meetguard/gateway/identity"
+	"github.com/meetguard/meetguard/gateway/rooms"
+)
+
+// maxTicketCandidates bounds the tickets one request can make the gateway
+// check (each costs an HMAC and possibly a store round trip).
+const maxTicketCandidates = 8
+
+type ticketSource int
+
+const (
+	fromNowhere ticketSource = iota
+	fromHeader
+	fromCookie
+)
+
+type candidate struct {
+	token  string
+	source ticketSource
+}
+
+// ticketCandidates lists the tickets a request carries for room: every
+// Meetguard-Ticket header value (comma-separated lists too), the room-path
+// cookie and the API cookie for the room.
+func ticketCandidates(r *http.Request, room string) []candidate {
+	var out []candidate
+	for _, v := range r.Header.Values(TicketHeader) {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" && len(out) < maxTicketCandidates {
+				out = append(out, candidate{t, fromHeader})
+			}
+		}
+	}
+	apiName := APITicketCookiePrefix + room
+	for _, c := range r.Cookies() {
+		if (c.Name == TicketCookie || c.Name == apiName) && c.Value != "" && len(out) < maxTicketCandidates {
+			out = append(out, candidate{c.Value, fromCookie})
+		}
+	}
+	return out
+}
+
+// heldTicket is a verified ticket whose admission the store still holds.
+type heldTicket struct {
+	ticket      rooms.Ticket
+	participant rooms.Participant
+	source      ticketSource
+}
+
+// errNoTicket: the request carries no ticket that is valid and still
+// admitted. presented says whether an app sent one in the header.
+type noTicketError struct{ presented ticketSource }
+
+func (e *noTicketError) Error() string { return "roomsapi: no valid ticket" }
+
+// heldTicket finds a ticket on r for room that verifies for id and whose
+// participant is still admitted (Touch, which also renews the lease).
+// Store failures are returned as such; anything else is *noTicketError.
+func (a *API) heldTicket(ctx context.Context, r *http.Request, room string, id identity.Identity) (heldTicket, error) {
+	cands := ticketCandidates(r, room)
+	presented := fromNowhere
+	for _, c := range cands {
+		if presented == fromNowhere || c.source == fromHeader {
+			presented = c.source
+		}
+		t, err := a.o.Tickets.Verify(c.token, room, binding(id))
+		if err != nil {
+			continue
+		}
+		p, err := a.o.Store.Touch(ctx, room, t.Participant)
+		switch {
+		case errors.Is(err, rooms.ErrNotAdmitted):
+			continue
+		case err != nil:
+			return heldTicket{}, a.storeFailure(ctx, "touch", err)
+		}
+		return heldTicket{ticket: t, participant: p, source: c.source}, nil
+	}
+	return heldTicket{}, &noTicketError{presented: presented}
+}
+
+// roomPaths are the room's paths on every upstream, where its ticket cookie
+// lives.
+func (a *API) roomPaths(room string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range a.o.RoomPaths {
+		p = strings.Replace(p, "{room}", room, 1)
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ticketCookies carry a browser's ticket to the room's paths and to the
+// API. HttpOnly: no script needs it; SameSite=Lax: a link into the meeting
+// from elsewhere still works.
+func (a *API) ticketCookies(room, token string, expires time.Time, paths []string) []*http.Cookie {
+	age := max(int(time.Until(expires)/time.Second), 1)
+	mk := func(name, path string) *http.Cookie {
+		return &http.Cookie{Name: name, Value: token, Path: path, MaxAge: age, Secure: a.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	}
+	out := []*http.Cookie{mk(APITicketCookiePrefix+room, apiCookiePath)}
+	for _, p := range paths {
+		out = append(out, mk(TicketCookie, p))
+	}
+	return out
+}
+
+func (a *API) waitCookie(path string, wait rooms.WaitID, clear bool) *http.Cookie {
+	c := &http.Cookie{Name: WaitCookie, Value: string(wait), Path: path, MaxAge: int(a.cfg.WaitTTL / time.Second),
+		Secure: a.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	if clear {
+		c.Value, c.MaxAge = "", -1
+	}
+	return c
+}

@@ -1,0 +1,132 @@
+package livekit
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/meetguard/meetguard/gateway"
+)
+
+// personGrant is the only video grant a person ever gets. It has no field
+// for roomAdmin, roomCreate, roomList, roomRecord, hidden, recorder or
+// agent, so no bug elsewhere can mint one. The permission fields are not
+// omitempty: LiveKit reads an absent canPublish as true.
+type personGrant struct {
+	RoomJoin             bool     `json:"roomJoin"`
+	Room                 string   `json:"room"`
+	CanPublish           bool     `json:"canPublish"`
+	CanSubscribe         bool     `json:"canSubscribe"`
+	CanPublishData       bool     `json:"canPublishData"`
+	CanPublishSources    []string `json:"canPublishSources,omitempty"`
+	CanUpdateOwnMetadata bool     `json:"canUpdateOwnMetadata"`
+}
+
+type personClaims struct {
+	jwt.Claims
+	Name  string      `json:"name,omitempty"`
+	Video personGrant `json:"video"`
+}
+
+// adminGrant is for the gateway's own room-service calls, for one room.
+type adminGrant struct {
+	RoomAdmin bool   `json:"roomAdmin"`
+	Room      string `json:"room"`
+}
+
+type adminClaims struct {
+	jwt.Claims
+	Video adminGrant `json:"video"`
+}
+
+var allSources = []string{"camera", "microphone", "screen_share", "screen_share_audio"}
+
+// grantFor maps the policy's role to what LiveKit lets the person do. A
+// viewer watches: no media, no data messages.
+func grantFor(role, room string) (personGrant, error) {
+	g := personGrant{RoomJoin: true, Room: room, CanSubscribe: true}
+	switch role {
+	case "host", "participant":
+		g.CanPublish, g.CanPublishData, g.CanPublishSources = true, true, allSources
+	case "viewer":
+	default:
+		return personGrant{}, fmt.Errorf("%w %q", ErrUnknownRole, role)
+	}
+	return g, nil
+}
+
+// token mints the access token of one admission.
+func (a *Adapter) token(p gateway.Participant) (string, error) {
+	if p.Room == "" {
+		return "", ErrOutsideRoom
+	}
+	g, err := grantFor(p.Role, p.Room)
+	if err != nil {
+		return "", err
+	}
+	now := a.opts.Clock()
+	c := personClaims{
+		Claims: jwt.Claims{
+			Issuer:    a.opts.APIKey,
+			Subject:   a.Identity(p),
+			NotBefore: jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(now),
+			Expiry:    jwt.NewNumericDate(now.Add(a.opts.TokenTTL)),
+			ID:        newJTI(),
+		},
+		Name:  displayName(p.Identity.DisplayName()),
+		Video: g,
+	}
+	tok, err := jwt.Signed(a.signer).Claims(c).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("livekit: sign token: %w", err)
+	}
+	return tok, nil
+}
+
+// adminToken authorises the gateway's room-service calls for one room for
+// one minute.
+func (a *Adapter) adminToken(room string) (string, error) {
+	now := a.opts.Clock()
+	c := adminClaims{
+		Claims: jwt.Claims{
+			Issuer:    a.opts.APIKey,
+			Subject:   "meetguard-gateway",
+			NotBefore: jwt.NewNumericDate(now),
+			Expiry:    jwt.NewNumericDate(now.Add(60e9)),
+			ID:        newJTI(),
+		},
+		Video: adminGrant{RoomAdmin: true, Room: room},
+	}
+	tok, err := jwt.Signed(a.signer).Claims(c).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("livekit: sign admin token: %w", err)
+	}
+	return tok, nil
+}
+
+func newJTI() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// displayName bounds what other participants see to 128 bytes of valid
+// UTF-8.
+func displayName(s string) string {
+	const max = 128
+	if len(s) <= max && utf8.ValidString(s) {
+		return s
+	}
+	b := make([]byte, 0, max)
+	for _, r := range s {
+		if len(b)+utf8.RuneLen(r) > max {
+			break
+		}
+		b = utf8.AppendRune(b, r)
+	}
+	return string(b)
+}
