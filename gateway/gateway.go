@@ -472,7 +472,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 	stripCookies(out.Header)
 	for k := range out.Header {
 		// Gateway-bound credentials such as Meetguard-Ticket stay here.
-		if (k[0]|0x20) == 'm' && strings.HasPrefix(normHeader(k), "meetguard-") {
+		if k != "" && (k[0]|0x20) == 'm' && strings.HasPrefix(normHeader(k), "meetguard-") {
 			delete(out.Header, k)
 		}
 	}
