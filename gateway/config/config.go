@@ -9,6 +9,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/meetguard/meetguard/gateway/rooms"
 )
 
 // Config is the whole gateway configuration.
@@ -188,12 +190,35 @@ type Assertion struct {
 	TTL time.Duration `yaml:"ttl"`
 }
 
-// Rooms configures room defaults used until a room has its own settings.
+// Rooms configures meeting rooms: defaults for new rooms, limits,
+// lifetimes, rate limits, tickets, and rooms declared here (rooms.go).
 type Rooms struct {
 	// DefaultCapacity applies to rooms without their own. Default 300.
 	DefaultCapacity int `yaml:"default_capacity"`
 	// LobbyByDefault puts new rooms' guests in a waiting room. Default true.
 	LobbyByDefault *bool `yaml:"lobby_by_default"`
+
+	// The room state's limits and lifetimes; zero takes the default
+	// written in gateway/rooms (Config) and docs/configuration.md.
+	MaxCapacity      int              `yaml:"max_capacity"`
+	EmptyRoomTTL     time.Duration    `yaml:"empty_room_ttl"`
+	BanTTL           time.Duration    `yaml:"ban_ttl"`
+	ParticipantLease time.Duration    `yaml:"participant_lease"`
+	WaitTTL          time.Duration    `yaml:"wait_ttl"`
+	LobbyPerRoom     int              `yaml:"lobby_per_room"`
+	LobbyPerIdentity int              `yaml:"lobby_per_identity"`
+	RateLimits       rooms.RateLimits `yaml:"rate_limits"`
+
+	// TicketKey or TicketKeyFile: at least 32 bytes that sign room tickets,
+	// the same on every node. Required with store.kind redis; without it a
+	// single node draws a random key at start.
+	TicketKey     string `yaml:"ticket_key"`
+	TicketKeyFile string `yaml:"ticket_key_file"`
+	// TicketTTL is how long a ticket lasts. Default 5m, between 1s and 1h.
+	TicketTTL time.Duration `yaml:"ticket_ttl"`
+
+	// Permanent rooms exist from the start and never end (rooms.go).
+	Permanent []PermanentRoom `yaml:"permanent"`
 }
 
 // Log configures the operational log.

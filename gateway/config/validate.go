@@ -194,6 +194,7 @@ func (l *loader) validate(c *Config) {
 	if c.Rooms.DefaultCapacity < 1 {
 		l.add("rooms.default_capacity", "must be at least 1")
 	}
+	l.validateRooms(c)
 	if c.Log.Format != "json" && c.Log.Format != "console" {
 		l.add("log.format", "must be json or console")
 	}

@@ -29,6 +29,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -226,7 +227,7 @@ var xmpp = map[string]bool{"/xmpp-websocket": true, "/http-bind": true}
 // are refused without an admission.
 func (a *Adapter) Forward(_ context.Context, pr *httputil.ProxyRequest, p *gateway.Participant) error {
 	if p == nil {
-		if xmpp[path.Base(pr.In.URL.Path)] {
+		if hasXMPPSegment(pr.In.URL.Path) {
 			return ErrOutsideRoom
 		}
 		return nil
@@ -261,6 +262,17 @@ func (a *Adapter) Forward(_ context.Context, pr *httputil.ProxyRequest, p *gatew
 	out.URL.Path, out.URL.RawPath = a.base+rest, ""
 	out.URL.RawQuery = q.Encode()
 	return nil
+}
+
+// hasXMPPSegment reports whether any segment of p names an XMPP endpoint
+// (tenant layouts put them below a prefix).
+func hasXMPPSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if xmpp["/"+seg] {
+			return true
+		}
+	}
+	return false
 }
 
 // validJitsiRoom: Prosody lowercases room names (nodeprep) and compares
@@ -338,7 +350,17 @@ func (a *Adapter) token(p gateway.Participant) (string, error) {
 			Affiliation: affiliation,
 		}},
 	}
-	tok, err := jwt.Signed(a.signer).Claims(claims).Serialize()
+	// Serialised once and signed: jwt.Signed(...).Claims re-encodes
+	// through a map, which costs more than an HMAC.
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("jitsi: token claims: %w", err)
+	}
+	obj, err := a.signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("jitsi: sign token: %w", err)
+	}
+	tok, err := obj.CompactSerialize()
 	if err != nil {
 		return "", fmt.Errorf("jitsi: sign token: %w", err)
 	}

@@ -376,7 +376,6 @@ func TestRealServer_BanRemovesEveryDeviceOfThePersonOnly(t *testing.T) {
 	laptop := phone
 	laptop.ParticipantID = "bob/standup/laptop"
 	other := person("carol", "standup", "participant")
-	var conns []*websocket.Conn
 	for _, p := range []gateway.Participant{phone, laptop, other} {
 		q := url.Values{"access_token": {mint(t, a, p)}, "protocol": {"16"}, "sdk": {"go"}}
 		c, _, err := websocket.Dial(ctx, srv.WSURL()+"/rtc?"+q.Encode(), nil)
@@ -387,7 +386,6 @@ func TestRealServer_BanRemovesEveryDeviceOfThePersonOnly(t *testing.T) {
 		if _, _, err := c.Read(ctx); err != nil {
 			t.Fatal(err)
 		}
-		conns = append(conns, c)
 	}
 	want := []string{a.Identity(phone), a.Identity(laptop), a.Identity(other)}
 	if _, err := srv.WaitParticipants(ctx, "standup", func(ids []string) bool {
@@ -572,5 +570,3 @@ func algNone(t testing.TB, tok string) string {
 	parts[0] = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
 	return parts[0] + "." + parts[1] + "."
 }
-
-

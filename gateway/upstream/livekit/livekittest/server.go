@@ -136,8 +136,9 @@ logging:
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
+	probe := &http.Client{Timeout: time.Second}
 	for {
-		resp, err := http.Get(s.URL + "/")
+		resp, err := probe.Get(s.URL + "/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -194,9 +195,9 @@ func freePort(t testing.TB, network string) int {
 func (s *Server) Validate(t testing.TB, token string) (int, string) {
 	t.Helper()
 	q := url.Values{"access_token": {token}, "protocol": {"16"}, "sdk": {"go"}}
-	resp, err := http.Get(s.URL + "/rtc/validate?" + q.Encode())
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(s.URL + "/rtc/validate?" + q.Encode())
 	if err != nil {
-		t.Fatalf("validate: %v", err)
+		t.Fatalf("validate: %v", errors.Unwrap(err)) // the URL holds the token
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -238,7 +239,7 @@ func (s *Server) twirp(ctx context.Context, method, room string, in, out any) er
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/twirp/livekit.RoomService/"+method, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return err
 	}
