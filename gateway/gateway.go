@@ -118,6 +118,10 @@ type Options struct {
 	// request first and passes the identity in the context
 	// (identity.From); unauthenticated requests never reach them.
 	API map[string]http.Handler
+	// Public mounts unauthenticated machine endpoints under
+	// /.well-known/meetguard/ by path prefix (upstream webhooks, which
+	// authenticate themselves, and key servers); longest prefix wins.
+	Public map[string]http.Handler
 	// Adapters are the upstream kinds' adapters by upstream name; an
 	// upstream without one is generic.
 	Adapters map[string]Adapter
@@ -293,15 +297,14 @@ func (g *Gateway) serveOwn(w *statusRecorder, r *http.Request, path string) stri
 		_, _ = w.Write(g.opts.Assertion.JWKS())
 		return "jwks"
 	}
-	if strings.HasPrefix(path, "/.meetguard/api/") {
-		var h http.Handler
-		best := ""
-		for prefix, cand := range g.opts.API {
-			if strings.HasPrefix(path, prefix) && len(prefix) > len(best) {
-				h, best = cand, prefix
-			}
+	if strings.HasPrefix(path, "/.well-known/meetguard/") {
+		if h := longestPrefix(g.opts.Public, path); h != nil {
+			h.ServeHTTP(w, r)
+			return "public"
 		}
-		if h != nil {
+	}
+	if strings.HasPrefix(path, "/.meetguard/api/") {
+		if h := longestPrefix(g.opts.API, path); h != nil {
 			id, err := g.opts.Auth.Authenticate(r)
 			if err != nil {
 				g.unauthenticated(w, r, err)
@@ -621,3 +624,14 @@ func (s *statusRecorder) Flush() {
 
 // Unwrap lets http.ResponseController reach Hijack and deadlines.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func longestPrefix(m map[string]http.Handler, path string) http.Handler {
+	var h http.Handler
+	best := ""
+	for prefix, cand := range m {
+		if strings.HasPrefix(path, prefix) && len(prefix) > len(best) {
+			h, best = cand, prefix
+		}
+	}
+	return h
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -14,7 +15,9 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,7 +30,13 @@ import (
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/liveconn"
+	"github.com/meetguard/meetguard/gateway/rooms"
+	"github.com/meetguard/meetguard/gateway/rooms/memstore"
+	"github.com/meetguard/meetguard/gateway/rooms/redisstore"
+	"github.com/meetguard/meetguard/gateway/roomsapi"
 	"github.com/meetguard/meetguard/gateway/session"
+	"github.com/meetguard/meetguard/gateway/upstream"
+	"github.com/meetguard/meetguard/gateway/upstream/livekit"
 	"github.com/meetguard/meetguard/policies"
 	"github.com/meetguard/meetguard/policy"
 )
@@ -217,7 +226,6 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 		client = &http.Client{Timeout: cfg.OIDC.HTTPTimeout}
 	}
 	live := liveconn.NewRegistry()
-	var admitter *gateway.PolicyAdmitter
 	authn, err := auth.New(ctx, auth.Options{
 		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
 		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
@@ -225,9 +233,6 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 		SessionTTL: cfg.Session.TTL, Store: store, Codec: codec, Logger: log.Named("auth"), Audit: auditLog,
 		OnLogout: func(sessionID string) {
 			live.Close(func(m liveconn.Meta) bool { return m.SessionID == sessionID })
-			if admitter != nil {
-				admitter.Forget(sessionID, "")
-			}
 		},
 	})
 	if err != nil {
@@ -241,19 +246,51 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 	if err != nil {
 		return err
 	}
-	admitter, err = gateway.NewPolicyAdmitter(gateway.PolicyAdmitterOptions{
-		Policy: engine,
-		Rooms:  gateway.ConfigRooms{Capacity: cfg.Rooms.DefaultCapacity, LobbyEnabled: *cfg.Rooms.LobbyByDefault},
-		Audit:  auditLog,
-		Logger: log.Named("admission"),
-	})
+	roomStore, err := openRoomStore(ctx, cfg, log.Named("rooms"))
 	if err != nil {
 		return err
 	}
+	defer roomStore.Close()
+	roomsAPI, err := newRoomsAPI(ctx, cfg, roomStore, engine, auditLog, live, log.Named("rooms"))
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := roomsAPI.Run(ctx); err != nil {
+			log.Error("room event loop stopped", zap.Error(err))
+		}
+	}()
+	// Upstream adapters: each meeting server's own credential, minted only
+	// after admission (generic upstreams have none).
+	adapters := map[string]gateway.Adapter{}
+	public := map[string]http.Handler{}
+	for _, u := range cfg.Upstreams {
+		a, err := upstream.New(ctx, u, upstream.Options{
+			Logger: log.Named("upstream"), DefaultCapacity: cfg.Rooms.DefaultCapacity,
+			OnLiveKitEvent: func(ctx context.Context, ev livekit.Event) error {
+				if ev.Person == "" {
+					log.Warn("meeting server reports a participant the gateway did not admit", zap.String("upstream", ev.Upstream), zap.String("room", ev.Room), zap.String("identity", ev.Identity))
+				}
+				return auditLog.Record(ctx, audit.EventUpstreamParticipant, zap.String("upstream", ev.Upstream), zap.String("room", ev.Room), zap.String("kind", string(ev.Kind)), zap.String("person", ev.Person), zap.String("identity", ev.Identity), zap.String("event_id", ev.ID))
+			},
+		})
+		if err != nil {
+			return err
+		}
+		if a != nil {
+			adapters[u.Name] = a
+			for path, h := range upstream.Endpoints(u.Name, a) {
+				public[path] = h
+			}
+		}
+	}
 	gw, err := gateway.New(gateway.Options{
-		Config: cfg, Auth: authn, Admitter: admitter, Assertion: signer, Audit: auditLog, Live: live,
+		Adapters: adapters,
+		Public:   public,
+		Config:   cfg, Auth: authn, Admitter: roomsAPI, Assertion: signer, Audit: auditLog, Live: live,
 		Logger: log.Named("access"), Metrics: reg,
-		Ready: map[string]gateway.ReadyChecker{"policy": policyReady{engine}},
+		Ready: map[string]gateway.ReadyChecker{"policy": policyReady{engine}, "rooms": roomsAPI},
+		API:   map[string]http.Handler{roomsapi.Prefix: roomsAPI},
 	})
 	if err != nil {
 		return err
@@ -307,4 +344,86 @@ func loadAssertionKey(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("assertion.key_file: %s is not an Ed25519 key", path)
 	}
 	return ek, nil
+}
+
+// openRoomStore builds the room state store from store.kind and seeds the
+// permanent rooms. A Redis that is down at start does not stop the node:
+// rooms fail closed (503) until it is back, and seeding is retried.
+func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (rooms.Store, error) {
+	var st rooms.Store
+	switch cfg.Store.Kind {
+	case "redis":
+		u := &url.URL{Scheme: "redis", Host: cfg.Store.Redis.Addr, Path: "/" + strconv.Itoa(cfg.Store.Redis.DB)}
+		if cfg.Store.Redis.Password != "" {
+			u.User = url.UserPassword("", cfg.Store.Redis.Password)
+		}
+		rs, err := redisstore.New(ctx, redisstore.Options{URL: u.String(), Rooms: cfg.Rooms.State(), Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("store.redis: %w", err)
+		}
+		st = rs
+	default:
+		ms, err := memstore.New(ctx, memstore.Options{Rooms: cfg.Rooms.State(), Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("rooms: %w", err)
+		}
+		st = ms
+	}
+	seeds := cfg.Rooms.Seeds(cfg.OIDC.Issuer)
+	err := rooms.Seed(ctx, st, seeds)
+	switch {
+	case err == nil:
+	case errors.Is(err, rooms.ErrStoreUnavailable):
+		log.Warn("room store unavailable at start; permanent rooms will be seeded when it is back", zap.Error(err))
+		go func() {
+			for ctx.Err() == nil {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(2 * time.Second):
+				}
+				if err := rooms.Seed(ctx, st, seeds); err == nil {
+					log.Info("permanent rooms seeded")
+					return
+				}
+			}
+		}()
+	default:
+		_ = st.Close()
+		return nil, fmt.Errorf("rooms.permanent: %w", err)
+	}
+	return st, nil
+}
+
+// newRoomsAPI builds the rooms API, which is also the gateway's admitter.
+func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine *policy.Engine, auditLog *audit.Log, live *liveconn.Registry, log *zap.Logger) (*roomsapi.API, error) {
+	key := []byte(cfg.Rooms.TicketKey)
+	if len(key) == 0 {
+		// One node with the memory store: tickets need only verify here,
+		// and only until restart (which ends every admission anyway).
+		key = make([]byte, 32)
+		_, _ = rand.Read(key)
+		log.Info("rooms.ticket_key not set: signing room tickets with a fresh random key")
+	}
+	tickets, err := rooms.NewTickets(rooms.TicketOptions{Key: key, TTL: cfg.Rooms.TicketTTL})
+	if err != nil {
+		return nil, fmt.Errorf("rooms tickets: %w", err)
+	}
+	passcodes, err := rooms.NewPasscodes(rooms.PasscodeOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("rooms passcodes: %w", err)
+	}
+	pub, err := url.Parse(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("public_url: %w", err)
+	}
+	paths := map[string]string{}
+	for _, u := range cfg.Upstreams {
+		paths[u.Name] = u.Rooms.Path
+	}
+	return roomsapi.New(ctx, roomsapi.Options{
+		Store: st, Tickets: tickets, Passcodes: passcodes, Policy: engine, Audit: auditLog, Live: live,
+		PublicURL: pub, RoomPaths: paths, Rooms: cfg.Rooms.State(), LobbyByDefault: *cfg.Rooms.LobbyByDefault,
+		StoreKind: cfg.Store.Kind, Logger: log,
+	})
 }

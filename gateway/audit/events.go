@@ -36,6 +36,11 @@ const (
 	EventConfigReload         = "config.reload"          // revision, previous_revision
 	EventConfigReloadRejected = "config.reload_rejected" // revision (attempted), current_revision, error
 	EventStoreFailure         = "store.failure"          // store, op, error
+	// EventUpstreamParticipant is what a meeting server itself reports
+	// (LiveKit webhooks): upstream, room, kind (participant_joined, _left,
+	// _connection_aborted), person; an empty person means someone joined
+	// with a credential the gateway did not mint.
+	EventUpstreamParticipant = "upstream.participant"
 
 	EventGatewayStart = "gateway.start" // version, config_revision, policy_revision
 	EventGatewayStop  = "gateway.stop"  // reason
