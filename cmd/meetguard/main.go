@@ -24,6 +24,7 @@ func commands() map[string]command {
 		"dev":     runDev,
 		"config":  runConfig,
 		"policy":  runPolicy,
+		"e2ee":    runE2EE,
 	}
 }
 

@@ -55,8 +55,12 @@ type Options struct {
 	// SweepInterval is how often every meeting is reconciled with the rooms store, besides on each room event
 	// (ends meetings of rooms that ended quietly, drops stale registrations). Default 1 minute.
 	SweepInterval time.Duration
-	Clock         e2ee.Clock  // default e2ee.SystemClock
-	Logger        *zap.Logger // default zap.NewNop()
+	// PublicOrigin is the gateway's public origin (scheme://host[:port]). Browser calls authenticated by the
+	// session cookie must come from it: one naming another Origin, or a Sec-Fetch-Site other than same-origin,
+	// is refused. Without it only Sec-Fetch-Site is checked. Bearer calls are exempt.
+	PublicOrigin string
+	Clock        e2ee.Clock  // default e2ee.SystemClock
+	Logger       *zap.Logger // default zap.NewNop()
 }
 
 // Handler serves the e2ee endpoints of every room. Create it with New.
@@ -107,6 +111,7 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
+	opts.PublicOrigin = strings.TrimSuffix(opts.PublicOrigin, "/")
 	h := &Handler{
 		opts:     opts,
 		pub:      opts.SigningKey.Public().(ed25519.PublicKey),
@@ -146,6 +151,7 @@ var (
 	errBadRequest    = errors.New("e2eeapi: bad request")
 	errUnauthorized  = errors.New("e2eeapi: no verified identity")
 	errMediaType     = errors.New("e2eeapi: content type must be " + e2ee.ContentType)
+	errCrossSite     = errors.New("e2eeapi: cross-site request refused")
 	errNotRegistered = errors.New("e2eeapi: no registered key for this admission")
 )
 
@@ -182,6 +188,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, room, name, errUnauthorized)
 		return
 	}
+	if id.Via != identity.ViaBearer && h.crossSite(r) {
+		h.fail(w, r, room, name, errCrossSite)
+		return
+	}
 	switch name {
 	case e2ee.EndpointAuthority:
 		err = h.serveAuthority(w, r, room)
@@ -203,6 +213,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// crossSite reports whether a cookie-authenticated request shows signs of coming from another site. The
+// binary media type already makes browsers preflight cross-site posts (which the gateway never grants); this
+// also keeps other sites from driving the GETs with a member's cookie.
+func (h *Handler) crossSite(r *http.Request) bool {
+	if origin := r.Header.Get("Origin"); origin != "" && h.opts.PublicOrigin != "" && origin != h.opts.PublicOrigin {
+		return true
+	}
+	site := r.Header.Get("Sec-Fetch-Site")
+	return site != "" && site != "same-origin" && site != "none"
+}
+
 // fail answers an error: protocol refusals with the status of docs/e2ee.md section 11 and the error text
 // (which describes the caller's own message, never a secret), everything else with a fixed message.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, room, name string, err error) {
@@ -211,6 +232,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, room, name string
 	switch {
 	case errors.Is(err, errUnauthorized):
 		status, code, msg = http.StatusUnauthorized, "unauthenticated", "Sign in to continue."
+	case errors.Is(err, errCrossSite):
+		status, code, msg = http.StatusForbidden, "cross_site", "Cross-site requests are refused."
 	case errors.Is(err, errNotAdmitted):
 		status, code, msg = http.StatusForbidden, "not_member", "You are not a member of this room."
 	case errors.Is(err, errNotRegistered):

@@ -53,14 +53,16 @@ func (l *lockedBuffer) Bytes() []byte {
 	return bytes.Clone(l.b.Bytes())
 }
 
-// preRegistering is the membership the rooms API will provide, reduced to what these tests need and backed by
-// the real rooms store and tickets: members are ticket holders (TicketMembership), and a caller who is not a
-// member yet may register a key in a room that requires e2ee when the room would take it in (exists, not
-// banned, not locked, no lobby), which stands in for the policy's verdict. Hosts are forecast for the room's
-// owner.
+// preRegistering is the membership the rooms API provides, reduced to what these tests need and backed by the
+// real rooms store and tickets: members are ticket holders (TicketMembership), and a caller who is not a member
+// yet may register a key in a room that requires e2ee when the room would take it in (exists, not banned, not
+// locked, no lobby), which stands in for the policy's verdict. Like the rooms API, it reads the caller's device
+// facts to decide (the policy input has them), so a registration asks DeviceFacts while it is under way. Hosts
+// are forecast for the room's owner.
 type preRegistering struct {
 	e2eeapi.TicketMembership
 	rooms *memstore.Store
+	env   *env
 }
 
 func (m preRegistering) CanRegisterKey(r *http.Request, room string) error {
@@ -68,6 +70,9 @@ func (m preRegistering) CanRegisterKey(r *http.Request, room string) error {
 		return nil
 	}
 	id, _ := identity.From(r.Context())
+	if _, err := m.env.api.DeviceFacts(r.Context(), room, id); err != nil {
+		return err
+	}
 	f, err := m.rooms.Facts(r.Context(), room, rooms.SubjectKey(id.Key()))
 	if err != nil {
 		return err
@@ -80,6 +85,9 @@ func (m preRegistering) CanRegisterKey(r *http.Request, room string) error {
 
 func (m preRegistering) ForecastRole(r *http.Request, room string) (string, error) {
 	id, _ := identity.From(r.Context())
+	if _, err := m.env.api.DeviceFacts(r.Context(), room, id); err != nil {
+		return "", err
+	}
 	f, err := m.rooms.Facts(r.Context(), room, rooms.SubjectKey(id.Key()))
 	if err != nil {
 		return "", err
@@ -181,7 +189,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	_, e2eeKey, _ := ed25519.GenerateKey(nil)
 	e.store = e2ee.NewMemoryStore(nil)
-	var membership e2eeapi.Membership = preRegistering{TicketMembership: e2eeapi.TicketMembership{Store: e.rooms, Tickets: e.tickets}, rooms: e.rooms}
+	var membership e2eeapi.Membership = preRegistering{TicketMembership: e2eeapi.TicketMembership{Store: e.rooms, Tickets: e.tickets}, rooms: e.rooms, env: e}
 	if o.membership != nil {
 		membership = o.membership(e)
 	}
@@ -209,7 +217,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: ln, Logger: logger}) }()
+	go func() {
+		_ = gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: ln, Logger: logger})
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for e.authn.Ready() != nil {
 		if time.Now().After(deadline) {

@@ -147,7 +147,6 @@ func TestGateway_ClientsShareKeysJoinRekeysKickLocksOut(t *testing.T) {
 		}
 	})
 
-	dumpLogs(t, e)
 	t.Run("gateway state and logs hold no media key", func(t *testing.T) {
 		auditFile, err := os.ReadFile(e.auditPath)
 		if err != nil {

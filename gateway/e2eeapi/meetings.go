@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,19 +24,52 @@ import (
 
 // meeting is the key exchange of one room's current meeting instance. Its mutex orders everything that
 // changes who is in the roster: registrations, admissions and reconciliation with the rooms store. Requests
-// that only read (roster, keys, wait) take it just long enough to find their credential.
+// that only read (roster, keys, wait) and DeviceFacts use the published view instead and never wait for it.
 type meeting struct {
 	room string
 
 	mu        chanMutex
-	ended     bool           // purged: callers must look the room up again
+	ended     bool            // purged: callers must look the room up again
 	authority *e2ee.Authority // nil until the first registration
-	locked    bool           // the rooms store's lock, as last seen
+	locked    bool            // the rooms store's lock, as last seen
 	// members binds each room admission (participant id) to the credential registered through it; the
 	// roster is exactly the credentials bound to live admissions.
 	members map[string]*binding
 	// pending holds keys registered before their holder's admission, by session.
 	pending map[string]*pendingKey
+
+	// view is what readers need, republished whenever the lock is released: requests for the roster, keys
+	// and long-polls, and the policy's DeviceFacts, never wait for the lock (DeviceFacts may be asked while a
+	// registration holds it, by the rooms API deciding whether the caller may register).
+	view atomic.Pointer[meetingView]
+}
+
+type meetingView struct {
+	authority *e2ee.Authority
+	bound     map[string]e2ee.Hash           // participant id -> credential
+	sessions  map[string][]sessionCredential // session -> its registered credentials
+}
+
+type sessionCredential struct {
+	cred    *e2ee.Credential
+	pending time.Time // for a key waiting for its holder's admission, until when it waits
+}
+
+// unlock publishes the meeting's view and releases its lock.
+func (m *meeting) unlock() {
+	v := &meetingView{bound: make(map[string]e2ee.Hash, len(m.members)), sessions: map[string][]sessionCredential{}}
+	if !m.ended {
+		v.authority = m.authority
+		for pid, b := range m.members {
+			v.bound[pid] = b.cred.Hash()
+			v.sessions[b.session] = append(v.sessions[b.session], sessionCredential{cred: b.cred})
+		}
+		for sk, pk := range m.pending {
+			v.sessions[sk] = append(v.sessions[sk], sessionCredential{cred: pk.cred, pending: pk.expires})
+		}
+	}
+	m.view.Store(v)
+	m.mu.Unlock()
 }
 
 // chanMutex is a mutex whose Lock can give up when a context ends, so that a request stuck behind a slow
@@ -92,6 +126,13 @@ func (h *Handler) lockMeeting(ctx context.Context, room string, create bool) (*m
 		}
 		m.mu.Unlock()
 	}
+}
+
+// existing returns room's meeting, nil if there is none.
+func (h *Handler) existing(room string) *meeting {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.meetings[room]
 }
 
 // instanceKey is where the current meeting instance id of a room is kept, so that every gateway sharing the
@@ -158,22 +199,18 @@ func (h *Handler) authority(ctx context.Context, room string) (*e2ee.Authority, 
 	if err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if err := h.ensureAuthority(ctx, m); err != nil {
 		return nil, err
 	}
 	return m.authority, nil
 }
 
-// register runs a registration of a caller that mayRegister admitted. Membership is checked again with the
-// meeting locked, so that a kick the rooms store publishes meanwhile is reconciled after the credential is
-// bound, never before.
+// register runs a registration of a caller that mayRegister let through. Whether the caller is a member, and
+// the role a non-member is forecast, are asked before the meeting is locked (the rooms API may evaluate the
+// policy, which reads DeviceFacts); a member's admission is checked again with the meeting locked, so that a
+// kick the rooms store publishes meanwhile is reconciled after the credential is bound, never before.
 func (h *Handler) register(ctx context.Context, r *http.Request, room string, id identity.Identity, reg *e2ee.Registration) (*e2ee.Credential, error) {
-	m, err := h.lockMeeting(ctx, room, true)
-	if err != nil {
-		return nil, err
-	}
-	defer m.mu.Unlock()
 	p, err := h.member(r, room)
 	isMember := err == nil
 	role := string(rooms.RoleParticipant)
@@ -183,14 +220,23 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 	case errors.Is(err, errUnavailable):
 		return nil, err
 	default:
-		if err := h.mayRegister(r, room); err != nil {
-			h.auditRefusal(ctx, room, id, "register", err)
-			return nil, err
-		}
 		if f, ok := h.opts.Membership.(RoleForecaster); ok {
 			if role, err = f.ForecastRole(r, room); err != nil {
+				if errors.Is(err, rooms.ErrStoreUnavailable) {
+					return nil, fmt.Errorf("%w: %w", errUnavailable, err)
+				}
 				return nil, fmt.Errorf("%w: %w", errNotAdmitted, err)
 			}
+		}
+	}
+	m, err := h.lockMeeting(ctx, room, true)
+	if err != nil {
+		return nil, err
+	}
+	defer m.unlock()
+	if isMember {
+		if again, err := h.member(r, room); err != nil || again.id != p.id {
+			return nil, fmt.Errorf("%w: admission ended during registration", errNotAdmitted)
 		}
 	}
 	e2eeRole, err := e2ee.ParseRole(role)
@@ -232,6 +278,7 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 		}
 	}
 	m.members[p.id] = &binding{cred: cred, session: p.session}
+	delete(m.pending, p.session) // a key this session registered before its admission is superseded
 	if err := h.admit(ctx, m, cred.Hash()); err != nil {
 		delete(m.members, p.id)
 		return nil, err
@@ -247,6 +294,13 @@ func (h *Handler) caller(ctx context.Context, r *http.Request, room string) (*e2
 	if err != nil {
 		return nil, e2ee.Hash{}, err
 	}
+	if m := h.existing(room); m != nil {
+		if v := m.view.Load(); v != nil && v.authority != nil {
+			if cred, ok := v.bound[p.id]; ok {
+				return v.authority, cred, nil
+			}
+		}
+	}
 	m, err := h.lockMeeting(ctx, room, false)
 	if err != nil {
 		return nil, e2ee.Hash{}, err
@@ -254,7 +308,7 @@ func (h *Handler) caller(ctx context.Context, r *http.Request, room string) (*e2
 	if m == nil {
 		return nil, e2ee.Hash{}, e2ee.ErrNoRoster
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if m.authority == nil {
 		return nil, e2ee.Hash{}, e2ee.ErrNoRoster
 	}
@@ -278,7 +332,7 @@ func (h *Handler) OnAdmitted(ctx context.Context, room string, p gateway.Partici
 	if err != nil || m == nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if m.authority == nil || m.members[p.ParticipantID] != nil || p.ParticipantID == "" {
 		return nil
 	}
@@ -334,7 +388,7 @@ func (h *Handler) EndMeeting(ctx context.Context, room string) error {
 	if err != nil || m == nil {
 		return err
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	return h.end(ctx, m, "meeting_ended")
 }
 
@@ -370,24 +424,24 @@ func (h *Handler) end(ctx context.Context, m *meeting, reason string) error {
 // DeviceFacts is the policy input's device object for id in room: whether the session has a registered,
 // unexpired device key here, its fingerprint (SHA256: and the unpadded base64 of the SHA-256 of the Ed25519
 // device key, stable across sessions of one device) and whether its KEM has a post-quantum part.
-func (h *Handler) DeviceFacts(ctx context.Context, room string, id identity.Identity) (policy.Device, error) {
-	m, err := h.lockMeeting(ctx, room, false)
-	if err != nil || m == nil {
-		return policy.Device{}, err
+func (h *Handler) DeviceFacts(_ context.Context, room string, id identity.Identity) (policy.Device, error) {
+	m := h.existing(room)
+	if m == nil {
+		return policy.Device{}, nil
 	}
-	defer m.mu.Unlock()
+	v := m.view.Load()
+	if v == nil {
+		return policy.Device{}, nil
+	}
 	now := h.opts.Clock.Now()
-	sk := sessionKey(id)
 	var cred *e2ee.Credential
-	if pk := m.pending[sk]; pk != nil && now.Before(pk.expires) {
-		cred = pk.cred
-	}
-	for _, b := range m.members {
-		if b.session == sk && (cred == nil || b.cred.NotAfter.After(cred.NotAfter)) {
-			cred = b.cred
+	for _, sc := range v.sessions[sessionKey(id)] {
+		if (sc.pending.IsZero() || now.Before(sc.pending)) && now.Before(sc.cred.NotAfter) &&
+			(cred == nil || sc.cred.NotAfter.After(cred.NotAfter)) {
+			cred = sc.cred
 		}
 	}
-	if cred == nil || !now.Before(cred.NotAfter) {
+	if cred == nil {
 		return policy.Device{}, nil
 	}
 	return policy.Device{KeyRegistered: true, KeyFingerprint: fingerprint(cred), PQ: cred.KEM == e2ee.KEMXWing}, nil
@@ -500,7 +554,7 @@ func (h *Handler) reconcile(ctx context.Context, room, cause string) {
 	if err != nil || m == nil {
 		return
 	}
-	defer m.mu.Unlock()
+	defer m.unlock()
 	log := h.log.With(zap.String("room", room), zap.String("cause", cause))
 	rm, err := h.opts.Rooms.Room(ctx, room)
 	if errors.Is(err, rooms.ErrNotFound) {

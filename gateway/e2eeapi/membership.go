@@ -48,7 +48,9 @@ const TicketHeader = "Meetguard-Ticket"
 // lets only members register keys: it cannot know what the policy would decide, so rooms that require e2ee
 // need the rooms API's Membership, which can.
 type TicketMembership struct {
-	Store   interface{ Touch(context.Context, string, rooms.ParticipantID) (rooms.Participant, error) }
+	Store interface {
+		Touch(context.Context, string, rooms.ParticipantID) (rooms.Participant, error)
+	}
 	Tickets *rooms.Tickets
 }
 

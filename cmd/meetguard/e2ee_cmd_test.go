@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/assertion"
+	"github.com/meetguard/meetguard/gateway/audit"
+	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/devidp"
+	"github.com/meetguard/meetguard/gateway/e2eeapi"
+	"github.com/meetguard/meetguard/gateway/rooms"
+	"github.com/meetguard/meetguard/gateway/rooms/memstore"
+	"github.com/meetguard/meetguard/gateway/session"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// e2eeGateway is a running gateway with the development provider, the rooms memory store, tickets and the e2ee
+// API, on 127.0.0.1.
+type e2eeGateway struct {
+	base    string
+	authn   *auth.Authenticator
+	rooms   *memstore.Store
+	tickets *rooms.Tickets
+	api     *e2eeapi.Handler
+}
+
+func startE2EEGateway(t *testing.T) *e2eeGateway {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &e2eeGateway{base: "http://" + ln.Addr().String()}
+	idp, err := devidp.New(devidp.Options{
+		Issuer:  g.base + devIdPPrefix,
+		Clients: []devidp.Client{{ID: "meetguard-test", Secret: "test-secret", RedirectURIs: []string{g.base + auth.CallbackPath}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{
+		Listen: ln.Addr().String(), PublicURL: g.base,
+		OIDC:      config.OIDC{Issuer: idp.Issuer(), ClientID: "meetguard-test", ClientSecret: "test-secret"},
+		Session:   config.Session{Secret: strings.Repeat("s", 32)},
+		Upstreams: []config.Upstream{{Name: "demo", URL: "http://127.0.0.1:9"}},
+	}
+	if err := config.Complete(cfg); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	_, auditKey, _ := ed25519.GenerateKey(nil)
+	auditLog, err := audit.Open(ctx, audit.Options{Path: filepath.Join(dir, "audit.log"), SigningKey: auditKey, Sync: audit.SyncAsync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = auditLog.Close() })
+	codec, _ := session.NewCodec([]byte(cfg.Session.Secret))
+	pub, _ := url.Parse(g.base)
+	g.authn, err = auth.New(ctx, auth.Options{
+		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret, Scopes: cfg.OIDC.Scopes,
+		Audiences: cfg.OIDC.Audiences, PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
+		KeyRefetchInterval: time.Hour, SessionTTL: time.Hour, Store: session.NewMemory(ctx, session.MemoryOptions{}),
+		Codec: codec, Audit: auditLog,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.rooms, err = memstore.New(ctx, memstore.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if g.tickets, err = rooms.NewTickets(rooms.TicketOptions{Key: bytes.Repeat([]byte{1}, 32), TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	_, e2eeKey, _ := ed25519.GenerateKey(nil)
+	g.api, err = e2eeapi.New(ctx, e2eeapi.Options{
+		SigningKey: e2eeKey, Membership: e2eeapi.TicketMembership{Store: g.rooms, Tickets: g.tickets}, Rooms: g.rooms, Audit: auditLog,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := assertion.New(assertion.Options{Issuer: g.base, TTL: cfg.Assertion.TTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Options{
+		Config: cfg, Auth: g.authn, Admitter: e2eeTestAdmitter{}, Assertion: signer, Audit: auditLog,
+		API: map[string]http.Handler{"/.meetguard/api/v1/rooms/": g.api.Wrap(http.NotFoundHandler())},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: ln, Logger: zap.NewNop(),
+			Mount: map[string]http.Handler{devIdPPrefix + "/": idp}})
+	}()
+	waitReady(t, g.base)
+	return g
+}
+
+type e2eeTestAdmitter struct{}
+
+func (e2eeTestAdmitter) AdmitRequest(context.Context, gateway.RoomRequest) (gateway.Admission, error) {
+	return gateway.Admission{Outcome: gateway.Denied}, nil
+}
+
+// join admits user to room in the rooms store and returns its token and room ticket.
+func (g *e2eeGateway) join(t *testing.T, user, room string, role rooms.Role) (token, ticket string) {
+	t.Helper()
+	token = devToken(t, g.base, user)
+	id, err := g.authn.VerifyBearer(context.Background(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.rooms.Admit(context.Background(), rooms.Admission{Room: room, Subject: rooms.SubjectKey(id.Key()), Name: user, Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticket, _, err = g.tickets.Issue(room, p, id.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token, ticket
+}
+
+var securityCodeLine = regexp.MustCompile(`(?m)^security code: ((?:\d{5} ){7}\d{5})$`)
+
+// TestE2EEJoin_PrintsTheSecurityCodeOtherMembersSee runs `meetguard e2ee join` against a running gateway beside
+// an SDK client, until both hold each other's keys; the code it printed last is the one the other member sees.
+func TestE2EEJoin_PrintsTheSecurityCodeOtherMembersSee(t *testing.T) {
+	g := startE2EEGateway(t)
+	const room = "cli-room"
+	if _, err := g.rooms.Put(context.Background(), room, "nobody|owner", rooms.SettingsChange{}); err != nil {
+		t.Fatal(err)
+	}
+	aliceToken, aliceTicket := g.join(t, "alice@example.com", room, rooms.RoleHost)
+	bobToken, bobTicket := g.join(t, "bob@example.com", room, rooms.RoleParticipant)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(aliceToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token-file", tokenFile, "--ticket", aliceTicket}, &stdout, &stderr)
+	}()
+
+	tr, err := e2ee.NewHTTPTransport(e2ee.HTTPTransportOptions{Gateway: g.base, Room: room, Authorize: func(r *http.Request) error {
+		r.Header.Set("Authorization", "Bearer "+bobToken)
+		r.Header.Set(e2eeapi.TicketHeader, bobTicket)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := e2ee.NewClient(ctx, e2ee.ClientOptions{Transport: tr, AuthorityKey: g.api.PublicKey(), Room: room})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = bob.Run(ctx, nil) }()
+	for {
+		st := bob.Status()
+		keys := 0
+		for _, k := range bob.ReceiveKeys() {
+			if k.Epoch == st.Epoch {
+				keys++
+			}
+		}
+		if st.State == e2ee.StateMember && len(st.Members) == 2 && keys == 1 {
+			break
+		}
+		select {
+		case code := <-exit:
+			t.Fatalf("e2ee join exited with %d:\n%s\n%s", code, stdout.String(), stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("bob never held the command's key; command output:\n%s\n%s", stdout.String(), stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	want := bob.Status().SecurityCode
+	// The command prints the epoch as soon as it verified it; give it the moment to do so.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(stdout.String(), "security code: "+want) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := <-exit; code != e2eeExitOK {
+		t.Fatalf("exit %d:\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	codes := securityCodeLine.FindAllStringSubmatch(out, -1)
+	if len(codes) == 0 || codes[len(codes)-1][1] != want {
+		t.Fatalf("the command's last security code is not bob's %q:\n%s", want, out)
+	}
+	for _, s := range []string{"registered X-Wing as \"Alice", "(host", "epoch ", "(you)", "trusted on first use", "stopped"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q:\n%s", s, out)
+		}
+	}
+	if strings.Contains(out, aliceToken) || strings.Contains(stderr.String(), aliceToken) {
+		t.Error("the command printed its token")
+	}
+}
+
+// TestE2EEJoin_WrongPinnedAuthorityKeyIsAnAlarm: a gateway whose credentials are not signed by the pinned key
+// is refused with the alarm exit code.
+func TestE2EEJoin_WrongPinnedAuthorityKeyIsAnAlarm(t *testing.T) {
+	g := startE2EEGateway(t)
+	const room = "pinned"
+	if _, err := g.rooms.Put(context.Background(), room, "nobody|owner", rooms.SettingsChange{}); err != nil {
+		t.Fatal(err)
+	}
+	token, ticket := g.join(t, "alice@example.com", room, rooms.RoleHost)
+	other, _, _ := ed25519.GenerateKey(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token", token, "--ticket", ticket,
+		"--authority-key", hex.EncodeToString(other)}, &stdout, &stderr)
+	if code != e2eeExitAlarm || !strings.Contains(stderr.String(), "ALARM") {
+		t.Fatalf("exit %d:\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+}
+
+func TestE2EEJoin_UsageErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", []string{"e2ee"}, "usage"},
+		{"unknown command", []string{"e2ee", "leave"}, "unknown command"},
+		{"no room", []string{"e2ee", "join", "--gateway", "https://m.example", "--token", "t"}, "--room is required"},
+		{"no gateway", []string{"e2ee", "join", "--room", "r", "--token", "t"}, "--gateway is required"},
+		{"no token", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example"}, "exactly one of --token"},
+		{"two tokens", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example", "--token", "t", "--token-file", "f"}, "exactly one of --token"},
+		{"two tickets", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example", "--token", "t", "--ticket", "a", "--ticket-file", "f"}, "at most one of --ticket"},
+		{"bad key", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example", "--token", "t", "--authority-key", "abcd"}, "--authority-key"},
+		{"stray argument", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example", "--token", "t", "extra"}, "unexpected arguments"},
+	}
+	for _, tc := range cases {
+		var stdout, stderr syncBuffer
+		if code := run(context.Background(), tc.args, &stdout, &stderr); code != e2eeExitUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%s: exit %d, stderr %q", tc.name, code, stderr.String())
+		}
+	}
+	// Plain http off loopback is refused before any token is sent.
+	var stdout, stderr syncBuffer
+	if code := run(context.Background(), []string{"e2ee", "join", "--room", "r", "--gateway", "http://meet.example.com", "--token", "t"}, &stdout, &stderr); code != e2eeExitError || !strings.Contains(stderr.String(), "loopback") {
+		t.Errorf("plain http: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestParseAuthorityKey_HexAndBase64(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(nil)
+	for _, s := range []string{hex.EncodeToString(pub), " " + hex.EncodeToString(pub) + "\n",
+		"" + strings.TrimRight(encodeStd(pub), "="), encodeStd(pub)} {
+		k, err := parseAuthorityKey(s)
+		if err != nil || !k.Equal(pub) {
+			t.Errorf("%q: %x, %v", s, k, err)
+		}
+	}
+	for _, s := range []string{"", "zz", hex.EncodeToString(pub[:31]), hex.EncodeToString(append(pub, 0))} {
+		if _, err := parseAuthorityKey(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}
+
+func encodeStd(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestE2EEJoin_StopsWhenKicked: once the gateway stops serving the member, the command says so and exits 1
+// instead of retrying forever.
+func TestE2EEJoin_StopsWhenKicked(t *testing.T) {
+	g := startE2EEGateway(t)
+	const room = "kick"
+	if _, err := g.rooms.Put(context.Background(), room, "nobody|owner", rooms.SettingsChange{}); err != nil {
+		t.Fatal(err)
+	}
+	token, ticket := g.join(t, "alice@example.com", room, rooms.RoleParticipant)
+	ticketFile := filepath.Join(t.TempDir(), "ticket")
+	if err := os.WriteFile(ticketFile, []byte(ticket), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token", token, "--ticket-file", ticketFile}, &stdout, &stderr)
+	}()
+	for !securityCodeLine.MatchString(stdout.String()) {
+		select {
+		case code := <-exit:
+			t.Fatalf("exit %d before joining:\n%s\n%s", code, stdout.String(), stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	r, err := g.rooms.Room(ctx, room)
+	if err != nil || len(r.Participants) != 1 {
+		t.Fatalf("room: %+v, %v", r, err)
+	}
+	if _, err := g.rooms.Remove(ctx, room, r.Participants[0].ID, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-exit:
+		if code != e2eeExitError || !strings.Contains(stderr.String(), "no longer serves") {
+			t.Fatalf("exit %d:\n%s\n%s", code, stdout.String(), stderr.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("the command kept running after the kick:\n%s\n%s", stdout.String(), stderr.String())
+	}
+}
