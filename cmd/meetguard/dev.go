@@ -130,7 +130,10 @@ func dev(ctx context.Context, o devOptions) error {
 		Upstreams: []config.Upstream{{Name: "demo", URL: "http://" + appLn.Addr().String(), Rooms: config.UpstreamRooms{Path: "/room/{room}"}}},
 		Policy:    config.Policy{Dir: o.policyDir},
 		Audit:     config.Audit{Path: auditPath, KeyFile: auditPath + ".key"},
-		Log:       config.Log{Format: "console"},
+		// The room the banner points at; others are created through the
+		// rooms API.
+		Rooms: config.Rooms{Permanent: []config.PermanentRoom{{ID: "demo"}}},
+		Log:   config.Log{Format: "console"},
 	}
 	if err := config.Complete(cfg); err != nil {
 		return fmt.Errorf("dev config: %w", err)

@@ -251,15 +251,6 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 		return err
 	}
 	defer roomStore.Close()
-	roomsAPI, err := newRoomsAPI(ctx, cfg, roomStore, engine, auditLog, live, log.Named("rooms"))
-	if err != nil {
-		return err
-	}
-	go func() {
-		if err := roomsAPI.Run(ctx); err != nil {
-			log.Error("room event loop stopped", zap.Error(err))
-		}
-	}()
 	// Upstream adapters: each meeting server's own credential, minted only
 	// after admission (generic upstreams have none).
 	adapters := map[string]gateway.Adapter{}
@@ -284,6 +275,15 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 			}
 		}
 	}
+	roomsAPI, err := newRoomsAPI(ctx, cfg, roomStore, engine, auditLog, live, adapters, log.Named("rooms"))
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := roomsAPI.Run(ctx); err != nil {
+			log.Error("room event loop stopped", zap.Error(err))
+		}
+	}()
 	gw, err := gateway.New(gateway.Options{
 		Adapters: adapters,
 		Public:   public,
@@ -396,7 +396,7 @@ func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (ro
 }
 
 // newRoomsAPI builds the rooms API, which is also the gateway's admitter.
-func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine *policy.Engine, auditLog *audit.Log, live *liveconn.Registry, log *zap.Logger) (*roomsapi.API, error) {
+func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine *policy.Engine, auditLog *audit.Log, live *liveconn.Registry, adapters map[string]gateway.Adapter, log *zap.Logger) (*roomsapi.API, error) {
 	key := []byte(cfg.Rooms.TicketKey)
 	if len(key) == 0 {
 		// One node with the memory store: tickets need only verify here,
@@ -424,6 +424,6 @@ func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine
 	return roomsapi.New(ctx, roomsapi.Options{
 		Store: st, Tickets: tickets, Passcodes: passcodes, Policy: engine, Audit: auditLog, Live: live,
 		PublicURL: pub, RoomPaths: paths, Rooms: cfg.Rooms.State(), LobbyByDefault: *cfg.Rooms.LobbyByDefault,
-		StoreKind: cfg.Store.Kind, Logger: log,
+		StoreKind: cfg.Store.Kind, Adapters: adapters, Logger: log,
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -119,6 +121,12 @@ type Options struct {
 	// SweepInterval is how often the event loop looks at this node's live
 	// connections (leases, leaves). Default 1s.
 	SweepInterval time.Duration
+	// MaxConcurrentDecisions bounds the joins (from counting the attempt
+	// to the policy's answer) and other policy evaluations running at
+	// once. The policy's deadline is wall time: in a join storm, more work
+	// than there are CPUs only slows every evaluation past it (and fails
+	// closed), so excess joins queue first. Default 2×GOMAXPROCS.
+	MaxConcurrentDecisions int
 	// LeaveGrace is how long a participant may have no live connection on
 	// this node before it is taken to have left (a page reload reconnects
 	// within it). Default 5s.
@@ -137,6 +145,7 @@ type API struct {
 	log       *zap.Logger
 	failures  failureThrottle
 	conns     *tracker
+	decisions chan struct{}
 }
 
 // New checks the options and prepares the API.
@@ -151,6 +160,7 @@ func New(ctx context.Context, o Options) (*API, error) {
 		}
 	}
 	if len(missing) > 0 {
+		slices.Sort(missing)
 		return nil, fmt.Errorf("roomsapi: missing options: %s", strings.Join(missing, ", "))
 	}
 	if o.PublicURL.Scheme != "http" && o.PublicURL.Scheme != "https" || o.PublicURL.Host == "" {
@@ -172,6 +182,9 @@ func New(ctx context.Context, o Options) (*API, error) {
 	}
 	if o.LeaveGrace <= 0 {
 		o.LeaveGrace = 5 * time.Second
+	}
+	if o.MaxConcurrentDecisions <= 0 {
+		o.MaxConcurrentDecisions = 2 * runtime.GOMAXPROCS(0)
 	}
 	if o.StoreKind == "" {
 		o.StoreKind = "rooms"
@@ -198,7 +211,43 @@ func New(ctx context.Context, o Options) (*API, error) {
 		failures: failureThrottle{last: map[string]time.Time{}},
 	}
 	a.conns = newTracker()
+	a.decisions = make(chan struct{}, o.MaxConcurrentDecisions)
 	return a, nil
+}
+
+// slot waits for one of the MaxConcurrentDecisions slots; release it when
+// the policy has answered.
+func (a *API) slot(ctx context.Context) (release func(), ok bool) {
+	select {
+	case a.decisions <- struct{}{}:
+		return func() { <-a.decisions }, true
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
+// failClosed is the decision for a caller that gave up before the policy
+// could be asked.
+var failClosed = policy.Decision{Reasons: []string{policy.ReasonPolicyError}, UserMessage: DeniedMessage}
+
+// decide asks the admission policy once a slot is free.
+func (a *API) decide(ctx context.Context, in policy.Input) policy.Decision {
+	release, ok := a.slot(ctx)
+	if !ok {
+		return failClosed
+	}
+	defer release()
+	return a.o.Policy.Decide(ctx, in)
+}
+
+// decideCreate asks the room-creation policy once a slot is free.
+func (a *API) decideCreate(ctx context.Context, in policy.Input) policy.Decision {
+	release, ok := a.slot(ctx)
+	if !ok {
+		return failClosed
+	}
+	defer release()
+	return a.o.Policy.DecideCreate(ctx, in)
 }
 
 // Ready reports whether the room state can be read, for /readyz.
@@ -353,9 +402,4 @@ func (a *API) storeFailure(ctx context.Context, op string, err error) error {
 		}
 	}
 	return err
-}
-
-// unavailable says whether err must become 503.
-func unavailable(err error) bool {
-	return errors.Is(err, rooms.ErrStoreUnavailable) || errors.Is(err, errAudit)
 }

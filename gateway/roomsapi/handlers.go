@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/respond"
@@ -161,7 +160,7 @@ func (a *API) serveWait(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		notFound(w)
 		return
 	}
-	if r.Header.Get("Accept") == "text/event-stream" {
+	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		a.serveWaitEvents(ctx, w, id, rt, o)
 		return
 	}
@@ -294,9 +293,4 @@ func (a *API) serveLeave(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// logBodyError notes a refused body without echoing it.
-func (a *API) logBodyError(err error) {
-	a.log.Debug("refused request body", zap.Error(err))
 }

@@ -39,7 +39,7 @@ func (a *API) isHost(ctx context.Context, r *http.Request, id identity.Identity,
 	if err != nil {
 		return facts, false, err
 	}
-	d := a.o.Policy.Decide(ctx, policy.Input{
+	d := a.decide(ctx, policy.Input{
 		Identity: policyIdentity(id), Room: policyRoom(room, facts, id, false), Device: dev, Request: policyRequest(r),
 	})
 	return facts, d.Allow && d.Role == policy.RoleHost, nil

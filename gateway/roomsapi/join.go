@@ -56,6 +56,16 @@ type joinResult struct {
 func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 	key := subjectKey(jr.id)
 	at := rooms.Attempt{Identity: key, IP: clientAddr(jr.r)}
+	release, ok := a.slot(ctx)
+	if !ok {
+		return joinResult{}, ctx.Err()
+	}
+	released := false
+	defer func() {
+		if !released {
+			release()
+		}
+	}()
 	// Counting first: a blocked identity or IP is refused before its
 	// passcode is even looked at.
 	hist, err := a.o.Store.BeginJoin(ctx, at)
@@ -94,6 +104,8 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 		History:  policyHistory(hist),
 	}
 	d := a.o.Policy.Decide(ctx, in)
+	release()
+	released = true
 
 	res := joinResult{kind: joinDenied}
 	decision, reasons := audit.DecisionDeny, d.Reasons
@@ -197,6 +209,10 @@ func refusalReason(err error) (string, bool) {
 		return "banned", true
 	case errors.Is(err, rooms.ErrNotFound):
 		return "room_not_found", true
+	case errors.Is(err, rooms.ErrInvalid):
+		// A decision the store cannot carry out (a role it does not
+		// know): refused, never guessed at.
+		return "invalid_admission", true
 	}
 	return "", false
 }

@@ -82,6 +82,10 @@ func (a *API) heldTicket(ctx context.Context, r *http.Request, room string, id i
 			continue
 		case err != nil:
 			return heldTicket{}, a.storeFailure(ctx, "touch", err)
+		case p.Subject != subjectKey(id):
+			// The binding already ties it to this caller; this only
+			// makes sure a ticket never speaks for somebody else.
+			continue
 		}
 		return heldTicket{ticket: t, participant: p, source: c.source}, nil
 	}

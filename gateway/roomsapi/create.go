@@ -1,0 +1,155 @@
+package roomsapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/gateway/audit"
+	"github.com/meetguard/meetguard/gateway/identity"
+	"github.com/meetguard/meetguard/gateway/respond"
+	"github.com/meetguard/meetguard/gateway/rooms"
+	"github.com/meetguard/meetguard/policy"
+)
+
+// notAllowedMessage is what anyone who may neither create nor change a
+// room is told, whether or not it exists.
+const notAllowedMessage = "You are not allowed to create or change this meeting."
+
+// servePut is PUT rooms/{room}: a host of an existing room changes its
+// settings; anyone the policy lets create rooms creates a missing one and
+// owns it. Who learns that a name is taken is the policy's decision
+// (create_room puts room_exists after not_room_creator).
+func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Request, id identity.Identity, room string) {
+	var body settingsBody
+	if err := readJSON(r, &body); err != nil {
+		fail(w, err)
+		return
+	}
+	change, err := body.change(a.cfg)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	facts, host, err := a.isHost(ctx, r, id, room)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	actor := []zap.Field{zap.String(audit.FieldRoom, room), zap.String(audit.FieldActor, id.Subject), zap.String("actor_issuer", id.Issuer)}
+	if facts.Exists && host {
+		if err := a.hashPasscode(ctx, body, &change); err != nil {
+			fail(w, err)
+			return
+		}
+		// Recorded first: a change may open the room (unlock, no
+		// passcode, more seats).
+		if err := a.record(ctx, audit.EventRoomUpdate, append(actor, zap.Strings("changes", body.changedFields()))...); err != nil {
+			fail(w, err)
+			return
+		}
+		if _, err := a.o.Store.Put(ctx, room, subjectKey(id), change); err != nil {
+			a.putError(ctx, w, err)
+			return
+		}
+		a.writeRoom(ctx, w, room, http.StatusOK)
+		return
+	}
+
+	// Creation counts against the caller's join budget, so it cannot be
+	// used to probe names or fill the store at leisure.
+	hist, err := a.o.Store.BeginJoin(ctx, rooms.Attempt{Identity: subjectKey(id), IP: clientAddr(r)})
+	var rl *rooms.RateLimitedError
+	switch {
+	case errors.As(err, &rl):
+		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: rl.RetryAfter})(w, r)
+		return
+	case err != nil:
+		fail(w, a.storeFailure(ctx, "begin_join", err))
+		return
+	}
+	d := a.decideCreate(ctx, policy.Input{
+		Identity: policyIdentity(id), Room: policyRoom(room, facts, id, false), Request: policyRequest(r), History: policyHistory(hist),
+	})
+	switch {
+	case !d.Allow && len(d.Reasons) > 0 && d.Reasons[0] == "room_exists":
+		respond.JSON(w, http.StatusConflict, map[string]string{"error": "room_exists", "message": d.UserMessage})
+		return
+	case !d.Allow && slices.Contains(d.Reasons, "rate_limited"):
+		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: retryWindow(hist)})(w, r)
+		return
+	case !d.Allow || facts.Exists:
+		respond.JSON(w, http.StatusForbidden, map[string]string{"status": "denied", "message": notAllowedMessage})
+		return
+	}
+	if change.LobbyEnabled == nil {
+		lobby := a.o.LobbyByDefault
+		change.LobbyEnabled = &lobby
+	}
+	if err := a.hashPasscode(ctx, body, &change); err != nil {
+		fail(w, err)
+		return
+	}
+	if err := a.record(ctx, audit.EventRoomCreate, append(actor, zap.Strings("settings", body.changedFields()),
+		zap.Strings(audit.FieldReasons, d.Reasons), zap.String(audit.FieldDecisionID, d.DecisionID),
+		zap.String(audit.FieldPolicyRevision, d.Revision))...); err != nil {
+		fail(w, err)
+		return
+	}
+	created, err := a.o.Store.Put(ctx, room, subjectKey(id), change)
+	if err != nil {
+		a.putError(ctx, w, err)
+		return
+	}
+	if !created {
+		// Someone created it between our read and our write, and our
+		// settings landed on their room. Say so loudly; the store has no
+		// create-only write to prevent it.
+		a.log.Error("room created concurrently; settings applied to the other creator's room", zap.String("room", room))
+		_ = a.record(ctx, audit.EventRoomUpdate, append(actor, zap.Strings("changes", body.changedFields()), zap.String(audit.FieldReason, "create_race"))...)
+		respond.JSON(w, http.StatusConflict, map[string]string{"error": "room_exists", "message": "A meeting with this name was created at the same time."})
+		return
+	}
+	a.writeRoom(ctx, w, room, http.StatusCreated)
+}
+
+func retryWindow(h rooms.History) time.Duration {
+	return time.Duration(max(h.WindowSeconds, 1)) * time.Second
+}
+
+func (a *API) hashPasscode(ctx context.Context, body settingsBody, change *rooms.SettingsChange) error {
+	if body.Passcode == nil {
+		return nil
+	}
+	h := ""
+	if *body.Passcode != "" {
+		var err error
+		if h, err = a.o.Passcodes.Hash(ctx, *body.Passcode); err != nil {
+			return &bodyError{Status: http.StatusBadRequest, Field: "passcode", Msg: "cannot be used"}
+		}
+	}
+	change.PasscodeHash = &h
+	return nil
+}
+
+func (a *API) putError(ctx context.Context, w http.ResponseWriter, err error) {
+	var ie *rooms.InvalidError
+	if errors.As(err, &ie) {
+		fail(w, &bodyError{Status: http.StatusBadRequest, Field: ie.Field, Msg: ie.Reason})
+		return
+	}
+	fail(w, a.storeFailure(ctx, "put", err))
+}
+
+func (a *API) writeRoom(ctx context.Context, w http.ResponseWriter, room string, status int) {
+	rm, err := a.o.Store.Room(ctx, room)
+	if err != nil {
+		a.storeError(ctx, w, "room", err)
+		return
+	}
+	respond.JSON(w, status, rm)
+}

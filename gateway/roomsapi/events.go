@@ -1,0 +1,193 @@
+package roomsapi
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/gateway/liveconn"
+	"github.com/meetguard/meetguard/gateway/rooms"
+)
+
+// Run is the node's event loop, until ctx ends. It closes, within the
+// store's event delivery time, every live connection on this node whose
+// admission ended on any node (kick, ban, suspend, leave, lapsed lease). It
+// renews the lease of every participant with a live connection here
+// (Touch, every ParticipantLease/3), closes those the store no longer
+// admits, and calls Leave once a participant has had no connection here for
+// LeaveGrace. When the subscription breaks (events may be lost) it
+// resubscribes with backoff and then re-checks every live connection.
+func (a *API) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(a.o.SweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.sweep(ctx, false)
+			}
+		}
+	}()
+	backoff := 50 * time.Millisecond
+	first := true
+	for ctx.Err() == nil {
+		events, err := a.o.Store.Subscribe(ctx)
+		if err != nil {
+			a.log.Warn("room events: subscribe failed; retrying", zap.Duration("in", backoff), zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		if !first {
+			// Whatever happened while unsubscribed: ask the store.
+			a.sweep(ctx, true)
+		}
+		first = false
+		for e := range events {
+			a.apply(e)
+		}
+		if ctx.Err() == nil {
+			a.log.Warn("room events: subscription lost; re-checking live connections")
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// apply closes this node's connections of every admission e ended.
+func (a *API) apply(e rooms.Event) {
+	if len(e.Revoked) == 0 {
+		return
+	}
+	revoked := make(map[string]bool, len(e.Revoked))
+	for _, p := range e.Revoked {
+		revoked[string(p)] = true
+	}
+	a.conns.ended(e.Room, e.Revoked)
+	n := a.o.Live.Close(func(m liveconn.Meta) bool { return m.Room == e.Room && revoked[m.ParticipantID] })
+	if n > 0 {
+		a.log.Info("closed live connections of ended admissions", zap.String("room", e.Room), zap.String("kind", string(e.Kind)), zap.Int("connections", n))
+	}
+}
+
+// connKey names one admission.
+type connKey struct {
+	room string
+	pid  rooms.ParticipantID
+}
+
+type connState struct {
+	lastSeen  time.Time // last sweep that found a live connection
+	lastTouch time.Time
+}
+
+// tracker remembers the admissions that have (or recently had) live
+// connections on this node.
+type tracker struct {
+	mu    sync.Mutex
+	conns map[connKey]*connState
+	// gone are admissions the store ended; they need no Leave.
+	gone map[connKey]time.Time
+}
+
+func newTracker() *tracker {
+	return &tracker{conns: map[connKey]*connState{}, gone: map[connKey]time.Time{}}
+}
+
+func (t *tracker) ended(room string, pids []rooms.ParticipantID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	for _, p := range pids {
+		k := connKey{room, p}
+		if _, ok := t.conns[k]; ok {
+			delete(t.conns, k)
+			t.gone[k] = now
+		}
+	}
+}
+
+// sweep looks at this node's live connections: renews leases that are due
+// (all of them when force), closes what the store no longer admits, and
+// leaves for admissions whose last connection here closed LeaveGrace ago.
+func (a *API) sweep(ctx context.Context, force bool) {
+	live := map[connKey]int{}
+	a.o.Live.Close(func(m liveconn.Meta) bool {
+		if m.Room != "" && m.ParticipantID != "" {
+			live[connKey{m.Room, rooms.ParticipantID(m.ParticipantID)}]++
+		}
+		return false
+	})
+	now := time.Now()
+	touchEvery := a.cfg.ParticipantLease / 3
+	var touch, leave []connKey
+	t := a.conns
+	t.mu.Lock()
+	for k := range live {
+		if _, gone := t.gone[k]; gone {
+			continue
+		}
+		st := t.conns[k]
+		if st == nil {
+			// First seen: the request that opened it was just checked.
+			st = &connState{lastTouch: now}
+			t.conns[k] = st
+		}
+		st.lastSeen = now
+		if force || now.Sub(st.lastTouch) >= touchEvery {
+			touch = append(touch, k)
+		}
+	}
+	for k, st := range t.conns {
+		if live[k] == 0 && now.Sub(st.lastSeen) >= a.o.LeaveGrace {
+			leave = append(leave, k)
+		}
+	}
+	for k, at := range t.gone {
+		if now.Sub(at) > time.Minute {
+			delete(t.gone, k)
+		}
+	}
+	t.mu.Unlock()
+
+	for _, k := range touch {
+		_, err := a.o.Store.Touch(ctx, k.room, k.pid)
+		switch {
+		case err == nil:
+			t.mu.Lock()
+			if st := t.conns[k]; st != nil {
+				st.lastTouch = now
+			}
+			t.mu.Unlock()
+		case errors.Is(err, rooms.ErrNotAdmitted):
+			// Ended while we were not listening (or the lease lapsed).
+			a.apply(rooms.Event{Kind: rooms.EventExpired, Room: k.room, Revoked: []rooms.ParticipantID{k.pid}})
+		default:
+			// The store is down: open connections keep working, and we
+			// try again next sweep.
+			a.log.Warn("room events: lease renewal failed", zap.String("room", k.room), zap.Error(err))
+		}
+	}
+	for _, k := range leave {
+		err := a.o.Store.Leave(ctx, k.room, k.pid)
+		if err != nil && !errors.Is(err, rooms.ErrNotAdmitted) {
+			a.log.Warn("room events: leave failed; will retry", zap.String("room", k.room), zap.Error(err))
+			continue
+		}
+		t.mu.Lock()
+		delete(t.conns, k)
+		t.mu.Unlock()
+	}
+}

@@ -1,0 +1,523 @@
+package roomsapi_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/assertion"
+	"github.com/meetguard/meetguard/gateway/audit"
+	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/internal/testidp"
+	"github.com/meetguard/meetguard/gateway/liveconn"
+	"github.com/meetguard/meetguard/gateway/rooms"
+	"github.com/meetguard/meetguard/gateway/rooms/memstore"
+	"github.com/meetguard/meetguard/gateway/rooms/redisstore"
+	"github.com/meetguard/meetguard/gateway/rooms/redisstore/redistest"
+	"github.com/meetguard/meetguard/gateway/roomsapi"
+	"github.com/meetguard/meetguard/gateway/session"
+	"github.com/meetguard/meetguard/policies"
+	"github.com/meetguard/meetguard/policy"
+)
+
+// upstream is a real meeting server stand-in: it records every request
+// and echoes on /room/{room}/ws.
+type upstream struct {
+	URL string
+	mu  sync.Mutex
+	got []*http.Request
+}
+
+func startUpstream(t testing.TB) *upstream {
+	t.Helper()
+	u := &upstream{}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.got = append(u.got, r.Clone(context.Background()))
+		u.mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/ws") {
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			for {
+				typ, msg, err := c.Read(r.Context())
+				if err != nil {
+					return
+				}
+				if err := c.Write(r.Context(), typ, msg); err != nil {
+					return
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "upstream:"+r.URL.Path+":"+r.Header.Get("X-Meetguard-User"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	u.URL = "http://" + ln.Addr().String()
+	return u
+}
+
+// requestsBy lists the requests that reached the upstream for a subject.
+func (u *upstream) requestsBy(sub string) []*http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []*http.Request
+	for _, r := range u.got {
+		if r.Header.Get("X-Meetguard-User") == sub {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+type clusterOptions struct {
+	nodes int
+	redis bool
+	// rooms tweaks the room state config of every node.
+	rooms func(*rooms.Config)
+	// policyConfig edits data.json's meetguard.config before loading.
+	policyConfig func(map[string]any)
+	// trustLoopback makes 127.0.0.1 a trusted proxy, so tests can set a
+	// client IP with X-Forwarded-For.
+	trustLoopback bool
+	leaveGrace    time.Duration
+	sweep         time.Duration
+	// auditAsync writes the audit log without waiting for fsync
+	// (benchmarks of the CPU cost alone).
+	auditAsync bool
+	adapters   map[string]gateway.Adapter
+	devices       roomsapi.Devices
+	logger        *zap.Logger
+}
+
+type node struct {
+	URL       string
+	api       *roomsapi.API
+	gw        *gateway.Gateway
+	live      *liveconn.Registry
+	store     rooms.Store
+	auditPath string
+}
+
+type cluster struct {
+	t      testing.TB
+	idp    *testidp.IdP
+	up     *upstream
+	nodes  []*node
+	redis  *redistest.Server
+	engine *policy.Engine
+}
+
+// newCluster runs real gateways (auth against a real OpenID provider, the
+// shipped policy, a durable audit log, the rooms API, a real upstream)
+// sharing one room state: one memory store, or one real Redis for several
+// nodes.
+func newCluster(t testing.TB, o clusterOptions) *cluster {
+	t.Helper()
+	if o.nodes == 0 {
+		o.nodes = 1
+	}
+	if o.nodes > 1 && !o.redis {
+		t.Fatal("several nodes need the Redis store")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &cluster{t: t}
+	lns := make([]net.Listener, o.nodes)
+	var callbacks []string
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = ln
+		callbacks = append(callbacks, "http://"+ln.Addr().String()+auth.CallbackPath)
+	}
+	c.idp = testidp.Start(t, callbacks...)
+	c.up = startUpstream(t)
+	c.engine = loadPolicy(t, ctx, o.policyConfig)
+	if o.redis {
+		c.redis = redistest.Start(t)
+	}
+	ticketKey := make([]byte, 32)
+	_, _ = rand.Read(ticketKey)
+	roomCfg := rooms.Config{RateLimits: rooms.RateLimits{JoinAttemptsPerIP: 100_000}}
+	if o.rooms != nil {
+		o.rooms(&roomCfg)
+	}
+	roomCfg = roomCfg.WithDefaults()
+	logger := o.logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	var served sync.WaitGroup
+	var closers []func()
+	for i, ln := range lns {
+		n := &node{URL: "http://" + ln.Addr().String(), live: liveconn.NewRegistry()}
+		cfg := &config.Config{
+			Listen:    ln.Addr().String(),
+			PublicURL: n.URL,
+			OIDC: config.OIDC{
+				Issuer: c.idp.URL, ClientID: c.idp.ClientID, ClientSecret: c.idp.ClientSecret, KeyRefetchInterval: time.Hour,
+			},
+			Session:   config.Session{Secret: strings.Repeat("s", 32)},
+			Upstreams: []config.Upstream{{Name: "demo", URL: c.up.URL}},
+			Limits:    config.Limits{ReadHeaderTimeout: 5 * time.Second},
+		}
+		if o.trustLoopback {
+			cfg.TrustedProxies = []string{"127.0.0.1/32"}
+		}
+		if err := config.Complete(cfg); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if o.redis {
+			n.store, err = redisstore.New(ctx, redisstore.Options{Client: c.redis.Client(t), Rooms: roomCfg, KeyPrefix: "mg:"})
+		} else {
+			n.store, err = memstore.New(ctx, memstore.Options{Rooms: roomCfg})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		n.auditPath = filepath.Join(dir, "audit.log")
+		key, err := audit.GenerateKey(filepath.Join(dir, "audit.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sync := audit.SyncDurable
+		if o.auditAsync {
+			sync = audit.SyncAsync
+		}
+		alog, err := audit.Open(ctx, audit.Options{Path: n.auditPath, SigningKey: key, Sync: sync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions := session.NewMemory(ctx, session.MemoryOptions{})
+		codec, err := session.NewCodec([]byte(cfg.Session.Secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := url.Parse(cfg.PublicURL)
+		live := n.live
+		authn, err := auth.New(ctx, auth.Options{
+			Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
+			Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
+			PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
+			KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL,
+			Store: sessions, Codec: codec, Audit: alog,
+			OnLogout: func(id string) { live.Close(func(m liveconn.Meta) bool { return m.SessionID == id }) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := assertion.New(assertion.Options{Issuer: cfg.PublicURL, TTL: cfg.Assertion.TTL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tickets, err := rooms.NewTickets(rooms.TicketOptions{Key: ticketKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Small Argon2id costs keep the suite fast; the defaults are
+		// measured in the rooms package.
+		passcodes, err := rooms.NewPasscodes(rooms.PasscodeOptions{Params: rooms.PasscodeParams{MemoryKiB: 256, Time: 1, Threads: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind := "memory"
+		if o.redis {
+			kind = "redis"
+		}
+		n.api, err = roomsapi.New(ctx, roomsapi.Options{
+			Store: n.store, Tickets: tickets, Passcodes: passcodes, Policy: c.engine, Audit: alog, Live: n.live,
+			PublicURL: pub, RoomPaths: map[string]string{"demo": cfg.Upstreams[0].Rooms.Path}, Rooms: roomCfg,
+			LobbyByDefault: true, StoreKind: kind, Adapters: o.adapters, Devices: o.devices,
+			Logger: logger.Named("node" + string(rune('A'+i))), LeaveGrace: o.leaveGrace, SweepInterval: o.sweep,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.gw, err = gateway.New(gateway.Options{
+			Config: cfg, Auth: authn, Admitter: n.api, Assertion: signer, Audit: alog, Live: n.live,
+			Adapters: o.adapters, Ready: map[string]gateway.ReadyChecker{"rooms": n.api},
+			API: map[string]http.Handler{roomsapi.Prefix: n.api},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		served.Add(2)
+		go func() {
+			defer served.Done()
+			_ = n.api.Run(ctx)
+		}()
+		go func() {
+			defer served.Done()
+			_ = gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: n.gw, Listener: ln})
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for authn.Ready() != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("provider never became ready: %v", authn.Ready())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		st := n.store
+		closers = append(closers, func() { _ = st.Close(); _ = alog.Close() })
+		c.nodes = append(c.nodes, n)
+	}
+	t.Cleanup(func() {
+		cancel()
+		served.Wait()
+		for _, f := range closers {
+			f()
+		}
+	})
+	return c
+}
+
+// loadPolicy loads the shipped policy, with data.json's settings edited.
+func loadPolicy(t testing.TB, ctx context.Context, edit func(map[string]any)) *policy.Engine {
+	t.Helper()
+	dir := t.TempDir()
+	if err := policies.WriteTo(dir); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		path := filepath.Join(dir, "data.json")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data map[string]any
+		if err := json.Unmarshal(b, &data); err != nil {
+			t.Fatal(err)
+		}
+		edit(data["meetguard"].(map[string]any)["config"].(map[string]any))
+		if b, err = json.Marshal(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := policy.New(ctx, policy.Options{Dir: dir, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// who is a test identity: staff have a verified address in the shipped
+// policy's staff domain, guests do not; hosts are in meeting-hosts.
+type who struct {
+	sub    string
+	email  string
+	groups []string
+}
+
+func staff(name string) who { return who{sub: name, email: name + "@example.com"} }
+func guest(name string) who { return who{sub: name, email: name + "@guest.test"} }
+func host(name string) who {
+	return who{sub: name, email: name + "@example.com", groups: []string{"meeting-hosts"}}
+}
+
+// token is a bearer token the real provider's key signed; each call gives
+// a new token for the same subject.
+func (c *cluster) token(w who) string {
+	cl := c.idp.Claims(c.idp.ClientID)
+	cl["sub"], cl["email"], cl["name"] = w.sub, w.email, w.sub
+	cl["groups"] = w.groups
+	if w.groups == nil {
+		cl["groups"] = []string{}
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	cl["jti"] = hex.EncodeToString(b)
+	return c.idp.Sign(c.t, cl, "")
+}
+
+type reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r reply) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("status %d, body %q: %v", r.Status, r.Body, err)
+	}
+	return m
+}
+
+func (r reply) str(t testing.TB, key string) string {
+	t.Helper()
+	s, _ := r.json(t)[key].(string)
+	return s
+}
+
+var apiClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0}}
+
+// call makes one request; hdr are header name/value pairs.
+func call(t testing.TB, client *http.Client, method, u, token string, body any, hdr ...string) reply {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	if client == nil {
+		client = apiClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+func (n *node) apiURL(path string) string { return n.URL + roomsapi.Prefix + path }
+
+// createRoom makes a room as host h and applies settings.
+func (c *cluster) createRoom(n *node, h who, room string, settings map[string]any) {
+	c.t.Helper()
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	r := call(c.t, nil, http.MethodPut, n.apiURL(room), c.token(h), settings)
+	if r.Status != http.StatusCreated && r.Status != http.StatusOK {
+		c.t.Fatalf("create room %s: %d %s", room, r.Status, r.Body)
+	}
+}
+
+// join calls the join API and returns the reply.
+func (c *cluster) join(n *node, token, room string, body any) reply {
+	c.t.Helper()
+	return call(c.t, nil, http.MethodPost, n.apiURL(room+"/join"), token, body)
+}
+
+// mustJoin joins and returns ticket and participant id.
+func (c *cluster) mustJoin(n *node, w who, room string) (ticket, pid string) {
+	c.t.Helper()
+	r := c.join(n, c.token(w), room, nil)
+	if r.Status != http.StatusOK {
+		c.t.Fatalf("%s joining %s: %d %s", w.sub, room, r.Status, r.Body)
+	}
+	return r.str(c.t, "ticket"), r.str(c.t, "participant_id")
+}
+
+// dialRoom opens a WebSocket through node n to the room's upstream socket.
+func dialRoom(t testing.TB, n *node, room, token, ticket string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	if ticket != "" {
+		h.Set(roomsapi.TicketHeader, ticket)
+	}
+	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.URL, "http")+"/room/"+room+"/ws", &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial room %s: %v (status %d)", room, err, status)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return ws
+}
+
+func echo(ctx context.Context, ws *websocket.Conn, msg string) error {
+	if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		return err
+	}
+	_, got, err := ws.Read(ctx)
+	if err != nil {
+		return err
+	}
+	if string(got) != msg {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+
+// auditEntries reads every record of the nodes' audit logs.
+func (c *cluster) auditEntries() []*audit.Entry {
+	c.t.Helper()
+	var out []*audit.Entry
+	for _, n := range c.nodes {
+		_, err := audit.ReadEntries(context.Background(), []string{n.auditPath}, func(e *audit.Entry) error {
+			out = append(out, e)
+			return nil
+		})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// browser is a cookie-keeping client that does not follow redirects.
+func browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// login signs a browser in through the provider's real login form. The
+// provider's test user has an address outside the staff domain: a guest.
+func (c *cluster) login(n *node) *http.Client {
+	c.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp := c.idp.BrowserLogin(c.t, cl, n.URL+auth.LoginPath+"?rd=/")
+	resp.Body.Close()
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return cl
+}

@@ -1,0 +1,112 @@
+package roomsapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/identity"
+	"github.com/meetguard/meetguard/gateway/rooms"
+	"github.com/meetguard/meetguard/policy"
+)
+
+// Member returns the caller's admission to room, for other gateway APIs
+// (end-to-end keys) mounted behind the gateway's authentication: a ticket
+// for room (Meetguard-Ticket header or the API ticket cookie) that verifies
+// for the caller and whose admission still stands, renewed by Touch.
+// Waiting-room clients are not members. Errors wrap ErrNotMember, or
+// rooms.ErrStoreUnavailable when the state could not be read (answer 503).
+func (a *API) Member(r *http.Request, room string) (gateway.Participant, error) {
+	id, ok := identity.From(r.Context())
+	if !ok {
+		return gateway.Participant{}, fmt.Errorf("%w: no verified identity", ErrNotMember)
+	}
+	if err := rooms.ValidateRoomID(room); err != nil {
+		return gateway.Participant{}, fmt.Errorf("%w: %w", ErrNotMember, err)
+	}
+	held, err := a.heldTicket(r.Context(), r, room, id)
+	var nt *noTicketError
+	if errors.As(err, &nt) {
+		return gateway.Participant{}, fmt.Errorf("%w: no valid ticket for room %s", ErrNotMember, room)
+	} else if err != nil {
+		return gateway.Participant{}, err
+	}
+	return gateway.Participant{Identity: id, Room: room, Role: string(held.participant.Role), ParticipantID: string(held.participant.ID)}, nil
+}
+
+// ForecastRole is the role the caller has in room (a member) or would get
+// from the policy once its device key is registered, so an end-to-end key
+// credential can name it before admission. Errors are CanRegisterKey's.
+func (a *API) ForecastRole(r *http.Request, room string) (string, error) {
+	if p, err := a.Member(r, room); err == nil {
+		return p.Role, nil
+	} else if !errors.Is(err, ErrNotMember) {
+		return "", err
+	}
+	d, err := a.keyedDecision(r, room)
+	if err != nil {
+		return "", err
+	}
+	if !keyOpens(d) {
+		return "", fmt.Errorf("%w: the policy would not admit the caller to room %s", ErrNotMember, room)
+	}
+	if d.Role == "" {
+		return policy.RoleParticipant, nil
+	}
+	return d.Role, nil
+}
+
+// CanRegisterKey reports whether the caller may register an end-to-end key
+// for room: nil when it is a member, or when the policy would let it in
+// once its device key is registered (evaluated with device.key_registered
+// true; nothing is counted or changed). A lobby or deny decision is an
+// error wrapping ErrNotMember. A required passcode does not block it: the
+// passcode is checked when the caller joins, and without the key it could
+// never join an end-to-end encrypted room.
+func (a *API) CanRegisterKey(r *http.Request, room string) error {
+	_, err := a.Member(r, room)
+	if err == nil || !errors.Is(err, ErrNotMember) {
+		return err
+	}
+	d, derr := a.keyedDecision(r, room)
+	if derr != nil {
+		return derr
+	}
+	if keyOpens(d) {
+		return nil
+	}
+	return fmt.Errorf("%w: the policy would not admit the caller to room %s", ErrNotMember, room)
+}
+
+// keyedDecision asks the policy about the caller as if its device key were
+// registered, without counting or changing anything.
+func (a *API) keyedDecision(r *http.Request, room string) (policy.Decision, error) {
+	id, ok := identity.From(r.Context())
+	if !ok {
+		return policy.Decision{}, fmt.Errorf("%w: no verified identity", ErrNotMember)
+	}
+	if err := rooms.ValidateRoomID(room); err != nil {
+		return policy.Decision{}, fmt.Errorf("%w: %w", ErrNotMember, err)
+	}
+	ctx := r.Context()
+	facts, err := a.o.Store.Facts(ctx, room, subjectKey(id))
+	if err != nil {
+		return policy.Decision{}, a.storeFailure(ctx, "facts", err)
+	}
+	dev, err := a.device(ctx, room, id)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	dev.KeyRegistered = true
+	return a.decide(ctx, policy.Input{
+		Identity: policyIdentity(id), Room: policyRoom(room, facts, id, false), Device: dev, Request: policyRequest(r),
+	}), nil
+}
+
+// keyOpens: the decision admits, or refuses only for want of the passcode
+// (checked at join).
+func keyOpens(d policy.Decision) bool {
+	return d.Allow || (!d.Lobby && len(d.Reasons) > 0 && !slices.ContainsFunc(d.Reasons, func(s string) bool { return s != "passcode_required" }))
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package roomsapi_test
+
+const raceEnabled = true

@@ -1,0 +1,247 @@
+package roomsapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/meetguard/meetguard/gateway/rooms"
+)
+
+var (
+	validWait = string(rooms.NewWaitID())
+	validPID  = string(rooms.NewParticipantID())
+)
+
+func TestParseRoute_MapsEndpointsAndRefusesTheRest(t *testing.T) {
+	ok := []struct {
+		method, path string
+		op           op
+	}{
+		{"GET", Prefix + "standup", opGetRoom},
+		{"HEAD", Prefix + "standup", opGetRoom},
+		{"PUT", Prefix + "standup", opPutRoom},
+		{"POST", Prefix + "standup/join", opJoin},
+		{"POST", Prefix + "standup/leave", opLeave},
+		{"GET", Prefix + "standup/wait/" + validWait, opWait},
+		{"POST", Prefix + "standup/lobby/" + validWait + "/admit", opLobbyAdmit},
+		{"POST", Prefix + "standup/lobby/" + validWait + "/deny", opLobbyDeny},
+		{"POST", Prefix + "standup/lock", opLock},
+		{"POST", Prefix + "standup/unlock", opUnlock},
+		{"POST", Prefix + "standup/suspend", opSuspend},
+		{"POST", Prefix + "standup/unban", opUnban},
+		{"POST", Prefix + "standup/participants/" + validPID + "/remove", opRemove},
+	}
+	for _, tc := range ok {
+		rt, err := parseRoute(tc.method, tc.path)
+		if err != nil || rt.op != tc.op || rt.room != "standup" {
+			t.Errorf("%s %s = %+v, %v; want op %d", tc.method, tc.path, rt, err, tc.op)
+		}
+	}
+	hostile := []struct {
+		method, path string
+		want         error
+	}{
+		{"GET", Prefix, errNoRoute},
+		{"GET", "/.meetguard/api/v1/roomsx/standup", errNoRoute},
+		{"POST", Prefix + "..", errBadRoom},
+		{"POST", Prefix + ".hidden/join", errBadRoom},
+		{"POST", Prefix + "a%2Fb/join", errBadRoom},
+		{"POST", Prefix + strings.Repeat("a", 65) + "/join", errBadRoom},
+		{"POST", Prefix + "room~1/join", errBadRoom},
+		{"POST", Prefix + "standup/join/", errNoRoute},
+		{"POST", Prefix + "standup//join", errNoRoute},
+		{"POST", Prefix + "standup/JOIN", errNoRoute},
+		{"GET", Prefix + "standup/wait/short", errNoRoute},
+		{"GET", Prefix + "standup/wait/" + validWait + "x", errNoRoute},
+		{"POST", Prefix + "standup/lobby/" + validWait + "/kick", errNoRoute},
+		{"POST", Prefix + "standup/participants/../remove", errNoRoute},
+		{"POST", Prefix + "standup/participants/" + validPID + "/remove/x", errNoRoute},
+		{"GET", Prefix + "standup/join", errWrongMethod},
+		{"POST", Prefix + "standup/wait/" + validWait, errWrongMethod},
+		{"DELETE", Prefix + "standup", errWrongMethod},
+		{"POST", Prefix + "standup", errWrongMethod},
+	}
+	for _, tc := range hostile {
+		if rt, err := parseRoute(tc.method, tc.path); !errors.Is(err, tc.want) {
+			t.Errorf("%s %s = %+v, %v; want %v", tc.method, tc.path, rt, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseRoute(f *testing.F) {
+	f.Add("POST", Prefix+"standup/join")
+	f.Add("GET", Prefix+"standup/wait/"+validWait)
+	f.Add("POST", Prefix+"standup/participants/"+validPID+"/remove")
+	f.Add("PUT", Prefix+"a/b/c/d/e/f")
+	f.Fuzz(func(t *testing.T, method, path string) {
+		rt, err := parseRoute(method, path)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(path, Prefix+rt.room) || rooms.ValidateRoomID(rt.room) != nil {
+			t.Fatalf("accepted %q with room %q", path, rt.room)
+		}
+		if rt.wait != "" && rt.wait.Validate() != nil {
+			t.Fatalf("accepted malformed wait id %q", rt.wait)
+		}
+		if rt.participant != "" && rt.participant.Validate() != nil {
+			t.Fatalf("accepted malformed participant id %q", rt.participant)
+		}
+	})
+}
+
+func TestReadJSON_HostileBodies(t *testing.T) {
+	cases := []struct {
+		name, ctype, body string
+		status            int
+	}{
+		{"empty", "", "", 0},
+		{"whitespace", "", "  \n", 0},
+		{"passcode", "application/json", `{"passcode":"1234"}`, 0},
+		{"charset param", "application/json; charset=utf-8", `{}`, 0},
+		{"no content type", "", `{"passcode":"1"}`, http.StatusUnsupportedMediaType},
+		{"form", "application/x-www-form-urlencoded", `passcode=1`, http.StatusUnsupportedMediaType},
+		{"text/plain JSON", "text/plain", `{"passcode":"1"}`, http.StatusUnsupportedMediaType},
+		{"unknown field", "application/json", `{"passcode":"1","admin":true}`, http.StatusBadRequest},
+		{"wrong type", "application/json", `{"passcode":1}`, http.StatusBadRequest},
+		{"array", "application/json", `[]`, http.StatusBadRequest},
+		{"two values", "application/json", `{}{}`, http.StatusBadRequest},
+		{"trailing garbage", "application/json", `{} x`, http.StatusBadRequest},
+		{"truncated", "application/json", `{"passcode":"1`, http.StatusBadRequest},
+		{"too large", "application/json", `{"passcode":"` + strings.Repeat("a", maxBody) + `"}`, http.StatusRequestEntityTooLarge},
+	}
+	for _, tc := range cases {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
+		if tc.ctype != "" {
+			r.Header.Set("Content-Type", tc.ctype)
+		}
+		var b joinBody
+		err := readJSON(r, &b)
+		var be *bodyError
+		switch {
+		case tc.status == 0 && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.status != 0 && (!errors.As(err, &be) || be.Status != tc.status):
+			t.Errorf("%s: %v, want status %d", tc.name, err, tc.status)
+		}
+	}
+}
+
+func FuzzSettingsBody(f *testing.F) {
+	f.Add([]byte(`{"capacity":12,"lobby_enabled":true,"passcode":"1234","e2ee_required":false,"tags":["a"],"locked":true}`))
+	f.Add([]byte(`{"tags":null}`))
+	f.Add([]byte(`{"capacity":-1}`))
+	cfg := rooms.Config{}.WithDefaults()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b settingsBody
+		if err := decodeStrict(data, &b); err != nil {
+			var be *bodyError
+			if !errors.As(err, &be) || be.Status != http.StatusBadRequest {
+				t.Fatalf("decode error %v is not a 400", err)
+			}
+			return
+		}
+		ch, err := b.change(cfg)
+		if err != nil {
+			return
+		}
+		if ch.PasscodeHash != nil {
+			t.Fatal("change carries a passcode hash before hashing")
+		}
+		if err := ch.Validate(cfg); err != nil {
+			t.Fatalf("accepted change fails the store's validation: %v", err)
+		}
+		if b.Passcode != nil && len(*b.Passcode) > rooms.MaxPasscodeLen {
+			t.Fatal("accepted an oversized passcode")
+		}
+	})
+}
+
+func FuzzJoinBody(f *testing.F) {
+	f.Add([]byte(`{"passcode":"271828"}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"passcode":"\u0000"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b joinBody
+		if err := decodeStrict(data, &b); err != nil {
+			return
+		}
+		if err := parseJoin(b); err == nil && len(b.Passcode) > rooms.MaxPasscodeLen {
+			t.Fatal("accepted an oversized passcode")
+		}
+	})
+}
+
+func TestCheckCSRF_Headers(t *testing.T) {
+	a := &API{origin: "https://meet.example.com"}
+	cases := []struct {
+		name string
+		hdr  map[string]string
+		ok   bool
+	}{
+		{"same origin", map[string]string{"Origin": "https://meet.example.com"}, true},
+		{"fetch metadata", map[string]string{"Sec-Fetch-Site": "same-origin"}, true},
+		{"custom header", map[string]string{CSRFHeader: "1"}, true},
+		{"nothing", nil, false},
+		{"http downgrade origin", map[string]string{"Origin": "http://meet.example.com"}, false},
+		{"port", map[string]string{"Origin": "https://meet.example.com:8443"}, false},
+		{"suffix", map[string]string{"Origin": "https://meet.example.com.evil"}, false},
+		{"null", map[string]string{"Origin": "null"}, false},
+		{"cross-site", map[string]string{"Sec-Fetch-Site": "cross-site", CSRFHeader: "1"}, false},
+		{"same-site", map[string]string{"Sec-Fetch-Site": "same-site"}, false},
+		{"empty custom header", map[string]string{CSRFHeader: ""}, false},
+	}
+	for _, tc := range cases {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		for k, v := range tc.hdr {
+			r.Header.Set(k, v)
+		}
+		if err := a.checkCSRF(r); (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+var (
+	scriptRe = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
+	styleRe  = regexp.MustCompile(`(?s)<style>(.*?)</style>`)
+)
+
+// TestPages_InlineScriptAndStyleMatchTheirCSPHashes: the page runs only
+// because the hashes in its CSP are those of what it serves.
+func TestPages_InlineScriptAndStyleMatchTheirCSPHashes(t *testing.T) {
+	pg, err := newPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &API{pages: pg}
+	for _, h := range []http.HandlerFunc{
+		a.deniedPage(`evil"><script>alert(1)</script>`),
+		a.waitingPage("standup", rooms.NewWaitID(), `<img src=x onerror=alert(1)>`, &http.Cookie{Name: WaitCookie, Value: "x"}),
+	} {
+		rec := httptest.NewRecorder()
+		h(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		body := rec.Body.Bytes()
+		csp := rec.Header().Get("Content-Security-Policy")
+		scripts, styles := scriptRe.FindAllSubmatch(body, -1), styleRe.FindAllSubmatch(body, -1)
+		if len(scripts) != 1 || len(styles) != 1 {
+			t.Fatalf("%d scripts and %d styles (injection?): %s", len(scripts), len(styles), body)
+		}
+		for _, m := range [][]byte{scripts[0][1], styles[0][1]} {
+			sum := sha256.Sum256(m)
+			if !strings.Contains(csp, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") {
+				t.Errorf("CSP %q lacks the hash of %.40q", csp, m)
+			}
+		}
+		if bytes.Contains(body, []byte("<img")) || strings.Contains(csp, "unsafe") {
+			t.Errorf("page not safe: CSP %q body %s", csp, body)
+		}
+	}
+}
