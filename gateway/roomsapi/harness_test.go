@@ -111,8 +111,8 @@ type clusterOptions struct {
 	// (benchmarks of the CPU cost alone).
 	auditAsync bool
 	adapters   map[string]gateway.Adapter
-	devices       roomsapi.Devices
-	logger        *zap.Logger
+	devices    roomsapi.Devices
+	logger     *zap.Logger
 }
 
 type node struct {
