@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,6 +30,8 @@ import (
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/e2eeapi"
+	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/liveconn"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/rooms/memstore"
@@ -275,10 +278,25 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 			}
 		}
 	}
-	roomsAPI, err := newRoomsAPI(ctx, cfg, roomStore, engine, auditLog, live, adapters, log.Named("rooms"))
+	devices := &e2eeDevices{}
+	roomsAPI, err := newRoomsAPI(ctx, cfg, roomStore, engine, auditLog, live, adapters, devices, log.Named("rooms"))
 	if err != nil {
 		return err
 	}
+	e2eeKey, err := audit.LoadOrCreateKey(cfg.E2EE.KeyFile)
+	if err != nil {
+		return fmt.Errorf("e2ee.key_file: %w", err)
+	}
+	e2eeAPI, err := e2eeapi.New(ctx, e2eeapi.Options{
+		SigningKey: e2eeKey, Membership: roomsAPI, Rooms: roomStore, Audit: auditLog,
+		PublicOrigin:    pub.Scheme + "://" + pub.Host,
+		AllowClassicKEM: func(context.Context, string) (bool, error) { return cfg.E2EE.AllowClassicKEM, nil },
+		Logger:          log.Named("e2ee"),
+	})
+	if err != nil {
+		return fmt.Errorf("e2ee: %w", err)
+	}
+	devices.h.Store(e2eeAPI)
 	go func() {
 		if err := roomsAPI.Run(ctx); err != nil {
 			log.Error("room event loop stopped", zap.Error(err))
@@ -290,7 +308,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 		Config:   cfg, Auth: authn, Admitter: roomsAPI, Assertion: signer, Audit: auditLog, Live: live,
 		Logger: log.Named("access"), Metrics: reg,
 		Ready: map[string]gateway.ReadyChecker{"policy": policyReady{engine}, "rooms": roomsAPI},
-		API:   map[string]http.Handler{roomsapi.Prefix: roomsAPI},
+		API:   map[string]http.Handler{roomsapi.Prefix: e2eeAPI.Wrap(roomsAPI)},
 	})
 	if err != nil {
 		return err
@@ -396,7 +414,7 @@ func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (ro
 }
 
 // newRoomsAPI builds the rooms API, which is also the gateway's admitter.
-func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine *policy.Engine, auditLog *audit.Log, live *liveconn.Registry, adapters map[string]gateway.Adapter, log *zap.Logger) (*roomsapi.API, error) {
+func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine *policy.Engine, auditLog *audit.Log, live *liveconn.Registry, adapters map[string]gateway.Adapter, devices roomsapi.Devices, log *zap.Logger) (*roomsapi.API, error) {
 	key := []byte(cfg.Rooms.TicketKey)
 	if len(key) == 0 {
 		// One node with the memory store: tickets need only verify here,
@@ -424,6 +442,19 @@ func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine
 	return roomsapi.New(ctx, roomsapi.Options{
 		Store: st, Tickets: tickets, Passcodes: passcodes, Policy: engine, Audit: auditLog, Live: live,
 		PublicURL: pub, RoomPaths: paths, Rooms: cfg.Rooms.State(), LobbyByDefault: *cfg.Rooms.LobbyByDefault,
-		StoreKind: cfg.Store.Kind, Adapters: adapters, Logger: log,
+		StoreKind: cfg.Store.Kind, Adapters: adapters, Devices: devices, Logger: log,
 	})
+}
+
+// e2eeDevices breaks the construction cycle: the rooms API asks the e2ee
+// API for device facts, the e2ee API asks the rooms API who is a member.
+type e2eeDevices struct {
+	h atomic.Pointer[e2eeapi.Handler]
+}
+
+func (d *e2eeDevices) DeviceFacts(ctx context.Context, room string, id identity.Identity) (policy.Device, error) {
+	if h := d.h.Load(); h != nil {
+		return h.DeviceFacts(ctx, room, id)
+	}
+	return policy.Device{}, nil
 }

@@ -14,6 +14,10 @@ const (
 	// FieldClientIP, FieldInput and FieldResult (the last two are what
 	// `meetguard policy replay` re-evaluates).
 	EventAdmissionDecision = "admission.decision"
+	// EventAdmissionRateLimited is a join refused by a rate limit or a
+	// passcode backoff before the policy was asked: room, subject,
+	// client_ip, retry_after_seconds, reason.
+	EventAdmissionRateLimited = "admission.rate_limited"
 
 	EventLobbyKnock = "lobby.knock" // room, subject, decision_id
 	EventLobbyAdmit = "lobby.admit" // room, actor, target, role

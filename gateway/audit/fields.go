@@ -43,6 +43,33 @@ var ErrInvalidEvent = errors.New("audit: invalid event name")
 // ErrRecordTooLarge is returned by Record for a record over MaxRecordBytes.
 var ErrRecordTooLarge = errors.New("audit: record too large")
 
+// harmlessSecretFact keeps facts about a secret that are not the secret:
+// a boolean (passcode_required, passcode_ok) and a counter
+// (passcode_failures). Policy replay needs them; a number under any other
+// secret-sounding key (a numeric passcode) is still redacted.
+func harmlessSecretFact(key string, v any) bool {
+	switch v.(type) {
+	case bool:
+		return true
+	case float64, int64, json.Number:
+		k := strings.ToLower(key)
+		return strings.Contains(k, "failure") || strings.Contains(k, "count") || strings.Contains(k, "attempt")
+	}
+	return false
+}
+
+// fieldValue is the Go value of a zap field of a simple type, or nil.
+func fieldValue(f zap.Field) any {
+	switch f.Type {
+	case zapcore.BoolType:
+		return f.Integer == 1
+	case zapcore.Int64Type, zapcore.Int32Type, zapcore.Int16Type, zapcore.Int8Type,
+		zapcore.Uint64Type, zapcore.Uint32Type, zapcore.Uint16Type, zapcore.Uint8Type:
+		return f.Integer
+	}
+	return nil
+}
+
 func isSecretKey[T string | []byte](key T) bool {
 	var stack [64]byte
 	k := stack[:0]
@@ -253,7 +280,7 @@ func (e *fieldEncoder) sanitize(fields []zap.Field, deep bool) (out []zap.Field,
 		}
 		switch {
 		case f.Type == zapcore.SkipType:
-		case f.Key != "" && isSecretKey(f.Key):
+		case f.Key != "" && isSecretKey(f.Key) && !harmlessSecretFact(f.Key, fieldValue(f)):
 			set(i, zap.String(f.Key, Redacted))
 			redacted = append(redacted, f.Key)
 		case f.Key != "" && e.hashed[strings.ToLower(f.Key)]:
@@ -335,7 +362,7 @@ func (e *fieldEncoder) clean(v any, redacted *[]string) (any, bool) {
 		changed := false
 		for k, child := range t {
 			switch {
-			case isSecretKey(k):
+			case isSecretKey(k) && !harmlessSecretFact(k, child):
 				t[k] = Redacted
 				*redacted = append(*redacted, k)
 				changed = true

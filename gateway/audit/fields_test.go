@@ -86,6 +86,32 @@ func TestRecord_NeverWritesSecrets(t *testing.T) {
 	}
 }
 
+// Facts about a passcode are not the passcode: policy replay needs them.
+func TestRecord_KeepsPasscodeFactsRedactsPasscodes(t *testing.T) {
+	l := openTestLog(t, Options{})
+	input := map[string]any{
+		"room":    map[string]any{"passcode_required": true, "passcode_ok": false, "passcode": "SECRET-12"},
+		"history": map[string]any{"identity": map[string]any{"passcode_failures": 3}},
+	}
+	err := l.Record(context.Background(), EventAdmissionDecision, zap.Any(FieldInput, input),
+		zap.Bool("passcode_ok", true), zap.Int("passcode_failures", 4), zap.Int("passcode_hint", 424242))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	b, _ := os.ReadFile(l.opts.Path)
+	for _, want := range []string{`"passcode_required":true`, `"passcode_ok":false`, `"passcode_failures":3`, `"passcode_ok":true`, `"passcode_failures":4`, `"passcode":"[redacted]"`, `"passcode_hint":"[redacted]"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s missing:\n%s", want, b)
+		}
+	}
+	for _, secret := range []string{"SECRET-12", "424242"} {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("%s written", secret)
+		}
+	}
+}
+
 func TestRecord_HashesConfiguredIdentityFieldsAtAnyDepth(t *testing.T) {
 	l := openTestLog(t, Options{HashedFields: []string{"Email"}})
 	var in policyInput

@@ -37,6 +37,7 @@ type Config struct {
 	Limits    Limits     `yaml:"limits"`
 	Assertion Assertion  `yaml:"assertion"`
 	Rooms     Rooms      `yaml:"rooms"`
+	E2EE      E2EE       `yaml:"e2ee"`
 	Log       Log        `yaml:"log"`
 }
 
@@ -227,4 +228,16 @@ type Log struct {
 	Format string `yaml:"format"`
 	// Level is debug, info (default), warn or error.
 	Level string `yaml:"level"`
+}
+
+// E2EE configures the end-to-end key exchange the gateway relays.
+type E2EE struct {
+	// KeyFile holds the Ed25519 key that signs participants' credentials
+	// and roster epochs. Default: <audit.path>.e2ee.key, created on first
+	// start with its public half beside it. Keep it apart from the audit
+	// and assertion keys.
+	KeyFile string `yaml:"key_file"`
+	// AllowClassicKEM lets devices without ML-KEM (browsers today) use
+	// DHKEM(X25519) instead of X-Wing. Default false.
+	AllowClassicKEM bool `yaml:"allow_classic_kem"`
 }

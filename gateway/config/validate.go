@@ -62,6 +62,9 @@ func (c *Config) applyDefaults() {
 	if c.Audit.KeyFile == "" && c.Audit.Path != "" {
 		c.Audit.KeyFile = c.Audit.Path + ".key"
 	}
+	if c.E2EE.KeyFile == "" && c.Audit.Path != "" {
+		c.E2EE.KeyFile = c.Audit.Path + ".e2ee.key"
+	}
 	if c.Limits.MaxHeaderBytes == 0 {
 		c.Limits.MaxHeaderBytes = 32 << 10
 	}

@@ -53,7 +53,7 @@ const (
 	// EventRateLimited records a join refused by a rate limit or passcode
 	// backoff before the policy was asked (so it is not an
 	// admission.decision, which policy replay re-evaluates).
-	EventRateLimited = "admission.rate_limited"
+	EventRateLimited = audit.EventAdmissionRateLimited
 )
 
 const apiCookiePath = "/.meetguard/api/v1/"
