@@ -110,7 +110,9 @@ type Policy struct {
 	BundleVerification BundleVerification `yaml:"bundle_verification"`
 	// Query is the decision query. Default data.meetguard.admission.decision.
 	Query string `yaml:"query"`
-	// Timeout bounds one decision. Default 100ms.
+	// Timeout bounds one decision. Default 250ms: a storm of joins on a small machine queues
+	// decisions, and a deadline that expires there refuses people the policy
+	// would admit.
 	Timeout time.Duration `yaml:"timeout"`
 	// ShadowDir is an optional candidate policy evaluated beside the live one.
 	ShadowDir string `yaml:"shadow_dir"`

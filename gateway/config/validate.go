@@ -55,7 +55,7 @@ func (c *Config) applyDefaults() {
 	if c.Policy.Query == "" {
 		c.Policy.Query = "data.meetguard.admission.decision"
 	}
-	setDur(&c.Policy.Timeout, 100*time.Millisecond)
+	setDur(&c.Policy.Timeout, 250*time.Millisecond)
 	if c.Store.Kind == "" {
 		c.Store.Kind = "memory"
 	}
