@@ -28,18 +28,7 @@ var kib = strings.Repeat("x", 1024)
 // identity headers included). Keep-alive clients run in parallel; p50 and
 // p99 are reported per request.
 func BenchmarkProxiedGET(b *testing.B) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, kib)
-	}))
-	defer up.Close()
-	target, _ := url.Parse(up.URL)
-	// The plain proxy gets the same connection pooling as the gateway's
-	// transport, so the comparison isolates what meetguard adds.
-	plainTransport := http.DefaultTransport.(*http.Transport).Clone()
-	plainTransport.MaxIdleConnsPerHost = 256
-	plain := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }, Transport: plainTransport})
-	defer plain.Close()
-
+	up, plain := startProxyBaseline(b)
 	e := newBenchEnv(b, up.URL)
 	tok := e.idToken()
 	cases := []struct {
@@ -122,6 +111,25 @@ func BenchmarkCookieOpen(b *testing.B) {
 	}
 }
 
+// startProxyBaseline starts what meetguard is measured against: a quiet
+// upstream that answers 1 KiB, and a plain httputil.ReverseProxy in front
+// of it. Both stop when the benchmark ends.
+func startProxyBaseline(b *testing.B) (upstream, plain *httptest.Server) {
+	b.Helper()
+	upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, kib)
+	}))
+	b.Cleanup(upstream.Close)
+	target, _ := url.Parse(upstream.URL)
+	// The plain proxy gets the same connection pooling as the gateway's
+	// transport, so the comparison isolates what meetguard adds.
+	plainTransport := http.DefaultTransport.(*http.Transport).Clone()
+	plainTransport.MaxIdleConnsPerHost = 256
+	plain = httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }, Transport: plainTransport})
+	b.Cleanup(plain.Close)
+	return upstream, plain
+}
+
 // newBenchEnv is newEnv for benchmarks, with a quiet upstream of our own.
 // The gateway logs one JSON access line per request, as in production.
 func newBenchEnv(b *testing.B, upstreamURL string) *env {
@@ -148,15 +156,7 @@ func (e *env) sessionCookie(tb testing.TB) string {
 // latency is the difference of the two. b.N is ignored: the load is
 // fixed, so run it with -benchtime 1x.
 func BenchmarkAddedLatencyAt1000RPS(b *testing.B) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, kib)
-	}))
-	defer up.Close()
-	target, _ := url.Parse(up.URL)
-	plainTransport := http.DefaultTransport.(*http.Transport).Clone()
-	plainTransport.MaxIdleConnsPerHost = 256
-	plain := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }, Transport: plainTransport})
-	defer plain.Close()
+	up, plain := startProxyBaseline(b)
 	e := newBenchEnv(b, up.URL)
 	tok := e.idToken()
 	for _, tc := range []struct {

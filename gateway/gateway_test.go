@@ -35,7 +35,7 @@ func TestBrowserLogin_ReachesUpstreamWithVerifiedIdentity(t *testing.T) {
 	if resp.Request.URL.RequestURI() != "/app/page?x=1" {
 		t.Fatalf("login returned to %s, want the original path", resp.Request.URL.RequestURI())
 	}
-	reqs := e.up.requests()
+	reqs := e.up.Requests()
 	last := reqs[len(reqs)-1]
 	if got := last.Header.Get("X-Meetguard-User"); got != "id1" {
 		t.Errorf("X-Meetguard-User = %q, want id1", got)
@@ -77,7 +77,7 @@ func TestBrowserLogin_ReachesUpstreamWithVerifiedIdentity(t *testing.T) {
 	if sess == nil || len(sess.Value) > 200 {
 		t.Fatalf("session cookie missing or too large: %+v", sess)
 	}
-	if !e.audit.has("login.success") {
+	if !e.audit.Has("login.success") {
 		t.Error("no login.success audit record")
 	}
 }
@@ -115,7 +115,7 @@ func TestUnauthenticated_BrowserRedirectedAPIGets401(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") || body["error"] != "unauthenticated" {
 		t.Fatalf("api: %d %v %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
 	}
-	if n := len(e.up.requests()); n != 0 {
+	if n := len(e.up.Requests()); n != 0 {
 		t.Fatalf("upstream saw %d unauthenticated requests", n)
 	}
 }
@@ -151,7 +151,7 @@ func TestBearer_HostileTokensRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e.up.reset()
+			e.up.Reset()
 			resp := get(t, http.DefaultClient, e.URL+"/app/x", map[string]string{"Authorization": "Bearer " + tc.token})
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusUnauthorized {
@@ -160,7 +160,7 @@ func TestBearer_HostileTokensRefused(t *testing.T) {
 			if !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 				t.Errorf("WWW-Authenticate = %q", resp.Header.Get("WWW-Authenticate"))
 			}
-			if n := len(e.up.requests()); n != 0 {
+			if n := len(e.up.Requests()); n != 0 {
 				t.Fatalf("forged token reached the upstream")
 			}
 		})
@@ -171,7 +171,7 @@ func TestBearer_HostileTokensRefused(t *testing.T) {
 	if b := readAll(t, resp); resp.StatusCode != http.StatusOK || b != "upstream:/app/x" {
 		t.Fatalf("valid bearer: %d %q", resp.StatusCode, b)
 	}
-	if got := e.up.requests()[0].Header.Get("Authorization"); got != "" {
+	if got := e.up.Requests()[0].Header.Get("Authorization"); got != "" {
 		t.Errorf("bearer token forwarded upstream: %q", got)
 	}
 }
@@ -282,7 +282,7 @@ func TestCallback_HostileRequestsFail(t *testing.T) {
 		}
 		return e.idp.BrowserLogin(t, c, e.URL+auth.LoginURL("/app"))
 	}
-	e.up.reset()
+	e.up.Reset()
 	t.Run("wrong nonce", func(t *testing.T) {
 		resp := tamperLogin(t, func(l *session.Login) { l.Nonce = "another-nonce" })
 		resp.Body.Close()
@@ -297,10 +297,10 @@ func TestCallback_HostileRequestsFail(t *testing.T) {
 			t.Fatalf("status %d at %s", resp.StatusCode, resp.Request.URL)
 		}
 	})
-	if len(e.up.requests()) != 0 {
+	if len(e.up.Requests()) != 0 {
 		t.Fatal("a failed login reached the upstream")
 	}
-	if !e.audit.has("login.failure") {
+	if !e.audit.Has("login.failure") {
 		t.Error("no login.failure audit record")
 	}
 }
@@ -340,7 +340,7 @@ func TestProxy_SpoofedIdentityHeadersNeverReachUpstream(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	got := e.up.requests()[0].Header
+	got := e.up.Requests()[0].Header
 	for k, v := range got {
 		n := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
 		switch n {
@@ -381,7 +381,7 @@ func TestProxy_TrustedProxyForwardedFor(t *testing.T) {
 	e := newEnv(t, envOptions{mutate: func(c *config.Config) { c.TrustedProxies = []string{"127.0.0.0/8"} }})
 	resp := get(t, http.DefaultClient, e.URL+"/app", map[string]string{"Authorization": "Bearer " + e.idToken(), "X-Forwarded-For": "203.0.113.7"})
 	resp.Body.Close()
-	if got := e.up.requests()[0].Header.Get("X-Forwarded-For"); got != "203.0.113.7, 127.0.0.1" {
+	if got := e.up.Requests()[0].Header.Get("X-Forwarded-For"); got != "203.0.113.7, 127.0.0.1" {
 		t.Fatalf("X-Forwarded-For upstream = %q", got)
 	}
 }
@@ -402,7 +402,7 @@ func TestProxy_PathTricksRefusedBeforeUpstream(t *testing.T) {
 	if !strings.HasPrefix(raw, "HTTP/1.1 200") || !strings.Contains(raw, "upstream:/app/x") {
 		t.Errorf("//app//x: %q", raw)
 	}
-	for _, r := range e.up.requests() {
+	for _, r := range e.up.Requests() {
 		if r.URL.EscapedPath() != "/app/x" {
 			t.Errorf("upstream received %q", r.URL.EscapedPath())
 		}
@@ -428,7 +428,7 @@ func TestServer_OversizedAndSlowHeaders(t *testing.T) {
 	if err == nil || time.Since(start) > 4*time.Second {
 		t.Fatalf("slow-header connection not closed by the server (err=%v after %v)", err, time.Since(start))
 	}
-	if len(e.up.requests()) != 0 {
+	if len(e.up.Requests()) != 0 {
 		t.Fatal("upstream reached")
 	}
 }
@@ -502,7 +502,7 @@ func TestWebSocket_EchoAndLogoutClosesIt(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("after logout: %d", resp.StatusCode)
 	}
-	if !e.audit.has("logout") {
+	if !e.audit.Has("logout") {
 		t.Error("no logout audit record")
 	}
 }
@@ -518,9 +518,7 @@ func TestReadyz_ReportsChecks(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !body.Ready {
 		t.Fatalf("readyz: %d %+v", resp.StatusCode, body)
 	}
-	e.audit.mu.Lock()
-	e.audit.fail = fmt.Errorf("disk full")
-	e.audit.mu.Unlock()
+	e.audit.Fail(fmt.Errorf("disk full"))
 	resp = get(t, http.DefaultClient, e.URL+"/.meetguard/readyz", nil)
 	decodeJSON(t, resp, &body)
 	if resp.StatusCode != http.StatusServiceUnavailable || body.Checks["audit"] != "disk full" {

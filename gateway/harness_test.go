@@ -4,114 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/url"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway"
-	"github.com/meetguard/meetguard/gateway/assertion"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
-	"github.com/meetguard/meetguard/gateway/liveconn"
 	"github.com/meetguard/meetguard/gateway/session"
 )
-
-// upstream is a real HTTP/WebSocket server that records what reached it.
-type upstream struct {
-	URL string
-	mu  sync.Mutex
-	got []*http.Request
-}
-
-func startUpstream(t testing.TB) *upstream {
-	t.Helper()
-	u := &upstream{}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.got = append(u.got, r.Clone(context.Background()))
-		u.mu.Unlock()
-		if strings.HasSuffix(r.URL.Path, "/ws") {
-			c, err := websocket.Accept(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer c.CloseNow()
-			for {
-				typ, msg, err := c.Read(r.Context())
-				if err != nil {
-					return
-				}
-				if err := c.Write(r.Context(), typ, msg); err != nil {
-					return
-				}
-			}
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, "upstream:"+r.URL.EscapedPath())
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	u.URL = "http://" + ln.Addr().String()
-	return u
-}
-
-func (u *upstream) requests() []*http.Request {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]*http.Request(nil), u.got...)
-}
-
-func (u *upstream) reset() {
-	u.mu.Lock()
-	u.got = nil
-	u.mu.Unlock()
-}
-
-// memAudit collects audit events in memory for the core tests; the audit
-// package's own tests cover durability and tamper evidence.
-type memAudit struct {
-	mu     sync.Mutex
-	events []string
-	fail   error
-}
-
-func (a *memAudit) Record(_ context.Context, event string, _ ...zap.Field) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.fail != nil {
-		return a.fail
-	}
-	a.events = append(a.events, event)
-	return nil
-}
-
-func (a *memAudit) Ready() error { return a.fail }
-
-func (a *memAudit) has(event string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, e := range a.events {
-		if e == event {
-			return true
-		}
-	}
-	return false
-}
 
 // roleAdmitter admits every authenticated caller to every room as a
 // participant. The core tests are about identity and proxying; room
@@ -122,17 +28,17 @@ func (roleAdmitter) AdmitRequest(_ context.Context, req gateway.RoomRequest) (ga
 	return gateway.Admission{Outcome: gateway.Admitted, Role: "participant", ParticipantID: "p-" + req.Identity.Subject}, nil
 }
 
+// env is a running gateway in front of a recording upstream, with an
+// in-memory audit log.
 type env struct {
-	t      testing.TB
-	idp    *testidp.IdP
-	up     *upstream
-	gw     *gateway.Gateway
-	URL    string
-	store  *session.MemoryStore
-	audit  *memAudit
-	signer *assertion.Signer
-	cfg    *config.Config
-	authn  *auth.Authenticator
+	t     testing.TB
+	idp   *testidp.IdP
+	up    *gwtest.Upstream // nil when envOptions.upstreamURL is set
+	gw    *gateway.Gateway
+	URL   string
+	store *session.MemoryStore
+	audit *gwtest.MemoryAudit
+	authn *auth.Authenticator
 }
 
 type envOptions struct {
@@ -152,76 +58,26 @@ func newEnv(t *testing.T, o envOptions) *env {
 
 func newEnvTB(t testing.TB, o envOptions) *env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	e := &env{t: t, audit: &gwtest.MemoryAudit{}}
+	upstreamURL := o.upstreamURL
+	if upstreamURL == "" {
+		e.up = gwtest.StartUpstream(t, gwtest.UpstreamOptions{})
+		upstreamURL = e.up.URL
 	}
-	public := "http://" + ln.Addr().String()
-	idp := testidp.Start(t, public+auth.CallbackPath)
-	up := &upstream{URL: o.upstreamURL}
-	if o.upstreamURL == "" {
-		up = startUpstream(t)
-	}
-	cfg := &config.Config{
-		Listen:    ln.Addr().String(),
-		PublicURL: public,
-		OIDC: config.OIDC{
-			Issuer: idp.URL, ClientID: idp.ClientID, ClientSecret: idp.ClientSecret,
-			KeyRefetchInterval: time.Hour,
+	g := gwtest.Start(t, gwtest.Options{
+		Upstreams: []config.Upstream{{Name: "demo", URL: upstreamURL}},
+		Configure: func(c *config.Config) {
+			c.Limits.ReadHeaderTimeout = 500 * time.Millisecond
+			if o.mutate != nil {
+				o.mutate(c)
+			}
 		},
-		Session:   config.Session{Secret: strings.Repeat("s", 32)},
-		Upstreams: []config.Upstream{{Name: "demo", URL: up.URL}},
-		Limits:    config.Limits{ReadHeaderTimeout: 500 * time.Millisecond},
-	}
-	if o.mutate != nil {
-		o.mutate(cfg)
-	}
-	if err := config.Complete(cfg); err != nil {
-		t.Fatal(err)
-	}
-	store := session.NewMemory(ctx, session.MemoryOptions{})
-	codec, err := session.NewCodec([]byte(cfg.Session.Secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := url.Parse(cfg.PublicURL)
-	audit := &memAudit{}
-	e := &env{t: t, idp: idp, up: up, URL: public, store: store, audit: audit, cfg: cfg}
-	var gw *gateway.Gateway
-	authn, err := auth.New(ctx, auth.Options{
-		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
-		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
-		PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
-		KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL,
-		Store: store, Codec: codec, Audit: audit, Clock: o.clock,
-		OnLogout: func(id string) {
-			gw.Live().Close(func(m liveconn.Meta) bool { return m.SessionID == id })
-		},
+		Admitter: roleAdmitter{},
+		Audit:    e.audit,
+		Logger:   o.logger,
+		Clock:    o.clock,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := assertion.New(assertion.Options{Issuer: public, TTL: cfg.Assertion.TTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err = gateway.New(gateway.Options{Config: cfg, Auth: authn, Admitter: roleAdmitter{}, Assertion: signer, Audit: audit, Logger: o.logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.gw, e.signer, e.authn = gw, signer, authn
-	go func() {
-		_ = gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: ln})
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for authn.Ready() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("provider never became ready: %v", authn.Ready())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.idp, e.gw, e.URL, e.store, e.authn = g.IdP, g.Gateway, g.URL, g.Sessions, g.Auth
 	return e
 }
 

@@ -54,7 +54,7 @@ func TestSession_RefreshRenewsAndFailedRefreshEnds(t *testing.T) {
 	if _, err := e.store.GetSession(context.Background(), stale.ID); err == nil {
 		t.Fatal("session still exists after a failed refresh")
 	}
-	if !e.audit.has("session.revoked") {
+	if !e.audit.Has("session.revoked") {
 		t.Error("no session.revoked audit record")
 	}
 }

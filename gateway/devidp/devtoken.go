@@ -37,19 +37,10 @@ func (p *Provider) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, e)
 		return
 	}
-	name, e := single(form, "user")
-	if e != nil {
-		writeJSON(w, http.StatusBadRequest, e)
-		return
-	}
-	clientID, e := single(form, "client_id")
-	if e != nil {
-		writeJSON(w, http.StatusBadRequest, e)
-		return
-	}
-	scope, e := single(form, "scope")
-	if e != nil {
-		writeJSON(w, http.StatusBadRequest, e)
+	in := singles{v: form}
+	name, clientID, scope := in.get("user"), in.get("client_id"), in.get("scope")
+	if in.err != nil {
+		writeJSON(w, http.StatusBadRequest, in.err)
 		return
 	}
 	audience, e := parseAudiences(form)

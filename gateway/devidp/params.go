@@ -48,6 +48,23 @@ func single(v url.Values, name string) (string, *oauthError) {
 	return vals[0], nil
 }
 
+// singles reads several single-valued parameters and keeps the first fault,
+// so a handler reads all it needs and checks once.
+type singles struct {
+	v   url.Values
+	err *oauthError
+}
+
+// get is single(v, name), or "" once a fault has been kept.
+func (in *singles) get(name string) string {
+	if in.err != nil {
+		return ""
+	}
+	v, e := single(in.v, name)
+	in.err = e
+	return v
+}
+
 // parseScopes keeps the supported scopes of a space-separated list, in order
 // and without duplicates; unknown scopes are dropped as RFC 6749 §3.3 allows.
 func parseScopes(raw string) []string {

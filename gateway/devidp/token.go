@@ -63,13 +63,10 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError) 
 
 // authenticateClient identifies the client by exactly one method.
 func (p *Provider) authenticateClient(r *http.Request, form url.Values) (Client, bool, *oauthError) {
-	id, e := single(form, "client_id")
-	if e != nil {
-		return Client{}, false, e
-	}
-	secret, e := single(form, "client_secret")
-	if e != nil {
-		return Client{}, false, e
+	in := singles{v: form}
+	id, secret := in.get("client_id"), in.get("client_secret")
+	if in.err != nil {
+		return Client{}, false, in.err
 	}
 	basicID, basicSecret, usedBasic := r.BasicAuth()
 	if usedBasic {
@@ -101,17 +98,10 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values) (Client,
 }
 
 func (p *Provider) exchangeCode(client Client, form url.Values) (tokenSet, *oauthError) {
-	code, e := single(form, "code")
-	if e != nil {
-		return tokenSet{}, e
-	}
-	redirectURI, e := single(form, "redirect_uri")
-	if e != nil {
-		return tokenSet{}, e
-	}
-	verifier, e := single(form, "code_verifier")
-	if e != nil {
-		return tokenSet{}, e
+	in := singles{v: form}
+	code, redirectURI, verifier := in.get("code"), in.get("redirect_uri"), in.get("code_verifier")
+	if in.err != nil {
+		return tokenSet{}, in.err
 	}
 	now := p.now()
 
@@ -147,13 +137,10 @@ func (p *Provider) exchangeCode(client Client, form url.Values) (tokenSet, *oaut
 }
 
 func (p *Provider) refresh(client Client, form url.Values) (tokenSet, *oauthError) {
-	raw, e := single(form, "refresh_token")
-	if e != nil {
-		return tokenSet{}, e
-	}
-	scope, e := single(form, "scope")
-	if e != nil {
-		return tokenSet{}, e
+	in := singles{v: form}
+	raw, scope := in.get("refresh_token"), in.get("scope")
+	if in.err != nil {
+		return tokenSet{}, in.err
 	}
 	now := p.now()
 

@@ -19,13 +19,14 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway"
-	"github.com/meetguard/meetguard/gateway/assertion"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
 	"github.com/meetguard/meetguard/gateway/liveconn"
 	"github.com/meetguard/meetguard/gateway/rooms"
@@ -33,61 +34,25 @@ import (
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore/redistest"
 	"github.com/meetguard/meetguard/gateway/roomsapi"
-	"github.com/meetguard/meetguard/gateway/session"
 	"github.com/meetguard/meetguard/policies"
 	"github.com/meetguard/meetguard/policy"
 )
 
-// upstream is a real meeting server stand-in: it records every request
-// and echoes on /room/{room}/ws.
-type upstream struct {
-	URL string
-	mu  sync.Mutex
-	got []*http.Request
-}
+// upstream is the recording meeting-server stand-in; its answers name the
+// path and the X-Meetguard-User header the gateway sent.
+type upstream struct{ *gwtest.Upstream }
 
 func startUpstream(t testing.TB) *upstream {
 	t.Helper()
-	u := &upstream{}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.got = append(u.got, r.Clone(context.Background()))
-		u.mu.Unlock()
-		if strings.HasSuffix(r.URL.Path, "/ws") {
-			c, err := websocket.Accept(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer c.CloseNow()
-			for {
-				typ, msg, err := c.Read(r.Context())
-				if err != nil {
-					return
-				}
-				if err := c.Write(r.Context(), typ, msg); err != nil {
-					return
-				}
-			}
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, "upstream:"+r.URL.Path+":"+r.Header.Get("X-Meetguard-User"))
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	u.URL = "http://" + ln.Addr().String()
-	return u
+	return &upstream{gwtest.StartUpstream(t, gwtest.UpstreamOptions{Body: func(r *http.Request) string {
+		return "upstream:" + r.URL.Path + ":" + r.Header.Get("X-Meetguard-User")
+	}})}
 }
 
 // requestsBy lists the requests that reached the upstream for a subject.
 func (u *upstream) requestsBy(sub string) []*http.Request {
-	u.mu.Lock()
-	defer u.mu.Unlock()
 	var out []*http.Request
-	for _, r := range u.got {
+	for _, r := range u.Requests() {
 		if r.Header.Get("X-Meetguard-User") == sub {
 			out = append(out, r)
 		}
@@ -174,29 +139,30 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
+	// The Redis clients come before the cleanup below, so they close only
+	// after the stores that use them.
+	redisClients := make([]*redis.Client, o.nodes)
+	if o.redis {
+		for i := range redisClients {
+			redisClients[i] = c.redis.Client(t)
+		}
+	}
 	var served sync.WaitGroup
 	var closers []func()
+	// Registered before any gateway starts, so it runs after they have all
+	// stopped: the stores and audit logs outlive the gateways' requests.
+	t.Cleanup(func() {
+		cancel()
+		served.Wait()
+		for _, f := range closers {
+			f()
+		}
+	})
 	for i, ln := range lns {
 		n := &node{URL: "http://" + ln.Addr().String(), live: liveconn.NewRegistry()}
-		cfg := &config.Config{
-			Listen:    ln.Addr().String(),
-			PublicURL: n.URL,
-			OIDC: config.OIDC{
-				Issuer: c.idp.URL, ClientID: c.idp.ClientID, ClientSecret: c.idp.ClientSecret, KeyRefetchInterval: time.Hour,
-			},
-			Session:   config.Session{Secret: strings.Repeat("s", 32)},
-			Upstreams: []config.Upstream{{Name: "demo", URL: c.up.URL}},
-			Limits:    config.Limits{ReadHeaderTimeout: 5 * time.Second},
-		}
-		if o.trustLoopback {
-			cfg.TrustedProxies = []string{"127.0.0.1/32"}
-		}
-		if err := config.Complete(cfg); err != nil {
-			t.Fatal(err)
-		}
 		var err error
 		if o.redis {
-			n.store, err = redisstore.New(ctx, redisstore.Options{Client: c.redis.Client(t), Rooms: roomCfg, KeyPrefix: "mg:"})
+			n.store, err = redisstore.New(ctx, redisstore.Options{Client: redisClients[i], Rooms: roomCfg, KeyPrefix: "mg:"})
 		} else {
 			n.store, err = memstore.New(ctx, memstore.Options{Rooms: roomCfg})
 		}
@@ -217,28 +183,8 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sessions := session.NewMemory(ctx, session.MemoryOptions{})
-		codec, err := session.NewCodec([]byte(cfg.Session.Secret))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, _ := url.Parse(cfg.PublicURL)
-		live := n.live
-		authn, err := auth.New(ctx, auth.Options{
-			Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
-			Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
-			PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
-			KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL,
-			Store: sessions, Codec: codec, Audit: alog,
-			OnLogout: func(id string) { live.Close(func(m liveconn.Meta) bool { return m.SessionID == id }) },
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		signer, err := assertion.New(assertion.Options{Issuer: cfg.PublicURL, TTL: cfg.Assertion.TTL})
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := n.store
+		closers = append(closers, func() { _ = st.Close(); _ = alog.Close() })
 		tickets, err := rooms.NewTickets(rooms.TicketOptions{Key: ticketKey})
 		if err != nil {
 			t.Fatal(err)
@@ -253,50 +199,46 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 		if o.redis {
 			kind = "redis"
 		}
-		n.api, err = roomsapi.New(ctx, roomsapi.Options{
-			Store: n.store, Tickets: tickets, Passcodes: passcodes, Policy: c.engine, Audit: alog, Live: n.live,
-			PublicURL: pub, RoomPaths: map[string]string{"demo": cfg.Upstreams[0].Rooms.Path}, Rooms: roomCfg,
-			LobbyByDefault: true, StoreKind: kind, Adapters: o.adapters, Devices: o.devices,
-			Logger: logger.Named("node" + string(rune('A'+i))), LeaveGrace: o.leaveGrace, SweepInterval: o.sweep,
+		g := gwtest.Start(t, gwtest.Options{
+			Listener:  ln,
+			IdP:       c.idp,
+			Upstreams: []config.Upstream{{Name: "demo", URL: c.up.URL}},
+			Configure: func(cfg *config.Config) {
+				cfg.Limits.ReadHeaderTimeout = 5 * time.Second
+				if o.trustLoopback {
+					cfg.TrustedProxies = []string{"127.0.0.1/32"}
+				}
+			},
+			Audit: alog,
+			// The rooms API needs the completed config (the room path) and
+			// is then the gateway's admitter, readiness check and API.
+			Wire: func(cfg *config.Config, gw *gateway.Options) {
+				pub, err := url.Parse(cfg.PublicURL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n.api, err = roomsapi.New(ctx, roomsapi.Options{
+					Store: n.store, Tickets: tickets, Passcodes: passcodes, Policy: c.engine, Audit: alog, Live: n.live,
+					PublicURL: pub, RoomPaths: map[string]string{"demo": cfg.Upstreams[0].Rooms.Path}, Rooms: roomCfg,
+					LobbyByDefault: true, StoreKind: kind, Adapters: o.adapters, Devices: o.devices,
+					Logger: logger.Named("node" + string(rune('A'+i))), LeaveGrace: o.leaveGrace, SweepInterval: o.sweep,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				served.Add(1)
+				go func() {
+					defer served.Done()
+					_ = n.api.Run(ctx)
+				}()
+				gw.Admitter, gw.Live, gw.Adapters = n.api, n.live, o.adapters
+				gw.Ready = map[string]gateway.ReadyChecker{"rooms": n.api}
+				gw.API = map[string]http.Handler{roomsapi.Prefix: n.api}
+			},
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.gw, err = gateway.New(gateway.Options{
-			Config: cfg, Auth: authn, Admitter: n.api, Assertion: signer, Audit: alog, Live: n.live,
-			Adapters: o.adapters, Ready: map[string]gateway.ReadyChecker{"rooms": n.api},
-			API: map[string]http.Handler{roomsapi.Prefix: n.api},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		served.Add(2)
-		go func() {
-			defer served.Done()
-			_ = n.api.Run(ctx)
-		}()
-		go func() {
-			defer served.Done()
-			_ = gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: n.gw, Listener: ln})
-		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for authn.Ready() != nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("provider never became ready: %v", authn.Ready())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		st := n.store
-		closers = append(closers, func() { _ = st.Close(); _ = alog.Close() })
+		n.gw = g.Gateway
 		c.nodes = append(c.nodes, n)
 	}
-	t.Cleanup(func() {
-		cancel()
-		served.Wait()
-		for _, f := range closers {
-			f()
-		}
-	})
 	return c
 }
 

@@ -143,12 +143,35 @@ func (s *Store) lock() error {
 	return nil
 }
 
+// withRoom runs f under the lock with room id as it stands at now, after
+// every expiry due; if the room does not exist or has ended it returns
+// missing without calling f. Holding the lock for all of f is what makes
+// each operation's check-and-change atomic.
+func withRoom[T any](s *Store, id string, missing error, f func(r *room, now time.Time) (T, error)) (T, error) {
+	var zero T
+	if err := s.lock(); err != nil {
+		return zero, err
+	}
+	defer s.mu.Unlock()
+	now := s.now()
+	r := s.live(id, now)
+	if r == nil {
+		return zero, missing
+	}
+	return f(r, now)
+}
+
+// inRoom is withRoom for operations that return only an error.
+func (s *Store) inRoom(id string, missing error, f func(r *room, now time.Time) error) error {
+	_, err := withRoom(s, id, missing, func(r *room, now time.Time) (struct{}, error) {
+		return struct{}{}, f(r, now)
+	})
+	return err
+}
+
 // Put implements rooms.Store.
 func (s *Store) Put(ctx context.Context, id string, owner rooms.SubjectKey, ch rooms.SettingsChange) (bool, error) {
-	if err := rooms.ValidateRoomID(id); err != nil {
-		return false, err
-	}
-	if err := owner.Validate(); err != nil {
+	if err := validRoomAndSubject(id, owner); err != nil {
 		return false, err
 	}
 	if err := ch.Validate(s.cfg); err != nil {
@@ -218,17 +241,15 @@ func (s *Store) Room(ctx context.Context, id string) (rooms.Room, error) {
 	if err := rooms.ValidateRoomID(id); err != nil {
 		return rooms.Room{}, err
 	}
-	if err := s.lock(); err != nil {
-		return rooms.Room{}, err
-	}
-	defer s.mu.Unlock()
-	now := s.now()
-	r := s.live(id, now)
-	if r == nil {
-		return rooms.Room{}, rooms.ErrNotFound
-	}
+	return withRoom(s, id, rooms.ErrNotFound, func(r *room, _ time.Time) (rooms.Room, error) {
+		return s.snapshot(r), nil
+	})
+}
+
+// snapshot copies r, with its bans, for a caller outside the lock.
+func (s *Store) snapshot(r *room) rooms.Room {
 	out := rooms.Room{
-		ID: id, Owner: r.owner, Settings: r.settings, PasscodeSet: r.settings.PasscodeHash != "",
+		ID: r.id, Owner: r.owner, Settings: r.settings, PasscodeSet: r.settings.PasscodeHash != "",
 		Permanent: r.perm, CreatedAt: r.created,
 		Participants: make([]rooms.Participant, 0, len(r.parts)),
 		Waiting:      make([]rooms.WaitEntry, 0, len(r.waiting)),
@@ -241,13 +262,13 @@ func (s *Store) Room(ctx context.Context, id string) (rooms.Room, error) {
 	for _, w := range r.waiting {
 		out.Waiting = append(out.Waiting, w.WaitEntry)
 	}
-	if bl := s.bans[id]; bl != nil {
+	if bl := s.bans[r.id]; bl != nil {
 		for _, b := range bl.bans {
 			out.Bans = append(out.Bans, b)
 		}
 	}
 	out.Sort()
-	return out, nil
+	return out
 }
 
 // Facts implements rooms.Store.
@@ -283,23 +304,17 @@ func (s *Store) Admit(ctx context.Context, a rooms.Admission) (rooms.Participant
 	if err := a.Validate(); err != nil {
 		return rooms.Participant{}, err
 	}
-	if err := s.lock(); err != nil {
-		return rooms.Participant{}, err
-	}
-	defer s.mu.Unlock()
-	now := s.now()
-	r := s.live(a.Room, now)
-	switch {
-	case r == nil:
-		return rooms.Participant{}, rooms.ErrNotFound
-	case s.banned(a.Room, a.Subject, now):
-		return rooms.Participant{}, rooms.ErrBanned
-	case r.settings.Locked && a.Role != rooms.RoleHost:
-		return rooms.Participant{}, rooms.ErrLocked
-	case len(r.parts) >= r.settings.Capacity:
-		return rooms.Participant{}, rooms.ErrRoomFull
-	}
-	return s.add(r, rooms.NewParticipantID(), a.Subject, a.Name, a.Role, now), nil
+	return withRoom(s, a.Room, rooms.ErrNotFound, func(r *room, now time.Time) (rooms.Participant, error) {
+		switch {
+		case s.banned(a.Room, a.Subject, now):
+			return rooms.Participant{}, rooms.ErrBanned
+		case r.settings.Locked && a.Role != rooms.RoleHost:
+			return rooms.Participant{}, rooms.ErrLocked
+		case len(r.parts) >= r.settings.Capacity:
+			return rooms.Participant{}, rooms.ErrRoomFull
+		}
+		return s.add(r, rooms.NewParticipantID(), a.Subject, a.Name, a.Role, now), nil
+	})
 }
 
 func (s *Store) add(r *room, id rooms.ParticipantID, subject rooms.SubjectKey, name string, role rooms.Role, now time.Time) rooms.Participant {
@@ -338,21 +353,14 @@ func (s *Store) Touch(ctx context.Context, roomID string, pid rooms.ParticipantI
 	if err := validRoomAndPID(roomID, pid); err != nil {
 		return rooms.Participant{}, err
 	}
-	if err := s.lock(); err != nil {
-		return rooms.Participant{}, err
-	}
-	defer s.mu.Unlock()
-	now := s.now()
-	r := s.live(roomID, now)
-	if r == nil {
-		return rooms.Participant{}, rooms.ErrNotAdmitted
-	}
-	p, ok := r.parts[pid]
-	if !ok {
-		return rooms.Participant{}, rooms.ErrNotAdmitted
-	}
-	p.lease = now.Add(s.cfg.ParticipantLease)
-	return p.Participant, nil
+	return withRoom(s, roomID, rooms.ErrNotAdmitted, func(r *room, now time.Time) (rooms.Participant, error) {
+		p, err := r.admitted(pid)
+		if err != nil {
+			return rooms.Participant{}, err
+		}
+		p.lease = now.Add(s.cfg.ParticipantLease)
+		return p.Participant, nil
+	})
 }
 
 // Leave implements rooms.Store.
@@ -360,21 +368,14 @@ func (s *Store) Leave(ctx context.Context, roomID string, pid rooms.ParticipantI
 	if err := validRoomAndPID(roomID, pid); err != nil {
 		return err
 	}
-	if err := s.lock(); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	now := s.now()
-	r := s.live(roomID, now)
-	if r == nil {
-		return rooms.ErrNotAdmitted
-	}
-	p, ok := s.drop(r, pid, now)
-	if !ok {
-		return rooms.ErrNotAdmitted
-	}
-	s.publish(rooms.Event{Kind: rooms.EventLeft, Subject: p.Subject}, roomID, now, []rooms.ParticipantID{pid})
-	return nil
+	return s.inRoom(roomID, rooms.ErrNotAdmitted, func(r *room, now time.Time) error {
+		p, ok := s.drop(r, pid, now)
+		if !ok {
+			return rooms.ErrNotAdmitted
+		}
+		s.publish(rooms.Event{Kind: rooms.EventLeft, Subject: p.Subject}, roomID, now, []rooms.ParticipantID{pid})
+		return nil
+	})
 }
 
 // Remove implements rooms.Store.
@@ -382,29 +383,31 @@ func (s *Store) Remove(ctx context.Context, roomID string, pid rooms.Participant
 	if err := validRoomAndPID(roomID, pid); err != nil {
 		return rooms.Removal{}, err
 	}
-	if err := s.lock(); err != nil {
-		return rooms.Removal{}, err
-	}
-	defer s.mu.Unlock()
-	now := s.now()
-	r := s.live(roomID, now)
-	if r == nil {
-		return rooms.Removal{}, rooms.ErrNotFound
-	}
+	return withRoom(s, roomID, rooms.ErrNotFound, func(r *room, now time.Time) (rooms.Removal, error) {
+		p, err := r.admitted(pid)
+		if err != nil {
+			return rooms.Removal{}, err
+		}
+		rm := rooms.Removal{Room: roomID, Subject: p.Subject}
+		if ban {
+			rm.Revoked = s.ban(r, p.Subject, p.Name, now)
+			s.publish(rooms.Event{Kind: rooms.EventBanned, Subject: p.Subject}, roomID, now, rm.Revoked)
+			return rm, nil
+		}
+		s.drop(r, pid, now)
+		rm.Revoked = []rooms.ParticipantID{pid}
+		s.publish(rooms.Event{Kind: rooms.EventRemoved, Subject: p.Subject}, roomID, now, rm.Revoked)
+		return rm, nil
+	})
+}
+
+// admitted is pid's admission in r.
+func (r *room) admitted(pid rooms.ParticipantID) (*participant, error) {
 	p, ok := r.parts[pid]
 	if !ok {
-		return rooms.Removal{}, rooms.ErrNotAdmitted
+		return nil, rooms.ErrNotAdmitted
 	}
-	rm := rooms.Removal{Room: roomID, Subject: p.Subject}
-	if ban {
-		rm.Revoked = s.ban(r, p.Subject, p.Name, now)
-		s.publish(rooms.Event{Kind: rooms.EventBanned, Subject: p.Subject}, roomID, now, rm.Revoked)
-		return rm, nil
-	}
-	s.drop(r, pid, now)
-	rm.Revoked = []rooms.ParticipantID{pid}
-	s.publish(rooms.Event{Kind: rooms.EventRemoved, Subject: p.Subject}, roomID, now, rm.Revoked)
-	return rm, nil
+	return p, nil
 }
 
 // ban records the ban and ends every admission and waiting entry of
@@ -434,10 +437,7 @@ func (s *Store) ban(r *room, subject rooms.SubjectKey, name string, now time.Tim
 
 // Unban implements rooms.Store.
 func (s *Store) Unban(ctx context.Context, roomID string, subject rooms.SubjectKey) error {
-	if err := rooms.ValidateRoomID(roomID); err != nil {
-		return err
-	}
-	if err := subject.Validate(); err != nil {
+	if err := validRoomAndSubject(roomID, subject); err != nil {
 		return err
 	}
 	if err := s.lock(); err != nil {
@@ -452,10 +452,7 @@ func (s *Store) Unban(ctx context.Context, roomID string, subject rooms.SubjectK
 
 // IsBanned implements rooms.Store.
 func (s *Store) IsBanned(ctx context.Context, roomID string, subject rooms.SubjectKey) (bool, error) {
-	if err := rooms.ValidateRoomID(roomID); err != nil {
-		return false, err
-	}
-	if err := subject.Validate(); err != nil {
+	if err := validRoomAndSubject(roomID, subject); err != nil {
 		return false, err
 	}
 	if err := s.lock(); err != nil {
@@ -485,41 +482,35 @@ func (s *Store) Knock(ctx context.Context, a rooms.Admission) (rooms.WaitEntry, 
 	if err := a.Validate(); err != nil {
 		return rooms.WaitEntry{}, err
 	}
-	if err := s.lock(); err != nil {
-		return rooms.WaitEntry{}, err
-	}
-	defer s.mu.Unlock()
-	now := s.now()
-	r := s.live(a.Room, now)
-	switch {
-	case r == nil:
-		return rooms.WaitEntry{}, rooms.ErrNotFound
-	case s.banned(a.Room, a.Subject, now):
-		return rooms.WaitEntry{}, rooms.ErrBanned
-	case r.settings.Locked:
-		return rooms.WaitEntry{}, rooms.ErrLocked
-	case len(r.waiting) >= s.cfg.LobbyPerRoom:
-		return rooms.WaitEntry{}, rooms.ErrLobbyFull
-	}
-	mine := 0
-	for _, w := range r.waiting {
-		if w.Subject == a.Subject {
-			mine++
+	return withRoom(s, a.Room, rooms.ErrNotFound, func(r *room, now time.Time) (rooms.WaitEntry, error) {
+		switch {
+		case s.banned(a.Room, a.Subject, now):
+			return rooms.WaitEntry{}, rooms.ErrBanned
+		case r.settings.Locked:
+			return rooms.WaitEntry{}, rooms.ErrLocked
+		case len(r.waiting) >= s.cfg.LobbyPerRoom:
+			return rooms.WaitEntry{}, rooms.ErrLobbyFull
 		}
-	}
-	if mine >= s.cfg.LobbyPerIdentity {
-		return rooms.WaitEntry{}, rooms.ErrLobbyFull
-	}
-	w := &waitEntry{
-		WaitEntry: rooms.WaitEntry{ID: rooms.NewWaitID(), Subject: a.Subject, Name: a.Name, Role: a.Role, Since: now},
-		expires:   now.Add(s.cfg.WaitTTL),
-	}
-	r.waiting[w.ID] = w
-	if r.minWait.IsZero() || w.expires.Before(r.minWait) {
-		r.minWait = w.expires
-	}
-	s.publish(rooms.Event{Kind: rooms.EventKnocked, Wait: w.ID, Subject: a.Subject}, a.Room, now, nil)
-	return w.WaitEntry, nil
+		mine := 0
+		for _, w := range r.waiting {
+			if w.Subject == a.Subject {
+				mine++
+			}
+		}
+		if mine >= s.cfg.LobbyPerIdentity {
+			return rooms.WaitEntry{}, rooms.ErrLobbyFull
+		}
+		w := &waitEntry{
+			WaitEntry: rooms.WaitEntry{ID: rooms.NewWaitID(), Subject: a.Subject, Name: a.Name, Role: a.Role, Since: now},
+			expires:   now.Add(s.cfg.WaitTTL),
+		}
+		r.waiting[w.ID] = w
+		if r.minWait.IsZero() || w.expires.Before(r.minWait) {
+			r.minWait = w.expires
+		}
+		s.publish(rooms.Event{Kind: rooms.EventKnocked, Wait: w.ID, Subject: a.Subject}, a.Room, now, nil)
+		return w.WaitEntry, nil
+	})
 }
 
 // AdmitWaiting implements rooms.Store.
@@ -527,29 +518,31 @@ func (s *Store) AdmitWaiting(ctx context.Context, roomID string, wid rooms.WaitI
 	if err := validRoomAndWait(roomID, wid); err != nil {
 		return rooms.Participant{}, err
 	}
-	if err := s.lock(); err != nil {
-		return rooms.Participant{}, err
-	}
-	defer s.mu.Unlock()
-	now := s.now()
-	r := s.live(roomID, now)
-	if r == nil {
-		return rooms.Participant{}, rooms.ErrNotFound
-	}
+	return withRoom(s, roomID, rooms.ErrNotFound, func(r *room, now time.Time) (rooms.Participant, error) {
+		w, err := r.waiter(wid)
+		switch {
+		case err != nil:
+			return rooms.Participant{}, err
+		case s.banned(roomID, w.Subject, now):
+			s.decide(r, wid, rooms.Outcome{Status: rooms.Denied}, now)
+			return rooms.Participant{}, rooms.ErrBanned
+		case len(r.parts) >= r.settings.Capacity:
+			return rooms.Participant{}, rooms.ErrRoomFull
+		}
+		p := s.add(r, rooms.NewParticipantID(), w.Subject, w.Name, w.Role, now)
+		s.decide(r, wid, rooms.Outcome{Status: rooms.Admitted, Participant: p}, now)
+		s.publish(rooms.Event{Kind: rooms.EventLobbyAdmitted, Wait: wid, Subject: w.Subject, Participant: &p}, roomID, now, nil)
+		return p, nil
+	})
+}
+
+// waiter is the waiting entry wid in r.
+func (r *room) waiter(wid rooms.WaitID) (*waitEntry, error) {
 	w, ok := r.waiting[wid]
-	switch {
-	case !ok:
-		return rooms.Participant{}, rooms.ErrNotFound
-	case s.banned(roomID, w.Subject, now):
-		s.decide(r, wid, rooms.Outcome{Status: rooms.Denied}, now)
-		return rooms.Participant{}, rooms.ErrBanned
-	case len(r.parts) >= r.settings.Capacity:
-		return rooms.Participant{}, rooms.ErrRoomFull
+	if !ok {
+		return nil, rooms.ErrNotFound
 	}
-	p := s.add(r, rooms.NewParticipantID(), w.Subject, w.Name, w.Role, now)
-	s.decide(r, wid, rooms.Outcome{Status: rooms.Admitted, Participant: p}, now)
-	s.publish(rooms.Event{Kind: rooms.EventLobbyAdmitted, Wait: wid, Subject: w.Subject, Participant: &p}, roomID, now, nil)
-	return p, nil
+	return w, nil
 }
 
 // decide removes a waiting entry and records its outcome for the waiter.
@@ -565,26 +558,19 @@ func (s *Store) DenyWaiting(ctx context.Context, roomID string, wid rooms.WaitID
 	if err := validRoomAndWait(roomID, wid); err != nil {
 		return err
 	}
-	if err := s.lock(); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	now := s.now()
-	r := s.live(roomID, now)
-	if r == nil {
-		return rooms.ErrNotFound
-	}
-	w, ok := r.waiting[wid]
-	if !ok {
-		return rooms.ErrNotFound
-	}
-	s.decide(r, wid, rooms.Outcome{Status: rooms.Denied}, now)
-	s.publish(rooms.Event{Kind: rooms.EventLobbyDenied, Wait: wid, Subject: w.Subject}, roomID, now, nil)
-	if ban {
-		revoked := s.ban(r, w.Subject, w.Name, now)
-		s.publish(rooms.Event{Kind: rooms.EventBanned, Subject: w.Subject}, roomID, now, revoked)
-	}
-	return nil
+	return s.inRoom(roomID, rooms.ErrNotFound, func(r *room, now time.Time) error {
+		w, err := r.waiter(wid)
+		if err != nil {
+			return err
+		}
+		s.decide(r, wid, rooms.Outcome{Status: rooms.Denied}, now)
+		s.publish(rooms.Event{Kind: rooms.EventLobbyDenied, Wait: wid, Subject: w.Subject}, roomID, now, nil)
+		if ban {
+			revoked := s.ban(r, w.Subject, w.Name, now)
+			s.publish(rooms.Event{Kind: rooms.EventBanned, Subject: w.Subject}, roomID, now, revoked)
+		}
+		return nil
+	})
 }
 
 // WaitStatus implements rooms.Store.
@@ -604,9 +590,9 @@ func (s *Store) WaitStatus(ctx context.Context, roomID string, wid rooms.WaitID)
 	if r == nil {
 		return rooms.Outcome{}, rooms.ErrNotFound
 	}
-	w, ok := r.waiting[wid]
-	if !ok {
-		return rooms.Outcome{}, rooms.ErrNotFound
+	w, err := r.waiter(wid)
+	if err != nil {
+		return rooms.Outcome{}, err
 	}
 	return rooms.Outcome{Wait: wid, Status: rooms.Waiting, Subject: w.Subject}, nil
 }
@@ -628,20 +614,13 @@ func (s *Store) setLock(roomID string, locked bool) error {
 	if err := rooms.ValidateRoomID(roomID); err != nil {
 		return err
 	}
-	if err := s.lock(); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	now := s.now()
-	r := s.live(roomID, now)
-	if r == nil {
-		return rooms.ErrNotFound
-	}
-	if r.settings.Locked != locked {
-		r.settings.Locked = locked
-		s.publish(lockEvent(locked), roomID, now, nil)
-	}
-	return nil
+	return s.inRoom(roomID, rooms.ErrNotFound, func(r *room, now time.Time) error {
+		if r.settings.Locked != locked {
+			r.settings.Locked = locked
+			s.publish(lockEvent(locked), roomID, now, nil)
+		}
+		return nil
+	})
 }
 
 // Suspend implements rooms.Store.
@@ -649,29 +628,22 @@ func (s *Store) Suspend(ctx context.Context, roomID string) (rooms.Removal, erro
 	if err := rooms.ValidateRoomID(roomID); err != nil {
 		return rooms.Removal{}, err
 	}
-	if err := s.lock(); err != nil {
-		return rooms.Removal{}, err
-	}
-	defer s.mu.Unlock()
-	now := s.now()
-	r := s.live(roomID, now)
-	if r == nil {
-		return rooms.Removal{}, rooms.ErrNotFound
-	}
-	r.settings.Locked = true
-	rm := rooms.Removal{Room: roomID, Revoked: []rooms.ParticipantID{}}
-	for id, p := range r.parts {
-		if p.Role != rooms.RoleHost {
-			s.drop(r, id, now)
-			rm.Revoked = append(rm.Revoked, id)
+	return withRoom(s, roomID, rooms.ErrNotFound, func(r *room, now time.Time) (rooms.Removal, error) {
+		r.settings.Locked = true
+		rm := rooms.Removal{Room: roomID, Revoked: []rooms.ParticipantID{}}
+		for id, p := range r.parts {
+			if p.Role != rooms.RoleHost {
+				s.drop(r, id, now)
+				rm.Revoked = append(rm.Revoked, id)
+			}
 		}
-	}
-	for id := range r.waiting {
-		s.decide(r, id, rooms.Outcome{Status: rooms.Denied}, now)
-	}
-	slices.Sort(rm.Revoked)
-	s.publish(rooms.Event{Kind: rooms.EventSuspended}, roomID, now, rm.Revoked)
-	return rm, nil
+		for id := range r.waiting {
+			s.decide(r, id, rooms.Outcome{Status: rooms.Denied}, now)
+		}
+		slices.Sort(rm.Revoked)
+		s.publish(rooms.Event{Kind: rooms.EventSuspended}, roomID, now, rm.Revoked)
+		return rm, nil
+	})
 }
 
 // Subscribe implements rooms.Store.
@@ -807,6 +779,15 @@ func validRoomAndPID(roomID string, pid rooms.ParticipantID) error {
 
 func validRoomAndWait(roomID string, wid rooms.WaitID) error {
 	return errors.Join(rooms.ValidateRoomID(roomID), wid.Validate())
+}
+
+// validRoomAndSubject, unlike the two above, stops at the first fault, so a
+// bad room ID is reported alone and is never joined with the subject's.
+func validRoomAndSubject(roomID string, subject rooms.SubjectKey) error {
+	if err := rooms.ValidateRoomID(roomID); err != nil {
+		return err
+	}
+	return subject.Validate()
 }
 
 // Sizes counts what the store holds, for metrics and for tests of the

@@ -33,6 +33,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/upstream/internal/claim"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/pseudonym"
 )
 
@@ -241,7 +242,7 @@ func (a *Adapter) createQuery(room string, st Settings) string {
 
 func (a *Adapter) joinQuery(p gateway.Participant, role string, listenOnly bool, createTime string) string {
 	q := []string{
-		"fullName=" + url.QueryEscape(bounded(p.Identity.DisplayName())),
+		"fullName=" + url.QueryEscape(claim.DisplayName(p.Identity.DisplayName())),
 		"meetingID=" + url.QueryEscape(p.Room),
 		"role=" + role,
 		"userID=" + url.QueryEscape(a.UserID(p)),
@@ -421,21 +422,6 @@ func clip(s string) string {
 		}
 		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
 			r = '?'
-		}
-		b = utf8.AppendRune(b, r)
-	}
-	return string(b)
-}
-
-func bounded(s string) string {
-	const max = 128
-	if len(s) <= max && utf8.ValidString(s) {
-		return s
-	}
-	b := make([]byte, 0, max)
-	for _, r := range s {
-		if len(b)+utf8.RuneLen(r) > max {
-			break
 		}
 		b = utf8.AppendRune(b, r)
 	}

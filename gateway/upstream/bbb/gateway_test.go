@@ -8,10 +8,10 @@ import (
 
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/config"
-	"github.com/meetguard/meetguard/gateway/upstream/internal/gwtest"
+	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 )
 
-func startBBBGateway(t *testing.T, f *fakeBBB, adm gateway.Admitter) *gwtest.Env {
+func startBBBGateway(t *testing.T, f *fakeBBB, adm gateway.Admitter) *gwtest.Gateway {
 	t.Helper()
 	return gwtest.Start(t, gwtest.Options{
 		Upstreams: []config.Upstream{{Name: "bbb", URL: f.srv.URL, Kind: "bbb",
@@ -23,7 +23,7 @@ func startBBBGateway(t *testing.T, f *fakeBBB, adm gateway.Admitter) *gwtest.Env
 	})
 }
 
-func open(t *testing.T, env *gwtest.Env, path, accept string) *http.Response {
+func open(t *testing.T, env *gwtest.Gateway, path, accept string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, env.URL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+env.Bearer(t, ""))

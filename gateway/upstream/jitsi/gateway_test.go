@@ -10,7 +10,7 @@ import (
 
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/config"
-	"github.com/meetguard/meetguard/gateway/upstream/internal/gwtest"
+	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 	"github.com/meetguard/meetguard/gateway/upstream/jitsi"
 )
 

@@ -23,11 +23,9 @@ package jitsi
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -41,13 +39,13 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/upstream/internal/claim"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/pseudonym"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/roompath"
 )
@@ -339,12 +337,12 @@ func (a *Adapter) token(p gateway.Participant) (string, error) {
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now.Add(-nbfSkew)),
 			Expiry:    jwt.NewNumericDate(now.Add(a.opts.TokenTTL)),
-			ID:        newJTI(),
+			ID:        claim.NewTokenID(),
 		},
 		Room: p.Room,
 		Context: Context{User: User{
 			ID:          "mg-" + a.users.Of(12, p.Identity.Issuer, p.Identity.Subject),
-			Name:        bounded(p.Identity.DisplayName()),
+			Name:        claim.DisplayName(p.Identity.DisplayName()),
 			Email:       p.Identity.Email,
 			Moderator:   moderator,
 			Affiliation: affiliation,
@@ -396,24 +394,3 @@ func (a *Adapter) KeyServer() http.Handler {
 // KeyPath is the file name Prosody fetches the public key by, or "" for
 // HS256.
 func (a *Adapter) KeyPath() string { return a.keyURL }
-
-func newJTI() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func bounded(s string) string {
-	const max = 128
-	if len(s) <= max && utf8.ValidString(s) {
-		return s
-	}
-	b := make([]byte, 0, max)
-	for _, r := range s {
-		if len(b)+utf8.RuneLen(r) > max {
-			break
-		}
-		b = utf8.AppendRune(b, r)
-	}
-	return string(b)
-}

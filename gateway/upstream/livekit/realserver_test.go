@@ -20,7 +20,7 @@ import (
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/identity"
-	"github.com/meetguard/meetguard/gateway/upstream/internal/gwtest"
+	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 	"github.com/meetguard/meetguard/gateway/upstream/livekit"
 	"github.com/meetguard/meetguard/gateway/upstream/livekit/livekittest"
 )
@@ -178,7 +178,7 @@ func redact(u string) string {
 type lkEnv struct {
 	srv     *livekittest.Server
 	adapter *livekit.Adapter
-	gw      *gwtest.Env
+	gw      *gwtest.Gateway
 }
 
 func startLKGateway(t testing.TB, srvOpts livekittest.Options, adm gateway.Admitter, mutate func(*livekit.Options)) *lkEnv {

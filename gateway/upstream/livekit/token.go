@@ -1,16 +1,14 @@
 package livekit
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/upstream/internal/claim"
 )
 
 // personGrant is the only video grant a person ever gets. It has no field
@@ -77,9 +75,9 @@ func (a *Adapter) token(p gateway.Participant) (string, error) {
 			NotBefore: jwt.NewNumericDate(now),
 			IssuedAt:  jwt.NewNumericDate(now),
 			Expiry:    jwt.NewNumericDate(now.Add(a.opts.TokenTTL)),
-			ID:        newJTI(),
+			ID:        claim.NewTokenID(),
 		},
-		Name:  displayName(p.Identity.DisplayName()),
+		Name:  claim.DisplayName(p.Identity.DisplayName()),
 		Video: g,
 	}
 	tok, err := sign(a.signer, c)
@@ -99,7 +97,7 @@ func (a *Adapter) adminToken(room string) (string, error) {
 			Subject:   "meetguard-gateway",
 			NotBefore: jwt.NewNumericDate(now),
 			Expiry:    jwt.NewNumericDate(now.Add(60e9)),
-			ID:        newJTI(),
+			ID:        claim.NewTokenID(),
 		},
 		Video: adminGrant{RoomAdmin: true, Room: room},
 	}
@@ -122,27 +120,4 @@ func sign(s jose.Signer, claims any) (string, error) {
 		return "", err
 	}
 	return obj.CompactSerialize()
-}
-
-func newJTI() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// displayName bounds what other participants see to 128 bytes of valid
-// UTF-8.
-func displayName(s string) string {
-	const max = 128
-	if len(s) <= max && utf8.ValidString(s) {
-		return s
-	}
-	b := make([]byte, 0, max)
-	for _, r := range s {
-		if len(b)+utf8.RuneLen(r) > max {
-			break
-		}
-		b = utf8.AppendRune(b, r)
-	}
-	return string(b)
 }

@@ -1,0 +1,57 @@
+package gwtest
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"go.uber.org/zap"
+)
+
+// MemoryAudit keeps audit event names in memory, for tests of which
+// events the gateway records; the audit package's own tests cover
+// durability and tamper evidence. The zero value is ready to use.
+type MemoryAudit struct {
+	mu     sync.Mutex
+	events []string
+	fail   error
+}
+
+// Record implements Auditor: it keeps event, or fails with the error
+// given to Fail.
+func (a *MemoryAudit) Record(_ context.Context, event string, _ ...zap.Field) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail != nil {
+		return a.fail
+	}
+	a.events = append(a.events, event)
+	return nil
+}
+
+// Ready implements Auditor: it reports the error given to Fail.
+func (a *MemoryAudit) Ready() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fail
+}
+
+// Fail makes every later Record and Ready fail with err, as a full disk
+// would; nil heals it.
+func (a *MemoryAudit) Fail(err error) {
+	a.mu.Lock()
+	a.fail = err
+	a.mu.Unlock()
+}
+
+// Has reports whether event was recorded.
+func (a *MemoryAudit) Has(event string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Contains(a.events, event)
+}
+
+type nopAudit struct{}
+
+func (nopAudit) Record(context.Context, string, ...zap.Field) error { return nil }
+func (nopAudit) Ready() error                                       { return nil }

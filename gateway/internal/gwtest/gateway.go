@@ -1,0 +1,189 @@
+// Package gwtest runs the real gateway for tests: gateway.New with the real
+// OpenID Connect authenticator (auth.New) against the test identity
+// provider in testidp, served on a loopback listener until the test ends.
+// It also holds the stand-ins those tests put around it: a recording
+// upstream, an in-memory audit log and a simple room admitter.
+//
+// It is for tests only: it never listens beyond 127.0.0.1, keeps no state
+// outside the values it returns, and must never be imported by production
+// code.
+package gwtest
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/assertion"
+	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/internal/testidp"
+	"github.com/meetguard/meetguard/gateway/liveconn"
+	"github.com/meetguard/meetguard/gateway/session"
+)
+
+// Auditor receives the audit events of both the authenticator and the
+// gateway.
+type Auditor interface {
+	Record(ctx context.Context, event string, fields ...zap.Field) error
+	Ready() error
+}
+
+// Options configures one gateway under test.
+type Options struct {
+	// Listener is where the gateway serves; default a new listener on
+	// 127.0.0.1:0. Pass one when the provider must know the callback
+	// URLs of several gateways before any of them starts.
+	Listener net.Listener
+	// IdP is the OpenID provider; default a new one that accepts this
+	// gateway's callback URL.
+	IdP *testidp.IdP
+	// Upstreams are the configured upstreams.
+	Upstreams []config.Upstream
+	// Configure edits the config before config.Complete fills in the
+	// defaults.
+	Configure func(*config.Config)
+	// Admitter decides admission; default RoomRoles{} (everyone a
+	// participant).
+	Admitter gateway.Admitter
+	// Adapters builds the upstream adapters once the public URL is known.
+	Adapters func(publicURL string) map[string]gateway.Adapter
+	// Audit records the authenticator's and the gateway's events; default
+	// one that discards them.
+	Audit Auditor
+	// Logger is the gateway's operational logger; default none.
+	Logger *zap.Logger
+	// Clock drives the authenticator's notion of now; default time.Now.
+	Clock func() time.Time
+	// Wire, when set, edits the gateway's options last, with the config
+	// complete: the place to build parts that need the config, such as
+	// an API the gateway mounts.
+	Wire func(cfg *config.Config, gw *gateway.Options)
+}
+
+// Gateway is a gateway serving on loopback until the test ends.
+type Gateway struct {
+	// URL is the gateway's public URL, http://127.0.0.1:port.
+	URL      string
+	IdP      *testidp.IdP
+	Gateway  *gateway.Gateway
+	Config   *config.Config
+	Auth     *auth.Authenticator
+	Sessions *session.MemoryStore
+}
+
+// Start runs a gateway until the test ends, and returns once its provider
+// is ready. Logging out closes the session's live connections, as the
+// meetguard binary wires it.
+func Start(t testing.TB, o Options) *Gateway {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	public := "http://" + ln.Addr().String()
+	idp := o.IdP
+	if idp == nil {
+		idp = testidp.Start(t, public+auth.CallbackPath)
+	}
+	cfg := &config.Config{
+		Listen:    ln.Addr().String(),
+		PublicURL: public,
+		OIDC: config.OIDC{
+			Issuer: idp.URL, ClientID: idp.ClientID, ClientSecret: idp.ClientSecret,
+			KeyRefetchInterval: time.Hour,
+		},
+		Session:   config.Session{Secret: strings.Repeat("s", 32)},
+		Upstreams: o.Upstreams,
+	}
+	if o.Configure != nil {
+		o.Configure(cfg)
+	}
+	if err := config.Complete(cfg); err != nil {
+		t.Fatal(err)
+	}
+	audit := o.Audit
+	if audit == nil {
+		audit = nopAudit{}
+	}
+	sessions := session.NewMemory(ctx, session.MemoryOptions{})
+	codec, err := session.NewCodec([]byte(cfg.Session.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := url.Parse(cfg.PublicURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gw *gateway.Gateway
+	authn, err := auth.New(ctx, auth.Options{
+		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
+		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
+		PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
+		KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL,
+		Store: sessions, Codec: codec, Audit: audit, Clock: o.Clock,
+		OnLogout: func(id string) {
+			gw.Live().Close(func(m liveconn.Meta) bool { return m.SessionID == id })
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := assertion.New(assertion.Options{Issuer: public, TTL: cfg.Assertion.TTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwOpts := gateway.Options{Config: cfg, Auth: authn, Admitter: o.Admitter, Assertion: signer, Audit: audit, Logger: o.Logger}
+	if gwOpts.Admitter == nil {
+		gwOpts.Admitter = RoomRoles{}
+	}
+	if o.Adapters != nil {
+		gwOpts.Adapters = o.Adapters(public)
+	}
+	if o.Wire != nil {
+		o.Wire(cfg, &gwOpts)
+	}
+	if gw, err = gateway.New(gwOpts); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: ln})
+	}()
+	t.Cleanup(func() { cancel(); <-served })
+	deadline := time.Now().Add(10 * time.Second)
+	for authn.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("provider never became ready: %v", authn.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &Gateway{URL: public, IdP: idp, Gateway: gw, Config: cfg, Auth: authn, Sessions: sessions}
+}
+
+// Subject is the subject of the tokens Bearer signs, by default.
+const Subject = "id1"
+
+// Bearer is an ID token for the gateway's client from the test provider,
+// for subject (default Subject).
+func (g *Gateway) Bearer(t testing.TB, subject string) string {
+	t.Helper()
+	c := g.IdP.Claims(g.IdP.ClientID)
+	if subject != "" {
+		c["sub"] = subject
+	}
+	return g.IdP.Sign(t, c, "")
+}
