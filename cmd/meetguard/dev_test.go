@@ -7,13 +7,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"go.uber.org/zap"
 )
 
@@ -116,38 +117,13 @@ func TestDev_ScriptTokensGetPolicyDecisions(t *testing.T) {
 	}
 }
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
-	return ""
-}
-
 // TestDev_BrowserLogsInAndSeesRoom drives real Chromium: open a room,
 // get sent to the development provider, pick Alice, come back to the room
 // page, and see herself in the live roster (over the proxied WebSocket).
 func TestDev_BrowserLogsInAndSeesRoom(t *testing.T) {
-	exe := chromium(t)
+	browsertest.Path(t)
 	base, _ := startDev(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(browsertest.Start(t), 60*time.Second)
 	defer cancel()
 
 	err := chromedp.Do(ctx,

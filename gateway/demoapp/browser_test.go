@@ -4,12 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/meetguard/meetguard/gateway/browsertest"
 )
 
 // TestBrowser_LivePresenceAndChat opens one room in two real Chromium tabs,
@@ -17,13 +18,10 @@ import (
 // proves what unit tests cannot: the CSP admits the inline script and style
 // and the WebSocket, and the page shows presence and chat live.
 func TestBrowser_LivePresenceAndChat(t *testing.T) {
-	browserPath, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium not installed; skipping the real-browser test")
-	}
 	if testing.Short() {
 		t.Skip("real-browser test skipped in -short mode")
 	}
+	browsertest.Path(t)
 	app, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -42,11 +40,7 @@ func TestBrowser_LivePresenceAndChat(t *testing.T) {
 	aliceGW := gateway("Alice Host", "alice@example.com", "host")
 	bobGW := gateway("Bob Colleague", "bob@example.com", "participant")
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browserPath), chromedp.NoSandbox)...)
-	defer cancelAlloc()
-	alice, cancelAlice := chromedp.NewContext(allocCtx)
-	defer cancelAlice()
+	alice := browsertest.Start(t)
 	ctx, cancel := context.WithTimeout(alice, 30*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Navigate(aliceGW.URL+"/room/standup"), waitText("#status", "connected")); err != nil {

@@ -5,12 +5,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/oauth2"
 )
@@ -20,13 +21,10 @@ import (
 // redirect to the relying party's (other) origin through, which browsers
 // check and Go's HTTP client does not.
 func TestBrowser_LoginReachesRelyingParty(t *testing.T) {
-	browserPath, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium not installed; skipping the real-browser test")
-	}
 	if testing.Short() {
 		t.Skip("real-browser test skipped in -short mode")
 	}
+	browsertest.Path(t)
 	codes := make(chan string, 1)
 	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/callback" && r.URL.Query().Get("state") == "browser-state" {
@@ -62,12 +60,7 @@ func TestBrowser_LoginReachesRelyingParty(t *testing.T) {
 		RedirectURL: rp.URL + "/callback", Scopes: []string{oidc.ScopeOpenID}}
 	verifier := oauth2.GenerateVerifier()
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browserPath), chromedp.NoSandbox)...)
-	defer cancelAlloc()
-	tab, cancelTab := chromedp.NewContext(alloc)
-	defer cancelTab()
-	tctx, cancel := context.WithTimeout(tab, 30*time.Second)
+	tctx, cancel := context.WithTimeout(browsertest.Start(t), 30*time.Second)
 	defer cancel()
 	if err := chromedp.Do(tctx,
 		chromedp.Navigate(cfg.AuthCodeURL("browser-state", oauth2.S256ChallengeOption(verifier), oidc.Nonce("bn"))),

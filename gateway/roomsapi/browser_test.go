@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,25 +12,16 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-)
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
-	return ""
-}
+	"github.com/meetguard/meetguard/gateway/browsertest"
+)
 
 // TestBrowser_PasscodeFormThenWaitingPageThenRoom drives real Chromium
 // through the pages' own script under their strict CSP: a refused
 // browser enters the passcode, is sent to the waiting room (no host yet),
 // and walks into the meeting by itself when a host admits it.
 func TestBrowser_PasscodeFormThenWaitingPageThenRoom(t *testing.T) {
-	exe := chromium(t)
+	browsertest.Path(t)
 	c := newCluster(t, clusterOptions{policyConfig: func(cfg map[string]any) {
 		// The provider's test user becomes staff, and staff wait for a
 		// host: the path from passcode to lobby to room.
@@ -44,15 +34,7 @@ func TestBrowser_PasscodeFormThenWaitingPageThenRoom(t *testing.T) {
 	b := c.login(n)
 	u, _ := url.Parse(n.URL)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	bctx := browsertest.Start(t)
 	if err := chromedp.Do(bctx); err != nil { // starts the browser
 		t.Fatalf("chromium: %v", err)
 	}
