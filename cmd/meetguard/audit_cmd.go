@@ -48,46 +48,17 @@ const (
 )
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, auditUsage)
-		if len(args) == 0 {
-			return auditExitUsage
-		}
-		return 0
-	}
-	sub := map[string]func(context.Context, []string, io.Writer, io.Writer) int{
+	return dispatch(ctx, "audit", auditUsage, map[string]command{
 		"verify": auditVerify,
 		"query":  auditQuery,
 		"tail":   auditTail,
 		"report": auditReport,
 		"keygen": auditKeygen,
-	}[args[0]]
-	if sub == nil {
-		fmt.Fprintf(stderr, "meetguard audit: unknown command %q\n\n%s", args[0], auditUsage)
-		return auditExitUsage
-	}
-	return sub(ctx, args[1:], stdout, stderr)
-}
-
-// auditParseArgs lets flags follow the file names (query FILE --room R).
-func auditParseArgs(flags *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := flags.Parse(args); err != nil {
-			return nil, err
-		}
-		args = flags.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
-	}
+	}, args, stdout, stderr)
 }
 
 func auditFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	flags := flag.NewFlagSet("meetguard audit "+name, flag.ContinueOnError)
-	flags.SetOutput(stderr)
+	flags := newFlagSet("meetguard audit "+name, stderr)
 	flags.Usage = func() { fmt.Fprint(stderr, auditUsage) }
 	return flags
 }
@@ -135,7 +106,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	var keys auditKeyFiles
 	flags.Var(&keys, "key", "audit public key file (PEM); repeatable")
 	sealed := flags.Bool("sealed", false, "require the log to end with the checkpoint written on close (archived logs)")
-	files, err := auditParseArgs(flags, args)
+	files, err := parseInterspersed(flags, args)
 	if err != nil {
 		return auditExitUsage
 	}
@@ -232,7 +203,7 @@ func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	flags := auditFlagSet("query", stderr)
 	ff := auditAddFilterFlags(flags)
 	asJSON := flags.Bool("json", false, "print records as stored, one JSON object per line")
-	files, err := auditParseArgs(flags, args)
+	files, err := parseInterspersed(flags, args)
 	if err != nil {
 		return auditExitUsage
 	}
@@ -263,7 +234,7 @@ func auditTail(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	follow := flags.Bool("f", false, "keep printing records as they are written (follows rotation)")
 	n := flags.Int("n", 10, "how many of the last matching records to print first")
 	asJSON := flags.Bool("json", false, "print records as stored, one JSON object per line")
-	files, err := auditParseArgs(flags, args)
+	files, err := parseInterspersed(flags, args)
 	if err != nil {
 		return auditExitUsage
 	}
@@ -310,7 +281,7 @@ func auditReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	markdown := flags.Bool("markdown", false, "write Markdown instead of plain text")
 	var keys auditKeyFiles
 	flags.Var(&keys, "key", "audit public key file (PEM) to verify the log with; repeatable")
-	files, err := auditParseArgs(flags, args)
+	files, err := parseInterspersed(flags, args)
 	if err != nil {
 		return auditExitUsage
 	}
@@ -351,7 +322,7 @@ func auditReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func auditKeygen(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	flags := auditFlagSet("keygen", stderr)
 	out := flags.String("out", "", "where to write the private key; the public key goes to OUT.pub")
-	if _, err := auditParseArgs(flags, args); err != nil {
+	if _, err := parseInterspersed(flags, args); err != nil {
 		return auditExitUsage
 	}
 	if *out == "" {

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -54,19 +53,11 @@ const (
 )
 
 func runE2EE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, e2eeUsage)
-		if len(args) == 0 {
-			return e2eeExitUsage
-		}
-		return e2eeExitOK
-	}
-	if args[0] != "join" {
-		fmt.Fprintf(stderr, "meetguard e2ee: unknown command %q\n\n%s", args[0], e2eeUsage)
-		return e2eeExitUsage
-	}
-	flags := flag.NewFlagSet("e2ee join", flag.ContinueOnError)
-	flags.SetOutput(stderr)
+	return dispatch(ctx, "e2ee", e2eeUsage, map[string]command{"join": runE2EEJoin}, args, stdout, stderr)
+}
+
+func runE2EEJoin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	flags := newFlagSet("meetguard e2ee join", stderr)
 	var o joinOptions
 	flags.StringVar(&o.room, "room", "", "room")
 	flags.StringVar(&o.gateway, "gateway", "", "gateway origin")
@@ -77,7 +68,7 @@ func runE2EE(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags.StringVar(&o.authorityKey, "authority-key", "", "authority public key to pin")
 	flags.BoolVar(&o.classic, "classic", false, "X25519 instead of X-Wing")
 	flags.Usage = func() { fmt.Fprint(stderr, e2eeUsage) }
-	if err := flags.Parse(args[1:]); err != nil {
+	if err := flags.Parse(args); err != nil {
 		return e2eeExitUsage
 	}
 	if err := o.check(flags.NArg()); err != nil {

@@ -30,26 +30,15 @@ const defaultPolicyDir = "policies"
 const toolTimeout = 10 * time.Second
 
 func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		policyUsageText(stderr)
-		if len(args) == 0 {
-			return policyUsage
-		}
-		return policyOK
-	}
-	sub := map[string]func(context.Context, []string, io.Writer, io.Writer) int{
+	var usage strings.Builder
+	policyUsageText(&usage)
+	return dispatch(ctx, "policy", usage.String(), map[string]command{
 		"test":   runPolicyTest,
 		"check":  runPolicyCheck,
 		"eval":   runPolicyEval,
 		"fmt":    runPolicyFmt,
 		"replay": runPolicyReplay,
-	}[args[0]]
-	if sub == nil {
-		fmt.Fprintf(stderr, "meetguard policy: unknown command %q\n\n", args[0])
-		policyUsageText(stderr)
-		return policyUsage
-	}
-	return sub(ctx, args[1:], stdout, stderr)
+	}, args, stdout, stderr)
 }
 
 func policyUsageText(w io.Writer) {
@@ -96,32 +85,6 @@ func (s *sourceFlags) dir(args []string) (string, error) {
 	return defaultPolicyDir, nil
 }
 
-// parseFlags parses flags that may come before or after positional
-// arguments ("test policies/ -v" as well as "test -v policies/").
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		if rest[0] == "--" {
-			return append(positional, rest[1:]...), nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
-}
-
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("meetguard policy "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
 // reportErr prints an error for people: every problem of a load error on
 // its own line, file:line first.
 func reportErr(w io.Writer, cmd string, err error) {
@@ -137,14 +100,14 @@ func reportErr(w io.Writer, cmd string, err error) {
 }
 
 func runPolicyTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("test", stderr)
+	fs := newFlagSet("meetguard policy test", stderr)
 	var src sourceFlags
 	src.register(fs)
 	verbose := fs.Bool("v", false, "list every test, not only failures")
 	run := fs.String("run", "", "run only tests whose name matches this regular expression")
 	threshold := fs.Float64("threshold", 95, "fail if coverage of policy lines (tests excluded) is below this percentage")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return policyUsage
 	}
@@ -238,10 +201,10 @@ func shortRev(r string) string {
 }
 
 func runPolicyCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check", stderr)
+	fs := newFlagSet("meetguard policy check", stderr)
 	var src sourceFlags
 	src.register(fs)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return policyUsage
 	}
@@ -269,14 +232,14 @@ func firstNonEmpty(s ...string) string {
 }
 
 func runPolicyEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("eval", stderr)
+	fs := newFlagSet("meetguard policy eval", stderr)
 	var src sourceFlags
 	src.register(fs)
 	inputFile := fs.String("input", "", "input document (JSON, the shape of policies/schema/input.json); - for stdin")
 	query := fs.String("query", "decision", "decision, create_room, or a full query such as data.meetguard.admission.decision")
 	explain := fs.Bool("explain", false, "also print every rule of the decision's package as evaluated for this input")
 	trace := fs.Bool("trace", false, "also print OPA's full evaluation trace")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return policyUsage
 	}
@@ -350,9 +313,9 @@ func readInputFile(name string) (policy.Input, error) {
 }
 
 func runPolicyFmt(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("fmt", stderr)
+	fs := newFlagSet("meetguard policy fmt", stderr)
 	write := fs.Bool("w", false, "rewrite files in place instead of listing them")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return policyUsage
 	}
@@ -397,14 +360,14 @@ func (f *fileList) String() string     { return strings.Join(*f, ",") }
 func (f *fileList) Set(v string) error { *f = append(*f, v); return nil }
 
 func runPolicyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("replay", stderr)
+	fs := newFlagSet("meetguard policy replay", stderr)
 	var audits fileList
 	fs.Var(&audits, "audit", "audit log (JSON lines); repeat, or list more files after the flags")
 	candidate := fs.String("candidate", "", "candidate policy directory")
 	candidateBundle := fs.String("candidate-bundle", "", "candidate OPA bundle file instead of a directory")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	failOnChange := fs.Bool("fail-on-change", false, "exit 3 if anyone would be treated differently")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return policyUsage
 	}
