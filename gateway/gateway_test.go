@@ -334,6 +334,8 @@ func TestProxy_SpoofedIdentityHeadersNeverReachUpstream(t *testing.T) {
 		"X-Rewrite-URL":         "/admin",
 		"X-Real-IP":             "10.0.0.4",
 		"Connection":            "X-Meetguard-User, X-Meetguard-Assertion",
+		"Meetguard-Ticket":      "ticket-for-the-gateway-only",
+		"Cookie":                "meetguard=handle; __Host-meetguard-login=x; meetguard-ticket-r1=t; app=kept",
 	}
 	resp := get(t, http.DefaultClient, e.URL+"/room/r1/page", spoof)
 	resp.Body.Close()
@@ -371,6 +373,12 @@ func TestProxy_SpoofedIdentityHeadersNeverReachUpstream(t *testing.T) {
 				t.Errorf("%s = %v, want only the real peer", k, v)
 			}
 		}
+	}
+	if v := got.Values("Meetguard-Ticket"); len(v) != 0 {
+		t.Errorf("room ticket forwarded upstream: %v", v)
+	}
+	if c := got.Get("Cookie"); c != "app=kept" {
+		t.Errorf("upstream Cookie = %q, want only the app's own cookie", c)
 	}
 	if got.Get("X-Meetguard-Assertion") == "" || got.Get("X-Meetguard-User") == "" {
 		t.Fatal("gateway identity headers missing upstream (Connection trick stripped them?)")
