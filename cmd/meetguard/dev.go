@@ -146,6 +146,8 @@ func dev(ctx context.Context, o devOptions) error {
 		// The gateway reaches the provider on its own listener.
 		httpClient: &http.Client{Timeout: 10 * time.Second},
 		mount:      map[string]http.Handler{devIdPPrefix + "/": idp},
+		// A record that drifts from docs/audit.md fails here first.
+		strictAudit: true,
 		started: func(string) {
 			if o.ready != nil {
 				o.ready(base)

@@ -86,7 +86,7 @@ func startE2EEGateway(t *testing.T) *e2eeGateway {
 	}
 	dir := t.TempDir()
 	_, auditKey, _ := ed25519.GenerateKey(nil)
-	auditLog, err := audit.Open(ctx, audit.Options{Path: filepath.Join(dir, "audit.log"), SigningKey: auditKey, Sync: audit.SyncAsync})
+	auditLog, err := audit.Open(ctx, audit.Options{Path: filepath.Join(dir, "audit.log"), SigningKey: auditKey, Sync: audit.SyncAsync, StrictSchema: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,11 +130,14 @@ type runtime struct {
 	httpClient *http.Client
 	// mount serves extra handlers beside the gateway (the dev provider).
 	mount map[string]http.Handler
+	// strictAudit refuses audit records that differ from the documented
+	// schema (dev and tests), see audit.Options.StrictSchema.
+	strictAudit bool
 }
 
 // runGateway builds every part from a validated config and serves until
 // ctx ends.
-func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
+func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := rt.logger
@@ -150,12 +153,16 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 	if cfg.Audit.Stdout {
 		mirror = os.Stdout
 	}
-	auditLog, err := audit.Open(ctx, audit.Options{Path: cfg.Audit.Path, SigningKey: auditKey, Mirror: mirror, Logger: log.Named("audit")})
+	auditLog, err := audit.Open(ctx, audit.Options{Path: cfg.Audit.Path, SigningKey: auditKey, Mirror: mirror, Logger: log.Named("audit"), StrictSchema: rt.strictAudit})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	defer func() {
-		_ = auditLog.Record(context.Background(), audit.EventGatewayStop)
+		reason := "shutdown"
+		if runErr != nil {
+			reason = runErr.Error()
+		}
+		_ = audit.Write(context.Background(), auditLog, audit.GatewayStopped(reason))
 		_ = auditLog.Close()
 	}()
 
@@ -180,11 +187,16 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 		ShadowDir:             cfg.Policy.ShadowDir,
 		Logger:                log.Named("policy"),
 		OnReload: func(ev policy.ReloadEvent) {
-			event := audit.EventPolicyReload
-			if !ev.OK {
-				event = audit.EventPolicyReloadRejected
+			var fact audit.Fact
+			switch {
+			case !ev.OK:
+				fact = audit.PolicyReloadRejected(ev.NewRevision, ev.OldRevision, ev.Error, ev.Trigger, ev.Shadow)
+			case ev.Changed:
+				fact = audit.PolicyReloaded(ev.NewRevision, ev.OldRevision, ev.Trigger, ev.Shadow)
+			default:
+				return // the same revision again: nothing changed
 			}
-			if err := auditLog.Record(context.Background(), event, zap.String("old_revision", ev.OldRevision), zap.String("new_revision", ev.NewRevision), zap.String("problem", ev.Error), zap.Bool("shadow", ev.Shadow), zap.String("trigger", ev.Trigger)); err != nil {
+			if err := audit.Write(context.Background(), auditLog, fact); err != nil {
 				log.Error("audit policy reload", zap.Error(err))
 			}
 		},
@@ -265,7 +277,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 				if ev.Person == "" {
 					log.Warn("meeting server reports a participant the gateway did not admit", zap.String("upstream", ev.Upstream), zap.String("room", ev.Room), zap.String("identity", ev.Identity))
 				}
-				return auditLog.Record(ctx, audit.EventUpstreamParticipant, zap.String("upstream", ev.Upstream), zap.String("room", ev.Room), zap.String("kind", string(ev.Kind)), zap.String("person", ev.Person), zap.String("identity", ev.Identity), zap.String("event_id", ev.ID))
+				return audit.Write(ctx, auditLog, audit.UpstreamParticipant(ev.Upstream, ev.Room, string(ev.Kind), ev.Person, ev.Identity, ev.ID))
 			},
 		})
 		if err != nil {
@@ -313,7 +325,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) error {
 	if err != nil {
 		return err
 	}
-	if err := auditLog.Record(ctx, audit.EventGatewayStart, zap.String("version", version), zap.String("public_url", cfg.PublicURL), zap.String("policy_revision", engine.Revision())); err != nil {
+	if err := audit.Write(ctx, auditLog, audit.GatewayStarted(version, cfg.PublicURL, engine.Revision())); err != nil {
 		return fmt.Errorf("audit gateway start: %w", err)
 	}
 	return gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: rt.listener, Metrics: reg, Logger: log, Started: rt.started, Mount: rt.mount})

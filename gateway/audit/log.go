@@ -252,6 +252,12 @@ func (l *Log) write(ctx context.Context, event string, fields []zap.Field) error
 	if !validEventName(event) || strings.HasPrefix(event, "audit.") {
 		return fmt.Errorf("%w: %q", ErrInvalidEvent, event)
 	}
+	if err := CheckFields(event, fields); err != nil {
+		if l.opts.StrictSchema {
+			return err
+		}
+		l.logger.Warn("audit record differs from its documented schema; written anyway", zap.Error(err))
+	}
 	members, redacted, err := l.fields.encode(fields)
 	if err != nil {
 		return err

@@ -95,6 +95,12 @@ type Options struct {
 	Clock func() time.Time
 	// RetryInterval is how often a failed log retries writing (default 1s).
 	RetryInterval time.Duration
+	// StrictSchema makes Record refuse (ErrSchema) a record whose members
+	// are not exactly its event's documented ones (Schema). Tests and
+	// `meetguard dev` set it so that drift fails loudly; otherwise the
+	// record is written and the drift logged as a warning, so that a
+	// naming slip never stops an admission.
+	StrictSchema bool
 
 	// openFile opens the active file; tests replace it to inject faults
 	// from real devices (/dev/full).

@@ -177,7 +177,7 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 		m.Text = fmt.Sprintf("%s removed %s%s", actor, target, because(reason))
 		r.Removals = append(r.Removals, m)
 	case EventRoomBan:
-		m.Text = fmt.Sprintf("%s banned %s%s", actor, target, because(reason, e.Str("until")))
+		m.Text = fmt.Sprintf("%s banned %s%s", actor, target, because(reason, e.Str(FieldUntil)))
 		r.Removals = append(r.Removals, m)
 	case EventRoomSuspend:
 		m.Text = fmt.Sprintf("%s suspended the room%s", actor, because(reason))
@@ -192,13 +192,13 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 		m.Text = actor + " created the room"
 		r.RoomControls = append(r.RoomControls, m)
 	case EventRoomUpdate:
-		m.Text = actor + " changed the room" + because(e.Str("changes"))
+		m.Text = actor + " changed the room" + because(e.Str(FieldChanges))
 		r.RoomControls = append(r.RoomControls, m)
 	case EventE2EEKeyRegistered:
-		m.Text = fmt.Sprintf("%s registered an end-to-end key%s", subject, because(e.Str("device"), e.Str("key_id")))
+		m.Text = fmt.Sprintf("%s registered an end-to-end key%s", subject, because(e.Str(FieldDevice), e.Str(FieldKeyID)))
 		r.Keys = append(r.Keys, m)
 	case EventE2EEEpoch:
-		members := e.Str("members")
+		members := e.Str(FieldMembers)
 		switch members {
 		case "":
 		case "1":
@@ -212,19 +212,19 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 		m.Text = fmt.Sprintf("end-to-end key from %s rejected%s", subject, because(reason))
 		r.Keys = append(r.Keys, m)
 	case EventPolicyReload:
-		m.Text = fmt.Sprintf("policy reloaded: %s → %s", dash(e.Str("previous_revision")), dash(e.Str(FieldRevision)))
+		m.Text = fmt.Sprintf("%s reloaded: %s → %s", policyName(e), dash(e.Str(FieldPreviousRevision)), dash(e.Str(FieldRevision)))
 		r.Changes = append(r.Changes, m)
 	case EventPolicyReloadRejected:
-		m.Text = fmt.Sprintf("policy %s rejected, %s stays%s", dash(e.Str(FieldRevision)), dash(e.Str("current_revision")), because(e.Str("error")))
+		m.Text = fmt.Sprintf("%s %s rejected, %s stays%s", policyName(e), dash(e.Str(FieldRevision)), dash(e.Str(FieldCurrentRevision)), because(e.Str(FieldError)))
 		r.Changes = append(r.Changes, m)
 	case EventConfigReload:
-		m.Text = fmt.Sprintf("configuration reloaded: %s → %s", dash(e.Str("previous_revision")), dash(e.Str(FieldRevision)))
+		m.Text = fmt.Sprintf("configuration reloaded: %s → %s", dash(e.Str(FieldPreviousRevision)), dash(e.Str(FieldRevision)))
 		r.Changes = append(r.Changes, m)
 	case EventConfigReloadRejected:
-		m.Text = fmt.Sprintf("configuration %s rejected%s", dash(e.Str(FieldRevision)), because(e.Str("error")))
+		m.Text = fmt.Sprintf("configuration %s rejected%s", dash(e.Str(FieldRevision)), because(e.Str(FieldError)))
 		r.Changes = append(r.Changes, m)
 	case EventGatewayStart:
-		m.Text = "gateway started" + because(e.Str("version"))
+		m.Text = "gateway started" + because(e.Str(FieldVersion))
 		r.Changes = append(r.Changes, m)
 	case EventGatewayStop:
 		m.Text = "gateway stopped" + because(reason)
@@ -233,6 +233,14 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 		m.Text = strings.TrimSpace(who(e) + " " + detail(e))
 	}
 	r.Timeline = append(r.Timeline, m)
+}
+
+// policyName says which policy a reload record is about.
+func policyName(e *Entry) string {
+	if e.Str(FieldShadow) == "true" {
+		return "shadow policy"
+	}
+	return "policy"
 }
 
 // IntegritySummary says in one line what Verify found, for the report.

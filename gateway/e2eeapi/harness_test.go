@@ -161,7 +161,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	dir := t.TempDir()
 	_, auditKey, _ := ed25519.GenerateKey(nil)
 	e.auditPath = filepath.Join(dir, "audit.log")
-	if e.auditLog, err = audit.Open(ctx, audit.Options{Path: e.auditPath, SigningKey: auditKey, Sync: audit.SyncAsync, Logger: logger}); err != nil {
+	if e.auditLog, err = audit.Open(ctx, audit.Options{Path: e.auditPath, SigningKey: auditKey, Sync: audit.SyncAsync, Logger: logger, StrictSchema: true}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.auditLog.Close() })

@@ -179,7 +179,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 		if o.auditAsync {
 			sync = audit.SyncAsync
 		}
-		alog, err := audit.Open(ctx, audit.Options{Path: n.auditPath, SigningKey: key, Sync: sync})
+		alog, err := audit.Open(ctx, audit.Options{Path: n.auditPath, SigningKey: key, Sync: sync, StrictSchema: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,11 +6,16 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/gateway/audit"
 )
 
 // MemoryAudit keeps audit event names in memory, for tests of which
 // events the gateway records; the audit package's own tests cover
-// durability and tamper evidence. The zero value is ready to use.
+// durability and tamper evidence. Like a log opened with StrictSchema, it
+// refuses a record whose members are not exactly its documented ones, so
+// every gateway test also checks the schema. The zero value is ready to
+// use.
 type MemoryAudit struct {
 	mu     sync.Mutex
 	events []string
@@ -19,7 +24,10 @@ type MemoryAudit struct {
 
 // Record implements Auditor: it keeps event, or fails with the error
 // given to Fail.
-func (a *MemoryAudit) Record(_ context.Context, event string, _ ...zap.Field) error {
+func (a *MemoryAudit) Record(_ context.Context, event string, fields ...zap.Field) error {
+	if err := audit.CheckFields(event, fields); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.fail != nil {

@@ -1,0 +1,66 @@
+package audit
+
+import (
+	"context"
+
+	"go.uber.org/zap"
+)
+
+// Fact is one record about to be written, built by a typed constructor so
+// that its event and member names come from the schema and cannot drift
+// from docs/audit.md.
+type Fact struct {
+	Event  string
+	Fields []zap.Field
+}
+
+// Recorder is what Write needs: Log, or any Auditor of the gateway.
+type Recorder interface {
+	Record(ctx context.Context, event string, fields ...zap.Field) error
+}
+
+// Write records f with r.
+func Write(ctx context.Context, r Recorder, f Fact) error {
+	return r.Record(ctx, f.Event, f.Fields...)
+}
+
+// PolicyReloaded is a new policy revision in force. Trigger is "reload"
+// (SIGHUP) or "watch"; Shadow marks the shadow policy.
+func PolicyReloaded(revision, previous, trigger string, shadow bool) Fact {
+	return Fact{EventPolicyReload, []zap.Field{
+		zap.String(FieldRevision, revision), zap.String(FieldPreviousRevision, previous),
+		zap.String(FieldTrigger, trigger), zap.Bool(FieldShadow, shadow),
+	}}
+}
+
+// PolicyReloadRejected is a policy refused while current keeps serving;
+// attempted is the refused bundle's revision ("" when it could not be
+// read) and problem why it was refused.
+func PolicyReloadRejected(attempted, current, problem, trigger string, shadow bool) Fact {
+	return Fact{EventPolicyReloadRejected, []zap.Field{
+		zap.String(FieldRevision, attempted), zap.String(FieldCurrentRevision, current),
+		zap.String(FieldError, problem), zap.String(FieldTrigger, trigger), zap.Bool(FieldShadow, shadow),
+	}}
+}
+
+// GatewayStarted is the first record of a gateway run.
+func GatewayStarted(version, publicURL, policyRevision string) Fact {
+	return Fact{EventGatewayStart, []zap.Field{
+		zap.String(FieldVersion, version), zap.String(FieldPublicURL, publicURL), zap.String(FieldPolicyRevision, policyRevision),
+	}}
+}
+
+// GatewayStopped is the last record of a gateway run; reason is
+// "shutdown" or the error that stopped it.
+func GatewayStopped(reason string) Fact {
+	return Fact{EventGatewayStop, []zap.Field{zap.String(FieldReason, reason)}}
+}
+
+// UpstreamParticipant is what a meeting server reported about a
+// participant.
+func UpstreamParticipant(upstream, room, kind, person, identity, eventID string) Fact {
+	return Fact{EventUpstreamParticipant, []zap.Field{
+		zap.String(FieldUpstream, upstream), zap.String(FieldRoom, room), zap.String(FieldKind, kind),
+		zap.String(FieldPerson, person), zap.String(FieldIdentity, identity), zap.String(FieldEventID, eventID),
+	}}
+}
