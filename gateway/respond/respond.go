@@ -15,6 +15,27 @@ type Error struct {
 	Message string `json:"message"`
 }
 
+// DeniedMessage is all a refused caller is told, whatever the reason.
+const DeniedMessage = "This meeting is not available."
+
+// Refusal is the JSON body of every refused join, whichever door it came
+// through (the rooms API, the proxy, a ticket that does not hold): the
+// same status, headers and bytes, so that the door tells a caller nothing
+// the reason would not.
+type Refusal struct {
+	Status  string `json:"status"` // always "denied"
+	Message string `json:"message"`
+}
+
+// Denied writes the one refusal: 403 {"status":"denied","message":msg},
+// msg defaulting to DeniedMessage.
+func Denied(w http.ResponseWriter, msg string) {
+	if msg == "" {
+		msg = DeniedMessage
+	}
+	JSON(w, http.StatusForbidden, Refusal{Status: "denied", Message: msg})
+}
+
 // JSON writes v with status.
 func JSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()

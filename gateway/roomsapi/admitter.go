@@ -39,7 +39,8 @@ func (a *API) AdmitRequest(ctx context.Context, req gateway.RoomRequest) (gatewa
 	case nt.presented == fromHeader:
 		// An app that sends a ticket means to use that admission; making it
 		// a fresh join would quietly take a second seat.
-		return gateway.Admission{Outcome: gateway.Denied, UserMessage: DeniedMessage, Respond: ticketInvalid}, nil
+		// It gets the one refusal, as from any other door.
+		return a.refusal(room, wantsHTML(r)), nil
 	}
 
 	html := wantsHTML(r)
@@ -70,12 +71,19 @@ func (a *API) AdmitRequest(ctx context.Context, req gateway.RoomRequest) (gatewa
 	case joinRateLimited, joinLobbyFull:
 		return gateway.Admission{Outcome: gateway.Denied, Respond: a.tooManyResponse(html, res)}, nil
 	default:
-		adm := gateway.Admission{Outcome: gateway.Denied, UserMessage: DeniedMessage}
-		if html {
-			adm.Respond = a.deniedPage(room)
-		}
-		return adm, nil
+		return a.refusal(room, html), nil
 	}
+}
+
+// refusal is the one answer of every refused room request: the refusal
+// page for a browser, the gateway's JSON refusal (respond.Denied) for
+// anything else.
+func (a *API) refusal(room string, html bool) gateway.Admission {
+	adm := gateway.Admission{Outcome: gateway.Denied, UserMessage: DeniedMessage}
+	if html {
+		adm.Respond = a.deniedPage(room)
+	}
+	return adm
 }
 
 // resumeWait keeps a browser's place in the lobby across reloads: its wait
@@ -154,13 +162,6 @@ func (a *API) tooManyResponse(html bool, res joinResult) http.HandlerFunc {
 		}
 		respond.JSON(w, http.StatusTooManyRequests, map[string]string{"status": status, "message": msg})
 	}
-}
-
-func ticketInvalid(w http.ResponseWriter, _ *http.Request) {
-	respond.JSON(w, http.StatusForbidden, map[string]string{
-		"status": "denied", "error": "ticket_invalid",
-		"message": "The room ticket is not valid any more. Join the room again.",
-	})
 }
 
 func timeLeft(t rooms.Ticket) time.Duration { return time.Until(t.ExpiresAt) }

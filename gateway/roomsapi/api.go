@@ -23,6 +23,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/liveconn"
 	"github.com/meetguard/meetguard/gateway/request"
+	"github.com/meetguard/meetguard/gateway/respond"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/policy"
 )
@@ -49,7 +50,7 @@ const (
 	// reload keeps it instead of knocking again.
 	WaitCookie = "meetguard-wait"
 	// DeniedMessage is all a refused caller is told, whatever the reason.
-	DeniedMessage = "This meeting is not available."
+	DeniedMessage = respond.DeniedMessage
 	// EventRateLimited records a join refused by a rate limit or passcode
 	// backoff before the policy was asked (so it is not an
 	// admission.decision, which policy replay re-evaluates).

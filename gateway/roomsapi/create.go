@@ -83,7 +83,7 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: retryWindow(hist)})(w, r)
 		return
 	case !d.Allow || facts.Exists:
-		respond.JSON(w, http.StatusForbidden, map[string]string{"status": "denied", "message": notAllowedMessage})
+		respond.Denied(w, notAllowedMessage)
 		return
 	}
 	if change.LobbyEnabled == nil {

@@ -139,7 +139,7 @@ func (a *API) serveJoin(ctx context.Context, w http.ResponseWriter, r *http.Requ
 // writeDenied is the one refusal a non-member gets, byte for byte, whether
 // the room is missing, locked, banned, full or refused by the policy.
 func writeDenied(w http.ResponseWriter) {
-	respond.JSON(w, http.StatusForbidden, map[string]string{"status": "denied", "message": DeniedMessage})
+	respond.Denied(w, DeniedMessage)
 }
 
 // serveWait is GET rooms/{room}/wait/{wait_id}: the knock's state, after
@@ -196,7 +196,7 @@ func (a *API) serveWait(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 		a.writeAdmitted(w, id, rt.room, p, tok, exp)
 	case rooms.Denied:
-		respond.JSON(w, http.StatusForbidden, map[string]string{"status": "denied", "message": "A host did not let you in."})
+		respond.Denied(w, "A host did not let you in.")
 	default:
 		respond.JSON(w, http.StatusOK, map[string]string{"status": "waiting", "wait_id": string(rt.wait)})
 	}
