@@ -289,7 +289,7 @@ func (g *Gateway) serveOwn(w *statusRecorder, r *http.Request, path string) stri
 		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return "health"
 	case "/.meetguard/readyz":
-		g.serveReady(w)
+		g.serveReady(w, false)
 		return "health"
 	case assertion.JWKSPath:
 		w.Header().Set("Content-Type", "application/json")
@@ -333,25 +333,34 @@ func (g *Gateway) ReadyStatus() map[string]error {
 	return st
 }
 
-func (g *Gateway) serveReady(w http.ResponseWriter) {
-	detail := map[string]string{}
+// serveReady answers a readiness probe. The public one says only "ok" or
+// "not ok" per check: a check's detail can name policy files, quote Rego
+// source or an error from the store, which an outsider must not read. With
+// detail (the admin listener) it says why; the parts that fail also write
+// their details to the operational log.
+func (g *Gateway) serveReady(w http.ResponseWriter, detailed bool) {
+	checks := map[string]string{}
 	ok := true
 	for name, err := range g.ReadyStatus() {
-		switch d, hasDetail := g.opts.Ready[name].(interface{ ReadyDetail() string }); {
+		d, hasDetail := g.opts.Ready[name].(interface{ ReadyDetail() string })
+		switch {
 		case err != nil:
 			ok = false
-			detail[name] = err.Error()
-		case hasDetail:
-			detail[name] = d.ReadyDetail()
+			checks[name] = "not ok"
+			if detailed {
+				checks[name] = err.Error()
+			}
+		case detailed && hasDetail:
+			checks[name] = d.ReadyDetail()
 		default:
-			detail[name] = "ok"
+			checks[name] = "ok"
 		}
 	}
 	status := http.StatusOK
 	if !ok {
 		status = http.StatusServiceUnavailable
 	}
-	respond.JSON(w, status, map[string]any{"ready": ok, "checks": detail})
+	respond.JSON(w, status, map[string]any{"ready": ok, "checks": checks})
 }
 
 func (g *Gateway) route(path string) *upstream {
@@ -403,7 +412,7 @@ func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, tr
 			g.waiting(w, r, room, adm)
 			return kind
 		default:
-			g.refuse(w, r, http.StatusForbidden, "denied", adm.UserMessage)
+			g.deny(w, r, adm.UserMessage)
 			return kind
 		}
 		fi.room, fi.role = room, adm.Role
@@ -573,6 +582,16 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, cod
 		return
 	}
 	respond.JSONError(w, status, code, msg)
+}
+
+// deny answers a refused room request: a page for a browser, else the one
+// JSON refusal every door gives (respond.Denied).
+func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, msg string) {
+	if wantsHTML(r) {
+		g.refuse(w, r, http.StatusForbidden, "denied", msg)
+		return
+	}
+	respond.Denied(w, msg)
 }
 
 func (g *Gateway) waiting(w http.ResponseWriter, r *http.Request, room string, adm Admission) {

@@ -529,7 +529,7 @@ func TestReadyz_ReportsChecks(t *testing.T) {
 	e.audit.Fail(fmt.Errorf("disk full"))
 	resp = get(t, http.DefaultClient, e.URL+"/.meetguard/readyz", nil)
 	decodeJSON(t, resp, &body)
-	if resp.StatusCode != http.StatusServiceUnavailable || body.Checks["audit"] != "disk full" {
+	if resp.StatusCode != http.StatusServiceUnavailable || body.Checks["audit"] != "not ok" {
 		t.Fatalf("readyz with failing audit: %d %+v", resp.StatusCode, body)
 	}
 }

@@ -95,7 +95,7 @@ func Serve(ctx context.Context, opts ServerOptions) error {
 			return fmt.Errorf("listen admin %s: %w", cfg.Admin.Listen, err)
 		}
 		admin := &http.Server{
-			Handler:           adminHandler(opts.Gateway, opts.Metrics),
+			Handler:           opts.Gateway.AdminHandler(opts.Metrics),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -130,7 +130,11 @@ func Serve(ctx context.Context, opts ServerOptions) error {
 	return errors.Join(errs...)
 }
 
-func adminHandler(g *Gateway, gatherer prometheus.Gatherer) http.Handler {
+// AdminHandler serves the admin listener: liveness, readiness with each
+// check's detail (a rejected policy reload's file, line and problem; the
+// audit log's or the store's error), and Prometheus metrics when gatherer
+// is set. Serve it only on loopback or a private network.
+func (g *Gateway) AdminHandler(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	if gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
@@ -139,7 +143,7 @@ func adminHandler(g *Gateway, gatherer prometheus.Gatherer) http.Handler {
 		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		g.serveReady(w)
+		g.serveReady(w, true)
 	})
 	return mux
 }

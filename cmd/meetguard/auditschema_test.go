@@ -103,6 +103,18 @@ func TestServe_EveryRecordHasItsDocumentedMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForRecord(t, auditPath, audit.EventPolicyReloadRejected)
+	// The public probe says the policy is ok (the last good revision
+	// serves) and nothing about the rejected file.
+	resp, err := http.Get(base + "/.meetguard/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(probe), `"policy":"ok"`) ||
+		strings.Contains(string(probe), "rego") || strings.Contains(string(probe), dir) {
+		t.Errorf("public readyz after a rejected reload: %d %s", resp.StatusCode, probe)
+	}
 	if err := os.WriteFile(rego, append(append([]byte{}, good...), "\n# mended\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
