@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -25,8 +26,9 @@ import (
 const e2eeUsage = `usage: meetguard e2ee join --room R --gateway URL (--token T | --token-file F) [flags]
 
 join runs a headless end-to-end key client: it registers a fresh device key for the room, follows and verifies
-the gateway-signed roster chain, seals its sender key to every member and opens theirs, and prints the security
-code and every epoch change until interrupted.
+the gateway-signed roster chain, publishes fresh device-signed key packages, commits or opens each epoch's
+secret, and prints the security code, every device (grouped by identity, with its fingerprint) and every
+roster change until interrupted.
 
 flags:
   --room R              the room
@@ -36,9 +38,17 @@ flags:
   --ticket T            the room ticket from joining the room, sent as Meetguard-Ticket
   --ticket-file F       a file holding the ticket, read again for every request; missing or empty means no
                         ticket yet (a room that requires e2ee lets a key register before its holder joins)
+  --expect-identity S   the OIDC subject this client is (its token's "sub"); a gateway that would certify the
+                        device for anyone else raises an alarm before any key is registered
+  --expect-issuer URL   with --expect-identity: the OIDC issuer too
+  --own-devices FPS     comma-separated fingerprints of your other devices in the meeting (e.g. your phone),
+                        accepted without a prompt; any other device under your identity that was in the room
+                        before this client is printed as unconfirmed
   --authority-key K     the gateway's e2ee authority public key (64 hex or base64 characters) to pin;
-                        without it the key the gateway serves is trusted on first use and printed
-  --classic             use a classic X25519 KEM key instead of X-Wing (only where the room allows it)
+                        without it the key the gateway serves is trusted on first use, stored under the user's
+                        config directory (meetguard/e2ee-authorities/) and must stay the same on every later run
+  --classic             use a classic X25519 KEM key instead of X-Wing, and accept classic members (only where
+                        the room allows it; by default the client requires post-quantum keys from everyone)
 
 exit: 0 interrupted or removed from the meeting, 1 error, 2 usage, 3 alarm (the gateway deviated from the
 protocol: keys were dropped, compare security codes out of band)
@@ -67,6 +77,9 @@ func runE2EEJoin(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	flags.StringVar(&o.ticketFile, "ticket-file", "", "file holding the room ticket")
 	flags.StringVar(&o.authorityKey, "authority-key", "", "authority public key to pin")
 	flags.BoolVar(&o.classic, "classic", false, "X25519 instead of X-Wing")
+	flags.StringVar(&o.expectSubject, "expect-identity", "", "expected OIDC subject")
+	flags.StringVar(&o.expectIssuer, "expect-issuer", "", "expected OIDC issuer")
+	flags.StringVar(&o.ownDevices, "own-devices", "", "fingerprints of your other devices")
 	flags.Usage = func() { fmt.Fprint(stderr, e2eeUsage) }
 	if err := flags.Parse(args); err != nil {
 		return e2eeExitUsage
@@ -84,6 +97,9 @@ type joinOptions struct {
 	ticket, ticketFile string
 	authorityKey       string
 	classic            bool
+	expectSubject      string
+	expectIssuer       string
+	ownDevices         string
 	authorityKeyPinned ed25519.PublicKey
 }
 
@@ -99,6 +115,8 @@ func (o *joinOptions) check(extra int) error {
 		return errors.New("give exactly one of --token and --token-file")
 	case o.ticket != "" && o.ticketFile != "":
 		return errors.New("give at most one of --ticket and --ticket-file")
+	case o.expectIssuer != "" && o.expectSubject == "":
+		return errors.New("--expect-issuer needs --expect-identity")
 	}
 	if o.authorityKey != "" {
 		k, err := parseAuthorityKey(o.authorityKey)
@@ -222,7 +240,14 @@ func e2eeJoin(ctx context.Context, o joinOptions, stdout, stderr io.Writer) int 
 		if authority, err = tr.AuthorityKey(ctx); err != nil {
 			return fail("fetch the authority key: %v", err)
 		}
-		origin = "served by the gateway, trusted on first use; pin it with --authority-key " + hex.EncodeToString(authority)
+		origin, err = trustOnFirstUse(o.gateway, o.room, authority)
+		if errors.Is(err, errAuthorityChanged) {
+			fmt.Fprintf(stderr, "ALARM: %v\n", err)
+			return e2eeExitAlarm
+		}
+		if err != nil {
+			return fail("%v", err)
+		}
 	}
 	kem := e2ee.KEMXWing
 	if o.classic {
@@ -233,6 +258,7 @@ func e2eeJoin(ctx context.Context, o joinOptions, stdout, stderr io.Writer) int 
 	logger := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(stderr), zap.WarnLevel))
 	client, err := e2ee.NewClient(ctx, e2ee.ClientOptions{
 		Transport: followTransport{Transport: tr, stop: stop}, AuthorityKey: authority, Room: o.room, KEM: kem,
+		AllowClassicKEM: o.classic, ExpectIdentity: e2ee.Identity{Issuer: o.expectIssuer, Subject: o.expectSubject},
 		Logger: logger.Named("e2ee"),
 	})
 	if err != nil {
@@ -248,9 +274,23 @@ func e2eeJoin(ctx context.Context, o joinOptions, stdout, stderr io.Writer) int 
 		}
 		return fail("register: %v", err)
 	}
-	out.printf("registered %s as %q (%s), device key %s, credential %s, meeting instance %s\n",
-		cred.KEM, cred.DisplayName, cred.Role, keyFingerprint(cred.SigningKey), cred.Hash().Short(), cred.Instance)
-	err = client.Run(runCtx, func(st e2ee.Status) { printStatus(out, st) })
+	out.printf("registered %s as %q (%s, %s), device %s, credential %s, meeting instance %s\n",
+		kem, cred.DisplayName, printableName(cred.Identity.Subject), cred.Role, cred.Fingerprint(), cred.Hash().Short(), cred.Instance)
+	own := map[string]bool{}
+	for _, fp := range strings.Split(o.ownDevices, ",") {
+		if fp = strings.TrimSpace(fp); fp != "" {
+			own[fp] = true
+		}
+	}
+	printed := 0
+	err = client.Run(runCtx, func(st e2ee.Status) {
+		for _, fp := range st.Unconfirmed {
+			if own[fp] && client.ConfirmDevice(fp) == nil {
+				st = client.Status()
+			}
+		}
+		printed = printStatus(out, st, printed)
+	})
 	switch {
 	case errors.Is(err, e2ee.ErrAlarm), errors.Is(err, e2ee.ErrHalted):
 		fmt.Fprintf(stderr, "ALARM: %v\nAll keys were dropped. Compare security codes with the other participants out of band.\n", err)
@@ -268,31 +308,105 @@ func e2eeJoin(ctx context.Context, o joinOptions, stdout, stderr io.Writer) int 
 	}
 }
 
-func printStatus(out *lineWriter, st e2ee.Status) {
+// printStatus prints a status and the roster changes after the first printed ones; it returns how many
+// changes have been printed.
+func printStatus(out *lineWriter, st e2ee.Status, printed int) int {
+	var b strings.Builder
+	if printed > len(st.Changes) {
+		printed = 0 // the client's bounded history moved on
+	}
+	for _, ch := range st.Changes[printed:] {
+		switch ch.Kind {
+		case e2ee.ChangeLocked, e2ee.ChangeUnlocked:
+			fmt.Fprintf(&b, "epoch %d: room %s\n", ch.Epoch, ch.Kind)
+		case e2ee.ChangeAdded:
+			how := "while the room was locked (an unlock epoch preceded it)"
+			if ch.Unlocked {
+				how = "while the room was unlocked"
+			}
+			fmt.Fprintf(&b, "epoch %d: %q (device %s) added %s\n", ch.Epoch, printableName(ch.DisplayName), ch.Fingerprint, how)
+		case e2ee.ChangeRemoved:
+			fmt.Fprintf(&b, "epoch %d: %q (device %s) left\n", ch.Epoch, printableName(ch.DisplayName), ch.Fingerprint)
+		case e2ee.ChangeOwnDeviceAdded:
+			fmt.Fprintf(&b, "epoch %d: ANOTHER DEVICE OF YOURS joined: %s (if it is not yours, stop and tell the host)\n", ch.Epoch, ch.Fingerprint)
+		}
+	}
 	switch st.State {
 	case e2ee.StateWaiting:
-		out.printf("waiting to enter the roster (join the room; a host may have to admit you)\n")
+		b.WriteString("waiting to enter the roster (join the room; a host may have to admit you)\n")
 	case e2ee.StateMember:
 		lock := "unlocked"
 		if st.Locked {
 			lock = "locked"
 		}
-		var b strings.Builder
-		members := "members"
+		members := "devices"
 		if len(st.Members) == 1 {
-			members = "member"
+			members = "device"
 		}
-		fmt.Fprintf(&b, "epoch %d: %d %s, %s\nsecurity code: %s\n", st.Epoch, len(st.Members), members, lock, st.SecurityCode)
-		for _, m := range st.Members {
-			you := ""
-			if m.Self {
-				you = "  (you)"
+		code := st.SecurityCode
+		if code == "" {
+			code = "(waiting for the epoch secret)"
+			if st.Err != nil {
+				code = "(no key: " + printableName(st.Err.Error()) + ")"
 			}
-			fmt.Fprintf(&b, "  %-24s %-11s %-6s %s%s\n", printableName(m.DisplayName), m.Role, m.KEM, m.Credential.Short(), you)
 		}
-		out.printf("%s", b.String())
+		fmt.Fprintf(&b, "epoch %d.%d: %d %s, %s\nsecurity code: %s\n", st.Epoch, st.Generation, len(st.Members), members, lock, code)
+		for _, group := range st.Devices() {
+			fmt.Fprintf(&b, "  %s (%s, %s)\n", printableName(group[0].DisplayName), printableName(group[0].Identity.Subject), group[0].Role)
+			for _, m := range group {
+				note := ""
+				switch {
+				case m.Self:
+					note = "  (this device)"
+				case m.OwnDevice && m.Confirmed:
+					note = "  (your other device)"
+				case m.OwnDevice:
+					note = "  (UNCONFIRMED device under your identity: pass --own-devices " + m.Fingerprint + " if it is yours)"
+				}
+				fmt.Fprintf(&b, "    device %s  %-6s%s\n", m.Fingerprint, m.KEM, note)
+			}
+		}
 	case e2ee.StateRemoved:
-		out.printf("epoch %d: this client is no longer in the roster\n", st.Epoch)
+		fmt.Fprintf(&b, "epoch %d: this client is no longer in the roster\n", st.Epoch)
+	}
+	out.printf("%s", b.String())
+	return len(st.Changes)
+}
+
+// errAuthorityChanged: the gateway serves another authority key than the one trusted on first use.
+var errAuthorityChanged = errors.New("the gateway's e2ee authority key changed since it was first trusted")
+
+// trustOnFirstUse pins the authority key the gateway serves under the user's config directory, one file per
+// gateway origin and room, and refuses a different key later. It returns how the key was trusted.
+func trustOnFirstUse(gateway, room string, key ed25519.PublicKey) (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("trust on first use: no config directory (%v): pin the key with --authority-key %s", err, hex.EncodeToString(key))
+	}
+	name := sha256.Sum256([]byte(gateway + "\n" + room))
+	path := filepath.Join(dir, "meetguard", "e2ee-authorities", hex.EncodeToString(name[:16]))
+	stored, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		pinned, perr := parseAuthorityKey(string(stored))
+		if perr != nil {
+			return "", fmt.Errorf("trust on first use: %s: %v", path, perr)
+		}
+		if !pinned.Equal(key) {
+			return "", fmt.Errorf("%w: %s was pinned in %s, the gateway now serves %s", errAuthorityChanged,
+				keyFingerprint(pinned), path, keyFingerprint(key))
+		}
+		return "trusted on first use, unchanged since (" + path + ")", nil
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", fmt.Errorf("trust on first use: %w", err)
+		}
+		if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("trust on first use: %w", err)
+		}
+		return "served by the gateway, trusted on first use and pinned in " + path, nil
+	default:
+		return "", fmt.Errorf("trust on first use: %w", err)
 	}
 }
 

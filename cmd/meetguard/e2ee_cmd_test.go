@@ -61,6 +61,7 @@ type e2eeGateway struct {
 
 func startE2EEGateway(t *testing.T) *e2eeGateway {
 	t.Helper()
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // trust-on-first-use pins go here, not to the user's config
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -199,13 +200,7 @@ func TestE2EEJoin_PrintsTheSecurityCodeOtherMembersSee(t *testing.T) {
 	go func() { _ = bob.Run(ctx, nil) }()
 	for {
 		st := bob.Status()
-		keys := 0
-		for _, k := range bob.ReceiveKeys() {
-			if k.Epoch == st.Epoch {
-				keys++
-			}
-		}
-		if st.State == e2ee.StateMember && len(st.Members) == 2 && keys == 1 {
+		if st.State == e2ee.StateMember && len(st.Members) == 2 && st.SecurityCode != "" {
 			break
 		}
 		select {
@@ -231,7 +226,7 @@ func TestE2EEJoin_PrintsTheSecurityCodeOtherMembersSee(t *testing.T) {
 	if len(codes) == 0 || codes[len(codes)-1][1] != want {
 		t.Fatalf("the command's last security code is not bob's %q:\n%s", want, out)
 	}
-	for _, s := range []string{"registered X-Wing as \"Alice", "(host", "epoch ", "(you)", "trusted on first use", "stopped"} {
+	for _, s := range []string{"registered X-Wing as \"Alice", ", host)", "epoch ", "(this device)", "trusted on first use and pinned", "stopped"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("output lacks %q:\n%s", s, out)
 		}
@@ -261,6 +256,53 @@ func TestE2EEJoin_WrongPinnedAuthorityKeyIsAnAlarm(t *testing.T) {
 	}
 }
 
+// TestE2EEJoin_TrustOnFirstUseAlarmsOnAChangedKey: the key a gateway served on the first run is pinned under the
+// user's config directory; a gateway serving another one later is an alarm.
+func TestE2EEJoin_TrustOnFirstUseAlarmsOnAChangedKey(t *testing.T) {
+	g := startE2EEGateway(t)
+	const room = "tofu"
+	if _, err := g.rooms.Put(context.Background(), room, "nobody|owner", rooms.SettingsChange{}); err != nil {
+		t.Fatal(err)
+	}
+	token, ticket := g.join(t, "alice@example.com", room, rooms.RoleHost)
+	other, _, _ := ed25519.GenerateKey(nil)
+	if _, err := trustOnFirstUse(g.base, room, other); err != nil { // an earlier run met another key
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token", token, "--ticket", ticket}, &stdout, &stderr)
+	if code != e2eeExitAlarm || !strings.Contains(stderr.String(), "authority key changed") {
+		t.Fatalf("exit %d:\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	if got, err := trustOnFirstUse(g.base, room, g.api.PublicKey()); err == nil {
+		t.Fatalf("the changed key replaced the pin: %s", got)
+	}
+}
+
+// TestE2EEJoin_ExpectIdentityRefusesAnotherIdentity is item 2 for the headless client: a gateway that would
+// certify the device for someone else than --expect-identity is an alarm before any key is registered.
+func TestE2EEJoin_ExpectIdentityRefusesAnotherIdentity(t *testing.T) {
+	g := startE2EEGateway(t)
+	const room = "expect"
+	if _, err := g.rooms.Put(context.Background(), room, "nobody|owner", rooms.SettingsChange{}); err != nil {
+		t.Fatal(err)
+	}
+	token, ticket := g.join(t, "alice@example.com", room, rooms.RoleHost)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token", token, "--ticket", ticket,
+		"--expect-identity", "bob@example.com"}, &stdout, &stderr)
+	if code != e2eeExitAlarm || !strings.Contains(stderr.String(), "identity is not the expected one") {
+		t.Fatalf("exit %d:\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	if strings.Contains(stdout.String(), "registered ") {
+		t.Fatal("a key was registered for the wrong identity")
+	}
+}
+
 func TestE2EEJoin_UsageErrors(t *testing.T) {
 	cases := []struct {
 		name string
@@ -275,6 +317,7 @@ func TestE2EEJoin_UsageErrors(t *testing.T) {
 		{"two tokens", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example", "--token", "t", "--token-file", "f"}, "exactly one of --token"},
 		{"two tickets", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example", "--token", "t", "--ticket", "a", "--ticket-file", "f"}, "at most one of --ticket"},
 		{"bad key", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example", "--token", "t", "--authority-key", "abcd"}, "--authority-key"},
+		{"issuer without subject", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example", "--token", "t", "--expect-issuer", "https://idp"}, "--expect-issuer needs"},
 		{"stray argument", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example", "--token", "t", "extra"}, "unexpected arguments"},
 	}
 	for _, tc := range cases {

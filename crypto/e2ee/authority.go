@@ -1,6 +1,7 @@
 package e2ee
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -34,8 +35,14 @@ type AuthorityOptions struct {
 	CredentialTTL time.Duration
 	// MaxMembers caps the roster. Default 1000; at most 65535 (the SFrame KID's member index).
 	MaxMembers int
-	Clock      Clock       // default SystemClock
-	Logger     *zap.Logger // default zap.NewNop()
+	// KeyPackageInterval is the least time between two key packages of one member; a faster post is
+	// ErrRateLimited. Default 1 second (an honest client posts one per epoch it opens and one per refresh).
+	KeyPackageInterval time.Duration
+	// RekeyInterval is the least time between two commits of one epoch (timer re-keys, recoveries); a faster
+	// one is ErrRateLimited. Default 5 seconds.
+	RekeyInterval time.Duration
+	Clock         Clock       // default SystemClock
+	Logger        *zap.Logger // default zap.NewNop()
 	// OnEvent receives every registration, epoch, accepted bundle and rejected message, for the audit log.
 	OnEvent func(context.Context, Event)
 }
@@ -47,7 +54,7 @@ type EventKind string
 const (
 	EventRegistered EventKind = "e2ee.register"
 	EventEpoch      EventKind = "e2ee.epoch"
-	EventBundle     EventKind = "e2ee.bundle"
+	EventCommit     EventKind = "e2ee.commit"
 	EventRejected   EventKind = "e2ee.reject"
 )
 
@@ -56,7 +63,7 @@ type Event struct {
 	Kind       EventKind
 	Room       string
 	Instance   string
-	Op         string   // register, admit, remove, lock, unlock, rekey, post_bundle, roster, sealed_for
+	Op         string   // register, admit, remove, lock, unlock, rekey, post_commit, post_key_package, roster, sealed_for, key_packages
 	Identity   Identity // for registrations
 	Credential Hash     // the credential concerned, if any
 	Epoch      uint64
@@ -65,8 +72,8 @@ type Event struct {
 }
 
 // RegisterRequest is a registration as the gateway hands it to Register: the identity, display name and role
-// come from the authenticated session and the policy decision, the keys and proof from the client's
-// Registration.
+// come from the authenticated session and the policy decision, the device key, key package and proof from the
+// client's Registration.
 type RegisterRequest struct {
 	Identity     Identity
 	DisplayName  string
@@ -75,8 +82,9 @@ type RegisterRequest struct {
 }
 
 // Authority is the gateway side of the key exchange for one meeting instance of one room. It issues nonces
-// and credentials, signs the roster chain and relays sealed keys. It never holds a base key or an SFrame key:
-// it only ever sees them HPKE-sealed to members. It is safe for concurrent use.
+// and credentials, signs the roster chain and relays key packages and commits. It never holds an epoch secret,
+// a base key or an SFrame key: it only ever sees epoch secrets HPKE-sealed to members' own key packages. It is
+// safe for concurrent use.
 type Authority struct {
 	room, instance string
 	key            ed25519.PrivateKey
@@ -86,6 +94,8 @@ type Authority struct {
 	nonceTTL       time.Duration
 	credTTL        time.Duration
 	maxMembers     int
+	kpInterval     time.Duration
+	rekeyInterval  time.Duration
 	clock          Clock
 	log            *zap.Logger
 	onEvent        func(context.Context, Event)
@@ -96,6 +106,9 @@ type Authority struct {
 	members map[Hash]*Credential // credentials of the head's members; replaced, never mutated
 	version uint64               // change counter: a wake-up hint for clients
 	changed chan struct{}        // closed and replaced on every change
+	// lastPost is when each member last posted a key package; rate limits are per process, which bounds what
+	// one gateway node serves.
+	lastPost map[Hash]time.Time
 }
 
 // NewAuthority returns the Authority of opts.Room and opts.Instance, resuming from the state in opts.Store.
@@ -110,21 +123,24 @@ func NewAuthority(ctx context.Context, opts AuthorityOptions) (*Authority, error
 		return nil, fmt.Errorf("e2ee: authority: signing key must be an Ed25519 private key")
 	}
 	a := &Authority{
-		room:         opts.Room,
-		instance:     opts.Instance,
-		key:          opts.SigningKey,
-		pub:          opts.SigningKey.Public().(ed25519.PublicKey),
-		store:        opts.Store,
-		allowClassic: opts.AllowClassicKEM,
-		nonceTTL:     opts.NonceTTL,
-		credTTL:      opts.CredentialTTL,
-		maxMembers:   opts.MaxMembers,
-		clock:        opts.Clock,
-		log:          opts.Logger,
-		onEvent:      opts.OnEvent,
-		prefix:       "e2ee/" + url.PathEscape(opts.Room) + "/" + url.PathEscape(opts.Instance) + "/",
-		members:      map[Hash]*Credential{},
-		changed:      make(chan struct{}),
+		room:          opts.Room,
+		instance:      opts.Instance,
+		key:           opts.SigningKey,
+		pub:           opts.SigningKey.Public().(ed25519.PublicKey),
+		store:         opts.Store,
+		allowClassic:  opts.AllowClassicKEM,
+		nonceTTL:      opts.NonceTTL,
+		credTTL:       opts.CredentialTTL,
+		maxMembers:    opts.MaxMembers,
+		kpInterval:    cmp.Or(opts.KeyPackageInterval, time.Second),
+		rekeyInterval: cmp.Or(opts.RekeyInterval, 5*time.Second),
+		lastPost:      map[Hash]time.Time{},
+		clock:         opts.Clock,
+		log:           opts.Logger,
+		onEvent:       opts.OnEvent,
+		prefix:        "e2ee/" + url.PathEscape(opts.Room) + "/" + url.PathEscape(opts.Instance) + "/",
+		members:       map[Hash]*Credential{},
+		changed:       make(chan struct{}),
 	}
 	if a.clock == nil {
 		a.clock = SystemClock{}
@@ -173,6 +189,12 @@ func (a *Authority) load(ctx context.Context) error {
 	if head.Room != a.room || head.Instance != a.instance {
 		return fmt.Errorf("e2ee: authority: stored head: %w", ErrContextMismatch)
 	}
+	return a.adopt(ctx, head)
+}
+
+// adopt makes head this Authority's head, loading its members' credentials; the caller holds a.mu or is
+// NewAuthority.
+func (a *Authority) adopt(ctx context.Context, head *Roster) error {
 	members := make(map[Hash]*Credential, len(head.Members))
 	for _, h := range head.Members {
 		c, err := a.credential(ctx, h)
@@ -182,6 +204,40 @@ func (a *Authority) load(ctx context.Context) error {
 		members[h] = c
 	}
 	a.head, a.members = head, members
+	return nil
+}
+
+// reload catches up with epochs another Authority sharing the store has signed: it follows the stored chain
+// from the head it knows. The caller holds a.mu.
+func (a *Authority) reload(ctx context.Context) error {
+	head := a.head
+	var next uint64 = 1
+	if head != nil {
+		next = head.Epoch + 1
+	}
+	for {
+		r, err := a.roster(ctx, next)
+		if errors.Is(err, ErrUnknownEpoch) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := r.Verify(a.pub); err != nil {
+			return fmt.Errorf("e2ee: authority: stored epoch %d: %w", next, err)
+		}
+		if head != nil && !hashEqual(r.Prev, head.Hash()) {
+			return fmt.Errorf("e2ee: authority: stored epoch %d: %w", next, ErrFork)
+		}
+		head, next = r, next+1
+	}
+	if head == nil || head == a.head {
+		return nil
+	}
+	if err := a.adopt(ctx, head); err != nil {
+		return err
+	}
+	a.bump()
 	return nil
 }
 
@@ -255,7 +311,7 @@ func (a *Authority) IssueNonce(ctx context.Context, id Identity) (*Challenge, er
 	if err := id.validate(); err != nil {
 		return nil, err
 	}
-	ch := &Challenge{Room: a.room, Instance: a.instance, Expires: a.clock.Now().Add(a.nonceTTL).Truncate(time.Millisecond)}
+	ch := &Challenge{Room: a.room, Instance: a.instance, Identity: id, Expires: a.clock.Now().Add(a.nonceTTL).Truncate(time.Millisecond)}
 	if _, err := rand.Read(ch.Nonce[:]); err != nil {
 		return nil, fmt.Errorf("e2ee: nonce: %w", err)
 	}
@@ -313,14 +369,12 @@ func (a *Authority) Register(ctx context.Context, req RegisterRequest) (_ *Crede
 	if r == nil {
 		return nil, malformed("register", "registration", "missing")
 	}
-	if _, err := r.KEM.hpkeKEM(); err != nil {
+	kp, err := ParseKeyPackage(r.KeyPackage)
+	if err != nil {
 		return nil, err
 	}
-	if r.KEM == KEMX25519 && !a.allowClassic {
-		return nil, ErrKEMNotAllowed
-	}
-	if _, err := r.KEM.publicKey(r.KEMKey); err != nil {
-		return nil, fmt.Errorf("registration.kem_key: %w", err)
+	if err := a.kemAllowed(kp.KEM); err != nil {
+		return nil, err
 	}
 	// The nonce is consumed before anything else can fail, so a refused attempt cannot be retried with it.
 	id, expires, err := a.takeNonce(ctx, r.Nonce)
@@ -344,21 +398,48 @@ func (a *Authority) Register(ctx context.Context, req RegisterRequest) (_ *Crede
 		DisplayName: req.DisplayName,
 		Role:        req.Role,
 		SigningKey:  r.SigningKey,
-		KEM:         r.KEM,
-		KEMKey:      r.KEMKey,
 		NotAfter:    now.Add(a.credTTL).Truncate(time.Second),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := kp.checkFor(cred, now); err != nil {
 		return nil, err
 	}
 	// Kept beyond its lifetime so that clients catching up across old epochs can still verify them.
 	if err := a.store.Put(ctx, a.k("cred/"+cred.Hash().String()), cred.raw, 2*a.credTTL); err != nil {
 		return nil, fmt.Errorf("e2ee: store credential: %w", err)
 	}
+	if err := a.store.Put(ctx, a.k("kp/"+cred.Hash().String()), kp.raw, 2*a.credTTL); err != nil {
+		return nil, fmt.Errorf("e2ee: store key package: %w", err)
+	}
 	a.log.Info(string(EventRegistered), zap.String("subject", req.Identity.Subject),
-		zap.String("credential", cred.Hash().Short()), zap.Stringer("kem", r.KEM), zap.Stringer("role", req.Role))
+		zap.String("credential", cred.Hash().Short()), zap.Stringer("kem", kp.KEM), zap.Stringer("role", req.Role))
 	a.emit(ctx, Event{Kind: EventRegistered, Op: "register", Identity: req.Identity, Credential: cred.Hash()})
 	return cred, nil
+}
+
+// kemAllowed is the room's post-quantum rule: X-Wing always, classic X25519 only where the policy allows it.
+func (a *Authority) kemAllowed(k KEM) error {
+	if _, err := k.hpkeKEM(); err != nil {
+		return err
+	}
+	if k == KEMX25519 && !a.allowClassic {
+		return ErrKEMNotAllowed
+	}
+	return nil
+}
+
+// KeyPackageOf returns the newest key package registered or posted by the holder of credential h.
+func (a *Authority) KeyPackageOf(ctx context.Context, h Hash) (*KeyPackage, error) {
+	raw, err := a.store.Get(ctx, a.k("kp/"+h.String()))
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: no key package for %s", ErrUnknownCredential, h.Short())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ParseKeyPackage(raw)
 }
 
 func (a *Authority) credential(ctx context.Context, h Hash) (*Credential, error) {
@@ -441,6 +522,23 @@ func (a *Authority) Rekey(ctx context.Context) (*Roster, error) {
 func (a *Authority) advance(ctx context.Context, op string, force bool, change func(*rosterChange) error) (*Roster, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// Another Authority sharing the store may sign an epoch first; the loser reloads that head and applies the
+	// change on top of it, so a kick handled on either node lands.
+	for attempt := 0; ; attempt++ {
+		if err := a.reload(ctx); err != nil {
+			return nil, err
+		}
+		r, err := a.advanceOnce(ctx, op, force, change)
+		if errors.Is(err, ErrConflict) && attempt < 8 {
+			a.log.Info("e2ee.epoch_race", zap.String("op", op), zap.Int("attempt", attempt+1))
+			continue
+		}
+		return r, err
+	}
+}
+
+// advanceOnce is one attempt of advance; the caller holds a.mu.
+func (a *Authority) advanceOnce(ctx context.Context, op string, force bool, change func(*rosterChange) error) (*Roster, error) {
 	c := &rosterChange{members: make(map[Hash]*Credential, len(a.members)+1), at: a.clock.Now().Truncate(time.Millisecond)}
 	var epoch uint64 = 1
 	var prev Hash
@@ -498,7 +596,7 @@ func (a *Authority) advance(ctx context.Context, op string, force bool, change f
 	}
 	if a.head != nil {
 		// Sealed keys of the replaced epoch are never served again.
-		for _, kind := range []string{"sealed", "gen"} {
+		for _, kind := range []string{"sealed", "commit"} {
 			if err := a.store.DeletePrefix(ctx, a.k(epochKey(kind, a.head.Epoch))); err != nil {
 				a.log.Warn("e2ee.cleanup", zap.Uint64("epoch", a.head.Epoch), zap.Error(err))
 			}
@@ -522,6 +620,9 @@ func (a *Authority) Roster(ctx context.Context, requester Hash, since uint64) (_
 			a.reject(ctx, "roster", Identity{}, requester, since, err)
 		}
 	}()
+	if err := a.refresh(ctx); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	head, members, version := a.head, a.members, a.version
 	a.mu.Unlock()
@@ -585,133 +686,259 @@ func (a *Authority) roster(ctx context.Context, epoch uint64) (*Roster, error) {
 	return ParseRoster(raw)
 }
 
-// PostBundle validates a sender's bundle for the head epoch and stores each recipient's sealed key. The
-// bundle stays opaque: the gateway checks who sent it, to whom and that the sender signed it, never what it
-// seals.
-func (a *Authority) PostBundle(ctx context.Context, sender Hash, epoch uint64, data []byte) (err error) {
-	defer func() {
-		if err != nil {
-			a.reject(ctx, "post_bundle", Identity{}, sender, epoch, err)
-		}
-	}()
-	bu, err := parseBundle(data)
-	if err != nil {
-		return err
+// refresh picks up epochs another gateway node sharing the store has signed, so every node serves the same
+// head. It costs one store read when nothing changed.
+func (a *Authority) refresh(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.reload(ctx); err != nil {
+		return fmt.Errorf("e2ee: reload head: %w", err)
 	}
-	h := bu.header
-	if h.Room != a.room || h.Instance != a.instance {
-		return fmt.Errorf("%w: bundle", ErrContextMismatch)
-	}
-	if h.Epoch != epoch {
-		return malformed("bundle", "epoch", "header says %d, request says %d", h.Epoch, epoch)
-	}
-	if !hashEqual(h.Sender, sender) {
-		return ErrWrongSender
+	return nil
+}
+
+// headFor returns the head if epoch is it and member belongs to it.
+func (a *Authority) headFor(ctx context.Context, epoch uint64, member Hash) (*Roster, map[Hash]*Credential, error) {
+	if err := a.refresh(ctx); err != nil {
+		return nil, nil, err
 	}
 	a.mu.Lock()
 	head, members := a.head, a.members
 	a.mu.Unlock()
 	switch {
 	case head == nil:
-		return ErrNoRoster
+		return nil, nil, ErrNoRoster
 	case epoch < head.Epoch:
-		return fmt.Errorf("%w: %d, head is %d", ErrStaleEpoch, epoch, head.Epoch)
+		return nil, nil, fmt.Errorf("%w: %d, head is %d", ErrStaleEpoch, epoch, head.Epoch)
 	case epoch > head.Epoch:
-		return fmt.Errorf("%w: %d", ErrUnknownEpoch, epoch)
+		return nil, nil, fmt.Errorf("%w: %d", ErrUnknownEpoch, epoch)
+	case !head.Has(member):
+		return nil, nil, ErrNotMember
 	}
-	senderCred, ok := members[sender]
+	return head, members, nil
+}
+
+// PostKeyPackage stores a member's new key package: signed by the member's device key, for its identity, room
+// and instance, unexpired, with a higher sequence number than the last, and at most one per KeyPackageInterval.
+func (a *Authority) PostKeyPackage(ctx context.Context, sender Hash, data []byte) (err error) {
+	defer func() {
+		if err != nil {
+			a.reject(ctx, "post_key_package", Identity{}, sender, 0, err)
+		}
+	}()
+	kp, err := ParseKeyPackage(data)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	cred, ok := a.members[sender]
+	a.mu.Unlock()
 	if !ok {
 		return ErrNotMember
 	}
+	now := a.clock.Now()
+	if err := kp.checkFor(cred, now); err != nil {
+		return err
+	}
+	if err := a.kemAllowed(kp.KEM); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if last, ok := a.lastPost[sender]; ok && now.Sub(last) < a.kpInterval {
+		return fmt.Errorf("%w: one key package per %v", ErrRateLimited, a.kpInterval)
+	}
+	if prev, err := a.KeyPackageOf(ctx, sender); err == nil && kp.Seq <= prev.Seq {
+		return fmt.Errorf("%w: key package %d not above %d", ErrReplay, kp.Seq, prev.Seq)
+	}
+	if err := a.store.Put(ctx, a.k("kp/"+sender.String()), kp.raw, 2*a.credTTL); err != nil {
+		return fmt.Errorf("e2ee: store key package: %w", err)
+	}
+	a.lastPost[sender] = now
+	return nil
+}
+
+// KeyPackages returns the newest key package of every member of the head epoch, in roster order, for a member
+// about to commit.
+func (a *Authority) KeyPackages(ctx context.Context, requester Hash, epoch uint64) (_ []byte, err error) {
+	head, _, err := a.headFor(ctx, epoch, requester)
+	if err != nil {
+		if errors.Is(err, ErrNotMember) {
+			a.reject(ctx, "key_packages", Identity{}, requester, epoch, err)
+		}
+		return nil, err
+	}
+	items := make([][]byte, 0, len(head.Members))
+	for _, h := range head.Members {
+		raw, err := a.store.Get(ctx, a.k("kp/"+h.String()))
+		if err != nil {
+			return nil, fmt.Errorf("e2ee: key package of %s: %w", h.Short(), err)
+		}
+		items = append(items, raw)
+	}
+	return marshalKeyPackages(items)
+}
+
+// PostCommit validates a member's commit for the head epoch and stores each recipient's sealed epoch secret.
+// The first commit of an (epoch, generation) wins; a later one is ErrConflict and its sender fetches the
+// winner. The commit stays opaque: the gateway checks who sent it, to whom, and that the committer signed it,
+// never what it seals.
+func (a *Authority) PostCommit(ctx context.Context, sender Hash, epoch uint64, data []byte) (err error) {
+	defer func() {
+		if err != nil && !errors.Is(err, ErrConflict) {
+			a.reject(ctx, "post_commit", Identity{}, sender, epoch, err)
+		}
+	}()
+	co, err := parseCommit(data)
+	if err != nil {
+		return err
+	}
+	h := co.header
+	if h.Room != a.room || h.Instance != a.instance {
+		return fmt.Errorf("%w: commit", ErrContextMismatch)
+	}
+	if h.Epoch != epoch {
+		return malformed("commit", "epoch", "header says %d, request says %d", h.Epoch, epoch)
+	}
+	if !hashEqual(h.Committer, sender) {
+		return ErrWrongSender
+	}
+	head, members, err := a.headFor(ctx, epoch, sender)
+	if err != nil {
+		return err
+	}
 	if !hashEqual(h.RosterHash, head.Hash()) {
-		return fmt.Errorf("%w: bundle sealed to another roster", ErrFork)
+		return fmt.Errorf("%w: commit sealed to another roster", ErrFork)
 	}
 	if h.Suite != sframe.CipherSuite {
-		return malformed("bundle", "cipher_suite", "unsupported %#04x", h.Suite)
+		return malformed("commit", "cipher_suite", "unsupported %#04x", h.Suite)
 	}
-	if int(h.LeafCount) != len(head.Members)-1 || len(bu.entries) != len(head.Members)-1 {
-		return malformed("bundle", "entries", "%d entries (header %d) for %d other members", len(bu.entries), h.LeafCount, len(head.Members)-1)
+	if len(h.KEMs) != len(head.Members) {
+		return malformed("commit", "kems", "%d KEMs for %d members", len(h.KEMs), len(head.Members))
 	}
-	leaves := make([]Hash, 0, len(bu.entries))
+	for _, k := range h.KEMs {
+		if err := a.kemAllowed(k); err != nil {
+			return err
+		}
+	}
+	if int(h.LeafCount) != len(head.Members)-1 || len(co.entries) != len(head.Members)-1 {
+		return malformed("commit", "entries", "%d entries (header %d) for %d other members", len(co.entries), h.LeafCount, len(head.Members)-1)
+	}
+	leaves := make([]Hash, 0, len(co.entries))
 	for _, m := range head.Members {
 		if m == sender {
 			continue
 		}
-		e := bu.entries[len(leaves)]
+		e := co.entries[len(leaves)]
 		if e.recipient != m {
-			return malformed("bundle", "entries", "entry %d is not the next member in roster order", len(leaves))
+			return malformed("commit", "entries", "entry %d is not the next member in roster order", len(leaves))
 		}
-		leaves = append(leaves, leafHash(e.recipient, e.sealed))
+		leaves = append(leaves, leafHash(e.recipient, e.keyPackage, e.sealed))
 	}
-	root, paths := merkleTree(leaves)
+	var paths [][]Hash
+	var root Hash // zero for a member alone
+	if len(leaves) > 0 {
+		root, paths = merkleTree(leaves)
+	}
 	if !hashEqual(root, h.Root) {
 		return fmt.Errorf("%w: entries do not match the signed root", ErrBadSignature)
 	}
-	if !h.verify(senderCred.SigningKey) {
-		return fmt.Errorf("%w: bundle not signed by the sender's device key", ErrBadSignature)
+	if !h.verify(members[sender].SigningKey) {
+		return fmt.Errorf("%w: commit not signed by the committer's device key", ErrBadSignature)
 	}
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.head != head {
-		return fmt.Errorf("%w: epoch changed while the bundle was checked", ErrStaleEpoch)
+		return fmt.Errorf("%w: epoch changed while the commit was checked", ErrStaleEpoch)
 	}
-	genKey := a.k(epochKey("gen", epoch) + sender.String())
-	switch prev, err := a.store.Get(ctx, genKey); {
-	case err == nil && len(prev) == 2 && h.Generation <= binary.BigEndian.Uint16(prev):
-		return fmt.Errorf("%w: generation %d not above %d", ErrReplay, h.Generation, binary.BigEndian.Uint16(prev))
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return fmt.Errorf("e2ee: load generation: %w", err)
+	now := a.clock.Now()
+	if h.Generation > 0 {
+		prev, err := a.store.Get(ctx, a.k(epochKey("commit", epoch)+fmt.Sprintf("%03d", h.Generation-1)))
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("%w: generation %d before %d", ErrUnknownEpoch, h.Generation, h.Generation-1)
+		}
+		if err != nil {
+			return fmt.Errorf("e2ee: load commit: %w", err)
+		}
+		if len(prev) == 8 && now.Sub(time.UnixMilli(int64(binary.BigEndian.Uint64(prev)))) < a.rekeyInterval {
+			return fmt.Errorf("%w: one re-key per %v", ErrRateLimited, a.rekeyInterval)
+		}
 	}
-	for i, e := range bu.entries {
-		raw, err := (&sealedKey{header: h, index: uint32(i), proof: paths[i], sealed: e.sealed}).marshal()
+	// Create orders commits: across gateway nodes sharing the store, the first of a generation wins.
+	at := binary.BigEndian.AppendUint64(nil, uint64(now.UnixMilli()))
+	if err := a.store.Create(ctx, a.k(epochKey("commit", epoch)+fmt.Sprintf("%03d", h.Generation)), at, 0); err != nil {
+		if errors.Is(err, ErrExists) {
+			return fmt.Errorf("%w: generation %d of epoch %d already committed", ErrConflict, h.Generation, epoch)
+		}
+		return fmt.Errorf("e2ee: store commit: %w", err)
+	}
+	for i, e := range co.entries {
+		raw, err := (&sealedSecret{header: h, index: uint32(i), proof: paths[i], keyPackage: e.keyPackage, sealed: e.sealed}).marshal()
 		if err != nil {
 			return err
 		}
-		key := a.k(epochKey("sealed", epoch) + e.recipient.String() + "/" + sender.String())
+		key := a.k(epochKey("sealed", epoch) + e.recipient.String())
 		if err := a.store.Put(ctx, key, raw, 0); err != nil {
-			return fmt.Errorf("e2ee: store sealed key: %w", err)
+			return fmt.Errorf("e2ee: store sealed secret: %w", err)
 		}
 	}
-	if err := a.store.Put(ctx, genKey, binary.BigEndian.AppendUint16(nil, h.Generation), 0); err != nil {
-		return fmt.Errorf("e2ee: store generation: %w", err)
+	// The committer holds this generation's secret and has no entry in it; its entry of an older generation
+	// must not be served as if it were current.
+	if err := a.store.DeletePrefix(ctx, a.k(epochKey("sealed", epoch)+sender.String())); err != nil {
+		return fmt.Errorf("e2ee: drop committer's old sealed secret: %w", err)
 	}
 	a.bump()
-	a.log.Debug(string(EventBundle), zap.String("sender", sender.Short()), zap.Uint64("epoch", epoch),
-		zap.Uint16("generation", h.Generation), zap.Int("recipients", len(bu.entries)))
-	a.emit(ctx, Event{Kind: EventBundle, Op: "post_bundle", Credential: sender, Epoch: epoch, Members: len(head.Members)})
+	a.log.Debug(string(EventCommit), zap.String("committer", sender.Short()), zap.Uint64("epoch", epoch),
+		zap.Uint8("generation", h.Generation), zap.Int("recipients", len(co.entries)))
+	a.emit(ctx, Event{Kind: EventCommit, Op: "post_commit", Credential: sender, Epoch: epoch, Members: len(head.Members)})
 	return nil
 }
 
-// SealedFor returns the recipient's sealed keys of the head epoch, one per sender that has posted.
+// SealedFor returns the recipient's sealed epoch secret of the head epoch's newest commit: a list of zero
+// (nobody has committed yet) or one SealedSecret. One rekey costs each member one sealed secret of egress.
 func (a *Authority) SealedFor(ctx context.Context, recipient Hash, epoch uint64) (_ []byte, err error) {
-	defer func() {
-		if err != nil && errors.Is(err, ErrNotMember) {
+	if _, _, err := a.headFor(ctx, epoch, recipient); err != nil {
+		if errors.Is(err, ErrNotMember) {
 			a.reject(ctx, "sealed_for", Identity{}, recipient, epoch, err)
 		}
-	}()
-	a.mu.Lock()
-	head := a.head
-	a.mu.Unlock()
-	switch {
-	case head == nil:
-		return nil, ErrNoRoster
-	case epoch < head.Epoch:
-		return nil, fmt.Errorf("%w: %d, head is %d", ErrStaleEpoch, epoch, head.Epoch)
-	case epoch > head.Epoch:
-		return nil, fmt.Errorf("%w: %d", ErrUnknownEpoch, epoch)
-	case !head.Has(recipient):
-		return nil, ErrNotMember
+		return nil, err
 	}
-	entries, err := a.store.List(ctx, a.k(epochKey("sealed", epoch)+recipient.String()+"/"))
+	raw, err := a.store.Get(ctx, a.k(epochKey("sealed", epoch)+recipient.String()))
+	if errors.Is(err, ErrNotFound) {
+		return marshalSealedSecrets(nil)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("e2ee: list sealed keys: %w", err)
+		return nil, fmt.Errorf("e2ee: load sealed secret: %w", err)
 	}
-	items := make([][]byte, len(entries))
-	for i, e := range entries {
-		items[i] = e.Value
+	return marshalSealedSecrets([][]byte{raw})
+}
+
+func marshalSealedSecrets(items [][]byte) ([]byte, error) {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddUint32LengthPrefixed(func(b *cryptobyte.Builder) {
+		for _, it := range items {
+			addBytes16(b, it)
+		}
+	})
+	return finish("sealed_secrets", b)
+}
+
+func parseSealedSecrets(b []byte) ([]*sealedSecret, error) {
+	p := newParser("sealed_secrets", b)
+	items := p.list("secrets", p.bytes32("secrets", 0, 1<<20), 2, 1)
+	if err := p.end(); err != nil {
+		return nil, err
 	}
-	return marshalSealedKeys(items)
+	out := make([]*sealedSecret, 0, len(items))
+	for _, it := range items {
+		s, err := parseSealedSecret(it)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // Purge deletes all stored state of this meeting instance; call it when the meeting ends. The Authority then

@@ -6,10 +6,9 @@ import (
 	"crypto/ed25519"
 	"crypto/hpke"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,17 +23,30 @@ type ClientOptions struct {
 	// AuthorityKey is the gateway's credential-signing public key, learned out of band. Required.
 	AuthorityKey ed25519.PublicKey
 	Room         string // required
+	// ExpectIdentity is who this client is (the identity of its OIDC token). When set, a gateway that offers to
+	// certify this device for anyone else raises ErrIdentityMismatch. An empty Issuer matches any issuer.
+	ExpectIdentity Identity
 	// DeviceKey is the device's Ed25519 signing key. Default: a fresh key.
 	DeviceKey ed25519.PrivateKey
-	// KEM is the session's key-encapsulation mechanism. Default KEMXWing; KEMX25519 only where the room allows.
+	// OwnDevices are the signing keys of this user's other devices, confirmed out of band; they are accepted
+	// under this client's identity without a confirmation prompt.
+	OwnDevices []ed25519.PublicKey
+	// KEM is the KEM of this device's key packages. Default KEMXWing; KEMX25519 needs AllowClassicKEM.
 	KEM KEM
-	// AllowOtherDevices accepts another device key for this client's own identity in the roster (the same person
-	// on a second device). Default false: that is ErrImpersonation.
-	AllowOtherDevices bool
-	// GracePeriod is how long a replaced key still decrypts. Default 2 seconds.
+	// AllowClassicKEM lets this client use, and seal to, classic X25519 key packages. Default false: the client
+	// requires post-quantum protection from every member and refuses an epoch with a classic member.
+	AllowClassicKEM bool
+	// GracePeriod is how long the keys of a replaced epoch or generation still decrypt. Default 2 seconds.
 	GracePeriod time.Duration
-	// RekeyInterval is how often this sender draws a new key within an epoch. Default 5 minutes.
+	// RekeyInterval is how often the members of a long epoch draw a new epoch secret (a new generation), and
+	// how often a device publishes a fresh key package. Default 5 minutes; at most 5 minutes.
 	RekeyInterval time.Duration
+	// KeyPackageTTL is the lifetime of this device's key packages: the longest a gateway that withholds newer
+	// ones can make others seal to an old one. Default and maximum 2 × RekeyInterval.
+	KeyPackageTTL time.Duration
+	// CommitTimeout is how long a member that is not the designated committer of an epoch waits for its commit
+	// before committing itself. Default 3 seconds.
+	CommitTimeout time.Duration
 	Clock         Clock       // default SystemClock
 	Logger        *zap.Logger // default zap.NewNop()
 }
@@ -55,83 +67,152 @@ func (s State) String() string {
 	return [...]string{"unregistered", "waiting", "member", "removed", "halted"}[s]
 }
 
-// Member is one roster entry as a client has verified it.
+// Member is one roster entry (one device) as a client has verified it.
 type Member struct {
 	Credential  Hash
 	Identity    Identity
 	DisplayName string
 	Role        Role
-	KEM         KEM
-	Index       int // position in the roster, the KID's sender index
+	Fingerprint string // short name of the device key, shown next to the device
+	KEM         KEM    // from the epoch's commit; zero until the client holds it
+	Index       int    // position in the roster, the KID's sender index
 	Self        bool
+	// OwnDevice marks another device of this client's own identity; Confirmed says whether it is accepted
+	// (added while this device was present, listed in OwnDevices, or confirmed with ConfirmDevice).
+	OwnDevice bool
+	Confirmed bool
 }
+
+// ChangeKind names a roster change a client reports.
+type ChangeKind string
+
+// Roster changes reported in Status.Changes.
+const (
+	ChangeLocked         ChangeKind = "locked"
+	ChangeUnlocked       ChangeKind = "unlocked"
+	ChangeAdded          ChangeKind = "added"
+	ChangeRemoved        ChangeKind = "removed"
+	ChangeOwnDeviceAdded ChangeKind = "own_device_added"
+)
+
+// Change is one roster change this client saw between two epochs. A UI shows every lock change and every
+// member added while the room was unlocked (docs/e2ee.md section 7).
+type Change struct {
+	Epoch       uint64
+	Kind        ChangeKind
+	Member      Hash
+	DisplayName string
+	Fingerprint string
+	Unlocked    bool // for ChangeAdded: the room was not locked when the member was added
+}
+
+// maxChanges bounds the change history a client keeps.
+const maxChanges = 256
 
 // Status is a snapshot of what the client has verified.
 type Status struct {
-	State        State
-	Epoch        uint64
-	Roster       Hash
-	Locked       bool
-	Members      []Member
-	SecurityCode string // empty until the client holds a roster
-}
-
-// ReceiveKey is an SFrame key for decrypting one sender's frames.
-type ReceiveKey struct {
-	Sender     Hash
+	State      State
 	Epoch      uint64
-	Generation uint16
-	Key        *sframe.Key
-	Expires    time.Time // zero while current; else the end of its grace period
+	Generation uint8 // of the epoch secret in use
+	Roster     Hash
+	Locked     bool
+	Members    []Member
+	// SecurityCode is derived from the epoch authenticator; empty until the client holds the epoch secret.
+	// Compare it only with peers showing the same epoch and generation.
+	SecurityCode string
+	// Changes is every lock change and membership change seen so far, oldest first (at most 256).
+	Changes []Change
+	// Unconfirmed lists the fingerprints of devices under this client's identity that were in the room before
+	// it and are not confirmed: a UI asks the user "is this your device?" (ConfirmDevice or RejectDevice).
+	Unconfirmed []string
+	// Err is why the client holds no key for the head epoch, if it is for a reason other than waiting (for
+	// example a classic-KEM member in a room where this client requires post-quantum keys).
+	Err error
 }
 
-type sendKey struct {
-	epoch      uint64
-	generation uint16
-	key        *sframe.Key
+// Devices groups the members by identity, in roster order of each identity's first device.
+func (s Status) Devices() [][]Member {
+	var out [][]Member
+	at := map[Identity]int{}
+	for _, m := range s.Members {
+		i, ok := at[m.Identity]
+		if !ok {
+			i = len(out)
+			at[m.Identity] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], m)
+	}
+	return out
+}
+
+// ownKeyPackage is a key package this device published and the private key behind it.
+type ownKeyPackage struct {
+	kp         *KeyPackage
+	priv       hpke.PrivateKey
 	created    time.Time
-	expires    time.Time
+	superseded time.Time // when a newer one was published; erased a grace period later
 }
 
-// Client is a participant: it registers its device keys, follows and verifies the roster chain, seals its
-// sender key to every member, opens the keys sealed to it, and derives SFrame keys. Whatever an honest gateway
-// would never send raises an *AlarmError and halts the client. It is safe for concurrent use; media code may
-// call EncryptionKey and DecryptionKey while Sync runs.
+// epochState is one epoch secret's derived keys with the roster they are for.
+type epochState struct {
+	keys    *epochKeys
+	roster  *Roster
+	kems    []KEM
+	at      time.Time // when installed
+	expires time.Time // zero while current
+	send    map[uint8]*sframe.SendContext
+	recv    map[uint64]*sframe.ReceiveContext
+}
+
+// Client is a participant: it registers its device, follows and verifies the roster chain, publishes fresh
+// device-signed key packages, commits or opens the epoch secret, and derives SFrame keys per sender and
+// stream. Whatever an honest gateway would never send raises an *AlarmError and halts the client. It is safe for
+// concurrent use; media code may call Encrypt, Decrypt, EncryptionKey and DecryptionKey while Sync runs.
 type Client struct {
-	transport         Transport
-	authority         ed25519.PublicKey
-	room              string
-	device            ed25519.PrivateKey
-	kem               KEM
-	kemKey            hpke.PrivateKey
-	allowOtherDevices bool
-	grace             time.Duration
-	rekeyEvery        time.Duration
-	clock             Clock
-	log               *zap.Logger
-	// observeBaseKey, when set by a test, sees every base key this client draws or opens.
-	observeBaseKey func(baseKey []byte)
+	transport     Transport
+	authority     ed25519.PublicKey
+	room          string
+	expect        Identity
+	device        ed25519.PrivateKey
+	ownDevices    [][]byte
+	kem           KEM
+	allowClassic  bool
+	grace         time.Duration
+	rekeyEvery    time.Duration
+	kpTTL         time.Duration
+	commitTimeout time.Duration
+	clock         Clock
+	log           *zap.Logger
+	// observeSecret, when set by a test, sees every epoch secret this client draws or opens.
+	observeSecret func(secret []byte)
 
 	// syncMu serialises Register and Sync. cred, instance, head and creds are written with both syncMu and mu
 	// held, so code holding either may read them.
 	syncMu sync.Mutex
 	mu     sync.Mutex
 
-	state       State
-	halt        error
-	instance    string
-	cred        *Credential
-	head        *Roster
-	creds       map[Hash]*Credential // verified credentials of the head's members
-	version     uint64
-	send        *sendKey
-	nextGen     uint16 // generation of this sender's next bundle in the head epoch
-	recv        map[uint64]*ReceiveKey
-	generations map[Hash]uint16 // highest generation installed per sender in the head epoch
-	accepted    map[Hash]Hash   // digest of the last sealed key accepted per sender, to skip re-verification
+	state     State
+	halt      error
+	instance  string
+	identity  Identity
+	cred      *Credential
+	head      *Roster
+	headSeen  time.Time            // when the head was installed
+	creds     map[Hash]*Credential // verified credentials of the head's members
+	version   uint64
+	kps       []*ownKeyPackage // this device's live key packages, oldest first
+	nextSeq   uint64
+	kpSeq     map[Hash]uint64 // highest key package sequence seen per member
+	current   *epochState     // the head epoch's newest generation, nil until opened or committed
+	old       []*epochState   // replaced ones within their grace period
+	confirmed map[Hash]bool   // own other devices accepted
+	pending   map[Hash]bool   // own other devices awaiting confirmation
+	changes   []Change
+	lastErr   error
 }
 
-// NewClient returns an unregistered client with fresh session keys.
+// NewClient returns an unregistered client.
 func NewClient(ctx context.Context, opts ClientOptions) (*Client, error) {
 	if opts.Transport == nil {
 		return nil, errors.New("e2ee: client: Transport is required")
@@ -143,19 +224,28 @@ func NewClient(ctx context.Context, opts ClientOptions) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		transport:         opts.Transport,
-		authority:         bytes.Clone(opts.AuthorityKey),
-		room:              opts.Room,
-		device:            opts.DeviceKey,
-		kem:               opts.KEM,
-		allowOtherDevices: opts.AllowOtherDevices,
-		grace:             opts.GracePeriod,
-		rekeyEvery:        opts.RekeyInterval,
-		clock:             opts.Clock,
-		log:               opts.Logger,
-		recv:              map[uint64]*ReceiveKey{},
-		generations:       map[Hash]uint16{},
-		accepted:          map[Hash]Hash{},
+		transport:     opts.Transport,
+		authority:     bytes.Clone(opts.AuthorityKey),
+		room:          opts.Room,
+		expect:        opts.ExpectIdentity,
+		device:        opts.DeviceKey,
+		kem:           opts.KEM,
+		allowClassic:  opts.AllowClassicKEM,
+		grace:         opts.GracePeriod,
+		rekeyEvery:    opts.RekeyInterval,
+		kpTTL:         opts.KeyPackageTTL,
+		commitTimeout: opts.CommitTimeout,
+		clock:         opts.Clock,
+		log:           opts.Logger,
+		kpSeq:         map[Hash]uint64{},
+		confirmed:     map[Hash]bool{},
+		pending:       map[Hash]bool{},
+	}
+	for _, k := range opts.OwnDevices {
+		if len(k) != ed25519.PublicKeySize {
+			return nil, errors.New("e2ee: client: OwnDevices must be Ed25519 public keys")
+		}
+		c.ownDevices = append(c.ownDevices, bytes.Clone(k))
 	}
 	if c.device == nil {
 		if _, c.device, _ = ed25519.GenerateKey(nil); c.device == nil {
@@ -167,18 +257,23 @@ func NewClient(ctx context.Context, opts ClientOptions) (*Client, error) {
 	if c.kem == 0 {
 		c.kem = KEMXWing
 	}
-	kem, err := c.kem.hpkeKEM()
-	if err != nil {
+	if _, err := c.kem.hpkeKEM(); err != nil {
 		return nil, err
 	}
-	if c.kemKey, err = kem.GenerateKey(); err != nil {
-		return nil, fmt.Errorf("e2ee: client: generate KEM key: %w", err)
+	if c.kem == KEMX25519 && !c.allowClassic {
+		return nil, fmt.Errorf("e2ee: client: %w: X25519 needs AllowClassicKEM", ErrKEMNotAllowed)
 	}
 	if c.grace <= 0 {
 		c.grace = 2 * time.Second
 	}
-	if c.rekeyEvery <= 0 {
+	if c.rekeyEvery <= 0 || c.rekeyEvery > 5*time.Minute {
 		c.rekeyEvery = 5 * time.Minute
+	}
+	if c.kpTTL <= 0 || c.kpTTL > 2*c.rekeyEvery {
+		c.kpTTL = 2 * c.rekeyEvery
+	}
+	if c.commitTimeout <= 0 {
+		c.commitTimeout = 3 * time.Second
 	}
 	if c.clock == nil {
 		c.clock = SystemClock{}
@@ -219,17 +314,42 @@ func (c *Client) fail(err error) error {
 	return err
 }
 
-// wipe drops every key; the caller holds c.mu.
+// wipe drops every key, epoch secret and KEM private key; the caller holds c.mu.
 func (c *Client) wipe() {
-	c.send = nil
-	c.recv = map[uint64]*ReceiveKey{}
-	c.generations = map[Hash]uint16{}
-	c.accepted = map[Hash]Hash{}
+	if c.current != nil {
+		c.current.keys.wipe()
+	}
+	for _, e := range c.old {
+		e.keys.wipe()
+	}
+	c.current, c.old, c.kps = nil, nil, nil
 }
 
-// Register obtains a challenge, proves possession of the device key and registers both public keys. It
-// verifies the credential the gateway returns: signed by the authority, for this room, carrying exactly this
-// client's keys.
+// newKeyPackage makes and signs a fresh key package with a fresh KEM key.
+func (c *Client) newKeyPackage(instance string, id Identity) (*ownKeyPackage, error) {
+	kem, err := c.kem.hpkeKEM()
+	if err != nil {
+		return nil, err
+	}
+	priv, err := kem.GenerateKey()
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: generate KEM key: %w", err)
+	}
+	now := c.clock.Now()
+	c.nextSeq++
+	kp, err := newKeyPackage(c.device, &KeyPackage{
+		Room: c.room, Instance: instance, Identity: id, SigningKey: c.device.Public().(ed25519.PublicKey),
+		Seq: c.nextSeq, KEM: c.kem, KEMKey: priv.PublicKey().Bytes(), NotAfter: now.Add(c.kpTTL).Truncate(time.Millisecond),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ownKeyPackage{kp: kp, priv: priv, created: now}, nil
+}
+
+// Register obtains a challenge, checks the identity the gateway will certify, signs a first key package for
+// it, proves possession of the device key and verifies the credential the gateway returns: signed by the
+// authority, for this room, this identity and exactly this device key.
 func (c *Client) Register(ctx context.Context) (*Credential, error) {
 	c.syncMu.Lock()
 	defer c.syncMu.Unlock()
@@ -250,8 +370,14 @@ func (c *Client) Register(ctx context.Context) (*Credential, error) {
 	if ch.Room != c.room {
 		return nil, c.fail(alarm(ErrContextMismatch, 0, Hash{}, "challenge for room %q", ch.Room))
 	}
-	kemPub := c.kemKey.PublicKey().Bytes()
-	reg, err := newRegistration(c.device, c.kem, kemPub, ch)
+	if c.expect.Subject != "" && !ch.Identity.Matches(c.expect) {
+		return nil, c.fail(alarm(ErrIdentityMismatch, 0, Hash{}, "gateway would certify this device as %s, expected %s", ch.Identity, c.expect))
+	}
+	own, err := c.newKeyPackage(ch.Instance, ch.Identity)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := newRegistration(c.device, own.kp, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -272,16 +398,19 @@ func (c *Client) Register(ctx context.Context) (*Credential, error) {
 		return nil, c.fail(alarm(ErrBadSignature, 0, cred.Hash(), "own credential not signed by the authority key"))
 	case cred.Room != c.room || cred.Instance != ch.Instance:
 		return nil, c.fail(alarm(ErrContextMismatch, 0, cred.Hash(), "own credential for room %q instance %q", cred.Room, cred.Instance))
-	case !bytes.Equal(cred.SigningKey, c.device.Public().(ed25519.PublicKey)) || cred.KEM != c.kem || !bytes.Equal(cred.KEMKey, kemPub):
-		return nil, c.fail(alarm(ErrCredentialMismatch, 0, cred.Hash(), "own credential does not carry this client's keys"))
+	case !bytes.Equal(cred.SigningKey, c.device.Public().(ed25519.PublicKey)):
+		return nil, c.fail(alarm(ErrCredentialMismatch, 0, cred.Hash(), "own credential does not carry this device's key"))
+	case cred.Identity != ch.Identity || (c.expect.Subject != "" && !cred.Identity.Matches(c.expect)):
+		return nil, c.fail(alarm(ErrIdentityMismatch, 0, cred.Hash(), "own credential certifies %s", cred.Identity))
 	case !cred.NotAfter.After(c.clock.Now()):
 		return nil, fmt.Errorf("e2ee: register: %w: own credential", ErrCredentialExpired)
 	}
 	c.mu.Lock()
-	c.cred, c.instance, c.state = cred, ch.Instance, StateWaiting
+	c.cred, c.instance, c.identity, c.state = cred, ch.Instance, ch.Identity, StateWaiting
+	c.kps = []*ownKeyPackage{own}
 	c.mu.Unlock()
 	c.log.Info("e2ee.registered", zap.String("credential", cred.Hash().Short()), zap.String("instance", ch.Instance),
-		zap.Stringer("kem", c.kem))
+		zap.Stringer("kem", c.kem), zap.String("device", cred.Fingerprint()))
 	return cred, nil
 }
 
@@ -292,10 +421,10 @@ func (c *Client) Credential() *Credential {
 	return c.cred
 }
 
-// Sync runs one round of the protocol: follow the roster chain, post this sender's bundle when the epoch is new
-// or the re-key timer is due, open the keys sealed to this client, and drop keys past their grace period. It
-// returns ErrRemoved once the client left the roster, and an *AlarmError (then ErrHalted on every later call)
-// when the gateway deviated from the protocol.
+// Sync runs one round of the protocol: follow the roster chain, open the epoch secret sealed to this client (or
+// commit one when it is this client's turn), publish a fresh key package when the last one was used or is due,
+// and drop keys past their grace period. It returns ErrRemoved once the client left the roster, and an
+// *AlarmError (then ErrHalted on every later call) when the gateway deviated from the protocol.
 func (c *Client) Sync(ctx context.Context) (Status, error) {
 	c.syncMu.Lock()
 	defer c.syncMu.Unlock()
@@ -335,18 +464,132 @@ func (c *Client) Sync(ctx context.Context) (Status, error) {
 	case StateWaiting:
 		return c.Status(), nil
 	}
-	var errs []error
-	if err := c.maybeSend(ctx); err != nil {
-		errs = append(errs, err)
+	err = c.keys(ctx)
+	if errors.Is(err, ErrAlarm) {
+		return c.Status(), c.fail(err)
 	}
-	if err := c.fetchKeys(ctx); err != nil {
-		if errors.Is(err, ErrAlarm) {
-			return c.Status(), c.fail(err)
-		}
-		errs = append(errs, err)
-	}
+	c.mu.Lock()
+	c.lastErr = err
+	c.mu.Unlock()
 	c.prune()
-	return c.Status(), errors.Join(errs...)
+	return c.Status(), err
+}
+
+// keys brings this client's epoch secret up to date: open what was committed, commit when it is this client's
+// turn, refresh the key package.
+func (c *Client) keys(ctx context.Context) error {
+	var errs []error
+	for range 2 { // a lost commit race is followed by one fetch of the winner
+		lost, err := c.fetchOrCommit(ctx)
+		if err != nil {
+			if errors.Is(err, ErrAlarm) {
+				return err
+			}
+			errs = append(errs, err)
+		}
+		if !lost {
+			break
+		}
+	}
+	if err := c.refreshKeyPackage(ctx, false); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// fetchOrCommit opens the newest commit of the head epoch, or commits when none is due from someone else. It
+// reports whether this client lost a commit race (and should fetch the winner).
+func (c *Client) fetchOrCommit(ctx context.Context) (lost bool, _ error) {
+	head := c.head
+	raw, err := c.transport.SealedKeys(ctx, head.Epoch)
+	if err != nil {
+		if errors.Is(err, ErrStaleEpoch) {
+			return false, nil // the next Sync fetches the new epoch
+		}
+		return false, fmt.Errorf("e2ee: sealed keys: %w", err)
+	}
+	secrets, err := parseSealedSecrets(raw)
+	if err != nil {
+		return false, err
+	}
+	var gen uint8
+	var openErr error
+	for _, s := range secrets {
+		if err := c.acceptSealedSecret(ctx, head, s); err != nil {
+			if !errors.Is(err, ErrUndecryptable) {
+				return false, err
+			}
+			// Sealed to a key package this device has erased (a commit that raced its refresh): after the
+			// commit timeout any member that cannot open the epoch's secret commits the next generation.
+			openErr, gen = err, s.header.Generation+1
+		}
+	}
+	c.mu.Lock()
+	cur, seen := c.current, c.headSeen
+	c.mu.Unlock()
+	now := c.clock.Now()
+	switch {
+	case cur == nil && openErr != nil:
+		if now.Sub(seen) < c.commitTimeout || gen == 0 {
+			return false, openErr
+		}
+	case cur == nil:
+		gen = 0
+	case now.Sub(cur.at) >= c.rekeyEvery && cur.keys.generation < 255:
+		gen, seen = cur.keys.generation+1, cur.at.Add(c.rekeyEvery)
+	default:
+		return false, nil
+	}
+	if openErr == nil && !c.designated(head, gen) && now.Sub(seen) < c.commitTimeout {
+		return false, nil // the designated committer goes first
+	}
+	err = c.commit(ctx, head, gen)
+	switch {
+	case errors.Is(err, ErrConflict):
+		return true, nil
+	case errors.Is(err, ErrStaleEpoch), errors.Is(err, ErrRateLimited):
+		return false, nil
+	}
+	return false, err
+}
+
+// designated reports whether this client is the designated committer of generation gen of head: the member at
+// index (epoch + gen) mod n. Others commit only after CommitTimeout, so a silent member cannot stall an epoch.
+func (c *Client) designated(head *Roster, gen uint8) bool {
+	i, _ := head.Index(c.cred.Hash())
+	return uint64(i) == (head.Epoch+uint64(gen))%uint64(len(head.Members))
+}
+
+// refreshKeyPackage publishes a new key package when the newest one has been used to seal a secret or is older
+// than the re-key interval.
+func (c *Client) refreshKeyPackage(ctx context.Context, used bool) error {
+	c.mu.Lock()
+	newest := c.kps[len(c.kps)-1]
+	due := used || c.clock.Now().Sub(newest.created) >= c.rekeyEvery
+	instance, id := c.instance, c.identity
+	c.mu.Unlock()
+	if !due {
+		return nil
+	}
+	own, err := c.newKeyPackage(instance, id)
+	if err != nil {
+		return err
+	}
+	if err := c.transport.PostKeyPackage(ctx, own.kp.Bytes()); err != nil {
+		if errors.Is(err, ErrRateLimited) {
+			return nil // the next Sync retries
+		}
+		return fmt.Errorf("e2ee: post key package: %w", err)
+	}
+	c.mu.Lock()
+	for _, k := range c.kps {
+		if k.superseded.IsZero() {
+			k.superseded = own.created
+		}
+	}
+	c.kps = append(c.kps, own)
+	c.mu.Unlock()
+	return nil
 }
 
 // applyRoster verifies and applies the epochs of a roster update in order.
@@ -371,7 +614,8 @@ func (c *Client) applyRoster(u *rosterUpdate) error {
 		if r.Room != c.room || r.Instance != c.instance {
 			return alarm(ErrContextMismatch, r.Epoch, Hash{}, "roster for room %q instance %q", r.Room, r.Instance)
 		}
-		if head := c.head; head == nil {
+		head := c.head
+		if head == nil {
 			// A joiner anchors at the first epoch that contains its own, fresh credential.
 			if !r.Has(me) {
 				continue
@@ -407,10 +651,13 @@ func (c *Client) applyRoster(u *rosterUpdate) error {
 	return nil
 }
 
-// verifyMembers returns the verified credential of every member of r.
+// verifyMembers returns the verified credential of every member of r, and enforces the device rules: no two
+// entries share a device key, and another entry with this client's identity is one of the user's own devices
+// (docs/e2ee.md section 7.2).
 func (c *Client) verifyMembers(r *Roster, offered map[Hash]*Credential) (map[Hash]*Credential, error) {
 	me := c.cred.Hash()
 	out := make(map[Hash]*Credential, len(r.Members))
+	keys := make(map[string]Hash, len(r.Members))
 	for _, h := range r.Members {
 		cred := c.creds[h]
 		if h == me {
@@ -430,288 +677,443 @@ func (c *Client) verifyMembers(r *Roster, offered map[Hash]*Credential) (map[Has
 		if !cred.NotAfter.After(r.IssuedAt) {
 			return nil, alarm(ErrCredentialExpired, r.Epoch, h, "expired %v, epoch issued %v", cred.NotAfter, r.IssuedAt)
 		}
-		if h != me && !c.allowOtherDevices && cred.Identity == c.cred.Identity &&
-			!bytes.Equal(cred.SigningKey, c.cred.SigningKey) {
-			return nil, alarm(ErrImpersonation, r.Epoch, h, "%q holds this client's identity with another device key", cred.DisplayName)
+		if other, dup := keys[string(cred.SigningKey)]; dup {
+			culprit := h
+			if h == me {
+				culprit = other
+			}
+			return nil, alarm(ErrClone, r.Epoch, culprit, "device %s appears twice in the roster", cred.Fingerprint())
 		}
+		keys[string(cred.SigningKey)] = h
 		out[h] = cred
 	}
 	return out, nil
 }
 
-// install makes r the head. Keys of the previous epoch start their grace period; if this client is no longer a
-// member it is removed and keeps no key at all.
+// install makes r the head and records what changed. The previous epoch's keys start their grace period; if
+// this client is no longer a member it is removed and keeps no key at all.
 func (c *Client) install(r *Roster, creds map[Hash]*Credential, member bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock.Now()
+	prev := c.head
 	if !member {
 		c.head, c.creds, c.state = r, creds, StateRemoved
 		c.wipe()
 		c.log.Info("e2ee.removed", zap.Uint64("epoch", r.Epoch))
 		return
 	}
-	for _, k := range c.recv {
-		if k.Expires.IsZero() {
-			k.Expires = now.Add(c.grace)
+	me := c.cred.Hash()
+	for _, h := range r.Members {
+		cred := creds[h]
+		if h == me || prev != nil && prev.Has(h) {
+			continue
+		}
+		own := cred.Identity == c.identity
+		switch {
+		case own && c.isOwnDevice(cred.SigningKey):
+			c.confirmed[h] = true
+		case own && prev != nil:
+			// Added while this device was present: accepted, and reported so the user sees it.
+			c.confirmed[h] = true
+			c.record(Change{Epoch: r.Epoch, Kind: ChangeOwnDeviceAdded, Member: h, DisplayName: cred.DisplayName, Fingerprint: cred.Fingerprint()})
+		case own:
+			c.pending[h] = true
+		}
+		if prev != nil {
+			c.record(Change{Epoch: r.Epoch, Kind: ChangeAdded, Member: h, DisplayName: cred.DisplayName,
+				Fingerprint: cred.Fingerprint(), Unlocked: !prev.Locked})
 		}
 	}
-	if c.send != nil && c.send.expires.IsZero() {
-		c.send.expires = now.Add(c.grace)
+	if prev != nil {
+		for _, h := range prev.Members {
+			if !r.Has(h) {
+				cred := c.creds[h]
+				c.record(Change{Epoch: r.Epoch, Kind: ChangeRemoved, Member: h, DisplayName: cred.DisplayName, Fingerprint: cred.Fingerprint()})
+				delete(c.pending, h)
+				delete(c.confirmed, h)
+			}
+		}
+		if r.Locked != prev.Locked {
+			kind := ChangeUnlocked
+			if r.Locked {
+				kind = ChangeLocked
+			}
+			c.record(Change{Epoch: r.Epoch, Kind: kind})
+		}
 	}
-	c.head, c.creds, c.state = r, creds, StateMember
-	c.nextGen = 0
-	c.generations = map[Hash]uint16{}
-	c.accepted = map[Hash]Hash{}
-	c.log.Info("e2ee.epoch", zap.Uint64("epoch", r.Epoch), zap.Int("members", len(r.Members)),
-		zap.Bool("locked", r.Locked), zap.String("security_code", SecurityCode(r.Hash())))
+	if c.current != nil {
+		c.retire(c.current, now)
+		c.current = nil
+	}
+	c.head, c.creds, c.state, c.headSeen = r, creds, StateMember, now
+	c.log.Info("e2ee.epoch", zap.Uint64("epoch", r.Epoch), zap.Int("members", len(r.Members)), zap.Bool("locked", r.Locked))
 }
 
-// maybeSend posts a bundle with a fresh base key when this sender has none for the head epoch or its key is
-// older than the re-key interval.
-func (c *Client) maybeSend(ctx context.Context) error {
-	head := c.head
-	now := c.clock.Now()
+func (c *Client) isOwnDevice(key ed25519.PublicKey) bool {
+	return slices.ContainsFunc(c.ownDevices, func(k []byte) bool { return bytes.Equal(k, key) })
+}
+
+// record appends a change; the caller holds c.mu.
+func (c *Client) record(ch Change) {
+	c.changes = append(c.changes, ch)
+	if len(c.changes) > maxChanges {
+		c.changes = slices.Delete(c.changes, 0, len(c.changes)-maxChanges)
+	}
+}
+
+// retire starts e's grace period; the caller holds c.mu.
+func (c *Client) retire(e *epochState, now time.Time) {
+	if e.expires.IsZero() {
+		e.expires = now.Add(c.grace)
+		c.old = append(c.old, e)
+	}
+}
+
+// ConfirmDevice accepts the device with this fingerprint as one of the user's own (the user said "yes, that is
+// my phone").
+func (c *Client) ConfirmDevice(fingerprint string) error {
 	c.mu.Lock()
-	send, gen := c.send, c.nextGen
+	defer c.mu.Unlock()
+	for h := range c.pending {
+		if c.creds[h] != nil && c.creds[h].Fingerprint() == fingerprint {
+			delete(c.pending, h)
+			c.confirmed[h] = true
+			return nil
+		}
+	}
+	return fmt.Errorf("e2ee: no unconfirmed device %q", fingerprint)
+}
+
+// RejectDevice reports that the device with this fingerprint, listed under the user's own identity, is not
+// theirs: someone else holds their identity. It raises ErrImpersonation and halts the client.
+func (c *Client) RejectDevice(fingerprint string) error {
+	c.mu.Lock()
+	var who Hash
+	epoch := uint64(0)
+	for h := range c.pending {
+		if c.creds[h] != nil && c.creds[h].Fingerprint() == fingerprint {
+			who = h
+		}
+	}
+	if c.head != nil {
+		epoch = c.head.Epoch
+	}
 	c.mu.Unlock()
-	if send != nil && send.epoch == head.Epoch && now.Sub(send.created) < c.rekeyEvery {
-		return nil
+	if who.IsZero() {
+		return fmt.Errorf("e2ee: no unconfirmed device %q", fingerprint)
 	}
-	if send != nil && send.epoch == head.Epoch && gen == 0 {
-		return fmt.Errorf("e2ee: re-key: generations of epoch %d exhausted", head.Epoch)
+	return c.fail(alarm(ErrImpersonation, epoch, who, "the user does not own device %s", fingerprint))
+}
+
+// commit draws a fresh epoch secret for generation gen of head and seals it to every other member's newest key
+// package, after verifying each one against the member's credential.
+func (c *Client) commit(ctx context.Context, head *Roster, gen uint8) error {
+	me := c.cred.Hash()
+	raw, err := c.transport.KeyPackages(ctx, head.Epoch)
+	if err != nil {
+		return fmt.Errorf("e2ee: key packages: %w", err)
 	}
-	key, raw, err := c.seal(head, gen)
+	kps, err := parseKeyPackages(raw)
 	if err != nil {
 		return err
 	}
-	// Every attempt uses a new generation, so a retry after an ambiguous failure is never a replay.
+	if len(kps) != len(head.Members) {
+		return alarm(ErrCredentialMismatch, head.Epoch, Hash{}, "%d key packages for %d members", len(kps), len(head.Members))
+	}
+	now := c.clock.Now()
 	c.mu.Lock()
-	c.nextGen = gen + 1
+	myKP := c.kps[len(c.kps)-1].kp
 	c.mu.Unlock()
-	if raw != nil {
-		if err := c.transport.PostBundle(ctx, head.Epoch, raw); err != nil {
-			if errors.Is(err, ErrStaleEpoch) {
-				return nil // the epoch moved on while we sealed; the next Sync seals to the new one
-			}
-			return fmt.Errorf("e2ee: post bundle: %w", err)
+	kems := make([]KEM, len(head.Members))
+	for i, h := range head.Members {
+		kp := kps[i]
+		if h == me {
+			kems[i] = myKP.KEM
+			continue
 		}
+		if err := c.checkKeyPackage(head, h, kp, now); err != nil {
+			return err
+		}
+		kems[i] = kp.KEM
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.head == head {
-		c.send = &sendKey{epoch: head.Epoch, generation: gen, key: key, created: now}
+	secret := make([]byte, secretSize)
+	if _, err := rand.Read(secret); err != nil {
+		return fmt.Errorf("e2ee: epoch secret: %w", err)
 	}
-	return nil
-}
-
-// seal draws a base key, derives this sender's SFrame key and seals the base key to every other member of
-// head. The bundle is nil when the client is alone.
-func (c *Client) seal(head *Roster, gen uint16) (*sframe.Key, []byte, error) {
-	me := c.cred.Hash()
-	index, _ := head.Index(me)
-	base := make([]byte, baseKeySize)
-	if _, err := rand.Read(base); err != nil {
-		return nil, nil, fmt.Errorf("e2ee: base key: %w", err)
+	defer clear(secret)
+	if c.observeSecret != nil {
+		c.observeSecret(secret)
 	}
-	defer clear(base)
-	if c.observeBaseKey != nil {
-		c.observeBaseKey(base)
-	}
-	key, err := sframe.DeriveKey(KID(head.Epoch, index, gen), base)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(head.Members) == 1 {
-		return key, nil, nil
-	}
-	entries := make([]bundleEntry, 0, len(head.Members)-1)
+	entries := make([]commitEntry, 0, len(head.Members)-1)
 	leaves := make([]Hash, 0, len(head.Members)-1)
-	rosterHash := head.Hash()
-	for _, h := range head.Members {
+	for i, h := range head.Members {
 		if h == me {
 			continue
 		}
-		info := senderKeyInfo(c.room, c.instance, head.Epoch, gen, rosterHash, me, h)
-		sealed, err := sealBaseKey(c.creds[h].kemPub, info, base)
+		info := epochSecretInfo(c.room, c.instance, head.Epoch, gen, head.Hash(), me, h, kps[i].Hash())
+		sealed, err := sealSecret(kps[i].kemPub, info, secret)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		entries = append(entries, bundleEntry{recipient: h, sealed: sealed})
-		leaves = append(leaves, leafHash(h, sealed))
+		entries = append(entries, commitEntry{recipient: h, keyPackage: kps[i].Hash(), sealed: sealed})
+		leaves = append(leaves, leafHash(h, kps[i].Hash(), sealed))
 	}
-	header, err := signBundleHeader(c.device, &bundleHeader{
-		Room: c.room, Instance: c.instance, Epoch: head.Epoch, Generation: gen, RosterHash: rosterHash,
-		Sender: me, Suite: sframe.CipherSuite, LeafCount: uint32(len(entries)), Root: merkleRoot(leaves),
+	var root Hash
+	if len(leaves) > 0 {
+		root = merkleRoot(leaves)
+	}
+	header, err := signCommitHeader(c.device, &commitHeader{
+		Room: c.room, Instance: c.instance, Epoch: head.Epoch, Generation: gen, RosterHash: head.Hash(),
+		Committer: me, Suite: sframe.CipherSuite, KEMs: kems, LeafCount: uint32(len(entries)), Root: root,
 	})
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	raw, err := (&bundle{header: header, entries: entries}).marshal()
-	if err != nil {
-		return nil, nil, err
-	}
-	return key, raw, nil
-}
-
-// fetchKeys opens the keys sealed to this client for the head epoch. Alarms stop at once; other refusals
-// (a member who sealed garbage) are collected and do not stop the other senders' keys.
-func (c *Client) fetchKeys(ctx context.Context) error {
-	head := c.head
-	raw, err := c.transport.SealedKeys(ctx, head.Epoch)
-	if err != nil {
-		if errors.Is(err, ErrStaleEpoch) {
-			return nil // the next Sync fetches the new epoch
-		}
-		return fmt.Errorf("e2ee: sealed keys: %w", err)
-	}
-	keys, err := parseSealedKeys(raw)
+	body, err := (&commit{header: header, entries: entries}).marshal()
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, sk := range keys {
-		if err := c.acceptSealedKey(head, sk); err != nil {
-			if errors.Is(err, ErrAlarm) {
-				return err
-			}
-			errs = append(errs, err)
-		}
+	if err := c.transport.PostCommit(ctx, head.Epoch, body); err != nil {
+		return fmt.Errorf("e2ee: post commit: %w", err)
 	}
-	return errors.Join(errs...)
-}
-
-// acceptSealedKey verifies one sealed key against the head epoch and installs the sender's SFrame key.
-func (c *Client) acceptSealedKey(head *Roster, sk *sealedKey) error {
-	h := sk.header
-	me := c.cred.Hash()
-	d := sha256.Sum256(sk.raw)
-	c.mu.Lock()
-	seen := c.accepted[h.Sender] == d
-	c.mu.Unlock()
-	if seen {
-		return nil // the same bytes were verified and installed before
-	}
-	if h.Room != c.room || h.Instance != c.instance {
-		return alarm(ErrContextMismatch, head.Epoch, h.Sender, "bundle for room %q instance %q", h.Room, h.Instance)
-	}
-	if h.Epoch != head.Epoch {
-		return alarm(ErrReplay, head.Epoch, h.Sender, "bundle of epoch %d served for epoch %d", h.Epoch, head.Epoch)
-	}
-	// A bundle sealed to another roster of our epoch proves a fork, whoever sent it.
-	if !hashEqual(h.RosterHash, head.Hash()) {
-		return alarm(ErrFork, head.Epoch, h.Sender, "sender sealed to roster %s, ours is %s", h.RosterHash.Short(), head.Hash().Short())
-	}
-	senderIndex, ok := head.Index(h.Sender)
-	if !ok {
-		return alarm(ErrNotMember, head.Epoch, h.Sender, "bundle from a non-member")
-	}
-	if h.Sender == me {
-		return alarm(ErrReplay, head.Epoch, h.Sender, "own bundle served back")
-	}
-	if !h.verify(c.creds[h.Sender].SigningKey) {
-		return alarm(ErrBadSignature, head.Epoch, h.Sender, "bundle not signed by the sender's device key")
-	}
-	leaf, _ := head.Index(me)
-	if leaf > senderIndex {
-		leaf--
-	}
-	if int(h.LeafCount) != len(head.Members)-1 || int(sk.index) != leaf {
-		return alarm(ErrBadSignature, head.Epoch, h.Sender, "leaf %d of %d, expected %d of %d", sk.index, h.LeafCount, leaf, len(head.Members)-1)
-	}
-	if !verifyInclusion(leafHash(me, sk.sealed), uint64(sk.index), uint64(h.LeafCount), sk.proof, h.Root) {
-		return alarm(ErrBadSignature, head.Epoch, h.Sender, "sealed key not covered by the sender's signature")
-	}
-	if h.Suite != sframe.CipherSuite {
-		return fmt.Errorf("%w: sender %s uses SFrame suite %#04x", ErrMalformed, h.Sender.Short(), h.Suite)
-	}
-	c.mu.Lock()
-	last, installed := c.generations[h.Sender]
-	c.mu.Unlock()
-	switch {
-	case installed && h.Generation < last:
-		return alarm(ErrReplay, head.Epoch, h.Sender, "generation %d after %d", h.Generation, last)
-	case installed && h.Generation == last:
-		return nil // a second signed bundle for one generation: keep the first
-	}
-	info := senderKeyInfo(c.room, c.instance, head.Epoch, h.Generation, head.Hash(), h.Sender, me)
-	base, err := openBaseKey(c.kemKey, info, sk.sealed)
-	if err != nil {
-		return fmt.Errorf("e2ee: key from %s: %w", h.Sender.Short(), err)
-	}
-	defer clear(base)
-	if c.observeBaseKey != nil {
-		c.observeBaseKey(base)
-	}
-	kid := KID(head.Epoch, senderIndex, h.Generation)
-	key, err := sframe.DeriveKey(kid, base)
+	keys, err := newEpochKeys(secret, header, c.authority)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.head != head || c.state != StateMember {
-		return nil
-	}
-	now := c.clock.Now()
-	for _, k := range c.recv {
-		if k.Sender == h.Sender && k.Expires.IsZero() {
-			k.Expires = now.Add(c.grace)
-		}
-	}
-	c.recv[kid] = &ReceiveKey{Sender: h.Sender, Epoch: head.Epoch, Generation: h.Generation, Key: key}
-	c.generations[h.Sender] = h.Generation
-	c.accepted[h.Sender] = d
+	c.adopt(head, header, keys)
 	return nil
 }
 
-// prune drops keys whose grace period is over.
+// checkKeyPackage verifies member h's key package before this client seals to it: the member's own device
+// signed it for this room, instance and identity, it is unexpired, never older than one this client saw
+// before, and post-quantum unless this client allows classic KEMs.
+func (c *Client) checkKeyPackage(head *Roster, h Hash, kp *KeyPackage, now time.Time) error {
+	cred := c.creds[h]
+	if err := kp.checkFor(cred, now); err != nil {
+		if errors.Is(err, ErrCredentialExpired) {
+			return fmt.Errorf("e2ee: member %s: %w", h.Short(), err) // a member that went quiet, not proof of malice
+		}
+		return alarm(errorKind(err), head.Epoch, h, "key package: %v", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if last := c.kpSeq[h]; kp.Seq < last {
+		return alarm(ErrStaleKeyPackage, head.Epoch, h, "key package %d served after %d", kp.Seq, last)
+	}
+	c.kpSeq[h] = kp.Seq
+	if kp.KEM == KEMX25519 && !c.allowClassic {
+		return fmt.Errorf("%w: member %s (%s) uses a classic KEM and this client requires post-quantum keys", ErrKEMNotAllowed, cred.DisplayName, cred.Fingerprint())
+	}
+	return nil
+}
+
+// errorKind is the sentinel an alarm should carry for a refused key package.
+func errorKind(err error) error {
+	for _, k := range []error{ErrIdentityMismatch, ErrContextMismatch, ErrBadSignature} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	return ErrBadSignature
+}
+
+// acceptSealedSecret verifies one sealed epoch secret against the head epoch and installs its keys.
+func (c *Client) acceptSealedSecret(ctx context.Context, head *Roster, s *sealedSecret) error {
+	h := s.header
+	me := c.cred.Hash()
+	c.mu.Lock()
+	cur := c.current
+	c.mu.Unlock()
+	if cur != nil && cur.keys.commit == h.hash {
+		return nil // installed before
+	}
+	if h.Room != c.room || h.Instance != c.instance {
+		return alarm(ErrContextMismatch, head.Epoch, h.Committer, "commit for room %q instance %q", h.Room, h.Instance)
+	}
+	if h.Epoch != head.Epoch {
+		return alarm(ErrReplay, head.Epoch, h.Committer, "commit of epoch %d served for epoch %d", h.Epoch, head.Epoch)
+	}
+	// A commit sealed to another roster of our epoch proves a fork, whoever sent it.
+	if !hashEqual(h.RosterHash, head.Hash()) {
+		return alarm(ErrFork, head.Epoch, h.Committer, "committer sealed to roster %s, ours is %s", h.RosterHash.Short(), head.Hash().Short())
+	}
+	committerIndex, ok := head.Index(h.Committer)
+	if !ok {
+		return alarm(ErrNotMember, head.Epoch, h.Committer, "commit from a non-member")
+	}
+	if h.Committer == me {
+		return alarm(ErrReplay, head.Epoch, h.Committer, "own commit served back")
+	}
+	if !h.verify(c.creds[h.Committer].SigningKey) {
+		return alarm(ErrBadSignature, head.Epoch, h.Committer, "commit not signed by the committer's device key")
+	}
+	myIndex, _ := head.Index(me)
+	leaf := myIndex
+	if leaf > committerIndex {
+		leaf--
+	}
+	if int(h.LeafCount) != len(head.Members)-1 || int(s.index) != leaf || len(h.KEMs) != len(head.Members) {
+		return alarm(ErrBadSignature, head.Epoch, h.Committer, "leaf %d of %d, expected %d of %d", s.index, h.LeafCount, leaf, len(head.Members)-1)
+	}
+	if !verifyInclusion(leafHash(me, s.keyPackage, s.sealed), uint64(s.index), uint64(h.LeafCount), s.proof, h.Root) {
+		return alarm(ErrBadSignature, head.Epoch, h.Committer, "sealed secret not covered by the committer's signature")
+	}
+	if cur != nil {
+		switch {
+		case h.Generation < cur.keys.generation:
+			return alarm(ErrReplay, head.Epoch, h.Committer, "generation %d after %d", h.Generation, cur.keys.generation)
+		case h.Generation == cur.keys.generation:
+			return alarm(ErrFork, head.Epoch, h.Committer, "two commits for generation %d", h.Generation)
+		}
+	}
+	if h.Suite != sframe.CipherSuite {
+		return fmt.Errorf("%w: commit uses SFrame suite %#04x", ErrMalformed, h.Suite)
+	}
+	if !c.allowClassic {
+		for i, k := range h.KEMs {
+			if k != KEMXWing {
+				return fmt.Errorf("%w: member %s uses %v and this client requires post-quantum keys", ErrKEMNotAllowed, head.Members[i].Short(), k)
+			}
+		}
+	}
+	c.mu.Lock()
+	var own *ownKeyPackage
+	for _, k := range c.kps {
+		if k.kp.Hash() == s.keyPackage {
+			own = k
+		}
+	}
+	c.mu.Unlock()
+	if own == nil {
+		return fmt.Errorf("%w: sealed to key package %s, which this device no longer holds", ErrUndecryptable, s.keyPackage.Short())
+	}
+	if h.KEMs[myIndex] != own.kp.KEM {
+		return alarm(ErrBadSignature, head.Epoch, h.Committer, "commit lists KEM %v for this device, its key package is %v", h.KEMs[myIndex], own.kp.KEM)
+	}
+	info := epochSecretInfo(c.room, c.instance, head.Epoch, h.Generation, head.Hash(), h.Committer, me, s.keyPackage)
+	secret, err := openSecret(own.priv, info, s.sealed)
+	if err != nil {
+		return fmt.Errorf("e2ee: epoch secret from %s: %w", h.Committer.Short(), err)
+	}
+	defer clear(secret)
+	if c.observeSecret != nil {
+		c.observeSecret(secret)
+	}
+	keys, err := newEpochKeys(secret, h, c.authority)
+	if err != nil {
+		return err
+	}
+	// Key packages older than the one just used are useless now: erase them. The one used is superseded by a
+	// fresh one and erased a grace period later (a commit racing this one may still be sealed to it).
+	c.mu.Lock()
+	c.kps = slices.DeleteFunc(c.kps, func(k *ownKeyPackage) bool { return k.kp.Seq < own.kp.Seq })
+	newest := c.kps[len(c.kps)-1] == own
+	c.mu.Unlock()
+	if !c.adopt(head, h, keys) {
+		return nil
+	}
+	if newest {
+		return c.refreshKeyPackage(ctx, true)
+	}
+	return nil
+}
+
+// adopt installs keys as the head epoch's current generation. It reports false if the head moved meanwhile.
+func (c *Client) adopt(head *Roster, h *commitHeader, keys *epochKeys) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.head != head || c.state != StateMember {
+		keys.wipe()
+		return false
+	}
+	now := c.clock.Now()
+	if c.current != nil {
+		c.retire(c.current, now)
+	}
+	c.current = &epochState{keys: keys, roster: head, kems: slices.Clone(h.KEMs), at: now,
+		send: map[uint8]*sframe.SendContext{}, recv: map[uint64]*sframe.ReceiveContext{}}
+	c.log.Info("e2ee.epoch_secret", zap.Uint64("epoch", head.Epoch), zap.Uint8("generation", h.Generation),
+		zap.String("committer", h.Committer.Short()), zap.String("security_code", SecurityCode(keys.auth)))
+	return true
+}
+
+// prune drops epoch keys and superseded KEM private keys whose grace period is over.
 func (c *Client) prune() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock.Now()
-	for kid, k := range c.recv {
-		if !k.Expires.IsZero() && !now.Before(k.Expires) {
-			delete(c.recv, kid)
+	c.kps = slices.DeleteFunc(c.kps, func(k *ownKeyPackage) bool {
+		return !k.superseded.IsZero() && !now.Before(k.superseded.Add(c.grace))
+	})
+	c.old = slices.DeleteFunc(c.old, func(e *epochState) bool {
+		if now.Before(e.expires) {
+			return false
 		}
-	}
-	if c.send != nil && !c.send.expires.IsZero() && !now.Before(c.send.expires) {
-		c.send = nil
-	}
+		e.keys.wipe()
+		return true
+	})
 }
 
 // Status returns what the client has verified so far.
 func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Status{State: c.state}
+	st := Status{State: c.state, Changes: slices.Clone(c.changes), Err: c.lastErr}
 	if c.head == nil {
 		return st
 	}
 	st.Epoch, st.Roster, st.Locked = c.head.Epoch, c.head.Hash(), c.head.Locked
-	st.SecurityCode = SecurityCode(c.head.Hash())
+	if c.current != nil {
+		st.SecurityCode = SecurityCode(c.current.keys.auth)
+		st.Generation = c.current.keys.generation
+	}
 	for i, h := range c.head.Members {
 		m := Member{Credential: h, Index: i, Self: c.cred != nil && h == c.cred.Hash()}
 		if cred := c.creds[h]; cred != nil {
-			m.Identity, m.DisplayName, m.Role, m.KEM = cred.Identity, cred.DisplayName, cred.Role, cred.KEM
+			m.Identity, m.DisplayName, m.Role, m.Fingerprint = cred.Identity, cred.DisplayName, cred.Role, cred.Fingerprint()
+			m.OwnDevice = !m.Self && cred.Identity == c.identity
+			m.Confirmed = m.OwnDevice && c.confirmed[h]
+			if c.pending[h] {
+				st.Unconfirmed = append(st.Unconfirmed, m.Fingerprint)
+			}
+		}
+		if c.current != nil && i < len(c.current.kems) {
+			m.KEM = c.current.kems[i]
 		}
 		st.Members = append(st.Members, m)
 	}
 	return st
 }
 
-// EncryptionKey returns this sender's current SFrame key. After an epoch change the previous key stays usable
-// for the grace period while the new bundle is posted, never longer.
-func (c *Client) EncryptionKey() (*sframe.Key, error) {
+// live returns the epoch keys for (epoch, generation) if they are current or within their grace period; the
+// caller holds c.mu.
+func (c *Client) live(epoch uint64, gen uint8) *epochState {
+	now := c.clock.Now()
+	if e := c.current; e != nil && e.keys.epoch == epoch && e.keys.generation == gen {
+		return e
+	}
+	for _, e := range c.old {
+		if e.keys.epoch == epoch && e.keys.generation == gen && now.Before(e.expires) {
+			return e
+		}
+	}
+	return nil
+}
+
+// EncryptionKey returns this sender's current SFrame key for one of its streams (one per media track). Media
+// code should prefer Encrypt, which also owns the counter.
+func (c *Client) EncryptionKey(stream uint8) (*sframe.Key, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
-	if c.send == nil || (!c.send.expires.IsZero() && !c.clock.Now().Before(c.send.expires)) {
+	if c.current == nil {
 		return nil, ErrNoKey
 	}
-	return c.send.key, nil
+	i, _ := c.current.roster.Index(c.cred.Hash())
+	return c.current.keys.sframeKey(i, stream)
 }
 
 // DecryptionKey returns the live SFrame key for kid (read from a frame's SFrame header) and its sender.
@@ -721,30 +1123,82 @@ func (c *Client) DecryptionKey(kid uint64) (*sframe.Key, Hash, error) {
 	if err := c.usable(); err != nil {
 		return nil, Hash{}, err
 	}
-	k := c.recv[kid]
-	if k == nil || (!k.Expires.IsZero() && !c.clock.Now().Before(k.Expires)) {
+	epoch, gen, index, stream := SplitKID(kid)
+	e := c.live(epoch, gen)
+	if e == nil || index >= len(e.roster.Members) {
 		return nil, Hash{}, fmt.Errorf("%w: KID %#x", ErrNoKey, kid)
 	}
-	return k.Key, k.Sender, nil
+	key, err := e.keys.sframeKey(index, stream)
+	if err != nil {
+		return nil, Hash{}, err
+	}
+	return key, e.roster.Members[index], nil
 }
 
-// ReceiveKeys returns every live decryption key, ordered by KID.
-func (c *Client) ReceiveKeys() []ReceiveKey {
+// Encrypt protects one frame of this sender's stream with the current key and the stream's next counter:
+// every (sender, stream) has its own KID, and no counter is used twice under one KID.
+func (c *Client) Encrypt(stream uint8, metadata, frame []byte) ([]byte, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.clock.Now()
-	out := make([]ReceiveKey, 0, len(c.recv))
-	for _, k := range c.recv {
-		if k.Expires.IsZero() || now.Before(k.Expires) {
-			out = append(out, *k)
-		}
+	if err := c.usable(); err != nil {
+		c.mu.Unlock()
+		return nil, err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key.KID() < out[j].Key.KID() })
-	return out
+	e := c.current
+	if e == nil {
+		c.mu.Unlock()
+		return nil, ErrNoKey
+	}
+	ctx := e.send[stream]
+	if ctx == nil {
+		i, _ := e.roster.Index(c.cred.Hash())
+		key, err := e.keys.sframeKey(i, stream)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		ctx = sframe.NewSendContext(key)
+		e.send[stream] = ctx
+	}
+	c.mu.Unlock()
+	return ctx.Protect(metadata, frame)
+}
+
+// Decrypt unprotects one frame and names its sender. It refuses frames under keys past their grace period and
+// replayed frames (sframe.ErrReplay).
+func (c *Client) Decrypt(metadata, frame []byte) ([]byte, Hash, error) {
+	kid, _, _, err := sframe.ParseHeader(frame)
+	if err != nil {
+		return nil, Hash{}, err
+	}
+	c.mu.Lock()
+	if err := c.usable(); err != nil {
+		c.mu.Unlock()
+		return nil, Hash{}, err
+	}
+	epoch, gen, index, stream := SplitKID(kid)
+	e := c.live(epoch, gen)
+	if e == nil || index >= len(e.roster.Members) {
+		c.mu.Unlock()
+		return nil, Hash{}, fmt.Errorf("%w: KID %#x", ErrNoKey, kid)
+	}
+	rc := e.recv[kid]
+	if rc == nil {
+		key, err := e.keys.sframeKey(index, stream)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, Hash{}, err
+		}
+		rc = sframe.NewReceiveContext(key)
+		e.recv[kid] = rc
+	}
+	sender := e.roster.Members[index]
+	c.mu.Unlock()
+	pt, err := rc.Unprotect(metadata, frame)
+	return pt, sender, err
 }
 
 // Run registers if needed and then follows the meeting until ctx ends, the client is removed (ErrRemoved) or
-// an alarm halts it. onStatus, if set, sees each new epoch and state.
+// an alarm halts it. onStatus, if set, sees each new epoch, generation and state.
 func (c *Client) Run(ctx context.Context, onStatus func(Status)) error {
 	if c.Status().State == StateUnregistered {
 		if _, err := c.Register(ctx); err != nil {
@@ -754,7 +1208,8 @@ func (c *Client) Run(ctx context.Context, onStatus func(Status)) error {
 	var last Status
 	for {
 		st, err := c.Sync(ctx)
-		if onStatus != nil && (st.State != last.State || st.Roster != last.Roster) {
+		if onStatus != nil && (st.State != last.State || st.Roster != last.Roster || st.SecurityCode != last.SecurityCode ||
+			len(st.Unconfirmed) != len(last.Unconfirmed)) {
 			onStatus(st)
 		}
 		last = st
@@ -800,7 +1255,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// nextWake is how long Run may wait for the gateway before a timer (re-key, end of a grace period) is due.
+// nextWake is how long Run may wait for the gateway before a timer (commit timeout, re-key, key package
+// refresh, end of a grace period) is due.
 func (c *Client) nextWake() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -811,12 +1267,19 @@ func (c *Client) nextWake() time.Duration {
 			wake = min(wake, max(t.Sub(now), 10*time.Millisecond))
 		}
 	}
-	if c.send != nil {
-		consider(c.send.created.Add(c.rekeyEvery))
-		consider(c.send.expires)
+	if c.state == StateMember {
+		if c.current == nil {
+			consider(c.headSeen.Add(c.commitTimeout))
+		} else {
+			consider(c.current.at.Add(c.rekeyEvery))
+			consider(c.current.at.Add(c.rekeyEvery + c.commitTimeout))
+		}
 	}
-	for _, k := range c.recv {
-		consider(k.Expires)
+	if len(c.kps) > 0 {
+		consider(c.kps[len(c.kps)-1].created.Add(c.rekeyEvery))
+	}
+	for _, e := range c.old {
+		consider(e.expires)
 	}
 	return wake
 }

@@ -3,16 +3,18 @@ package e2ee
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/hpke"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 )
 
-// Credential is the gateway's signed statement that a device's keys belong to an identity in one meeting
-// (docs/e2ee.md section 4.3). Like x509.Certificate, its fields are parsed from its encoding; verification and
-// hashing use the encoding, never the fields.
+// Credential is the gateway's signed statement that a device's signing key belongs to an identity in one
+// meeting (docs/e2ee.md section 4.3). It certifies nothing else: the device's KEM keys travel in key packages the
+// device signs itself, so the gateway cannot substitute them. Like x509.Certificate, its fields are parsed from
+// its encoding; verification and hashing use the encoding, never the fields.
 type Credential struct {
 	Room        string
 	Instance    string
@@ -20,15 +22,12 @@ type Credential struct {
 	DisplayName string
 	Role        Role
 	SigningKey  ed25519.PublicKey
-	KEM         KEM
-	KEMKey      []byte
 	NotAfter    time.Time
 
-	raw    []byte // Credential: tbs<u16> || signature
-	tbs    []byte
-	sig    []byte
-	hash   Hash
-	kemPub hpke.PublicKey
+	raw  []byte // Credential: tbs<u16> || signature
+	tbs  []byte
+	sig  []byte
+	hash Hash
 }
 
 func (c *Credential) encodeTBS() ([]byte, error) {
@@ -51,9 +50,6 @@ func (c *Credential) encodeTBS() ([]byte, error) {
 	if len(c.SigningKey) != ed25519.PublicKeySize {
 		return nil, malformed(what, "signing_key", "want %d bytes, got %d", ed25519.PublicKeySize, len(c.SigningKey))
 	}
-	if _, err := c.KEM.publicKey(c.KEMKey); err != nil {
-		return nil, fmt.Errorf("credential.kem_key: %w", err)
-	}
 	b := cryptobyte.NewBuilder(nil)
 	b.AddUint8(wireVersion)
 	addString16(b, c.Room)
@@ -63,8 +59,6 @@ func (c *Credential) encodeTBS() ([]byte, error) {
 	addString16(b, c.DisplayName)
 	b.AddUint8(uint8(c.Role))
 	b.AddBytes(c.SigningKey)
-	b.AddUint16(uint16(c.KEM))
-	addBytes16(b, c.KEMKey)
 	b.AddUint64(unixSeconds(c.NotAfter))
 	return finish(what, b)
 }
@@ -106,17 +100,10 @@ func ParseCredential(b []byte) (*Credential, error) {
 		p.fail("role", "unknown role %d", c.Role)
 	}
 	c.SigningKey = bytes.Clone(p.fixed("signing_key", ed25519.PublicKeySize))
-	c.KEM = KEM(p.u16("kem_id"))
-	c.KEMKey = bytes.Clone(p.bytes16("kem_key", 1, 1<<16-1))
 	c.NotAfter = p.unixSeconds("not_after")
 	if err := p.end(); err != nil {
 		return nil, err
 	}
-	pk, err := c.KEM.publicKey(c.KEMKey)
-	if err != nil {
-		return nil, fmt.Errorf("credential.kem_key: %w", err)
-	}
-	c.kemPub = pk
 	c.raw = bytes.Clone(b)
 	c.tbs = c.raw[2 : 2+len(tbs)]
 	c.sig = c.raw[2+len(tbs):]
@@ -136,4 +123,15 @@ func (c *Credential) Verify(authority ed25519.PublicKey) error {
 		return fmt.Errorf("%w: credential %s", ErrBadSignature, c.hash.Short())
 	}
 	return nil
+}
+
+// Fingerprint is the short, stable name of the credential's device key that a roster view shows next to each
+// device: 64 bits of SHA-256 over the signing key, as four groups of four hex digits.
+func (c *Credential) Fingerprint() string { return DeviceFingerprint(c.SigningKey) }
+
+// DeviceFingerprint is Fingerprint for a bare Ed25519 device key.
+func DeviceFingerprint(key ed25519.PublicKey) string {
+	d := sha256.Sum256(labelled(labelDevice, key))
+	h := hex.EncodeToString(d[:8])
+	return h[0:4] + "-" + h[4:8] + "-" + h[8:12] + "-" + h[12:16]
 }

@@ -30,6 +30,10 @@ var (
 	ErrCredentialMismatch = errors.New("e2ee: roster member without a matching credential")
 	ErrCredentialExpired  = errors.New("e2ee: credential expired")
 	ErrImpersonation      = errors.New("e2ee: another device holds this identity")
+	ErrClone              = errors.New("e2ee: two roster entries share a device key")
+	ErrIdentityMismatch   = errors.New("e2ee: identity is not the expected one")
+	ErrRateLimited        = errors.New("e2ee: too many posts")
+	ErrStaleKeyPackage    = errors.New("e2ee: key package superseded")
 	ErrUndecryptable      = errors.New("e2ee: sealed key does not open")
 )
 

@@ -75,34 +75,65 @@ func FuzzParseRosterUpdate(f *testing.F) {
 	})
 }
 
-func FuzzParseBundle(f *testing.F) {
-	f.Add([]byte{0, 0, 0, 0, 0, 0})
+func FuzzParseKeyPackage(f *testing.F) {
+	f.Add([]byte{0, 1, 2})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		bu, err := parseBundle(b)
+		k, err := ParseKeyPackage(b)
 		if err != nil {
 			return
 		}
-		if out, err := bu.marshal(); err != nil || !bytes.Equal(out, b) {
+		if tbs, err := k.encodeTBS(); err != nil || !bytes.Equal(tbs, k.tbs) {
+			t.Fatalf("not canonical: %x -> %x, %v", k.tbs, tbs, err)
+		}
+		_ = k.Verify()
+	})
+}
+
+func FuzzParseKeyPackages(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		kps, err := parseKeyPackages(b)
+		if err != nil {
+			return
+		}
+		var items [][]byte
+		for _, k := range kps {
+			items = append(items, k.raw)
+		}
+		if out, err := marshalKeyPackages(items); err != nil || !bytes.Equal(out, b) {
 			t.Fatalf("not canonical: %x -> %x, %v", b, out, err)
 		}
-		if tbs, err := bu.header.encodeTBS(); err != nil || !bytes.Equal(tbs, bu.header.tbs) {
+	})
+}
+
+func FuzzParseCommit(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := parseCommit(b)
+		if err != nil {
+			return
+		}
+		if out, err := c.marshal(); err != nil || !bytes.Equal(out, b) {
+			t.Fatalf("not canonical: %x -> %x, %v", b, out, err)
+		}
+		if tbs, err := c.header.encodeTBS(); err != nil || !bytes.Equal(tbs, c.header.tbs) {
 			t.Fatalf("header not canonical: %v", err)
 		}
 	})
 }
 
-func FuzzParseSealedKeys(f *testing.F) {
+func FuzzParseSealedSecrets(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		keys, err := parseSealedKeys(b)
+		secrets, err := parseSealedSecrets(b)
 		if err != nil {
 			return
 		}
-		for _, sk := range keys {
-			if out, err := sk.marshal(); err != nil || !bytes.Equal(out, sk.raw) {
-				t.Fatalf("not canonical: %x -> %x, %v", sk.raw, out, err)
+		for _, s := range secrets {
+			if out, err := s.marshal(); err != nil || !bytes.Equal(out, s.raw) {
+				t.Fatalf("not canonical: %x -> %x, %v", s.raw, out, err)
 			}
-			_ = verifyInclusion(leafHash(Hash{}, sk.sealed), uint64(sk.index), uint64(sk.header.LeafCount), sk.proof, sk.header.Root)
+			_ = verifyInclusion(leafHash(Hash{}, s.keyPackage, s.sealed), uint64(s.index), uint64(s.header.LeafCount), s.proof, s.header.Root)
 		}
 	})
 }

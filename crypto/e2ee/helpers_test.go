@@ -65,6 +65,7 @@ func newMeeting(t testing.TB, configure func(*AuthorityOptions)) *meeting {
 
 // party is one participant and the session it talks through.
 type party struct {
+	m         *meeting
 	name      string
 	client    *Client
 	transport Transport
@@ -74,7 +75,15 @@ type party struct {
 
 type joinOption func(*ClientOptions, *party)
 
-func withKEM(k KEM) joinOption { return func(o *ClientOptions, _ *party) { o.KEM = k } }
+func withKEM(k KEM) joinOption {
+	return func(o *ClientOptions, _ *party) { o.KEM, o.AllowClassicKEM = k, o.AllowClassicKEM || k == KEMX25519 }
+}
+
+func withClassicAllowed() joinOption {
+	return func(o *ClientOptions, _ *party) { o.AllowClassicKEM = true }
+}
+
+func withOptions(f func(*ClientOptions)) joinOption { return func(o *ClientOptions, _ *party) { f(o) } }
 
 // withTransport wraps the honest session transport (an evil gateway's view of this party).
 func withTransport(wrap func(*LocalTransport) Transport) joinOption {
@@ -84,10 +93,16 @@ func withTransport(wrap func(*LocalTransport) Transport) joinOption {
 // register creates a client for name on authority a and registers it, without admitting it.
 func (m *meeting) register(a *Authority, name string, opts ...joinOption) *party {
 	m.t.Helper()
-	p := &party{name: name}
-	p.local = NewLocalTransport(a, Identity{Issuer: "https://idp.example", Subject: name}, name, RoleParticipant)
+	return m.registerAs(a, name, Identity{Issuer: "https://idp.example", Subject: name}, opts...)
+}
+
+// registerAs is register for a device of identity id (a second device of one person has the same id).
+func (m *meeting) registerAs(a *Authority, name string, id Identity, opts ...joinOption) *party {
+	m.t.Helper()
+	p := &party{m: m, name: name}
+	p.local = NewLocalTransport(a, id, id.Subject, RoleParticipant)
 	p.transport = p.local
-	co := ClientOptions{Transport: p.local, AuthorityKey: m.authKey.Public().(ed25519.PublicKey), Room: a.Room(), Clock: m.clock, Logger: m.logger}
+	co := ClientOptions{Transport: p.local, AuthorityKey: m.authKey.Public().(ed25519.PublicKey), Room: a.Room(), ExpectIdentity: id, Clock: m.clock, Logger: m.logger}
 	for _, o := range opts {
 		o(&co, p)
 	}
@@ -111,33 +126,24 @@ func (m *meeting) join(name string, opts ...joinOption) *party {
 	return p
 }
 
-// settled reports whether every party has its key for its head epoch and holds every other party's current key.
+// settled reports whether every party is a member at one epoch and holds the same epoch secret (the same
+// security code) for it.
 func settled(parties []*party) bool {
-	for _, s := range parties {
-		st := s.client.Status()
-		if st.State != StateMember {
+	first := parties[0].client.Status()
+	for _, p := range parties {
+		st := p.client.Status()
+		if st.State != StateMember || st.SecurityCode == "" || st.Epoch != first.Epoch || st.SecurityCode != first.SecurityCode {
 			return false
-		}
-		k, err := s.client.EncryptionKey()
-		if err != nil || k.KID()>>32 != st.Epoch {
-			return false
-		}
-		for _, r := range parties {
-			if r == s {
-				continue
-			}
-			if _, _, err := r.client.DecryptionKey(k.KID()); err != nil {
-				return false
-			}
 		}
 	}
 	return true
 }
 
-// settle runs Sync rounds until every party holds every key of its head epoch.
+// settle runs Sync rounds until every party holds the head epoch's secret. If the designated committer is not
+// among the parties, the others commit after the commit timeout, which settle lets pass.
 func settle(t *testing.T, parties ...*party) {
 	t.Helper()
-	for round := 0; round < 5; round++ {
+	for round := 0; round < 8; round++ {
 		for _, p := range parties {
 			if _, err := p.client.Sync(context.Background()); err != nil {
 				t.Fatalf("%s: sync round %d: %v", p.name, round, err)
@@ -145,6 +151,9 @@ func settle(t *testing.T, parties ...*party) {
 		}
 		if settled(parties) {
 			return
+		}
+		if round == 3 {
+			parties[0].m.clock.Advance(3 * time.Second)
 		}
 	}
 	t.Fatalf("parties did not settle")
@@ -169,11 +178,14 @@ func requireAlarm(t *testing.T, p *party, err, kind error) *AlarmError {
 	if err := syncErr(p); !errors.Is(err, ErrHalted) || !errors.Is(err, kind) {
 		t.Fatalf("%s: sync after alarm = %v, want ErrHalted wrapping %v", p.name, err, kind)
 	}
-	if _, err := p.client.EncryptionKey(); !errors.Is(err, ErrHalted) {
+	if _, err := p.client.EncryptionKey(0); !errors.Is(err, ErrHalted) {
 		t.Fatalf("%s: EncryptionKey after alarm = %v, want ErrHalted", p.name, err)
 	}
-	if keys := p.client.ReceiveKeys(); len(keys) != 0 {
-		t.Fatalf("%s: %d receive keys kept after alarm", p.name, len(keys))
+	p.client.mu.Lock()
+	held := p.client.current != nil || len(p.client.old) > 0 || len(p.client.kps) > 0
+	p.client.mu.Unlock()
+	if held {
+		t.Fatalf("%s: keys kept after alarm", p.name)
 	}
 	return al
 }
@@ -184,4 +196,14 @@ func names(parties []*party) string {
 		s += fmt.Sprintf("%s ", p.name)
 	}
 	return s
+}
+
+func must[T any](t testing.TB) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
 }

@@ -29,13 +29,14 @@ const ContentType = "application/octet-stream"
 
 // The endpoint names below APIPath.
 const (
-	EndpointAuthority = "authority"
-	EndpointNonce     = "nonce"
-	EndpointRegister  = "register"
-	EndpointRoster    = "roster"
-	EndpointBundles   = "bundles"
-	EndpointKeys      = "keys"
-	EndpointWait      = "wait"
+	EndpointAuthority   = "authority"
+	EndpointNonce       = "nonce"
+	EndpointRegister    = "register"
+	EndpointRoster      = "roster"
+	EndpointKeyPackages = "keypackages"
+	EndpointCommits     = "commits"
+	EndpointKeys        = "keys"
+	EndpointWait        = "wait"
 )
 
 // httpErrors is the one table between this package's sentinels and HTTP: the gateway answers with ErrorStatus,
@@ -63,6 +64,8 @@ var httpErrors = []struct {
 	{ErrConflict, http.StatusConflict, "conflict"},
 	{ErrRoomFull, http.StatusConflict, "room_full"},
 	{ErrCredentialExpired, http.StatusConflict, "credential_expired"},
+	{ErrIdentityMismatch, http.StatusForbidden, "identity_mismatch"},
+	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
 }
 
 // ErrorStatus maps an error of the Authority to the HTTP status and error code a gateway answers with
@@ -148,8 +151,12 @@ func classify(op string, status int, code string) error {
 		return ErrNotMember
 	case op == EndpointRoster && status == http.StatusNotFound:
 		return ErrNoRoster
-	case (op == EndpointKeys || op == EndpointBundles) && status == http.StatusConflict:
+	case (op == EndpointKeys || op == EndpointKeyPackages) && status == http.StatusConflict:
 		return ErrStaleEpoch
+	case op == EndpointCommits && status == http.StatusConflict:
+		return ErrConflict
+	case status == http.StatusTooManyRequests:
+		return ErrRateLimited
 	}
 	return nil
 }
@@ -338,11 +345,24 @@ func (t *HTTPTransport) Roster(ctx context.Context, since uint64) ([]byte, error
 	return t.call(ctx, http.MethodGet, EndpointRoster, url.Values{"since": {strconv.FormatUint(since, 10)}}, nil)
 }
 
-// PostBundle implements Transport.
-func (t *HTTPTransport) PostBundle(ctx context.Context, epoch uint64, bundle []byte) error {
+// PostKeyPackage implements Transport.
+func (t *HTTPTransport) PostKeyPackage(ctx context.Context, keyPackage []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	_, _, err := t.do(ctx, http.MethodPost, EndpointBundles, url.Values{"epoch": {strconv.FormatUint(epoch, 10)}}, bundle)
+	_, _, err := t.do(ctx, http.MethodPost, EndpointKeyPackages, nil, keyPackage)
+	return err
+}
+
+// KeyPackages implements Transport.
+func (t *HTTPTransport) KeyPackages(ctx context.Context, epoch uint64) ([]byte, error) {
+	return t.call(ctx, http.MethodGet, EndpointKeyPackages, url.Values{"epoch": {strconv.FormatUint(epoch, 10)}}, nil)
+}
+
+// PostCommit implements Transport.
+func (t *HTTPTransport) PostCommit(ctx context.Context, epoch uint64, commit []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	_, _, err := t.do(ctx, http.MethodPost, EndpointCommits, url.Values{"epoch": {strconv.FormatUint(epoch, 10)}}, commit)
 	return err
 }
 

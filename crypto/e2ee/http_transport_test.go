@@ -84,7 +84,9 @@ func TestHTTPTransport_StatusesAloneMapAsDocumented(t *testing.T) {
 		{403, func() error { _, err := tr.Roster(ctx, 0); return err }, ErrNotMember},
 		{404, func() error { _, err := tr.Roster(ctx, 0); return err }, ErrNoRoster},
 		{409, func() error { _, err := tr.SealedKeys(ctx, 2); return err }, ErrStaleEpoch},
-		{409, func() error { return tr.PostBundle(ctx, 2, []byte{1}) }, ErrStaleEpoch},
+		{409, func() error { return tr.PostCommit(ctx, 2, []byte{1}) }, ErrConflict},
+		{409, func() error { _, err := tr.KeyPackages(ctx, 2); return err }, ErrStaleEpoch},
+		{429, func() error { return tr.PostKeyPackage(ctx, []byte{1}) }, ErrRateLimited},
 		{403, func() error { _, err := tr.SealedKeys(ctx, 2); return err }, nil},
 		{500, func() error { _, err := tr.Roster(ctx, 0); return err }, nil},
 	}
@@ -173,10 +175,10 @@ func TestHTTPTransport_RequestsAndLimits(t *testing.T) {
 		}
 	}, func(o *HTTPTransportOptions) { o.MaxResponseBytes = 1024 })
 	ctx := context.Background()
-	if err := tr.PostBundle(ctx, 5, []byte{1, 2}); err != nil {
+	if err := tr.PostCommit(ctx, 5, []byte{1, 2}); err != nil {
 		t.Fatal(err)
 	}
-	if got := seen.Load(); got != "POST /.meetguard/api/v1/rooms/standup/e2ee/bundles?epoch=5 application/octet-stream Bearer t" {
+	if got := seen.Load(); got != "POST /.meetguard/api/v1/rooms/standup/e2ee/commits?epoch=5 application/octet-stream Bearer t" {
 		t.Errorf("sent %q", got)
 	}
 	if _, err := tr.SealedKeys(ctx, 5); err == nil || !strings.Contains(err.Error(), "larger than 1024") {

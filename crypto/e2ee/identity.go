@@ -12,6 +12,14 @@ type Identity struct {
 	Subject string
 }
 
+// String is "subject (issuer)", for messages.
+func (id Identity) String() string { return fmt.Sprintf("%q (%s)", id.Subject, id.Issuer) }
+
+// Matches reports whether id is the expected identity; an empty expected issuer matches any issuer.
+func (id Identity) Matches(expected Identity) bool {
+	return id.Subject == expected.Subject && (expected.Issuer == "" || id.Issuer == expected.Issuer)
+}
+
 func (id Identity) validate() error {
 	if err := checkText("identity", "issuer", id.Issuer, 1, maxIssuer); err != nil {
 		return err

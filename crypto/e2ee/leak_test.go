@@ -30,7 +30,7 @@ func (l *lockedBuffer) Bytes() []byte {
 }
 
 // TestAuthority_StoreAndLogsNeverHoldMediaKeys runs a meeting through joins, a kick and a timer re-key, records
-// every base key the clients draw or open and every SFrame key and salt they derive, and searches everything the
+// every epoch secret the clients draw or open, every authenticator and every SFrame key and salt they derive, and searches everything the
 // gateway stored and everything logged (raw, hex and base64) for them.
 func TestAuthority_StoreAndLogsNeverHoldMediaKeys(t *testing.T) {
 	logs := &lockedBuffer{}
@@ -46,22 +46,28 @@ func TestAuthority_StoreAndLogsNeverHoldMediaKeys(t *testing.T) {
 	}
 	join := func(name string) *party {
 		p := m.register(m.authority, name)
-		p.client.observeBaseKey = record
+		p.client.observeSecret = record
 		must[*Roster](t)(m.authority.Admit(m.ctx, p.cred.Hash()))
 		return p
 	}
 	recordKeys := func(parties ...*party) {
 		for _, p := range parties {
-			if k, err := p.client.EncryptionKey(); err == nil {
-				key, salt := k.Material()
-				record(key[:])
-				record(salt[:])
+			for stream := range uint8(2) {
+				if k, err := p.client.EncryptionKey(stream); err == nil {
+					key, salt := k.Material()
+					record(key[:])
+					record(salt[:])
+				}
 			}
-			for _, rk := range p.client.ReceiveKeys() {
-				key, salt := rk.Key.Material()
-				record(key[:])
-				record(salt[:])
+			p.client.mu.Lock()
+			if e := p.client.current; e != nil {
+				record(e.keys.auth[:])
+				record(e.keys.prk)
 			}
+			for _, k := range p.client.kps {
+				record(must[[]byte](t)(k.priv.Bytes()))
+			}
+			p.client.mu.Unlock()
 		}
 	}
 
@@ -90,7 +96,8 @@ func TestAuthority_StoreAndLogsNeverHoldMediaKeys(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	// 3 + 4 + 3 + 3 senders drew base keys, each opened by every other member; keys and salts of 4 snapshots.
+	// Secrets of 6 epochs and generations, each opened by every other member; keys, salts, authenticators and KEM
+	// private keys of three snapshots.
 	if len(secrets) < 60 {
 		t.Fatalf("recorded only %d secrets", len(secrets))
 	}

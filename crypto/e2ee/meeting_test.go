@@ -4,18 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/meetguard/meetguard/crypto/sframe"
 )
 
-// requireAgreement checks that all parties are at one epoch with one security code and that every sender's
-// SFrame key is exactly the key every other party holds for that sender, by decrypting a real frame.
+// requireAgreement checks that all parties are at one epoch with one security code and that every party
+// decrypts a real frame of every other party's two streams, named as that sender.
 func requireAgreement(t *testing.T, parties ...*party) Status {
 	t.Helper()
 	first := parties[0].client.Status()
 	for _, p := range parties {
 		st := p.client.Status()
-		if st.Epoch != first.Epoch || st.Roster != first.Roster || st.SecurityCode != first.SecurityCode {
+		if st.Epoch != first.Epoch || st.Roster != first.Roster || st.SecurityCode != first.SecurityCode || st.SecurityCode == "" {
 			t.Fatalf("%s sees epoch %d code %q, %s sees epoch %d code %q", p.name, st.Epoch, st.SecurityCode,
 				parties[0].name, first.Epoch, first.SecurityCode)
 		}
@@ -24,25 +27,20 @@ func requireAgreement(t *testing.T, parties ...*party) Status {
 		}
 	}
 	for _, s := range parties {
-		send, err := s.client.EncryptionKey()
-		if err != nil {
-			t.Fatalf("%s: %v", s.name, err)
-		}
-		frame := send.Encrypt(42, []byte("rtp"), []byte("frame from "+s.name))
-		for _, r := range parties {
-			if r == s {
-				continue
-			}
-			recv, sender, err := r.client.DecryptionKey(send.KID())
+		for stream := range uint8(2) {
+			msg := fmt.Sprintf("frame %d from %s", stream, s.name)
+			frame, err := s.client.Encrypt(stream, []byte("rtp"), []byte(msg))
 			if err != nil {
-				t.Fatalf("%s has no key for %s: %v", r.name, s.name, err)
+				t.Fatalf("%s: %v", s.name, err)
 			}
-			if sender != s.cred.Hash() || !recv.Equal(send) {
-				t.Fatalf("%s holds a different key for %s", r.name, s.name)
-			}
-			pt, err := recv.Decrypt([]byte("rtp"), frame)
-			if err != nil || string(pt) != "frame from "+s.name {
-				t.Fatalf("%s cannot decrypt %s's frame: %v", r.name, s.name, err)
+			for _, r := range parties {
+				if r == s {
+					continue
+				}
+				pt, sender, err := r.client.Decrypt([]byte("rtp"), frame)
+				if err != nil || string(pt) != msg || sender != s.cred.Hash() {
+					t.Fatalf("%s cannot decrypt %s's stream %d: %q %v", r.name, s.name, stream, pt, err)
+				}
 			}
 		}
 	}
@@ -60,38 +58,33 @@ func TestMeeting_MembersAgreeRotateAndExcludeTheKicked(t *testing.T) {
 	}
 
 	// A fourth joins: a new epoch everywhere, new keys, a new code.
-	aliceOld, _ := alice.client.EncryptionKey()
-	oldFrame := aliceOld.Encrypt(7, nil, []byte("in flight"))
+	aliceOld, _ := alice.client.EncryptionKey(0)
+	oldFrame := must[[]byte](t)(alice.client.Encrypt(0, nil, []byte("in flight")))
 	dave := m.join("dave")
 	settle(t, alice, bob, carol, dave)
 	four := requireAgreement(t, alice, bob, carol, dave)
 	if four.Epoch != 4 || four.SecurityCode == three.SecurityCode {
 		t.Fatalf("after join: epoch %d code %q (was %q)", four.Epoch, four.SecurityCode, three.SecurityCode)
 	}
-	if aliceNew, _ := alice.client.EncryptionKey(); aliceNew.Equal(aliceOld) {
+	if aliceNew, _ := alice.client.EncryptionKey(0); aliceNew.Equal(aliceOld) {
 		t.Fatal("alice kept her epoch-3 key after the join")
 	}
 
 	// The replaced epoch's keys decrypt for the grace period, and not after it.
-	key, _, err := bob.client.DecryptionKey(aliceOld.KID())
-	if err != nil {
-		t.Fatalf("bob dropped alice's previous key inside the grace period: %v", err)
-	}
-	if pt, err := key.Decrypt(nil, oldFrame); err != nil || string(pt) != "in flight" {
-		t.Fatalf("frame in flight: %q %v", pt, err)
+	if pt, _, err := bob.client.Decrypt(nil, oldFrame); err != nil || string(pt) != "in flight" {
+		t.Fatalf("frame in flight inside the grace period: %q %v", pt, err)
 	}
 	m.clock.Advance(2*time.Second + time.Millisecond)
 	if _, _, err := bob.client.DecryptionKey(aliceOld.KID()); !errors.Is(err, ErrNoKey) {
 		t.Fatalf("previous key after grace: %v, want ErrNoKey", err)
 	}
-	settle(t, alice, bob, carol, dave)
-	for _, k := range bob.client.ReceiveKeys() {
-		if k.Epoch != four.Epoch {
-			t.Fatalf("bob still holds a key of epoch %d", k.Epoch)
-		}
-	}
 
-	// Carol is kicked: the others move on, carol learns she was removed and can open nothing of the new epoch.
+	// Carol is kicked: the others move on, carol learns she was removed and none of the KEM keys she held opens
+	// the new epoch's secret.
+	carol.client.mu.Lock()
+	var carolKEM []*ownKeyPackage
+	carolKEM = append(carolKEM, carol.client.kps...)
+	carol.client.mu.Unlock()
 	if _, err := m.authority.Remove(ctx, carol.cred.Hash()); err != nil {
 		t.Fatal(err)
 	}
@@ -100,56 +93,50 @@ func TestMeeting_MembersAgreeRotateAndExcludeTheKicked(t *testing.T) {
 	if err := syncErr(carol); !errors.Is(err, ErrRemoved) {
 		t.Fatalf("carol sync after kick: %v, want ErrRemoved", err)
 	}
-	if st := carol.client.Status(); st.State != StateRemoved || len(carol.client.ReceiveKeys()) != 0 {
-		t.Fatalf("carol: state %v with %d keys", st.State, len(carol.client.ReceiveKeys()))
+	if st := carol.client.Status(); st.State != StateRemoved || st.SecurityCode != "" {
+		t.Fatalf("carol: state %v code %q", st.State, st.SecurityCode)
 	}
 	if _, err := m.authority.SealedFor(ctx, carol.cred.Hash(), five.Epoch); !errors.Is(err, ErrNotMember) {
 		t.Fatalf("gateway served carol's keys after the kick: %v", err)
 	}
 	opened := 0
 	for _, r := range []*party{alice, bob, dave} {
-		raw, err := m.authority.SealedFor(ctx, r.cred.Hash(), five.Epoch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys, err := parseSealedKeys(raw)
-		if err != nil || len(keys) != 2 {
-			t.Fatalf("%s's sealed keys: %d, %v", r.name, len(keys), err)
-		}
-		for _, sk := range keys {
-			h := sk.header
-			for _, recipient := range []Hash{r.cred.Hash(), carol.cred.Hash()} {
-				info := senderKeyInfo(h.Room, h.Instance, h.Epoch, h.Generation, h.RosterHash, h.Sender, recipient)
-				if _, err := openBaseKey(carol.client.kemKey, info, sk.sealed); !errors.Is(err, ErrUndecryptable) {
-					t.Fatalf("carol opened a key sealed to %s: %v", r.name, err)
+		secrets := must[[]*sealedSecret](t)(parseSealedSecrets(must[[]byte](t)(m.authority.SealedFor(ctx, r.cred.Hash(), five.Epoch))))
+		for _, s := range secrets {
+			h := s.header
+			info := epochSecretInfo(h.Room, h.Instance, h.Epoch, h.Generation, h.RosterHash, h.Committer, r.cred.Hash(), s.keyPackage)
+			for _, k := range carolKEM {
+				if _, err := openSecret(k.priv, info, s.sealed); !errors.Is(err, ErrUndecryptable) {
+					t.Fatalf("carol opened the secret sealed to %s: %v", r.name, err)
 				}
-			}
-			// The intended recipient can: the check above is not vacuous.
-			info := senderKeyInfo(h.Room, h.Instance, h.Epoch, h.Generation, h.RosterHash, h.Sender, r.cred.Hash())
-			if _, err := openBaseKey(r.client.kemKey, info, sk.sealed); err != nil {
-				t.Fatalf("%s cannot open her own sealed key: %v", r.name, err)
 			}
 			opened++
 		}
 	}
-	if opened != 6 {
-		t.Fatalf("checked %d sealed keys, want 6", opened)
+	if opened != 2 { // the committer has no entry of its own
+		t.Fatalf("checked %d sealed secrets, want 2", opened)
 	}
 }
 
-func TestMeeting_SenderRekeysOnTimerAndOldGenerationExpires(t *testing.T) {
+func TestMeeting_EpochSecretRotatesOnTimerAndOldGenerationExpires(t *testing.T) {
 	m := newMeeting(t, nil)
 	alice, bob := m.join("alice"), m.join("bob")
 	settle(t, alice, bob)
-	before, _ := alice.client.EncryptionKey()
+	before, _ := alice.client.EncryptionKey(0)
+	code := alice.client.Status().SecurityCode
+	frame := must[[]byte](t)(alice.client.Encrypt(0, nil, []byte("gen 0")))
 	m.clock.Advance(5 * time.Minute)
 	settle(t, alice, bob)
-	after, _ := alice.client.EncryptionKey()
-	if after.KID() != before.KID()+1 || after.Equal(before) {
+	after, _ := alice.client.EncryptionKey(0)
+	_, g0, _, _ := SplitKID(before.KID())
+	_, g1, _, _ := SplitKID(after.KID())
+	if g0 != 0 || g1 != 1 || after.Equal(before) {
 		t.Fatalf("timer re-key: KID %#x -> %#x", before.KID(), after.KID())
 	}
-	requireAgreement(t, alice, bob)
-	if _, _, err := bob.client.DecryptionKey(before.KID()); err != nil {
+	if st := requireAgreement(t, alice, bob); st.Generation != 1 || st.SecurityCode == code {
+		t.Fatalf("generation %d, code %q (was %q)", st.Generation, st.SecurityCode, code)
+	}
+	if _, _, err := bob.client.Decrypt(nil, frame); err != nil {
 		t.Fatalf("generation 0 dropped inside grace: %v", err)
 	}
 	m.clock.Advance(2 * time.Second)
@@ -158,11 +145,29 @@ func TestMeeting_SenderRekeysOnTimerAndOldGenerationExpires(t *testing.T) {
 	}
 }
 
-func TestMeeting_ClassicKEMOnlyWherePolicyAllows(t *testing.T) {
+// TestMeeting_PostQuantumRequiredByDefault is item 10: one classic-KEM member in a room whose policy allows it
+// cannot silently downgrade a client that requires post-quantum keys (the default); a client that allows
+// classic KEMs sees every member's KEM.
+func TestMeeting_PostQuantumRequiredByDefault(t *testing.T) {
 	m := newMeeting(t, func(o *AuthorityOptions) { o.AllowClassicKEM = true })
 	alice, bob := m.join("alice"), m.join("bob", withKEM(KEMX25519))
-	settle(t, alice, bob)
-	st := requireAgreement(t, alice, bob)
+	for range 3 {
+		_, _ = bob.client.Sync(m.ctx)
+		_, _ = alice.client.Sync(m.ctx)
+		m.clock.Advance(3 * time.Second)
+	}
+	st := alice.client.Status()
+	if st.SecurityCode != "" || !errors.Is(st.Err, ErrKEMNotAllowed) {
+		t.Fatalf("alice (PQ required) with a classic member: code %q err %v", st.SecurityCode, st.Err)
+	}
+	if _, err := alice.client.EncryptionKey(0); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("alice holds a key protected by a classic KEM: %v", err)
+	}
+
+	m2 := newMeeting(t, func(o *AuthorityOptions) { o.AllowClassicKEM = true })
+	carol, dave := m2.join("carol", withClassicAllowed()), m2.join("dave", withKEM(KEMX25519))
+	settle(t, carol, dave)
+	st = requireAgreement(t, carol, dave)
 	kems := map[KEM]bool{}
 	for _, mem := range st.Members {
 		kems[mem.KEM] = true
@@ -172,14 +177,16 @@ func TestMeeting_ClassicKEMOnlyWherePolicyAllows(t *testing.T) {
 	}
 
 	strict := newMeeting(t, nil)
-	p := &party{name: "carol"}
-	p.local = NewLocalTransport(strict.authority, Identity{Issuer: "https://idp.example", Subject: "carol"}, "carol", RoleParticipant)
-	c, err := NewClient(strict.ctx, ClientOptions{Transport: p.local, AuthorityKey: strict.authority.PublicKey(), Room: strict.authority.Room(), KEM: KEMX25519, Clock: strict.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := &party{name: "erin"}
+	p.local = NewLocalTransport(strict.authority, Identity{Issuer: "https://idp.example", Subject: "erin"}, "erin", RoleParticipant)
+	c := must[*Client](t)(NewClient(strict.ctx, ClientOptions{Transport: p.local, AuthorityKey: strict.authority.PublicKey(),
+		Room: strict.authority.Room(), KEM: KEMX25519, AllowClassicKEM: true, Clock: strict.clock}))
 	if _, err := c.Register(strict.ctx); !errors.Is(err, ErrKEMNotAllowed) {
 		t.Fatalf("X25519 registration in a PQ-only room: %v, want ErrKEMNotAllowed", err)
+	}
+	if _, err := NewClient(strict.ctx, ClientOptions{Transport: p.local, AuthorityKey: strict.authority.PublicKey(),
+		Room: strict.authority.Room(), KEM: KEMX25519}); !errors.Is(err, ErrKEMNotAllowed) {
+		t.Fatalf("X25519 client without AllowClassicKEM: %v", err)
 	}
 }
 
@@ -204,7 +211,7 @@ func TestMeeting_RunFollowsEpochsUntilRemoved(t *testing.T) {
 	bob := m.register(m.authority, "bob")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	statuses := make(chan Status, 16)
+	statuses := make(chan Status, 64)
 	done := make(chan error, 1)
 	go func() { done <- bob.client.Run(ctx, func(s Status) { statuses <- s }) }()
 	if _, err := m.authority.Admit(ctx, bob.cred.Hash()); err != nil {
@@ -233,19 +240,57 @@ func TestMeeting_RunFollowsEpochsUntilRemoved(t *testing.T) {
 	}
 }
 
-func TestSecurityCode_DiffersForAnyRosterDifference(t *testing.T) {
-	base := Hash{1}
+func TestSecurityCode_DiffersForAnyAuthenticatorDifference(t *testing.T) {
+	base := [32]byte{1}
 	codes := map[string]bool{SecurityCode(base): true}
 	for i := range 64 {
 		h := base
 		h[i/8] ^= 1 << (i % 8)
 		c := SecurityCode(h)
 		if codes[c] {
-			t.Fatalf("flipping bit %d of the head kept the code", i)
+			t.Fatalf("flipping bit %d of the authenticator kept the code", i)
 		}
 		codes[c] = true
 	}
 	if c := SecurityCode(base); !bytes.Equal([]byte(c), []byte(SecurityCode(base))) || len(c) != 47 {
 		t.Fatalf("code %q is not deterministic 8x5 digits", c)
+	}
+}
+
+// TestMeeting_TwoStreamsOfOneSenderNeverShareANonce is item 7: audio and video of one sender have their own
+// KIDs, keys and salts, so equal counters never give equal nonces; and a replayed frame is refused.
+func TestMeeting_TwoStreamsOfOneSenderNeverShareANonce(t *testing.T) {
+	m := newMeeting(t, nil)
+	alice, bob := m.join("alice"), m.join("bob")
+	settle(t, alice, bob)
+	audio := must[[]byte](t)(alice.client.Encrypt(0, nil, []byte("audio")))
+	video := must[[]byte](t)(alice.client.Encrypt(1, nil, []byte("video")))
+	ka, ca, _ := must3(t)(sframe.ParseHeader(audio))
+	kv, cv, _ := must3(t)(sframe.ParseHeader(video))
+	if ka == kv || ca != cv {
+		t.Fatalf("audio KID %#x ctr %d, video KID %#x ctr %d: want distinct KIDs at the same counter", ka, ca, kv, cv)
+	}
+	keyA, _ := alice.client.EncryptionKey(0)
+	keyV, _ := alice.client.EncryptionKey(1)
+	kA, sA := keyA.Material()
+	kV, sV := keyV.Material()
+	if kA == kV || sA == sV {
+		t.Fatal("two streams of one sender share a key or a salt: equal counters would reuse a nonce")
+	}
+	if _, _, err := bob.client.Decrypt(nil, audio); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := bob.client.Decrypt(nil, audio); !errors.Is(err, sframe.ErrReplay) {
+		t.Fatalf("replayed frame: %v, want sframe.ErrReplay", err)
+	}
+}
+
+func must3(t *testing.T) func(a, b uint64, c int, err error) (uint64, uint64, int) {
+	return func(a, b uint64, c int, err error) (uint64, uint64, int) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b, c
 	}
 }

@@ -6,13 +6,14 @@ import (
 	"math/bits"
 )
 
-// The bundle's Merkle tree is RFC 9162 section 2.1 with our own leaf encoding, so each recipient can check its
+// The commit's Merkle tree is RFC 9162 section 2.1 with our own leaf encoding, so each recipient can check its
 // sealed key against the sender's one signature without downloading everyone else's (docs/e2ee.md section 4.5).
 
-func leafHash(recipient Hash, sealed []byte) Hash {
+func leafHash(recipient, keyPackage Hash, sealed []byte) Hash {
 	h := sha256.New()
 	h.Write([]byte{0x00})
 	h.Write(recipient[:])
+	h.Write(keyPackage[:])
 	h.Write(binary.BigEndian.AppendUint16(nil, uint16(len(sealed))))
 	h.Write(sealed)
 	var out Hash

@@ -33,7 +33,7 @@ func TestMerkle_MatchesRFC9162AndRefusesWrongProofs(t *testing.T) {
 	for n := 1; n <= 70; n++ {
 		leaves := make([]Hash, n)
 		for i := range leaves {
-			leaves[i] = leafHash(Hash{byte(i), byte(n)}, []byte{byte(i)})
+			leaves[i] = leafHash(Hash{byte(i), byte(n)}, Hash{}, []byte{byte(i)})
 		}
 		root, paths := merkleTree(leaves)
 		if root != mth(leaves) || root != merkleRoot(leaves) {
@@ -59,7 +59,7 @@ func TestMerkle_MatchesRFC9162AndRefusesWrongProofs(t *testing.T) {
 				proof []Hash
 			}
 			wrong := []proof{
-				{"other leaf", leafHash(Hash{0xff}, nil), uint64(i), paths[i]},
+				{"other leaf", leafHash(Hash{0xff}, Hash{}, nil), uint64(i), paths[i]},
 				{"index beyond size", leaves[i], uint64(n), paths[i]},
 				{"extra hash", leaves[i], uint64(i), append(append([]Hash{}, paths[i]...), Hash{})},
 			}
@@ -82,7 +82,7 @@ func TestMerkle_LeafAndNodeHashesAreDomainSeparated(t *testing.T) {
 	node := nodeHash(l, r)
 	// A node hash must never equal the leaf hash of the same 64 bytes read as recipient || data.
 	var raw [64]byte
-	if leaf := leafHash(Hash(raw[:32]), raw[32:]); leaf == node {
+	if leaf := leafHash(Hash(raw[:32]), Hash(raw[32:64]), raw[64:]); leaf == node {
 		t.Fatal("leaf and node hashes collide")
 	}
 	if node != sha256.Sum256(append([]byte{1}, make([]byte, 64)...)) {

@@ -16,9 +16,13 @@ type Transport interface {
 	Register(ctx context.Context, registration []byte) ([]byte, error)
 	// Roster returns the RosterUpdate after epoch since (0: the head).
 	Roster(ctx context.Context, since uint64) ([]byte, error)
-	// PostBundle sends the caller's Bundle for epoch.
-	PostBundle(ctx context.Context, epoch uint64, bundle []byte) error
-	// SealedKeys returns the caller's SealedKeys for epoch.
+	// PostKeyPackage publishes the caller's fresh KeyPackage.
+	PostKeyPackage(ctx context.Context, keyPackage []byte) error
+	// KeyPackages returns every member's newest KeyPackage for epoch (the head), in roster order.
+	KeyPackages(ctx context.Context, epoch uint64) ([]byte, error)
+	// PostCommit sends the caller's Commit for epoch.
+	PostCommit(ctx context.Context, epoch uint64, commit []byte) error
+	// SealedKeys returns the caller's SealedSecrets for epoch: the newest commit's secret sealed to it, if any.
 	SealedKeys(ctx context.Context, epoch uint64) ([]byte, error)
 	// Wait returns once the gateway's change counter exceeds after, or when ctx ends.
 	Wait(ctx context.Context, after uint64) (uint64, error)
@@ -80,9 +84,19 @@ func (t *LocalTransport) Roster(ctx context.Context, since uint64) ([]byte, erro
 	return t.authority.Roster(ctx, t.Credential(), since)
 }
 
-// PostBundle implements Transport.
-func (t *LocalTransport) PostBundle(ctx context.Context, epoch uint64, bundle []byte) error {
-	return t.authority.PostBundle(ctx, t.Credential(), epoch, bundle)
+// PostKeyPackage implements Transport.
+func (t *LocalTransport) PostKeyPackage(ctx context.Context, keyPackage []byte) error {
+	return t.authority.PostKeyPackage(ctx, t.Credential(), keyPackage)
+}
+
+// KeyPackages implements Transport.
+func (t *LocalTransport) KeyPackages(ctx context.Context, epoch uint64) ([]byte, error) {
+	return t.authority.KeyPackages(ctx, t.Credential(), epoch)
+}
+
+// PostCommit implements Transport.
+func (t *LocalTransport) PostCommit(ctx context.Context, epoch uint64, commit []byte) error {
+	return t.authority.PostCommit(ctx, t.Credential(), epoch, commit)
 }
 
 // SealedKeys implements Transport.

@@ -13,16 +13,19 @@ import (
 )
 
 // wireVersion is the protocol version carried by every message.
-const wireVersion = 1
+const wireVersion = 2
 
 // Labels separate the domains of signatures, hashes and the HPKE info (docs/e2ee.md section 3).
 const (
-	labelCredential   = "meetguard/e2ee/v1 credential"
-	labelRoster       = "meetguard/e2ee/v1 roster"
-	labelBundle       = "meetguard/e2ee/v1 bundle"
-	labelRegistration = "meetguard/e2ee/v1 registration"
-	labelSenderKey    = "meetguard/e2ee/v1 sender key"
-	labelSecurityCode = "meetguard/e2ee/v1 security code"
+	labelCredential    = "meetguard/e2ee/v2 credential"
+	labelKeyPackage    = "meetguard/e2ee/v2 key package"
+	labelRoster        = "meetguard/e2ee/v2 roster"
+	labelCommit        = "meetguard/e2ee/v2 commit"
+	labelRegistration  = "meetguard/e2ee/v2 registration"
+	labelEpochSecret   = "meetguard/e2ee/v2 epoch secret"
+	labelAuthenticator = "meetguard/e2ee/v2 authenticator"
+	labelSenderKey     = "meetguard/e2ee/v2 sender key"
+	labelDevice        = "meetguard/e2ee/v2 device"
 )
 
 // Field limits (docs/e2ee.md section 3).

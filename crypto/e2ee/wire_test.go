@@ -46,7 +46,9 @@ func TestParsers_RefuseHostileInputNamingTheField(t *testing.T) {
 	}{
 		{"credential with trailing byte", parseCred, append(bytes.Clone(cred), 0), "credential.end"},
 		{"credential truncated", parseCred, cred[:len(cred)-1], "credential.signature"},
-		{"credential of version 2", parseCred, corrupt(cred, func(b []byte) []byte { b[2] = 2; return b }), "credential.version"},
+		{"credential of version 1", parseCred, corrupt(cred, func(b []byte) []byte { b[2] = 1; return b }), "credential.version"},
+		{"key package truncated", parseKP, v.Devices[0].KeyPackage[:len(v.Devices[0].KeyPackage)-1], "key_package.signature"},
+		{"key package with trailing byte", parseKP, append(bytes.Clone(v.Devices[0].KeyPackage), 0), "key_package.end"},
 		{"empty credential", parseCred, nil, "credential.tbs"},
 		{"roster of epoch 0", parseRoster, corrupt(roster3, func(b []byte) []byte { copy(b[epochAt:], make([]byte, 8)); return b }), "roster.epoch"},
 		{"roster lock flag 2", parseRoster, corrupt(roster3, func(b []byte) []byte { b[lockedAt] = 2; return b }), "roster.locked"},
@@ -63,8 +65,9 @@ func TestParsers_RefuseHostileInputNamingTheField(t *testing.T) {
 		{"roster room not UTF-8", parseRoster, corrupt(roster3, func(b []byte) []byte { b[tbsStart+3] = 0xff; return b }), "roster.room"},
 		{"registration truncated", parseReg, v.Devices[0].Registration[:40], "registration.signing_key"},
 		{"challenge with trailing bytes", parseChallenge, append(bytes.Clone(v.Devices[0].Challenge), 1, 2), "challenge.end"},
-		{"bundle without entries", parseBundleErr, []byte{0, 1, 0, 0, 0, 0, 0}, "bundle"},
-		{"sealed keys list truncated", parseSealedErr, []byte{0, 0, 0, 9, 0, 5}, "sealed_keys.keys"},
+		{"commit with a truncated header", parseCommitErr, []byte{0, 1, 0, 0, 0, 0, 0}, "commit"},
+		{"sealed secrets list truncated", parseSealedErr, []byte{0, 0, 0, 9, 0, 5}, "sealed_secrets.secrets"},
+		{"two sealed secrets", parseSealedErr, []byte{0, 0, 0, 4, 0, 0, 0, 0}, "sealed_secrets.secrets"},
 		{"roster update with short list", parseUpdateErr, append(make([]byte, 8), 0, 0, 0, 1), "roster_update.rosters"},
 	}
 	for _, tc := range cases {
@@ -84,8 +87,9 @@ func parseCred(b []byte) error      { _, err := ParseCredential(b); return err }
 func parseRoster(b []byte) error    { _, err := ParseRoster(b); return err }
 func parseReg(b []byte) error       { _, err := ParseRegistration(b); return err }
 func parseChallenge(b []byte) error { _, err := ParseChallenge(b); return err }
-func parseBundleErr(b []byte) error { _, err := parseBundle(b); return err }
-func parseSealedErr(b []byte) error { _, err := parseSealedKeys(b); return err }
+func parseCommitErr(b []byte) error { _, err := parseCommit(b); return err }
+func parseSealedErr(b []byte) error { _, err := parseSealedSecrets(b); return err }
+func parseKP(b []byte) error        { _, err := ParseKeyPackage(b); return err }
 func parseUpdateErr(b []byte) error { _, err := parseRosterUpdate(b); return err }
 
 func TestParseHash_RoundTripsAndRefusesBadHex(t *testing.T) {

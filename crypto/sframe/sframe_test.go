@@ -237,3 +237,63 @@ func BenchmarkDeriveKey(b *testing.B) {
 		}
 	}
 }
+
+func testKey(t *testing.T, kid uint64) *Key {
+	t.Helper()
+	k, err := DeriveKey(kid, bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestSendContext_RefusesReusedCounter(t *testing.T) {
+	s := NewSendContext(testKey(t, 9))
+	if _, err := s.ProtectAt(5, nil, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	for _, ctr := range []uint64{5, 4, 0} {
+		if _, err := s.ProtectAt(ctr, nil, []byte("b")); !errors.Is(err, ErrCounterReused) {
+			t.Fatalf("ProtectAt(%d) after 5 = %v, want ErrCounterReused", ctr, err)
+		}
+	}
+	ct, err := s.Protect(nil, []byte("c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ctr, _, _ := ParseHeader(ct); ctr != 6 {
+		t.Fatalf("next counter %d, want 6", ctr)
+	}
+}
+
+func TestReceiveContext_ReplayWindow(t *testing.T) {
+	key := testKey(t, 300)
+	frames := map[uint64][]byte{}
+	for _, ctr := range []uint64{0, 1, 2, 3, 200, 199, 100, 50} {
+		frames[ctr] = key.Encrypt(ctr, nil, []byte{byte(ctr)})
+	}
+	r := NewReceiveContext(key)
+	steps := []struct {
+		ctr  uint64
+		want error
+	}{
+		{1, nil}, {0, nil}, {1, ErrReplay}, {3, nil}, {2, nil}, {3, ErrReplay},
+		{200, nil}, {199, nil}, {199, ErrReplay}, {100, nil}, {100, ErrReplay}, {50, ErrReplay /* below the window of 200 */},
+	}
+	for i, st := range steps {
+		_, err := r.Unprotect(nil, frames[st.ctr])
+		if !errors.Is(err, st.want) || (st.want == nil && err != nil) {
+			t.Fatalf("step %d: counter %d: %v, want %v", i, st.ctr, err, st.want)
+		}
+	}
+	// A forged frame does not burn its counter.
+	r2 := NewReceiveContext(key)
+	bad := bytes.Clone(frames[2])
+	bad[len(bad)-1] ^= 1
+	if _, err := r2.Unprotect(nil, bad); !errors.Is(err, ErrAuthentication) {
+		t.Fatal(err)
+	}
+	if _, err := r2.Unprotect(nil, frames[2]); err != nil {
+		t.Fatalf("genuine frame after a forgery: %v", err)
+	}
+}

@@ -31,7 +31,7 @@ func (r *recordingTransport) Register(ctx context.Context, b []byte) ([]byte, er
 func validRegistration(t testing.TB) []byte {
 	t.Helper()
 	pub, _, _ := ed25519.GenerateKey(nil)
-	b, err := (&e2ee.Registration{SigningKey: pub, KEM: e2ee.KEMX25519, KEMKey: bytes.Repeat([]byte{9}, 32), Signature: make([]byte, 64)}).Marshal()
+	b, err := (&e2ee.Registration{SigningKey: pub, KeyPackage: bytes.Repeat([]byte{9}, 32), Signature: make([]byte, 64)}).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,9 @@ func TestEndpoints_NonMembersGet403BeforeTheAuthority(t *testing.T) {
 		{"POST", "register", "", validRegistration(t)},
 		{"GET", "roster", "since=0", nil},
 		{"GET", "roster", "since=" + epoch + "&after=0&wait=1s", nil},
-		{"POST", "bundles", "epoch=" + epoch, []byte{1, 2, 3}},
+		{"POST", "commits", "epoch=" + epoch, []byte{1, 2, 3}},
+		{"POST", "keypackages", "", []byte{1, 2, 3}},
+		{"GET", "keypackages", "epoch=" + epoch, nil},
 		{"GET", "keys", "epoch=" + epoch, nil},
 		{"GET", "wait", "after=0&wait=1s", nil},
 	}
@@ -119,8 +121,8 @@ func TestEndpoints_NonMembersGet403BeforeTheAuthority(t *testing.T) {
 			refused++
 		}
 	}
-	if refused != 3 { // nonce, register, bundles
-		t.Errorf("%d refusals of the waiting-room caller audited, want 3", refused)
+	if refused != 4 { // nonce, register, commits, keypackages (POST)
+		t.Errorf("%d refusals of the waiting-room caller audited, want 4", refused)
 	}
 }
 
@@ -165,8 +167,13 @@ func TestEndpoints_HostileRequestsGetClearErrors(t *testing.T) {
 		{"garbage registration", "POST", "register", "", e2ee.ContentType, []byte("garbage"), 400, "malformed"},
 		{"oversized registration", "POST", "register", "", e2ee.ContentType, make([]byte, 9<<10), 413, "body_too_large"},
 		{"replayed registration", "POST", "register", "", e2ee.ContentType, rec.registrations[0], 403, "nonce"},
-		{"garbage bundle", "POST", "bundles", "epoch=" + epoch, e2ee.ContentType, []byte("garbage"), 400, "malformed"},
-		{"oversized bundle", "POST", "bundles", "epoch=" + epoch, e2ee.ContentType, make([]byte, 65<<10), 413, "body_too_large"},
+		{"garbage commit", "POST", "commits", "epoch=" + epoch, e2ee.ContentType, []byte("garbage"), 400, "malformed"},
+		{"oversized commit", "POST", "commits", "epoch=" + epoch, e2ee.ContentType, make([]byte, 65<<10), 413, "body_too_large"},
+		{"garbage key package", "POST", "keypackages", "", e2ee.ContentType, []byte("garbage"), 400, "malformed"},
+		{"oversized key package", "POST", "keypackages", "", e2ee.ContentType, make([]byte, 5<<10), 413, "body_too_large"},
+		{"key packages without epoch", "GET", "keypackages", "", "", nil, 400, "bad_request"},
+		{"key package post with epoch", "POST", "keypackages", "epoch=1", e2ee.ContentType, []byte{1}, 400, "bad_request"},
+		{"wrong method for key packages", "PUT", "keypackages", "", "", nil, 405, "method_not_allowed"},
 		{"future epoch", "GET", "keys", "epoch=999", "", nil, 404, "unknown_epoch"},
 		{"roster beyond head", "GET", "roster", "since=999", "", nil, 404, "unknown_epoch"},
 		{"unknown endpoint", "GET", "secrets", "", "", nil, 404, "not_found"},

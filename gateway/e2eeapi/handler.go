@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +42,7 @@ type Options struct {
 	AllowClassicKEM func(ctx context.Context, room string) (bool, error)
 	// MaxMembers caps each roster. Default 1000 (the rooms' default maximum capacity).
 	MaxMembers int
-	// MaxBundleBytes caps a posted sender-key bundle: about 1.2 kB per member with X-Wing. Default 4 MiB
+	// MaxBundleBytes caps a posted commit (an epoch secret sealed to every member): about 1.2 kB per member with X-Wing. Default 4 MiB
 	// (3 000 members). The gateway's limits.max_body_bytes must not be lower.
 	MaxBundleBytes int64
 	// MaxWait is the longest long-poll a client may ask for. Default 25 seconds.
@@ -166,9 +167,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ep := endpoints[name]
-	if r.Method != ep.method {
-		w.Header().Set("Allow", ep.method)
-		respond.JSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Use "+ep.method+".")
+	if methods := strings.Fields(ep.method); !slices.Contains(methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		respond.JSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Use "+strings.Join(methods, " or ")+".")
 		return
 	}
 	q, err := parseQuery(name, r.URL.RawQuery)
@@ -201,8 +202,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = h.serveRegister(w, r, room, id)
 	case e2ee.EndpointRoster:
 		err = h.serveRoster(w, r, room, q)
-	case e2ee.EndpointBundles:
-		err = h.serveBundles(w, r, room, id, q)
+	case e2ee.EndpointKeyPackages:
+		err = h.serveKeyPackages(w, r, room, id, q)
+	case e2ee.EndpointCommits:
+		err = h.serveCommits(w, r, room, id, q)
 	case e2ee.EndpointKeys:
 		err = h.serveKeys(w, r, room, q)
 	case e2ee.EndpointWait:
@@ -391,12 +394,49 @@ func (h *Handler) serveRoster(w http.ResponseWriter, r *http.Request, room strin
 	return nil
 }
 
-func (h *Handler) serveBundles(w http.ResponseWriter, r *http.Request, room string, id identity.Identity, q query) error {
+// maxKeyPackageBytes bounds a posted KeyPackage: about 1.4 kB with X-Wing.
+const maxKeyPackageBytes = 4 << 10
+
+func (h *Handler) serveKeyPackages(w http.ResponseWriter, r *http.Request, room string, id identity.Identity, q query) error {
+	ctx := r.Context()
+	a, me, err := h.caller(ctx, r, room)
+	if err != nil {
+		if r.Method == http.MethodPost && (errors.Is(err, errNotAdmitted) || errors.Is(err, errNotRegistered)) {
+			h.auditRefusal(ctx, room, id, "post_key_package", err)
+		}
+		return err
+	}
+	if r.Method == http.MethodGet {
+		if !q.has["epoch"] {
+			return fmt.Errorf("%w: query: parameter \"epoch\" is required on GET keypackages", errBadRequest)
+		}
+		b, err := a.KeyPackages(ctx, me, q.epoch)
+		if err != nil {
+			return err
+		}
+		writeBinary(w, b)
+		return nil
+	}
+	if q.has["epoch"] {
+		return fmt.Errorf("%w: query: parameter \"epoch\" not allowed on POST keypackages", errBadRequest)
+	}
+	body, err := readBody(w, r, maxKeyPackageBytes)
+	if err != nil {
+		return err
+	}
+	if err := a.PostKeyPackage(ctx, me, body); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) serveCommits(w http.ResponseWriter, r *http.Request, room string, id identity.Identity, q query) error {
 	ctx := r.Context()
 	a, me, err := h.caller(ctx, r, room)
 	if err != nil {
 		if errors.Is(err, errNotAdmitted) || errors.Is(err, errNotRegistered) {
-			h.auditRefusal(ctx, room, id, "post_bundle", err)
+			h.auditRefusal(ctx, room, id, "post_commit", err)
 		}
 		return err
 	}
@@ -404,7 +444,7 @@ func (h *Handler) serveBundles(w http.ResponseWriter, r *http.Request, room stri
 	if err != nil {
 		return err
 	}
-	if err := a.PostBundle(ctx, me, q.epoch, body); err != nil {
+	if err := a.PostCommit(ctx, me, q.epoch, body); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -20,7 +20,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
-	"github.com/meetguard/meetguard/crypto/sframe"
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/assertion"
 	"github.com/meetguard/meetguard/gateway/audit"
@@ -308,7 +307,8 @@ func (e *env) transport(u *user, room string) *e2ee.HTTPTransport {
 // client is u's SDK client over HTTP, trusting the authority key configured out of band.
 func (e *env) client(u *user, room string, kem e2ee.KEM) *e2ee.Client {
 	e.t.Helper()
-	c, err := e2ee.NewClient(e.ctx, e2ee.ClientOptions{Transport: e.transport(u, room), AuthorityKey: e.api.PublicKey(), Room: room, KEM: kem})
+	c, err := e2ee.NewClient(e.ctx, e2ee.ClientOptions{Transport: e.transport(u, room), AuthorityKey: e.api.PublicKey(), Room: room, KEM: kem,
+		AllowClassicKEM: kem == e2ee.KEMX25519})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -324,8 +324,8 @@ func (e *env) run(c *e2ee.Client) (stop func(), done <-chan error) {
 	return cancel, ch
 }
 
-// settled reports whether every client holds the same head with want members, its own key for that epoch and
-// a key from every other member.
+// settled reports whether every client holds the same head with want members and the same epoch secret
+// (security code) for it.
 func settled(clients []*e2ee.Client, want int) (e2ee.Status, error) {
 	var first e2ee.Status
 	for i, c := range clients {
@@ -333,23 +333,13 @@ func settled(clients []*e2ee.Client, want int) (e2ee.Status, error) {
 		if st.State != e2ee.StateMember || len(st.Members) != want {
 			return st, fmt.Errorf("client %d: %v with %d members", i, st.State, len(st.Members))
 		}
+		if st.SecurityCode == "" {
+			return st, fmt.Errorf("client %d has no epoch secret for epoch %d (%v)", i, st.Epoch, st.Err)
+		}
 		if i == 0 {
 			first = st
-		} else if st.Roster != first.Roster {
-			return st, fmt.Errorf("client %d at epoch %d, client 0 at %d", i, st.Epoch, first.Epoch)
-		}
-		k, err := c.EncryptionKey()
-		if err != nil || k.KID()>>32 != st.Epoch {
-			return st, fmt.Errorf("client %d has no sending key for epoch %d", i, st.Epoch)
-		}
-		n := 0
-		for _, rk := range c.ReceiveKeys() {
-			if rk.Epoch == st.Epoch {
-				n++
-			}
-		}
-		if n != want-1 {
-			return st, fmt.Errorf("client %d has %d keys of epoch %d, want %d", i, n, st.Epoch, want-1)
+		} else if st.Roster != first.Roster || st.SecurityCode != first.SecurityCode {
+			return st, fmt.Errorf("client %d at epoch %d.%d, client 0 at %d.%d", i, st.Epoch, st.Generation, first.Epoch, first.Generation)
 		}
 	}
 	return first, nil
@@ -370,35 +360,25 @@ func (e *env) settle(clients []*e2ee.Client, want int) e2ee.Status {
 	}
 }
 
-// exchangeFrames checks that a frame each sender protects with its current key opens at every other client,
-// under the key that client derived for that sender.
+// exchangeFrames checks that a frame of each of two streams each sender protects opens at every other client,
+// named as that sender.
 func exchangeFrames(t testing.TB, clients []*e2ee.Client) {
 	t.Helper()
 	for i, s := range clients {
-		k, err := s.EncryptionKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		plain := []byte(fmt.Sprintf("frame from client %d", i))
-		ct := k.Encrypt(uint64(100+i), []byte("metadata"), plain)
-		for j, r := range clients {
-			if i == j {
-				continue
-			}
-			kid, _, _, err := sframe.ParseHeader(ct)
+		for stream := range uint8(2) {
+			plain := []byte(fmt.Sprintf("frame %d from client %d", stream, i))
+			ct, err := s.Encrypt(stream, []byte("metadata"), plain)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rk, sender, err := r.DecryptionKey(kid)
-			if err != nil {
-				t.Fatalf("client %d has no key for client %d's frame: %v", j, i, err)
-			}
-			if sender != s.Credential().Hash() || !rk.Equal(k) {
-				t.Fatalf("client %d derived another key for client %d", j, i)
-			}
-			got, err := rk.Decrypt([]byte("metadata"), ct)
-			if err != nil || !bytes.Equal(got, plain) {
-				t.Fatalf("client %d cannot decrypt client %d's frame: %v", j, i, err)
+			for j, r := range clients {
+				if i == j {
+					continue
+				}
+				got, sender, err := r.Decrypt([]byte("metadata"), ct)
+				if err != nil || !bytes.Equal(got, plain) || sender != s.Credential().Hash() {
+					t.Fatalf("client %d cannot decrypt client %d's stream %d: %v", j, i, stream, err)
+				}
 			}
 		}
 	}

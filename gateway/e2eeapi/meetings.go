@@ -52,6 +52,7 @@ type meetingView struct {
 
 type sessionCredential struct {
 	cred    *e2ee.Credential
+	kem     e2ee.KEM  // of the key package registered with it
 	pending time.Time // for a key waiting for its holder's admission, until when it waits
 }
 
@@ -62,10 +63,10 @@ func (m *meeting) unlock() {
 		v.authority = m.authority
 		for pid, b := range m.members {
 			v.bound[pid] = b.cred.Hash()
-			v.sessions[b.session] = append(v.sessions[b.session], sessionCredential{cred: b.cred})
+			v.sessions[b.session] = append(v.sessions[b.session], sessionCredential{cred: b.cred, kem: b.kem})
 		}
 		for sk, pk := range m.pending {
-			v.sessions[sk] = append(v.sessions[sk], sessionCredential{cred: pk.cred, pending: pk.expires})
+			v.sessions[sk] = append(v.sessions[sk], sessionCredential{cred: pk.cred, kem: pk.kem, pending: pk.expires})
 		}
 	}
 	m.view.Store(v)
@@ -91,11 +92,13 @@ func (m chanMutex) Unlock() { <-m }
 
 type binding struct {
 	cred    *e2ee.Credential
+	kem     e2ee.KEM
 	session string
 }
 
 type pendingKey struct {
 	cred    *e2ee.Credential
+	kem     e2ee.KEM
 	subject rooms.SubjectKey
 	expires time.Time
 }
@@ -252,17 +255,21 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 	if err != nil {
 		return nil, err
 	}
+	kp, err := e2ee.ParseKeyPackage(reg.KeyPackage) // Register has checked it
+	if err != nil {
+		return nil, err
+	}
 	// Nothing is handed out unrecorded: without a durable record the credential is never returned nor admitted.
 	if err := h.opts.Audit.Record(context.WithoutCancel(ctx), eventKeyRegistered,
 		zap.String("room", room), zap.String("instance", cred.Instance),
 		zap.String("subject", id.Subject), zap.String("issuer", id.Issuer),
 		zap.String("device", fingerprint(cred)), zap.String("key_id", cred.Hash().String()),
-		zap.String("kem", cred.KEM.String()), zap.String("role", cred.Role.String()), zap.Bool("admitted", isMember),
+		zap.String("kem", kp.KEM.String()), zap.String("role", cred.Role.String()), zap.Bool("admitted", isMember),
 	); err != nil {
 		return nil, fmt.Errorf("%w: audit: %w", errUnavailable, err)
 	}
 	if !isMember {
-		m.pending[sessionKey(id)] = &pendingKey{cred: cred, subject: rooms.SubjectKey(id.Key()),
+		m.pending[sessionKey(id)] = &pendingKey{cred: cred, kem: kp.KEM, subject: rooms.SubjectKey(id.Key()),
 			expires: h.opts.Clock.Now().Add(h.opts.PendingTTL)}
 		return cred, nil
 	}
@@ -277,7 +284,7 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 			}
 		}
 	}
-	m.members[p.id] = &binding{cred: cred, session: p.session}
+	m.members[p.id] = &binding{cred: cred, kem: kp.KEM, session: p.session}
 	delete(m.pending, p.session) // a key this session registered before its admission is superseded
 	if err := h.admit(ctx, m, cred.Hash()); err != nil {
 		delete(m.members, p.id)
@@ -353,7 +360,7 @@ func (h *Handler) promote(ctx context.Context, m *meeting, p participant) error 
 		h.auditRejected(ctx, m.room, pk.cred.Instance, pk.cred.Identity.Subject, pk.cred.Hash(), "admit", "role_changed")
 		return fmt.Errorf("%w: registered as %v, admitted as %q", ErrRoleChanged, pk.cred.Role, p.role)
 	}
-	m.members[p.id] = &binding{cred: pk.cred, session: p.session}
+	m.members[p.id] = &binding{cred: pk.cred, kem: pk.kem, session: p.session}
 	if err := h.admit(ctx, m, pk.cred.Hash()); err != nil {
 		delete(m.members, p.id)
 		return err
@@ -434,17 +441,17 @@ func (h *Handler) DeviceFacts(_ context.Context, room string, id identity.Identi
 		return policy.Device{}, nil
 	}
 	now := h.opts.Clock.Now()
-	var cred *e2ee.Credential
+	var best *sessionCredential
 	for _, sc := range v.sessions[sessionKey(id)] {
 		if (sc.pending.IsZero() || now.Before(sc.pending)) && now.Before(sc.cred.NotAfter) &&
-			(cred == nil || sc.cred.NotAfter.After(cred.NotAfter)) {
-			cred = sc.cred
+			(best == nil || sc.cred.NotAfter.After(best.cred.NotAfter)) {
+			best = &sc
 		}
 	}
-	if cred == nil {
+	if best == nil {
 		return policy.Device{}, nil
 	}
-	return policy.Device{KeyRegistered: true, KeyFingerprint: fingerprint(cred), PQ: cred.KEM == e2ee.KEMXWing}, nil
+	return policy.Device{KeyRegistered: true, KeyFingerprint: fingerprint(best.cred), PQ: best.kem == e2ee.KEMXWing}, nil
 }
 
 func fingerprint(c *e2ee.Credential) string {

@@ -72,7 +72,7 @@ func TestParseQuery_StrictPerEndpoint(t *testing.T) {
 		{"wait", "after=0&wait=-1s", false, query{}},
 		{"wait", "after=0&wait=1e9", false, query{}},
 		{"nonce", "x=1", false, query{}},
-		{"bundles", "epoch=%31", true, query{epoch: 1}},
+		{"commits", "epoch=%31", true, query{epoch: 1}},
 	}
 	for _, tc := range cases {
 		q, err := parseQuery(tc.name, tc.raw)
