@@ -549,8 +549,11 @@ func (c *Client) fetchOrCommit(ctx context.Context) (lost bool, _ error) {
 		return true, nil
 	case errors.Is(err, ErrStaleEpoch), errors.Is(err, ErrRateLimited):
 		return false, nil
+	case err != nil:
+		return false, err
 	}
-	return false, err
+	// A member publishes a fresh key package with every epoch it takes part in, committer or not.
+	return false, c.refreshKeyPackage(ctx, true)
 }
 
 // designated reports whether this client is the designated committer of generation gen of head: the member at
@@ -837,11 +840,30 @@ func (c *Client) commit(ctx context.Context, head *Roster, gen uint8) error {
 		}
 		kems[i] = kp.KEM
 	}
-	secret := make([]byte, secretSize)
-	if _, err := rand.Read(secret); err != nil {
-		return fmt.Errorf("e2ee: epoch secret: %w", err)
+	header, body, secret, err := c.sealCommit(head, gen, kps, kems)
+	if err != nil {
+		return err
 	}
 	defer clear(secret)
+	if err := c.transport.PostCommit(ctx, head.Epoch, body); err != nil {
+		return fmt.Errorf("e2ee: post commit: %w", err)
+	}
+	keys, err := newEpochKeys(secret, header, c.authority)
+	if err != nil {
+		return err
+	}
+	c.adopt(head, header, keys)
+	return nil
+}
+
+// sealCommit draws the epoch secret and seals it to the key packages kps (in roster order; this client's own
+// entry is skipped), returning the signed header, the Commit to post and the secret.
+func (c *Client) sealCommit(head *Roster, gen uint8, kps []*KeyPackage, kems []KEM) (*commitHeader, []byte, []byte, error) {
+	me := c.cred.Hash()
+	secret := make([]byte, secretSize)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, nil, nil, fmt.Errorf("e2ee: epoch secret: %w", err)
+	}
 	if c.observeSecret != nil {
 		c.observeSecret(secret)
 	}
@@ -854,7 +876,7 @@ func (c *Client) commit(ctx context.Context, head *Roster, gen uint8) error {
 		info := epochSecretInfo(c.room, c.instance, head.Epoch, gen, head.Hash(), me, h, kps[i].Hash())
 		sealed, err := sealSecret(kps[i].kemPub, info, secret)
 		if err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		entries = append(entries, commitEntry{recipient: h, keyPackage: kps[i].Hash(), sealed: sealed})
 		leaves = append(leaves, leafHash(h, kps[i].Hash(), sealed))
@@ -868,21 +890,13 @@ func (c *Client) commit(ctx context.Context, head *Roster, gen uint8) error {
 		Committer: me, Suite: sframe.CipherSuite, KEMs: kems, LeafCount: uint32(len(entries)), Root: root,
 	})
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	body, err := (&commit{header: header, entries: entries}).marshal()
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	if err := c.transport.PostCommit(ctx, head.Epoch, body); err != nil {
-		return fmt.Errorf("e2ee: post commit: %w", err)
-	}
-	keys, err := newEpochKeys(secret, header, c.authority)
-	if err != nil {
-		return err
-	}
-	c.adopt(head, header, keys)
-	return nil
+	return header, body, secret, nil
 }
 
 // checkKeyPackage verifies member h's key package before this client seals to it: the member's own device

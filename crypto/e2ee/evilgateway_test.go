@@ -77,7 +77,6 @@ func nextRoster(prev *Roster, members []Hash, locked bool) *Roster {
 
 func with(members []Hash, add ...Hash) []Hash { return append(slices.Clone(members), add...) }
 
-
 // forgeCredential mints a credential for id with a fresh device key (or signingKey, when given), signed by signer.
 func forgeCredential(t *testing.T, signer ed25519.PrivateKey, room, instance string, id Identity, signingKey ed25519.PublicKey) (*Credential, ed25519.PrivateKey) {
 	t.Helper()

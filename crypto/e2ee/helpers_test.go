@@ -83,8 +83,6 @@ func withClassicAllowed() joinOption {
 	return func(o *ClientOptions, _ *party) { o.AllowClassicKEM = true }
 }
 
-func withOptions(f func(*ClientOptions)) joinOption { return func(o *ClientOptions, _ *party) { f(o) } }
-
 // withTransport wraps the honest session transport (an evil gateway's view of this party).
 func withTransport(wrap func(*LocalTransport) Transport) joinOption {
 	return func(o *ClientOptions, p *party) { p.transport = wrap(p.local); o.Transport = p.transport }
