@@ -122,12 +122,18 @@ host_reasons contains "host_group" if {
 	group in input.identity.groups
 }
 
+# A room listed in data.json (rooms.<id>) is hosted by its host groups only.
+# Its owner in the room state is merely whoever created it after it last
+# ended, which says nothing about whom the security team reserved it for.
 host_reasons contains "room_owner" if {
+	not configured_room
 	input.room.owner != ""
 	input.room.owner == input.identity.sub
 }
 
 is_host if count(host_reasons) > 0
+
+configured_room if input.room.id in object.keys(config.rooms)
 
 # Staff have a verified email address in one of the organisation's domains.
 # The domain must match exactly: "example.com.evil.test" and
@@ -138,10 +144,16 @@ is_staff if {
 	email_domain in config.staff_domains
 }
 
+# The domain must be ASCII before it is lower-cased: lower() folds Unicode,
+# so the Kelvin sign (U+212A) would become "k" and the dotted capital I
+# (U+0130) "i", and "mallory@\u212Ait.edu" would be staff of kit.edu. The
+# gateway turns internationalised domains into their ASCII (IDNA) form
+# before they get here; staff_domains lists them in that form (xn--…).
 email_domain := lower(parts[1]) if {
 	parts := split(input.identity.email, "@")
 	count(parts) == 2
 	parts[0] != ""
+	regex.match(`^[A-Za-z0-9.-]+$`, parts[1])
 }
 
 waits_for_host if {
@@ -194,8 +206,8 @@ deny contains "passcode_required" if {
 deny contains "rate_limited" if rate_limited
 
 deny contains "outside_meeting_hours" if {
-	some tag in input.room.tags
-	hours := config.meeting_hours[tag]
+	some tag, hours in config.meeting_hours
+	lower(tag) in room_tags
 	not within_hours(hours)
 }
 
@@ -223,9 +235,17 @@ capacity_exempt if {
 	config.capacity.hosts_exempt
 }
 
+# room_tags are the room's tags in lower case, so "Business-Hours" gets the
+# rules of business-hours. The tags data.json gives a room (rooms.<id>.tags:
+# its security classification, which only the security team edits) always
+# count, so a host who removes them from the room does not lower it.
+room_tags contains lower(tag) if some tag in input.room.tags
+
+room_tags contains lower(tag) if some tag in config.rooms[input.room.id].tags
+
 sensitive_room if {
-	some tag in input.room.tags
-	tag in config.mfa_room_tags
+	some tag in config.mfa_room_tags
+	lower(tag) in room_tags
 }
 
 e2ee_room if sensitive_room

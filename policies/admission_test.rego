@@ -32,6 +32,7 @@ cfg := {
 	"rooms": {
 		"board": {"capacity": 3, "host_groups": ["board-members"]},
 		"arena": {"capacity": 1000},
+		"vault": {"host_groups": ["vault-keepers"], "tags": ["Confidential", "OFFICE"]},
 	},
 	"messages": {
 		"unauthenticated": "sign in",
@@ -149,6 +150,32 @@ test_unverified_staff_email_waits_as_guest if {
 	d.role == "viewer"
 }
 
+# lower() folds Unicode: the Kelvin sign to "k", the dotted capital I to
+# "i". Only an ASCII domain is lower-cased and compared.
+test_unicode_confusable_domains_are_not_staff if {
+	every email in [
+		"mallory@\u212Ait.edu", # KELVIN SIGN
+		"mallory@example.\u212Aom", # KELVIN SIGN, shipped-style domain
+		"mallory@\u0130example.com", # LATIN CAPITAL LETTER I WITH DOT ABOVE
+		"mallory@exampl\u0435.com", # CYRILLIC SMALL LETTER IE
+		"mallory@\uff45xample.com", # FULLWIDTH LATIN SMALL LETTER E
+		"mallory@example\u3002com", # IDEOGRAPHIC FULL STOP
+		"mallory@example.com\u200b", # ZERO WIDTH SPACE
+		"mallory@ex\u00adample.com", # SOFT HYPHEN
+		"mallory@example.co\u1d0d", # LATIN LETTER SMALL CAPITAL M
+	] {
+		d := decide_with({"identity": {"email": email}}, {"staff_domains": ["example.com", "kit.edu", "iexample.com"]})
+		d.reasons == ["guest_lobby"]
+	}
+}
+
+test_ascii_domains_fold_case if {
+	every email in ["mallory@KIT.edu", "mallory@Kit.EDU"] {
+		admitted(decide_with({"identity": {"email": email}}, {"staff_domains": ["kit.edu"]}), "participant")
+	}
+	admitted(decide_with({"identity": {"email": "m@XN--BCHER-KVA.example"}}, {"staff_domains": ["xn--bcher-kva.example"]}), "participant")
+}
+
 test_lookalike_domains_are_not_staff if {
 	every email in [
 		"alice@example.com.evil.test",
@@ -207,6 +234,16 @@ test_owner_is_host if {
 test_owner_and_group_both_recorded if {
 	d := decide({"identity": {"groups": ["meetguard-hosts"]}, "room": {"owner": "u-alice"}})
 	d.reasons == ["host_group", "room_owner"]
+}
+
+# The owner of a room data.json lists is whoever created it after it last
+# ended; that makes nobody its host.
+test_owner_of_configured_room_is_not_host if {
+	d := decide({"room": {"id": "board", "owner": "u-alice", "occupancy": 0}})
+	admitted(d, "participant")
+	d.reasons == ["staff_domain"]
+	denied(decide({"room": {"id": "board", "owner": "u-alice", "locked": true}}), "room_locked")
+	admitted(decide({"identity": {"groups": ["board-members"]}, "room": {"id": "board", "owner": "u-olga"}}), "host")
 }
 
 test_roomless_owner_never_matches_empty_subject if {
@@ -327,6 +364,31 @@ test_configured_acr_counts_as_mfa if {
 
 test_confidential_applies_to_hosts if {
 	denied(decide(object.union(host, confidential)), "mfa_required")
+}
+
+# Tags compare in lower case, so "Confidential" is confidential.
+test_security_tags_compare_case_insensitively if {
+	every tags in [["Confidential"], ["CONFIDENTIAL"], ["confidential"]] {
+		denied(decide({"room": {"tags": tags}}), "mfa_required")
+	}
+	every tags in [["Office"], ["OFFICE"]] {
+		denied(decide({"room": {"tags": tags}, "request": {"time": "2026-03-07T10:00:00Z"}}), "outside_meeting_hours")
+	}
+	d := decide_with({"room": {"tags": ["confidential"]}}, {"mfa_room_tags": ["Confidential"]})
+	d.reasons == ["mfa_required", "e2ee_key_required"]
+}
+
+# data.json's rooms.<id>.tags classify the room whatever tags a host left on
+# it: a host cannot lower it by removing them.
+test_configured_tags_hold_when_a_host_strips_them if {
+	vault_host := {"identity": {"groups": ["vault-keepers"]}, "room": {"id": "vault", "tags": []}}
+	d := decide(vault_host)
+	d.reasons == ["mfa_required", "e2ee_key_required"]
+	weekend := decide(object.union(object.union(vault_host, with_mfa_and_key), {"request": {"time": "2026-03-07T10:00:00Z"}}))
+	weekend.reasons == ["outside_meeting_hours"]
+	open := decide(object.union(vault_host, with_mfa_and_key))
+	admitted(open, "host")
+	open.obligations.require_e2ee == true
 }
 
 test_e2ee_room_requires_key_but_not_mfa if {

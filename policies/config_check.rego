@@ -108,7 +108,13 @@ problems contains sprintf("staff_domains: %q must be a lower-case domain name wi
 problems contains sprintf("rooms.%s: unknown setting %q", [id, key]) if {
 	some id, room in config.rooms
 	some key in object.keys(room)
-	not key in {"capacity", "host_groups"}
+	not key in {"capacity", "host_groups", "tags"}
+}
+
+problems contains sprintf("rooms.%s.tags: must be a list of strings", [id]) if {
+	some id, room in config.rooms
+	"tags" in object.keys(room)
+	not string_list(room.tags)
 }
 
 problems contains sprintf("rooms.%s.capacity: must be a whole number above 0", [id]) if {

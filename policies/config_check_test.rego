@@ -44,6 +44,7 @@ test_each_mistake_is_named if {
 		[{"rooms": {"x": {"capasity": 3}}}, `rooms.x: unknown setting "capasity"`],
 		[{"rooms": {"x": {"capacity": 0}}}, "rooms.x.capacity: must be a whole number above 0"],
 		[{"rooms": {"x": {"host_groups": "a"}}}, "rooms.x.host_groups: must be a list of strings"],
+		[{"rooms": {"x": {"tags": "confidential"}}}, "rooms.x.tags: must be a list of strings"],
 		[{"meeting_hours": {"office": {"timezone": "Mars/Olympus"}}}, `meeting_hours.office.timezone: must be a time zone name such as "Europe/Berlin"`],
 		[{"meeting_hours": {"office": {"timezone": ""}}}, `meeting_hours.office.timezone: must be a time zone name such as "Europe/Berlin"`],
 		[{"meeting_hours": {"office": {"timezone": "Local"}}}, `meeting_hours.office.timezone: must be a time zone name such as "Europe/Berlin"`],

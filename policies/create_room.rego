@@ -33,6 +33,7 @@ create_room := {
 create_reason_order := [
 	"unauthenticated",
 	"rate_limited",
+	"banned",
 	"not_room_creator",
 	"room_exists",
 ]
@@ -43,17 +44,33 @@ create_deny contains "unauthenticated" if not authenticated
 
 create_deny contains "rate_limited" if rate_limited
 
+# Bans outlive the room, so a banned person cannot wait for it to end,
+# create it again as its owner and lock its hosts out. The rooms API gives
+# this the same refusal as not_room_creator.
+create_deny contains "banned" if input.room.banned
+
 # Only creators learn whether a name is taken.
 create_deny contains "not_room_creator" if count(creator_reasons) == 0
 
 create_deny contains "room_exists" if input.room.exists
 
+# A room listed in data.json is reserved for its hosts: only members of its
+# or a global host group create it, so nobody else claims the name (and
+# with it the passcode, the lock and the bans) by being first after it
+# ended. Other names are open to the room_creation settings.
+creator_reasons contains "host_group" if {
+	configured_room
+	"host_group" in host_reasons
+}
+
 creator_reasons contains "room_creator_group" if {
+	not configured_room
 	some group in input.identity.groups
 	group in config.room_creation.groups
 }
 
 creator_reasons contains "staff_domain" if {
+	not configured_room
 	config.room_creation.staff
 	is_staff
 }

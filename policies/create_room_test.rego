@@ -47,3 +47,24 @@ test_unauthenticated_may_not_create if {
 test_rate_limited_may_not_create if {
 	denied(create({"history": {"ip": {"join_failures": 20}}}), "rate_limited")
 }
+
+# A room data.json lists is created only by its or a global host group, so
+# staff and room creators cannot squat it after it ends.
+test_configured_room_is_created_only_by_its_hosts if {
+	denied(create({"room": {"id": "board"}}), "not_room_creator")
+	denied(create({"identity": {"groups": ["meeting-creators"]}, "room": {"id": "board"}}), "not_room_creator")
+	board := create({"identity": {"groups": ["board-members"]}, "room": {"id": "board"}})
+	admitted(board, "host")
+	board.reasons == ["host_group"]
+	admitted(create(object.union(host, {"room": {"id": "board"}})), "host")
+	denied(create({"identity": {"groups": ["board-members"]}, "room": {"id": "vault"}}), "not_room_creator")
+}
+
+# Bans outlive the room; the banned cannot re-create it, whatever else they
+# may do, and learn nothing about whether it exists.
+test_banned_identity_may_not_create if {
+	banned := {"room": {"banned": true}}
+	denied(create(banned), "banned")
+	denied(create(object.union(host, banned)), "banned")
+	denied(create(object.union(host, {"room": {"id": "board", "banned": true, "exists": true}})), "banned")
+}

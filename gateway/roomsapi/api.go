@@ -287,7 +287,7 @@ func splitKey(k rooms.SubjectKey) (issuer, subject string) {
 
 func policyIdentity(id identity.Identity) policy.Identity {
 	pi := policy.Identity{
-		Iss: id.Issuer, Sub: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
+		Iss: id.Issuer, Sub: id.Subject, Email: identity.ASCIIEmail(id.Email), EmailVerified: id.EmailVerified,
 		Name: id.Name, Groups: id.Groups, ACR: id.ACR, AMR: id.AMR, Via: string(id.Via),
 	}
 	if !id.AuthTime.IsZero() {

@@ -78,6 +78,11 @@ type clusterOptions struct {
 	adapters   map[string]gateway.Adapter
 	devices    roomsapi.Devices
 	logger     *zap.Logger
+	// clock is the memory store's clock (rooms end, bans lapse); default
+	// time.Now.
+	clock func() time.Time
+	// configure edits every node's gateway config (oidc settings).
+	configure func(*config.Config)
 }
 
 type node struct {
@@ -164,7 +169,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 		if o.redis {
 			n.store, err = redisstore.New(ctx, redisstore.Options{Client: redisClients[i], Rooms: roomCfg, KeyPrefix: "mg:"})
 		} else {
-			n.store, err = memstore.New(ctx, memstore.Options{Rooms: roomCfg})
+			n.store, err = memstore.New(ctx, memstore.Options{Rooms: roomCfg, Now: o.clock})
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -207,6 +212,9 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 				cfg.Limits.ReadHeaderTimeout = 5 * time.Second
 				if o.trustLoopback {
 					cfg.TrustedProxies = []string{"127.0.0.1/32"}
+				}
+				if o.configure != nil {
+					o.configure(cfg)
 				}
 			},
 			Audit: alog,
