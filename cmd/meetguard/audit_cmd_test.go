@@ -82,3 +82,24 @@ func TestConfigValidate_NamesFieldsAndLines(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, errs)
 	}
 }
+
+// TestConfigValidate_WarnsOfBearerAudienceWithoutSubjectClaim: a valid
+// config that accepts bearer tokens for another audience without a subject
+// claim passes, with a warning naming the setting.
+func TestConfigValidate_WarnsOfBearerAudienceWithoutSubjectClaim(t *testing.T) {
+	base := "public_url: https://meet.example.org\noidc:\n  issuer: https://idp.example.org\n  client_id: meetguard\n  client_secret: x\n" +
+		"  audiences: [meetguard, api://meetguard]\nsession:\n  secret: " + strings.Repeat("k", 32) + "\nupstreams:\n  - name: a\n    url: http://127.0.0.1:8000\n"
+	for _, tc := range []struct {
+		extra string
+		warn  bool
+	}{{"", true}, {"  subject_claim: oid\n", false}} {
+		path := filepath.Join(t.TempDir(), "m.yaml")
+		if err := os.WriteFile(path, []byte(strings.Replace(base, "session:", tc.extra+"session:", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := runCLI("config", "validate", "--config", path)
+		if code != 0 || !strings.Contains(out, ": ok") || strings.Contains(errs, "warning: oidc.audiences:") != tc.warn {
+			t.Errorf("subject claim %q: exit %d\n%s%s", tc.extra, code, out, errs)
+		}
+	}
+}

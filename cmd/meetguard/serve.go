@@ -89,7 +89,8 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "meetguard config validate: --config is required")
 		return 2
 	}
-	if _, err := config.LoadFile(*path, os.LookupEnv); err != nil {
+	cfg, err := config.LoadFile(*path, os.LookupEnv)
+	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
 			for _, e := range errs {
@@ -100,6 +101,9 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "meetguard config validate: %v\n", err)
 		return 1
+	}
+	for _, w := range config.Warnings(cfg) {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return 0
@@ -241,11 +245,15 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 		client = &http.Client{Timeout: cfg.OIDC.HTTPTimeout}
 	}
 	live := liveconn.NewRegistry()
+	for _, w := range config.Warnings(cfg) {
+		log.Warn("configuration warning", zap.String("warning", w))
+	}
 	authn, err := auth.New(ctx, auth.Options{
 		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
 		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
+		SubjectClaim: cfg.OIDC.SubjectClaim, BearerClients: cfg.OIDC.BearerClients,
 		PublicURL: pub, HTTPClient: client, KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval,
-		SessionTTL: cfg.Session.TTL, Store: store, Codec: codec, Logger: log.Named("auth"), Audit: auditLog,
+		SessionTTL: cfg.Session.TTL, MaxClaimAge: cfg.Session.MaxClaimAge, Store: store, Codec: codec, Logger: log.Named("auth"), Audit: auditLog,
 		OnLogout: func(sessionID string) {
 			live.Close(func(m liveconn.Meta) bool { return m.SessionID == sessionID })
 		},

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/meetguard/meetguard/gateway/identity"
+	"github.com/meetguard/meetguard/gateway/request"
 	"github.com/meetguard/meetguard/gateway/session"
 )
 
@@ -35,6 +36,9 @@ var (
 	ErrInvalidToken        = errors.New("invalid token")
 	ErrSessionEnded        = errors.New("session ended")
 	ErrProviderUnavailable = errors.New("identity provider unavailable")
+	// ErrGroupsOverage: the token says the person's groups did not fit in
+	// it (Entra ID's _claim_names), so the groups it carries are not all.
+	ErrGroupsOverage = errors.New("groups overage: the token does not carry all the person's groups")
 )
 
 // Auditor records security events; the audit log implements it.
@@ -51,6 +55,12 @@ type Options struct {
 	// Audiences accepted in bearer tokens.
 	Audiences   []string
 	GroupsClaim string
+	// SubjectClaim names the claim that identifies a person in ID and
+	// bearer tokens alike; "" means sub.
+	SubjectClaim string
+	// BearerClients, when not empty, are the only clients (azp, else
+	// client_id) whose bearer tokens are accepted.
+	BearerClients []string
 	// PublicURL is the gateway's own origin; callback and logout URLs hang
 	// off it, and https there means Secure, __Host- cookies.
 	PublicURL *url.URL
@@ -58,10 +68,13 @@ type Options struct {
 	HTTPClient         *http.Client
 	KeyRefetchInterval time.Duration
 	SessionTTL         time.Duration
-	Store              session.Store
-	Codec              *session.Codec
-	Logger             *zap.Logger
-	Audit              Auditor
+	// MaxClaimAge is the oldest a session's claims may be before a refresh
+	// must renew them; a session that cannot renew them ends. 0 = no limit.
+	MaxClaimAge time.Duration
+	Store       session.Store
+	Codec       *session.Codec
+	Logger      *zap.Logger
+	Audit       Auditor
 	// OnLogout is told which session ended so live connections can be cut.
 	OnLogout func(sessionID string)
 	Clock    func() time.Time
@@ -284,10 +297,17 @@ func (a *Authenticator) Authenticate(r *http.Request) (identity.Identity, error)
 	if err != nil {
 		return identity.Identity{}, fmt.Errorf("session store: %w", err)
 	}
-	if s.RefreshToken != "" && !a.opts.Clock().Add(time.Minute).Before(s.TokenExpiry) {
+	now := a.opts.Clock()
+	if s.RefreshToken != "" && (a.claimsStale(s, now) || !now.Add(time.Minute).Before(s.TokenExpiry)) {
 		if s, err = a.refresh(ctx, s); err != nil {
 			return identity.Identity{}, err
 		}
+	}
+	if a.claimsStale(s, now) {
+		// No refresh brought newer claims: group removals at the provider
+		// must not wait for session.ttl.
+		a.endSession(ctx, s, "claims_stale", errors.New("claims older than session.max_claim_age and no new id token"))
+		return identity.Identity{}, fmt.Errorf("%w: claims too old", ErrSessionEnded)
 	}
 	return s.Identity, nil
 }
@@ -322,6 +342,11 @@ func (a *Authenticator) VerifyBearer(ctx context.Context, token string) (identit
 		return identity.Identity{}, err
 	}
 	id, err := a.identityFrom(idt, identity.ViaBearer)
+	if errors.Is(err, ErrGroupsOverage) {
+		a.opts.Logger.Warn("bearer token refused: groups overage; configure the provider to send fewer groups (group filtering)",
+			zap.String("issuer", idt.Issuer), zap.String("sub", idt.Subject))
+		a.audit(ctx, "login.failure", zap.String("reason", "groups_overage"), zap.String("client_ip", request.From(ctx).ClientIP))
+	}
 	if err != nil {
 		return identity.Identity{}, err
 	}
@@ -366,19 +391,28 @@ func (a *Authenticator) identityFrom(idt *oidc.IDToken, via identity.Via) (ident
 	if err := idt.Claims(&c); err != nil {
 		return identity.Identity{}, fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
 	}
+	if via == identity.ViaBearer {
+		if err := a.checkBearerClient(c); err != nil {
+			return identity.Identity{}, err
+		}
+	}
+	sub, err := a.subjectOf(c)
+	if err != nil {
+		return identity.Identity{}, err
+	}
+	if err := a.checkGroupsOverage(c); err != nil {
+		return identity.Identity{}, err
+	}
 	id := identity.Identity{
 		Issuer:        idt.Issuer,
-		Subject:       idt.Subject,
+		Subject:       sub,
 		Email:         str(c["email"]),
-		EmailVerified: c["email_verified"] == true,
+		EmailVerified: claimBool(c["email_verified"]),
 		Name:          str(c["name"]),
 		Groups:        strs(c[a.opts.GroupsClaim]),
 		ACR:           str(c["acr"]),
 		AMR:           strs(c["amr"]),
 		Via:           via,
-	}
-	if id.Subject == "" {
-		return identity.Identity{}, fmt.Errorf("%w: no sub claim", ErrInvalidToken)
 	}
 	if at, ok := c["auth_time"].(float64); ok {
 		id.AuthTime = time.Unix(int64(at), 0).UTC()
@@ -446,25 +480,26 @@ func (a *Authenticator) doRefresh(ctx context.Context, s session.Session) (sessi
 	if err == nil {
 		if raw, ok := tok.Extra("id_token").(string); ok && raw != "" {
 			var idt *oidc.IDToken
-			if idt, err = st.idVerifier.Verify(rctx, raw); err == nil && idt.Subject != s.Identity.Subject {
-				err = errors.New("refreshed id token names another subject")
-			}
-			if err == nil {
+			if idt, err = st.idVerifier.Verify(rctx, raw); err == nil {
+				// The same derivation as at login, userinfo included, so
+				// claims only userinfo carries do not vanish.
 				var id identity.Identity
-				if id, err = a.identityFrom(idt, identity.ViaSession); err == nil {
+				if id, err = a.sessionIdentity(rctx, st, tok, idt); err == nil && id.Subject != s.Identity.Subject {
+					err = errors.New("refreshed id token names another subject")
+				}
+				if err == nil {
 					id.SessionID = s.ID
-					s.Identity, s.IDToken = id, raw
+					s.Identity, s.IDToken, s.ClaimsAt = id, raw, a.opts.Clock()
 				}
 			}
 		}
 	}
 	if err != nil {
-		_ = a.opts.Store.DeleteSession(rctx, s.ID)
-		a.audit(ctx, "session.revoked", zap.String("subject", s.Identity.Subject), zap.String("reason", "refresh_failed"))
-		a.opts.Logger.Info("session refresh failed; session ended", zap.String("session", shortID(s.ID)), zap.Error(err))
-		if a.opts.OnLogout != nil {
-			a.opts.OnLogout(s.ID)
+		reason := "refresh_failed"
+		if errors.Is(err, ErrGroupsOverage) {
+			reason = "groups_overage"
 		}
+		a.endSession(rctx, s, reason, err)
 		return session.Session{}, fmt.Errorf("%w: refresh failed", ErrSessionEnded)
 	}
 	if tok.RefreshToken != "" {
@@ -475,6 +510,17 @@ func (a *Authenticator) doRefresh(ctx context.Context, s session.Session) (sessi
 		return session.Session{}, fmt.Errorf("session store: %w", err)
 	}
 	return s, nil
+}
+
+// endSession ends a session the gateway can no longer vouch for, with an
+// audit record naming why, and cuts its live connections.
+func (a *Authenticator) endSession(ctx context.Context, s session.Session, reason string, err error) {
+	_ = a.opts.Store.DeleteSession(context.WithoutCancel(ctx), s.ID)
+	a.audit(ctx, "session.revoked", zap.String("subject", s.Identity.Subject), zap.String("reason", reason))
+	a.opts.Logger.Info("session ended", zap.String("session", shortID(s.ID)), zap.String("reason", reason), zap.Error(err))
+	if a.opts.OnLogout != nil {
+		a.opts.OnLogout(s.ID)
+	}
 }
 
 func (a *Authenticator) audit(ctx context.Context, event string, fields ...zap.Field) {

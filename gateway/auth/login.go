@@ -125,17 +125,15 @@ func (a *Authenticator) Callback(w http.ResponseWriter, r *http.Request) {
 		a.loginFailed(w, r, "nonce_mismatch", errors.New("id token nonce does not match"))
 		return
 	}
-	id, err := a.identityFrom(idt, identity.ViaSession)
+	id, err := a.sessionIdentity(xctx, st, tok, idt)
+	if errors.Is(err, ErrGroupsOverage) {
+		a.failPage(w, r, http.StatusForbidden, "groups_overage", "Your account is in more groups than the sign-in can carry, so meetguard cannot tell which meetings you may host. "+
+			"Please ask your administrator to send meetguard only the groups it needs (group filtering at the identity provider).", err)
+		return
+	}
 	if err != nil {
 		a.loginFailed(w, r, "id_token_invalid", err)
 		return
-	}
-	if id.Email == "" {
-		// Some providers put profile claims only behind the userinfo
-		// endpoint; ask it, and take nothing from it for another subject.
-		if err := a.mergeUserInfo(xctx, st, tok, &id); err != nil {
-			a.opts.Logger.Info("userinfo unavailable; continuing with id token claims", zap.Error(err))
-		}
 	}
 	now := a.opts.Clock()
 	handle := session.NewHandle()
@@ -146,6 +144,7 @@ func (a *Authenticator) Callback(w http.ResponseWriter, r *http.Request) {
 		TokenExpiry:  tok.Expiry,
 		Created:      now,
 		Expires:      now.Add(a.opts.SessionTTL),
+		ClaimsAt:     now,
 	}
 	if tok.Expiry.IsZero() {
 		s.TokenExpiry = idt.Expiry
@@ -236,19 +235,21 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func (a *Authenticator) mergeUserInfo(ctx context.Context, st *providerState, tok *oauth2.Token, id *identity.Identity) error {
+// mergeUserInfo takes email and, when the ID token had none, name and
+// groups from the userinfo answer, which must be about the ID token's sub.
+func (a *Authenticator) mergeUserInfo(ctx context.Context, st *providerState, tok *oauth2.Token, sub string, id *identity.Identity) error {
 	ui, err := st.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 	if err != nil {
 		return err
 	}
-	if ui.Subject != id.Subject {
+	if ui.Subject != sub {
 		return errors.New("userinfo names another subject")
 	}
 	var c map[string]any
 	if err := ui.Claims(&c); err != nil {
 		return err
 	}
-	id.Email, id.EmailVerified = ui.Email, ui.EmailVerified
+	id.Email, id.EmailVerified = ui.Email, claimBool(c["email_verified"])
 	if id.Name == "" {
 		id.Name = str(c["name"])
 	}

@@ -54,8 +54,20 @@ type OIDC struct {
 	Scopes []string `yaml:"scopes"`
 	// Audiences accepted in bearer tokens. Default: [client_id].
 	Audiences []string `yaml:"audiences"`
-	// GroupsClaim names the claim that carries group membership. Default "groups".
+	// GroupsClaim names the claim that carries group membership. Default
+	// "groups". Claims people edit themselves (name, nickname,
+	// preferred_username, the other profile claims) are refused.
 	GroupsClaim string `yaml:"groups_claim"`
+	// SubjectClaim names the claim that identifies a person, in ID tokens
+	// and bearer tokens alike; bans, rate limits and room ownership key on
+	// it with the issuer. Default "" = sub. Set it when the provider's sub
+	// differs per application or token type (Entra ID: oid). A token
+	// without it is refused.
+	SubjectClaim string `yaml:"subject_claim"`
+	// BearerClients, when set, is the only clients (a bearer token's azp,
+	// or client_id) whose tokens are accepted; default any client whose
+	// token carries an accepted audience.
+	BearerClients []string `yaml:"bearer_clients"`
 	// KeyRefetchInterval is the least time between two key-set fetches caused
 	// by an unknown kid, so bogus kids cannot hammer the provider. Default 30s.
 	KeyRefetchInterval time.Duration `yaml:"key_refetch_interval"`
@@ -71,6 +83,10 @@ type Session struct {
 	SecretFile string `yaml:"secret_file"`
 	// TTL is the longest a session lives, refreshes included. Default 12h.
 	TTL time.Duration `yaml:"ttl"`
+	// MaxClaimAge is the oldest a session's claims (groups, email,
+	// email_verified, amr) may be: older claims are refreshed, and a session
+	// whose refresh brings no new ID token signs in again. Default 1h.
+	MaxClaimAge time.Duration `yaml:"max_claim_age"`
 }
 
 // Upstream is one meeting server behind the gateway.

@@ -40,6 +40,7 @@ func (c *Config) applyDefaults() {
 	setDur(&c.OIDC.KeyRefetchInterval, 30*time.Second)
 	setDur(&c.OIDC.HTTPTimeout, 10*time.Second)
 	setDur(&c.Session.TTL, 12*time.Hour)
+	setDur(&c.Session.MaxClaimAge, time.Hour)
 	for i := range c.Upstreams {
 		u := &c.Upstreams[i]
 		if u.Kind == "" {
@@ -131,11 +132,15 @@ func (l *loader) validate(c *Config) {
 	if !contains(c.OIDC.Scopes, "openid") {
 		l.add("oidc.scopes", "must include openid")
 	}
+	l.validateClaims(c)
 
 	if c.Session.Secret == "" && c.Session.SecretFile == "" {
 		l.add("session.secret", "is required (or set session.secret_file)")
 	} else if c.Session.Secret != "" && len(c.Session.Secret) < 32 {
 		l.add(secretPath(c.Session.SecretFile, "session.secret"), "must be at least 32 bytes")
+	}
+	if c.Session.MaxClaimAge < time.Minute || c.Session.MaxClaimAge > c.Session.TTL {
+		l.add("session.max_claim_age", "must be between 1m and session.ttl")
 	}
 	if c.Session.TTL < time.Minute {
 		l.add("session.ttl", "must be at least 1m")

@@ -36,6 +36,10 @@ type Session struct {
 	Created     time.Time
 	// Expires is the hard end (session.ttl from Created).
 	Expires time.Time
+	// ClaimsAt is when Identity was last derived from an ID token (login or
+	// a refresh that brought one); claims older than session.max_claim_age
+	// are not used.
+	ClaimsAt time.Time
 }
 
 // Login is one login in progress, between redirect and callback.

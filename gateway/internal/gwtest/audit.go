@@ -59,6 +59,19 @@ func (a *MemoryAudit) Has(event string) bool {
 	return slices.Contains(a.events, event)
 }
 
+// Count is how many times event was recorded.
+func (a *MemoryAudit) Count(event string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, e := range a.events {
+		if e == event {
+			n++
+		}
+	}
+	return n
+}
+
 type nopAudit struct{}
 
 func (nopAudit) Record(context.Context, string, ...zap.Field) error { return nil }

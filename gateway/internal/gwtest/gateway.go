@@ -131,8 +131,9 @@ func Start(t testing.TB, o Options) *Gateway {
 	authn, err := auth.New(ctx, auth.Options{
 		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
 		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
+		SubjectClaim: cfg.OIDC.SubjectClaim, BearerClients: cfg.OIDC.BearerClients,
 		PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
-		KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL,
+		KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL, MaxClaimAge: cfg.Session.MaxClaimAge,
 		Store: sessions, Codec: codec, Audit: audit, Clock: o.Clock,
 		OnLogout: func(id string) {
 			gw.Live().Close(func(m liveconn.Meta) bool { return m.SessionID == id })

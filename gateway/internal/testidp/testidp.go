@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 
 	"io"
 	"log/slog"
@@ -17,12 +18,14 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
@@ -39,8 +42,68 @@ type IdP struct {
 	Email    string
 	Server   *httptest.Server
 
-	key *rsa.PrivateKey
-	kid string
+	key   *rsa.PrivateKey
+	kid   string
+	extra *extraClaims
+	// omitRefreshIDToken makes refresh answers carry no id_token.
+	omitRefreshIDToken atomic.Bool
+}
+
+// OmitRefreshIDToken makes the provider answer refresh_token grants
+// without an id_token from now on, as some providers do (OAuth 2.0 alone
+// does not require one).
+func (p *IdP) OmitRefreshIDToken(omit bool) { p.omitRefreshIDToken.Store(omit) }
+
+// refreshFilter removes id_token from refresh answers when asked to.
+func (p *IdP) refreshFilter(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !p.omitRefreshIDToken.Load() || r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/token") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "refresh_token" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		var body map[string]any
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &body) != nil {
+			copyResponse(w, rec)
+			return
+		}
+		delete(body, "id_token")
+		b, _ := json.Marshal(body)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(b)
+	})
+}
+
+func copyResponse(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// extraClaims are claims the provider adds to every ID token (and userinfo
+// answer) it issues, as IdPs with extra claims do (Entra ID's oid).
+type extraClaims struct {
+	mu     sync.Mutex
+	claims map[string]any
+}
+
+// SetIDTokenClaim makes the provider add claim k = v to every ID token it
+// issues from now on, like an IdP configured with an extra claim.
+func (p *IdP) SetIDTokenClaim(k string, v any) {
+	p.extra.mu.Lock()
+	defer p.extra.mu.Unlock()
+	p.extra.claims[k] = v
 }
 
 // Start runs a provider whose one web client may redirect to redirectURIs.
@@ -55,7 +118,7 @@ func Start(t testing.TB, redirectURIs ...string) *IdP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &IdP{ClientID: "meetguard-test", ClientSecret: "test-client-secret", Password: "verysecure", key: key, kid: "test-key-1"}
+	p := &IdP{ClientID: "meetguard-test", ClientSecret: "test-client-secret", Password: "verysecure", key: key, kid: "test-key-1", extra: &extraClaims{claims: map[string]any{}}}
 	// The issuer is only known once listening; the handler is swapped in
 	// before any request can arrive.
 	var h http.Handler = http.NotFoundHandler()
@@ -67,16 +130,30 @@ func Start(t testing.TB, redirectURIs ...string) *IdP {
 	clients := map[string]*storage.Client{
 		p.ClientID: storage.WebClient(p.ClientID, p.ClientSecret, redirectURIs...),
 	}
-	st := &keyedStorage{Storage: storage.NewStorageWithClients(storage.NewUserStore(p.URL), clients), key: key, kid: p.kid}
-	h = exampleop.SetupServer(p.URL, st, nil, false)
+	st := &keyedStorage{Storage: storage.NewStorageWithClients(storage.NewUserStore(p.URL), clients), key: key, kid: p.kid, extra: p.extra}
+	h = p.refreshFilter(exampleop.SetupServer(p.URL, st, nil, false))
 	return p
 }
 
 // keyedStorage is the example storage with a signing key the test holds.
 type keyedStorage struct {
 	*storage.Storage
-	key *rsa.PrivateKey
-	kid string
+	key   *rsa.PrivateKey
+	kid   string
+	extra *extraClaims
+}
+
+// SetUserinfoFromRequest adds the extra claims to ID tokens.
+func (s *keyedStorage) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	if err := s.Storage.SetUserinfoFromRequest(ctx, ui, req, scopes); err != nil {
+		return err
+	}
+	s.extra.mu.Lock()
+	defer s.extra.mu.Unlock()
+	for k, v := range s.extra.claims {
+		ui.AppendClaims(k, v)
+	}
+	return nil
 }
 
 type sigKey struct {
