@@ -44,18 +44,25 @@ func claimBool(v any) bool {
 	return false
 }
 
+// clientClaims name the client a token was issued to, most standard
+// first: azp (OIDC), client_id (RFC 9068), cid (Okta), appid (Entra ID v1).
+// The first one present is the client; a later one never overrides it.
+var clientClaims = []string{"azp", "client_id", "cid", "appid"}
+
 // checkBearerClient enforces Options.BearerClients: when set, a bearer
-// token must name one of those clients as its authorized party (azp) or,
-// without azp, its client_id, so that another client which can obtain a
-// token for the accepted audience (and supply groups, amr or acr through
-// its own claim mappers) is refused.
+// token must name one of those clients as the client it was issued to, so
+// that another client which can obtain a token for the accepted audience
+// (and supply groups, amr or acr through its own claim mappers) is refused.
 func (a *Authenticator) checkBearerClient(c map[string]any) error {
 	if len(a.opts.BearerClients) == 0 {
 		return nil
 	}
-	client := str(c["azp"])
-	if client == "" {
-		client = str(c["client_id"])
+	client := ""
+	for _, name := range clientClaims {
+		if _, ok := c[name]; ok {
+			client = str(c[name])
+			break
+		}
 	}
 	if client == "" || !slices.Contains(a.opts.BearerClients, client) {
 		return fmt.Errorf("%w: bearer client %q not accepted", ErrInvalidToken, truncate(client, 64))

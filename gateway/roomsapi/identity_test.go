@@ -105,6 +105,10 @@ func TestIdentity_BearerClientsAllowlist(t *testing.T) {
 		{"other azp", func(cl map[string]any) { cl["azp"] = "reporting-tool" }, http.StatusUnauthorized},
 		{"other azp, listed client_id", func(cl map[string]any) { cl["azp"], cl["client_id"] = "reporting-tool", "meeting-app" }, http.StatusUnauthorized},
 		{"other client_id", func(cl map[string]any) { cl["client_id"] = "reporting-tool" }, http.StatusUnauthorized},
+		{"listed cid (Okta)", func(cl map[string]any) { cl["cid"] = "meeting-app" }, http.StatusOK},
+		{"listed appid (Entra v1)", func(cl map[string]any) { cl["appid"] = "meeting-app" }, http.StatusOK},
+		{"empty azp, listed client_id", func(cl map[string]any) { cl["azp"], cl["client_id"] = "", "meeting-app" }, http.StatusUnauthorized},
+		{"azp not a string", func(cl map[string]any) { cl["azp"] = []string{"meeting-app"} }, http.StatusUnauthorized},
 		{"no client named", func(map[string]any) {}, http.StatusUnauthorized},
 	} {
 		tok := c.appToken(func(cl map[string]any) { staffClaims(cl); tc.edit(cl) })
