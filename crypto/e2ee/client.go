@@ -648,6 +648,15 @@ func (c *Client) applyRoster(u *rosterUpdate) error {
 		if err != nil {
 			return err
 		}
+		if head := c.head; head != nil && !r.Has(me) {
+			// An honest gateway removes a device and admits another in separate epochs; one epoch that does both
+			// under this client's identity is a substitution the removed device would otherwise never see.
+			for _, m := range r.Members {
+				if !head.Has(m) && creds[m].Identity == c.identity {
+					return alarm(ErrImpersonation, r.Epoch, m, "this device was replaced by %s in one epoch", creds[m].Fingerprint())
+				}
+			}
+		}
 		c.install(r, creds, r.Has(me))
 		if !r.Has(me) {
 			return nil
