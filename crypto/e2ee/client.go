@@ -212,6 +212,12 @@ type Client struct {
 	pending   map[Hash]bool   // own other devices awaiting confirmation
 	changes   []Change
 	lastErr   error
+	// lostRace is the last (epoch, generation) this client's commit was refused for as already committed.
+	lostRace struct {
+		epoch uint64
+		gen   uint8
+		set   bool
+	}
 }
 
 // NewClient returns an unregistered client.
@@ -535,6 +541,10 @@ func (c *Client) fetchOrCommit(ctx context.Context) (lost bool, _ error) {
 		if now.Sub(seen) < c.commitTimeout || gen == 0 {
 			return false, openErr
 		}
+	case cur == nil && len(secrets) == 0 && c.lostRace.epoch == head.Epoch && c.lostRace.set && c.lostRace.gen < 255:
+		// This client lost the race for a generation, yet no secret of it is sealed to it: the winner was its
+		// own commit, whose answer it never got. It cannot recover that secret, so it commits the next one.
+		gen, openErr = c.lostRace.gen+1, ErrConflict
 	case cur == nil:
 		gen = 0
 	case now.Sub(cur.at) >= c.rekeyEvery && cur.keys.generation < 255:
@@ -548,6 +558,7 @@ func (c *Client) fetchOrCommit(ctx context.Context) (lost bool, _ error) {
 	err = c.commit(ctx, head, gen)
 	switch {
 	case errors.Is(err, ErrConflict):
+		c.lostRace.epoch, c.lostRace.gen, c.lostRace.set = head.Epoch, gen, true
 		return true, nil
 	case errors.Is(err, ErrStaleEpoch), errors.Is(err, ErrRateLimited):
 		return false, nil
