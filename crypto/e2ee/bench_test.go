@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/hpke"
 	"fmt"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var benchKEMs = []struct {
@@ -104,7 +106,7 @@ func BenchmarkRekey302(b *testing.B) {
 		for i, kp := range kps {
 			kems[i] = kp.KEM
 		}
-		header, body, _ := must3b(b)(committer.client.sealCommit(head, 0, kps, kems))
+		_, body, _ := must3b(b)(committer.client.sealCommit(head, 0, kps, kems))
 		if err := m.authority.PostCommit(ctx, committer.cred.Hash(), head.Epoch, body); err != nil {
 			b.Fatal(err)
 		}
@@ -112,14 +114,11 @@ func BenchmarkRekey302(b *testing.B) {
 		ss := must[[]*sealedSecret](b)(parseSealedSecrets(keys))[0]
 		b.Run(k.name+"/client-commit", func(b *testing.B) {
 			b.ReportAllocs()
+			cpu := processCPU()
+			defer func() { b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/op") }()
 			for b.Loop() {
-				now := m.clock.Now()
-				for i, h := range head.Members {
-					if h != committer.cred.Hash() {
-						if err := committer.client.checkKeyPackage(head, h, kps[i], now); err != nil {
-							b.Fatal(err)
-						}
-					}
+				if _, err := committer.client.checkKeyPackages(head, kps, m.clock.Now()); err != nil {
+					b.Fatal(err)
 				}
 				if _, _, _, err := committer.client.sealCommit(head, 0, kps, kems); err != nil {
 					b.Fatal(err)
@@ -129,22 +128,14 @@ func BenchmarkRekey302(b *testing.B) {
 		})
 		b.Run(k.name+"/gateway-post", func(b *testing.B) {
 			co := must[*commit](b)(parseCommit(body))
-			gen := header.Generation
 			b.ReportAllocs()
 			for b.Loop() {
 				b.StopTimer()
-				if gen == 255 {
-					must[*Roster](b)(m.authority.Rekey(ctx))
-					gen = 0
-				} else {
-					gen++
-				}
-				now := m.authority.Head()
+				now := must[*Roster](b)(m.authority.Rekey(ctx)) // same members, so the entries still fit
 				h := *co.header
-				h.Epoch, h.RosterHash, h.Generation = now.Epoch, now.Hash(), gen
+				h.Epoch, h.RosterHash, h.Generation = now.Epoch, now.Hash(), 0
 				co.header = must[*commitHeader](b)(signCommitHeader(committer.client.device, &h))
 				next := must[[]byte](b)(co.marshal())
-				m.clock.Advance(1)
 				b.StartTimer()
 				if err := m.authority.PostCommit(ctx, committer.cred.Hash(), now.Epoch, next); err != nil {
 					b.Fatal(err)
@@ -166,6 +157,16 @@ func BenchmarkRekey302(b *testing.B) {
 			b.ReportMetric(float64(len(body)+301*len(keys)), "gateway-B/rekey")
 		})
 	}
+}
+
+// processCPU is the CPU time this process has used: on a shared machine the wall time of a benchmark says more
+// about the neighbours than about the code, so the re-key benchmark reports both.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func must3b(b *testing.B) func(h *commitHeader, body, secret []byte, err error) (*commitHeader, []byte, []byte) {

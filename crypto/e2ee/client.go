@@ -8,8 +8,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -210,6 +212,12 @@ type Client struct {
 	pending   map[Hash]bool   // own other devices awaiting confirmation
 	changes   []Change
 	lastErr   error
+	// lostRace is the last (epoch, generation) this client's commit was refused for as already committed.
+	lostRace struct {
+		epoch uint64
+		gen   uint8
+		set   bool
+	}
 }
 
 // NewClient returns an unregistered client.
@@ -533,6 +541,10 @@ func (c *Client) fetchOrCommit(ctx context.Context) (lost bool, _ error) {
 		if now.Sub(seen) < c.commitTimeout || gen == 0 {
 			return false, openErr
 		}
+	case cur == nil && len(secrets) == 0 && c.lostRace.epoch == head.Epoch && c.lostRace.set && c.lostRace.gen < 255:
+		// This client lost the race for a generation, yet no secret of it is sealed to it: the winner was its
+		// own commit, whose answer it never got. It cannot recover that secret, so it commits the next one.
+		gen, openErr = c.lostRace.gen+1, ErrConflict
 	case cur == nil:
 		gen = 0
 	case now.Sub(cur.at) >= c.rekeyEvery && cur.keys.generation < 255:
@@ -546,6 +558,7 @@ func (c *Client) fetchOrCommit(ctx context.Context) (lost bool, _ error) {
 	err = c.commit(ctx, head, gen)
 	switch {
 	case errors.Is(err, ErrConflict):
+		c.lostRace.epoch, c.lostRace.gen, c.lostRace.set = head.Epoch, gen, true
 		return true, nil
 	case errors.Is(err, ErrStaleEpoch), errors.Is(err, ErrRateLimited):
 		return false, nil
@@ -645,6 +658,15 @@ func (c *Client) applyRoster(u *rosterUpdate) error {
 		creds, err := c.verifyMembers(r, offered)
 		if err != nil {
 			return err
+		}
+		if head := c.head; head != nil && !r.Has(me) {
+			// An honest gateway removes a device and admits another in separate epochs; one epoch that does both
+			// under this client's identity is a substitution the removed device would otherwise never see.
+			for _, m := range r.Members {
+				if !head.Has(m) && creds[m].Identity == c.identity {
+					return alarm(ErrImpersonation, r.Epoch, m, "this device was replaced by %s in one epoch", creds[m].Fingerprint())
+				}
+			}
 		}
 		c.install(r, creds, r.Has(me))
 		if !r.Has(me) {
@@ -812,7 +834,6 @@ func (c *Client) RejectDevice(fingerprint string) error {
 // commit draws a fresh epoch secret for generation gen of head and seals it to every other member's newest key
 // package, after verifying each one against the member's credential.
 func (c *Client) commit(ctx context.Context, head *Roster, gen uint8) error {
-	me := c.cred.Hash()
 	raw, err := c.transport.KeyPackages(ctx, head.Epoch)
 	if err != nil {
 		return fmt.Errorf("e2ee: key packages: %w", err)
@@ -824,21 +845,9 @@ func (c *Client) commit(ctx context.Context, head *Roster, gen uint8) error {
 	if len(kps) != len(head.Members) {
 		return alarm(ErrCredentialMismatch, head.Epoch, Hash{}, "%d key packages for %d members", len(kps), len(head.Members))
 	}
-	now := c.clock.Now()
-	c.mu.Lock()
-	myKP := c.kps[len(c.kps)-1].kp
-	c.mu.Unlock()
-	kems := make([]KEM, len(head.Members))
-	for i, h := range head.Members {
-		kp := kps[i]
-		if h == me {
-			kems[i] = myKP.KEM
-			continue
-		}
-		if err := c.checkKeyPackage(head, h, kp, now); err != nil {
-			return err
-		}
-		kems[i] = kp.KEM
+	kems, err := c.checkKeyPackages(head, kps, c.clock.Now())
+	if err != nil {
+		return err
 	}
 	header, body, secret, err := c.sealCommit(head, gen, kps, kems)
 	if err != nil {
@@ -856,6 +865,37 @@ func (c *Client) commit(ctx context.Context, head *Roster, gen uint8) error {
 	return nil
 }
 
+// checkKeyPackages checks every other member's key package (checkKeyPackage) on all cores and returns the KEM
+// of every member, this client's own from its newest key package.
+func (c *Client) checkKeyPackages(head *Roster, kps []*KeyPackage, now time.Time) ([]KEM, error) {
+	me := c.cred.Hash()
+	c.mu.Lock()
+	myKP := c.kps[len(c.kps)-1].kp
+	c.mu.Unlock()
+	kems := make([]KEM, len(head.Members))
+	errs := make([]error, len(head.Members))
+	_ = parallel(len(head.Members), func(i int) error {
+		h, kp := head.Members[i], kps[i]
+		if h == me {
+			kems[i] = myKP.KEM
+			return nil
+		}
+		errs[i] = c.checkKeyPackage(head, h, kp, now)
+		kems[i] = kp.KEM
+		return nil
+	})
+	// Alarms first, in roster order, so the same gateway deviation always names the same member.
+	for _, err := range errs {
+		if errors.Is(err, ErrAlarm) {
+			return nil, err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return kems, nil
+}
+
 // sealCommit draws the epoch secret and seals it to the key packages kps (in roster order; this client's own
 // entry is skipped), returning the signed header, the Commit to post and the secret.
 func (c *Client) sealCommit(head *Roster, gen uint8, kps []*KeyPackage, kems []KEM) (*commitHeader, []byte, []byte, error) {
@@ -867,19 +907,29 @@ func (c *Client) sealCommit(head *Roster, gen uint8, kps []*KeyPackage, kems []K
 	if c.observeSecret != nil {
 		c.observeSecret(secret)
 	}
-	entries := make([]commitEntry, 0, len(head.Members)-1)
-	leaves := make([]Hash, 0, len(head.Members)-1)
+	others := make([]int, 0, len(head.Members)-1) // roster indexes of the recipients
 	for i, h := range head.Members {
-		if h == me {
-			continue
+		if h != me {
+			others = append(others, i)
 		}
-		info := epochSecretInfo(c.room, c.instance, head.Epoch, gen, head.Hash(), me, h, kps[i].Hash())
-		sealed, err := sealSecret(kps[i].kemPub, info, secret)
+	}
+	entries := make([]commitEntry, len(others))
+	leaves := make([]Hash, len(others))
+	err := parallel(len(others), func(j int) error {
+		i := others[j]
+		h, kp := head.Members[i], kps[i]
+		info := epochSecretInfo(c.room, c.instance, head.Epoch, gen, head.Hash(), me, h, kp.Hash())
+		sealed, err := sealSecret(kp.kemPub, info, secret)
 		if err != nil {
-			return nil, nil, nil, err
+			return err
 		}
-		entries = append(entries, commitEntry{recipient: h, keyPackage: kps[i].Hash(), sealed: sealed})
-		leaves = append(leaves, leafHash(h, kps[i].Hash(), sealed))
+		entries[j] = commitEntry{recipient: h, keyPackage: kp.Hash(), sealed: sealed}
+		leaves[j] = leafHash(h, kp.Hash(), sealed)
+		return nil
+	})
+	if err != nil {
+		clear(secret)
+		return nil, nil, nil, err
 	}
 	var root Hash
 	if len(leaves) > 0 {
@@ -920,6 +970,36 @@ func (c *Client) checkKeyPackage(head *Roster, h Hash, kp *KeyPackage, now time.
 		return fmt.Errorf("%w: member %s (%s) uses a classic KEM and this client requires post-quantum keys", ErrKEMNotAllowed, cred.DisplayName, cred.Fingerprint())
 	}
 	return nil
+}
+
+// parallel runs f(0) … f(n-1) on GOMAXPROCS goroutines and returns the first error. Sealing and verifying
+// for hundreds of members is the committer's whole cost, and it spreads over the device's cores.
+func parallel(n int, f func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			if err := f(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var next atomic.Int64
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || errs[w] != nil {
+					return
+				}
+				errs[w] = f(i)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // errorKind is the sentinel an alarm should carry for a refused key package.

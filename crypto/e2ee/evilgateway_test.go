@@ -324,6 +324,14 @@ func TestEvilGateway_EachDeviationIsRefused(t *testing.T) {
 			return e.alice, ghost.Hash(), syncErr(e.alice)
 		}, ErrNotMember},
 
+		{"member replaced by a gateway device in one epoch", func(t *testing.T, e *evilRoom) (*party, Hash, error) {
+			bobPrime, _ := forgeCredential(t, e.m.authKey, e.room, e.instance, e.bob.cred.Identity, nil)
+			members := slices.DeleteFunc(with(e.head.Members, bobPrime.Hash()), func(h Hash) bool { return h == e.bob.cred.Hash() })
+			r := must[*Roster](t)(issueRoster(e.m.authKey, nextRoster(e.head, members, false)))
+			e.bobEvil.roster = serve(updateBytes(t, []*Roster{r}, bobPrime))
+			return e.bob, bobPrime.Hash(), syncErr(e.bob)
+		}, ErrImpersonation},
+
 		// Item 1: a KEM key substituted under a member's real identity and signing key. In v1 the gateway's
 		// credential carried the KEM key and this attack read the meeting; in v2 the committer checks that the
 		// member's own device signed its key package.

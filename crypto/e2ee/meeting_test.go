@@ -294,3 +294,35 @@ func must3(t *testing.T) func(a, b uint64, c int, err error) (uint64, uint64, in
 		return a, b, c
 	}
 }
+
+// lossyTransport delivers the first commit but loses the answer, as a timed-out HTTP request can.
+type lossyTransport struct {
+	*LocalTransport
+	lost bool
+}
+
+func (l *lossyTransport) PostCommit(ctx context.Context, epoch uint64, commit []byte) error {
+	err := l.LocalTransport.PostCommit(ctx, epoch, commit)
+	if err == nil && !l.lost {
+		l.lost = true
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// TestMeeting_CommitWhoseAnswerWasLostRecovers: a committer that never learnt its commit was accepted cannot
+// open it (no entry is sealed to a committer); it commits the next generation and everyone converges.
+func TestMeeting_CommitWhoseAnswerWasLostRecovers(t *testing.T) {
+	m := newMeeting(t, nil)
+	var lossy *lossyTransport
+	alice := m.join("alice", withTransport(func(l *LocalTransport) Transport { lossy = &lossyTransport{LocalTransport: l}; return lossy }))
+	bob := m.join("bob")
+	_, _ = alice.client.Sync(m.ctx) // sees epoch 2; commits if designated
+	m.clock.Advance(3 * time.Second)
+	_, _ = alice.client.Sync(m.ctx) // past the commit timeout: commits in any case
+	if !lossy.lost {
+		t.Fatal("alice never committed: the test shows nothing")
+	}
+	settle(t, alice, bob)
+	requireAgreement(t, alice, bob)
+}

@@ -3,6 +3,7 @@ package e2eeapi_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -118,5 +119,67 @@ func BenchmarkFetch_HTTP(b *testing.B) {
 				})
 			}
 		})
+	}
+}
+
+// BenchmarkKickToNewKeys_HTTP is the end-to-end time from a kick in the rooms store to every remaining member
+// holding the next epoch's secret, through one gateway node: the rooms event, the roster epoch, every member's
+// long-poll waking, the designated member's commit (key packages fetched, verified, sealed), and every member
+// fetching and opening its sealed secret. (The handler keeps admission bindings per process, so a room is
+// served by one node; two Authorities on one store converge, see TestAuthority_LoserOfAnEpochRaceReloadsAndRetries.)
+func BenchmarkKickToNewKeys_HTTP(b *testing.B) {
+	for _, n := range []int{10, 30} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) { benchKick(b, n) })
+	}
+}
+
+func benchKick(b *testing.B, n int) {
+	e := newEnv(b, envOptions{})
+	const room = "kick-bench"
+	capacity := 1000
+	e.createRoom(room, nil, rooms.SettingsChange{Capacity: &capacity})
+	next := 0
+	join := func() (*e2ee.Client, rooms.ParticipantID) {
+		u := e.user(fmt.Sprintf("member%03d", next))
+		p := e.admit(u, room, rooms.RoleParticipant)
+		tr, err := e2ee.NewHTTPTransport(e2ee.HTTPTransportOptions{Gateway: e.URL, Room: room, Authorize: u.authorize(room), MaxWait: 5 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		next++
+		c, err := e2ee.NewClient(e.ctx, e2ee.ClientOptions{Transport: tr, AuthorityKey: e.api.PublicKey(), Room: room})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.run(c)
+		return c, p.ID
+	}
+	var clients []*e2ee.Client
+	for range n {
+		c, _ := join()
+		clients = append(clients, c)
+	}
+	e.settle(clients, n)
+	wait := func(want int) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if _, err := settled(clients, want); err == nil {
+				return
+			} else if time.Now().After(deadline) {
+				b.Fatalf("never settled: %v", err)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	for b.Loop() {
+		b.StopTimer()
+		kicked, pid := join()
+		all := append(clients, kicked)
+		e.settle(all, n+1)
+		b.StartTimer()
+		if _, err := e.rooms.Remove(e.ctx, room, pid, false); err != nil {
+			b.Fatal(err)
+		}
+		wait(n)
 	}
 }
