@@ -58,8 +58,9 @@ type Options struct {
 	// SubjectClaim names the claim that identifies a person in ID and
 	// bearer tokens alike; "" means sub.
 	SubjectClaim string
-	// BearerClients, when not empty, are the only clients (azp, else
-	// client_id) whose bearer tokens are accepted.
+	// BearerClients, when not empty, are the only clients (azp,
+	// client_id, cid or appid: see checkBearerClient) whose bearer tokens
+	// are accepted.
 	BearerClients []string
 	// PublicURL is the gateway's own origin; callback and logout URLs hang
 	// off it, and https there means Secure, __Host- cookies.

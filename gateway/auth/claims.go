@@ -44,21 +44,19 @@ func claimBool(v any) bool {
 	return false
 }
 
-// clientClaims name the client a token was issued to, most standard
-// first: azp (OIDC), client_id (RFC 9068), cid (Okta), appid (Entra ID v1).
-// The first one present is the client; a later one never overrides it.
-var clientClaims = []string{"azp", "client_id", "cid", "appid"}
-
 // checkBearerClient enforces Options.BearerClients: when set, a bearer
 // token must name one of those clients as the client it was issued to, so
 // that another client which can obtain a token for the accepted audience
 // (and supply groups, amr or acr through its own claim mappers) is refused.
+// The client is the first present of azp (OIDC), client_id (RFC 9068), cid
+// (Okta) and appid (Entra ID v1); a later claim never overrides an earlier
+// one, so a token cannot name a listed client in a second claim.
 func (a *Authenticator) checkBearerClient(c map[string]any) error {
 	if len(a.opts.BearerClients) == 0 {
 		return nil
 	}
 	client := ""
-	for _, name := range clientClaims {
+	for _, name := range []string{"azp", "client_id", "cid", "appid"} {
 		if _, ok := c[name]; ok {
 			client = str(c[name])
 			break
