@@ -655,11 +655,17 @@ func (a *Authority) Roster(ctx context.Context, requester Hash, since uint64) (_
 			rosters = append(rosters, r)
 		}
 	}
+	// A credential is sent for every member that was not in the epoch before the one listing it: a client
+	// knows only the credentials of its head, so one that left and came back (the same device re-registering
+	// within a second gets the same credential) must be sent again.
 	seen := map[Hash]bool{}
+	prev := base
 	for _, r := range rosters {
 		update.rosters = append(update.rosters, r.raw)
+		before := prev
+		prev = r
 		for _, h := range r.Members {
-			if seen[h] || (base != nil && base.Has(h)) {
+			if seen[h] || (before != nil && before.Has(h)) {
 				continue
 			}
 			seen[h] = true

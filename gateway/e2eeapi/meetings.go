@@ -274,15 +274,8 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 		return cred, nil
 	}
 	ctx = withCause(ctx, "registered")
-	if old := m.members[p.id]; old != nil {
-		// One admission, one device key: the previous key leaves first, so that the new one is never seen as
-		// another device holding this identity.
-		delete(m.members, p.id)
-		if head := m.authority.Head(); head != nil && head.Has(old.cred.Hash()) {
-			if _, err := m.authority.Remove(ctx, old.cred.Hash()); err != nil {
-				return nil, err
-			}
-		}
+	if err := h.supersede(ctx, m, p.id, cred); err != nil {
+		return nil, err
 	}
 	m.members[p.id] = &binding{cred: cred, kem: kp.KEM, session: p.session}
 	delete(m.pending, p.session) // a key this session registered before its admission is superseded
@@ -346,6 +339,27 @@ func (h *Handler) OnAdmitted(ctx context.Context, room string, p gateway.Partici
 	return h.promote(withCause(ctx, "admitted"), m, participant{id: p.ParticipantID, role: p.Role, session: sessionKey(p.Identity)})
 }
 
+// supersede takes out of the roster, in one epoch before cred is admitted, the key previously bound to the
+// admission pid (a restarted client) and every other credential of cred's device key (the same device rejoining
+// through a new admission while its old one lingers). Clients alarm on two roster entries with one device key
+// (ErrClone), so an honest gateway must never publish them; m is locked.
+func (h *Handler) supersede(ctx context.Context, m *meeting, pid string, cred *e2ee.Credential) error {
+	var gone []e2ee.Hash
+	for id, b := range m.members {
+		if id == pid || b.cred.SigningKey.Equal(cred.SigningKey) {
+			delete(m.members, id)
+			gone = append(gone, b.cred.Hash())
+		}
+	}
+	head := m.authority.Head()
+	gone = slices.DeleteFunc(gone, func(c e2ee.Hash) bool { return head == nil || !head.Has(c) })
+	if len(gone) == 0 {
+		return nil
+	}
+	_, err := m.authority.Remove(ctx, gone...)
+	return err
+}
+
 // promote binds the key p's session registered before admission to p; m is locked.
 func (h *Handler) promote(ctx context.Context, m *meeting, p participant) error {
 	pk := m.pending[p.session]
@@ -359,6 +373,9 @@ func (h *Handler) promote(ctx context.Context, m *meeting, p participant) error 
 	if role, err := e2ee.ParseRole(p.role); err != nil || role != pk.cred.Role {
 		h.auditRejected(ctx, m.room, pk.cred.Instance, pk.cred.Identity.Subject, pk.cred.Hash(), "admit", "role_changed")
 		return fmt.Errorf("%w: registered as %v, admitted as %q", ErrRoleChanged, pk.cred.Role, p.role)
+	}
+	if err := h.supersede(ctx, m, p.id, pk.cred); err != nil {
+		return err
 	}
 	m.members[p.id] = &binding{cred: pk.cred, kem: pk.kem, session: p.session}
 	if err := h.admit(ctx, m, pk.cred.Hash()); err != nil {

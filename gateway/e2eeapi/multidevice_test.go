@@ -1,6 +1,7 @@
 package e2eeapi_test
 
 import (
+	"crypto/ed25519"
 	"slices"
 	"testing"
 	"time"
@@ -113,5 +114,51 @@ func TestGateway_LaptopAndPhoneOfOnePersonAreFirstClass(t *testing.T) {
 	}
 	if ps := cp.Status(); len(ps.Unconfirmed) != 0 {
 		t.Fatalf("after confirmation: %v", ps.Unconfirmed)
+	}
+}
+
+// TestGateway_SameDeviceRejoiningReplacesItsOldEntry: a device that keeps its key (a browser reconnecting under a
+// new admission while the old one lingers) must never appear twice in the roster, since two entries with one
+// device key are an alarm at every client (ErrClone). The gateway takes the old entry out first.
+func TestGateway_SameDeviceRejoiningReplacesItsOldEntry(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	const room = "rejoin"
+	alice, bob := e.user("alice"), e.user("bob")
+	again := e.secondDevice(alice, "alice-again")
+	e.createRoom(room, alice, rooms.SettingsChange{})
+	_, device, _ := ed25519.GenerateKey(nil)
+	client := func(u *user) *e2ee.Client {
+		c, err := e2ee.NewClient(e.ctx, e2ee.ClientOptions{Transport: e.transport(u, room), AuthorityKey: e.api.PublicKey(),
+			Room: room, DeviceKey: device})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	e.admit(alice, room, rooms.RoleHost)
+	first := client(alice)
+	e.run(first)
+	e.admit(bob, room, rooms.RoleParticipant)
+	cb := e.client(bob, room, 0)
+	_, bobDone := e.run(cb)
+	e.settle([]*e2ee.Client{first, cb}, 2)
+
+	e.admit(again, room, rooms.RoleHost) // the old admission of the same device still stands
+	second := client(again)
+	e.run(second)
+	go func() {
+		if err := <-bobDone; err != nil {
+			t.Logf("bob stopped: %v", err)
+		}
+	}()
+	st := e.settle([]*e2ee.Client{second, cb}, 2)
+	exchangeFrames(t, []*e2ee.Client{second, cb})
+	select {
+	case err := <-bobDone:
+		t.Fatalf("bob stopped: %v", err)
+	default:
+	}
+	if n := len(st.Devices()); n != 2 {
+		t.Fatalf("%d identities, want alice once and bob", n)
 	}
 }
