@@ -734,6 +734,9 @@ func (c *Client) install(r *Roster, creds map[Hash]*Credential, member bool) {
 		if h == me || prev != nil && prev.Has(h) {
 			continue
 		}
+		// A member (re)joining starts a new run of key packages: a device that re-registered within the same
+		// second gets the same credential back and numbers its key packages from 1 again.
+		delete(c.kpSeq, h)
 		own := cred.Identity == c.identity
 		switch {
 		case own && c.isOwnDevice(cred.SigningKey):
