@@ -334,6 +334,10 @@ func (g *Gateway) serveOwn(w *statusRecorder, r *http.Request, path string) stri
 				return "api"
 			}
 			w.subject = id.Subject
+			if err := g.origins.checkAPI(r, id); err != nil {
+				g.refuseForeignOrigin(w, r, id)
+				return "foreign_origin"
+			}
 			// Handlers set tighter caps per endpoint; this is the ceiling.
 			r.Body = http.MaxBytesReader(w, r.Body, g.opts.Config.Limits.MaxBodyBytes)
 			h.ServeHTTP(w, r.WithContext(identity.With(r.Context(), id)))

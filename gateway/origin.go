@@ -88,6 +88,21 @@ func safeMethod(m string) bool {
 // Other requests (reads, bearer calls) carry no browser-attached authority
 // and pass.
 func (g originGuard) check(r *http.Request, id identity.Identity) error {
+	return g.checkWith(r, id, false)
+}
+
+// checkAPI is check for the gateway's own API, which also accepts the
+// Meetguard-CSRF header without Origin: a page can send a custom header
+// only after a CORS preflight, and the gateway answers none (an upstream
+// behind the proxy might, so proxied paths do not accept it).
+func (g originGuard) checkAPI(r *http.Request, id identity.Identity) error {
+	return g.checkWith(r, id, true)
+}
+
+// csrfHeader is the rooms API's proof-of-origin header.
+const csrfHeader = "Meetguard-CSRF"
+
+func (g originGuard) checkWith(r *http.Request, id identity.Identity, api bool) error {
 	upgrade := isUpgrade(r)
 	if !upgrade && (safeMethod(r.Method) || id.Via != identity.ViaSession) {
 		return nil
@@ -100,8 +115,11 @@ func (g originGuard) check(r *http.Request, id identity.Identity) error {
 		}
 		return errForeignOrigin
 	}
+	site := r.Header.Get("Sec-Fetch-Site")
 	switch {
-	case r.Header.Get("Sec-Fetch-Site") == "same-origin" && !upgrade:
+	case site == "same-origin" && !upgrade:
+		return nil
+	case api && !upgrade && r.Header.Get(csrfHeader) != "" && (site == "" || site == "same-origin"):
 		return nil
 	case upgrade && id.Via == identity.ViaBearer && r.Header.Get("Sec-Fetch-Site") == "":
 		return nil

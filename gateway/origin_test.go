@@ -4,13 +4,16 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 )
 
 // TestOrigin_CrossSiteWebSocketHijackingRefused: an evil page cannot open a
@@ -147,5 +150,59 @@ func TestOrigin_CookieStateChangesNeedOwnOrigin(t *testing.T) {
 	}
 	if r := get(t, c, e.URL+"/app/page", map[string]string{"Origin": "http://evil.example"}); r.StatusCode != http.StatusOK {
 		t.Errorf("a cross-origin read with the cookie: %d, want 200 (reads change nothing)", r.StatusCode)
+	}
+}
+
+// TestOrigin_APIStateChangesNeedProofOfOrigin: the gateway's own API (the
+// rooms and e2ee endpoints) gets the same check before any handler runs:
+// a cookie-authenticated POST from another site, or with no sign of its
+// origin at all, is refused; Meetguard-CSRF (which no other site can send
+// without a preflight) or the own Origin passes, as does a bearer call.
+func TestOrigin_APIStateChangesNeedProofOfOrigin(t *testing.T) {
+	up := gwtest.StartUpstream(t, gwtest.UpstreamOptions{})
+	var reached atomic.Int32
+	g := gwtest.Start(t, gwtest.Options{
+		Upstreams: []config.Upstream{{Name: "demo", URL: up.URL}},
+		Admitter:  roleAdmitter{},
+		Wire: func(_ *config.Config, o *gateway.Options) {
+			o.API = map[string]http.Handler{"/.meetguard/api/v1/": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				reached.Add(1)
+				w.WriteHeader(http.StatusNoContent)
+			})}
+		},
+	})
+	c := browser(t)
+	resp := g.IdP.BrowserLogin(t, c, g.URL+"/app")
+	resp.Body.Close()
+	bearer := "Bearer " + g.IdP.Sign(t, g.IdP.Claims(g.IdP.ClientID), "")
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		hdr    map[string]string
+		want   int
+	}{
+		{"evil origin", c, map[string]string{"Origin": "http://evil.example", "Meetguard-CSRF": "1"}, http.StatusForbidden},
+		{"no sign of origin", c, nil, http.StatusForbidden},
+		{"cross-site fetch with the header", c, map[string]string{"Sec-Fetch-Site": "cross-site", "Meetguard-CSRF": "1"}, http.StatusForbidden},
+		{"own origin", c, map[string]string{"Origin": g.URL}, http.StatusNoContent},
+		{"Meetguard-CSRF header", c, map[string]string{"Meetguard-CSRF": "1"}, http.StatusNoContent},
+		{"bearer", http.DefaultClient, map[string]string{"Authorization": bearer}, http.StatusNoContent},
+	} {
+		before := reached.Load()
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/.meetguard/api/v1/rooms/r1/e2ee/register", strings.NewReader("x"))
+		for k, v := range tc.hdr {
+			req.Header.Set(k, v)
+		}
+		r, err := tc.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, r.StatusCode, tc.want)
+		}
+		if tc.want == http.StatusForbidden && reached.Load() != before {
+			t.Errorf("%s: a refused call reached the API", tc.name)
+		}
 	}
 }
