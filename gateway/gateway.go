@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway/assertion"
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/identity"
@@ -135,6 +136,13 @@ type Gateway struct {
 	trusted   []netip.Prefix
 	upstreams []*upstream
 	metrics   *metrics
+	origins   originGuard
+	// originRefusals counts refused cross-origin requests into
+	// origin.refused records.
+	originRefusals *audit.Aggregator
+	// authRejections counts refused bearer credentials into auth.rejected
+	// records.
+	authRejections *audit.Aggregator
 }
 
 type upstream struct {
@@ -165,6 +173,14 @@ func New(opts Options) (*Gateway, error) {
 		}
 		g.trusted = append(g.trusted, p.Masked())
 	}
+	origins, err := newOriginGuard(opts.Config.PublicURL, opts.Config.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	g.origins = origins
+	g.originRefusals = audit.NewAggregator(audit.AggregatorOptions{Audit: opts.Audit, Event: audit.EventOriginRefused, Overflow: originOverflow, Logger: opts.Logger})
+	g.authRejections = audit.NewAggregator(audit.AggregatorOptions{Audit: opts.Audit, Event: audit.EventAuthRejected, Overflow: authOverflow,
+		MaxKeys: authRejectMaxKeys, Logger: opts.Logger})
 	m, err := newMetrics(opts.Metrics, opts.Live)
 	if err != nil {
 		return nil, err
@@ -220,6 +236,13 @@ type forwardInfo struct {
 	assertion  string
 	trusted    bool
 	path       string
+}
+
+// Close writes the audit records the gateway still aggregates (refusals
+// counted per source and minute). Serve calls it on shutdown.
+func (g *Gateway) Close(ctx context.Context) {
+	g.originRefusals.Close(ctx)
+	g.authRejections.Close(ctx)
 }
 
 // ServeHTTP is the gateway's one entry point.
@@ -311,6 +334,10 @@ func (g *Gateway) serveOwn(w *statusRecorder, r *http.Request, path string) stri
 				return "api"
 			}
 			w.subject = id.Subject
+			if err := g.origins.checkAPI(r, id); err != nil {
+				g.refuseForeignOrigin(w, r, id)
+				return "foreign_origin"
+			}
 			// Handlers set tighter caps per endpoint; this is the ceiling.
 			r.Body = http.MaxBytesReader(w, r.Body, g.opts.Config.Limits.MaxBodyBytes)
 			h.ServeHTTP(w, r.WithContext(identity.With(r.Context(), id)))
@@ -389,6 +416,10 @@ func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, tr
 		return "unauthenticated"
 	}
 	w.subject = id.Subject
+	if err := g.origins.check(r, id); err != nil {
+		g.refuseForeignOrigin(w, r, id)
+		return "foreign_origin"
+	}
 	fi := &forwardInfo{id: id, upstream: up.cfg.Name, trusted: trusted, path: path, adapter: g.opts.Adapters[up.cfg.Name]}
 	meta := liveconn.Meta{SessionID: id.SessionID, SubjectKey: id.Key(), Upstream: up.cfg.Name}
 	kind := "proxy"
@@ -560,6 +591,7 @@ func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, err er
 		g.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "Sign-in is unavailable right now. Please try again shortly.")
 		return
 	}
+	g.auditAuthRejected(r, err)
 	if wantsHTML(r) && r.Header.Get("Authorization") == "" {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, auth.LoginURL(r.URL.RequestURI()), http.StatusFound)

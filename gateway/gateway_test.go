@@ -480,7 +480,8 @@ func TestWebSocket_EchoAndLogoutClosesIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	wsURL := strings.Replace(e.URL, "http://", "ws://", 1) + "/room/r1/ws"
-	ws, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: c})
+	// As a browser does: the page's origin (the gateway's own) on the handshake.
+	ws, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: c, HTTPHeader: http.Header{"Origin": {e.URL}}})
 	if err != nil {
 		t.Fatalf("dial through gateway: %v", err)
 	}

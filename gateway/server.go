@@ -126,6 +126,7 @@ func Serve(ctx context.Context, opts ServerOptions) error {
 			errs = append(errs, err)
 		}
 	}
+	opts.Gateway.Close(sctx)
 	log.Info("shutdown complete", zap.Int("live_connections_closed", closed))
 	return errors.Join(errs...)
 }

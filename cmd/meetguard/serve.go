@@ -57,7 +57,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	cfg, err := config.LoadFile(*path, os.LookupEnv)
 	if err != nil {
-		fmt.Fprintf(stderr, "meetguard serve: %s:\n%v\n", *path, err)
+		// The same report as `config validate`, so an operator fixes the
+		// config in one pass whichever command found it.
+		printConfigProblems(stderr, "serve", *path, err)
 		return 2
 	}
 	logger, err := newLogger(cfg.Log, stderr)
@@ -91,15 +93,7 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.LoadFile(*path, os.LookupEnv)
 	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				fmt.Fprintf(stderr, "%s:%s\n", *path, e.Error())
-			}
-			fmt.Fprintf(stderr, "%d problem(s)\n", len(errs))
-			return 1
-		}
-		fmt.Fprintf(stderr, "meetguard config validate: %v\n", err)
+		printConfigProblems(stderr, "config validate", *path, err)
 		return 1
 	}
 	for _, w := range config.Warnings(cfg) {
@@ -107,6 +101,21 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return 0
+}
+
+// printConfigProblems writes every problem of a config that did not load,
+// one a line as FILE:line N: field: problem, then how many; or the one
+// reason the file could not be read.
+func printConfigProblems(w io.Writer, cmd, path string, err error) {
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		fmt.Fprintf(w, "meetguard %s: %v\n", cmd, err)
+		return
+	}
+	for _, e := range errs {
+		fmt.Fprintf(w, "%s:%s\n", path, e.Error())
+	}
+	fmt.Fprintf(w, "%d problem(s)\n", len(errs))
 }
 
 func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
@@ -151,7 +160,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	// Audit first: nothing may happen unrecorded.
 	auditKey, err := audit.LoadOrCreateKey(cfg.Audit.KeyFile)
 	if err != nil {
-		return fmt.Errorf("audit key: %w", err)
+		return err // "audit key FILE: …" already
 	}
 	var mirror io.Writer
 	if cfg.Audit.Stdout {

@@ -10,6 +10,10 @@ const (
 	EventLoginFailure   = "login.failure"
 	EventLogout         = "logout"
 	EventSessionRevoked = "session.revoked"
+	// EventAuthRejected counts, per source, reason, issuer and kid and
+	// minute, bearer credentials the gateway refused (forged, expired, for
+	// another audience, signed by an unknown key, malformed).
+	EventAuthRejected = "auth.rejected"
 
 	// EventAdmissionDecision carries FieldInput and FieldResult, which
 	// `meetguard policy replay` re-evaluates.
@@ -44,6 +48,11 @@ const (
 	// (LiveKit webhooks); an empty person means someone joined with a
 	// credential the gateway did not mint.
 	EventUpstreamParticipant = "upstream.participant"
+
+	// EventOriginRefused counts, per caller, origin and minute, requests a
+	// browser sent from a foreign origin (cross-site WebSocket hijacking,
+	// cross-site request forgery) that the gateway refused.
+	EventOriginRefused = "origin.refused"
 
 	EventGatewayStart = "gateway.start"
 	EventGatewayStop  = "gateway.stop"

@@ -57,6 +57,11 @@ const (
 	FieldTornBytes         = "torn_bytes"
 	FieldTornSHA256        = "torn_sha256"
 	FieldRefusedRecords    = "refused_records"
+	FieldOrigin            = "origin"
+	FieldMethod            = "method"
+	FieldPath              = "path"
+	FieldUpgrade           = "upgrade"
+	FieldKID               = "kid"
 )
 
 // EventSpec is the documented shape of one event: the members every record
@@ -109,6 +114,8 @@ var schema = []EventSpec{
 	{EventOpened, []string{FieldResumedSeq, FieldCleanShutdown, FieldKeyID}, []string{FieldTornBytes, FieldTornSHA256}},
 	{EventRecovered, []string{FieldReason, FieldRefusedRecords}, nil},
 	{EventUpstreamParticipant, []string{FieldUpstream, FieldRoom, FieldKind, FieldPerson, FieldIdentity, FieldEventID}, nil},
+	{EventAuthRejected, []string{FieldReason, FieldClientIP, FieldIssuer, FieldKID, FieldCount, FieldFirst, FieldLast}, nil},
+	{EventOriginRefused, []string{FieldSubject, FieldClientIP, FieldOrigin, FieldMethod, FieldPath, FieldUpgrade, FieldCount, FieldFirst, FieldLast}, nil},
 }
 
 // Schema returns the documented members of every event, in the order of

@@ -17,6 +17,10 @@ import (
 // after the fetch the rate limit allowed.
 var errUnknownKey = errors.New("token signed by an unknown key")
 
+// errBadSignature means a key the token names (or, without kid, every key)
+// does not verify its signature: a forgery or a corrupted token.
+var errBadSignature = errors.New("token signature does not verify")
+
 // keySet verifies JWS signatures against the provider's JWKS. Unlike
 // go-oidc's RemoteKeySet it rate-limits refetches caused by unknown kids:
 // otherwise every request with a made-up kid would make the gateway call the
@@ -44,8 +48,10 @@ func (k *keySet) VerifySignature(ctx context.Context, token string) ([]byte, err
 		return nil, errors.New("jwt must carry exactly one signature")
 	}
 	kid := jws.Signatures[0].Header.KeyID
+	known := false
 	for attempt := 0; attempt < 2; attempt++ {
 		for _, key := range k.candidates(kid) {
+			known = true
 			if payload, err := jws.Verify(key); err == nil {
 				return payload, nil
 			}
@@ -53,6 +59,9 @@ func (k *keySet) VerifySignature(ctx context.Context, token string) ([]byte, err
 		if attempt == 0 && !k.refetch(ctx) {
 			break
 		}
+	}
+	if known {
+		return nil, errBadSignature
 	}
 	return nil, errUnknownKey
 }

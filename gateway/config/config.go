@@ -25,6 +25,11 @@ type Config struct {
 	// TrustedProxies lists CIDRs whose X-Forwarded-* / Forwarded headers are
 	// honoured. Default: none, so those headers are always stripped.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AllowedOrigins are origins (scheme://host[:port]) besides public_url's
+	// whose pages may open WebSockets through the gateway and send it
+	// state-changing requests with the session cookie. Default: none, only
+	// public_url's own origin.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 
 	OIDC      OIDC       `yaml:"oidc"`
 	Session   Session    `yaml:"session"`

@@ -85,25 +85,24 @@ func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	l := &loader{lines: map[string]int{}, getenv: getenv}
 	if len(doc.Content) > 0 {
 		root := doc.Content[0]
+		// Every problem at once: an unset ${VAR}, an unknown field or a
+		// value of the wrong type does not stop the checks of the rest.
 		l.walk(root, reflect.TypeOf(cfg), "")
-		if len(l.errs) > 0 {
-			return nil, l.sorted()
-		}
 		if err := root.Decode(&cfg); err != nil {
 			var te *yaml.TypeError
-			if errors.As(err, &te) {
-				for _, m := range te.Errors {
-					line := yamlErrLine(errors.New(m))
-					l.errs = append(l.errs, FieldError{Path: l.pathAt(line), Line: line, Msg: trimLine(m)})
-				}
-				return nil, l.sorted()
+			if !errors.As(err, &te) {
+				return nil, append(l.errs, FieldError{Path: "(file)", Msg: err.Error()}).sortedCopy()
 			}
-			return nil, Errors{{Path: "(file)", Msg: err.Error()}}
+			for _, m := range te.Errors {
+				line := yamlErrLine(errors.New(m))
+				l.errs = append(l.errs, FieldError{Path: l.pathAt(line), Line: line, Msg: trimLine(m)})
+			}
 		}
 	}
 	l.readSecretFiles(&cfg)
 	cfg.applyDefaults()
 	l.validate(&cfg)
+	l.checkFiles(&cfg)
 	if len(l.errs) > 0 {
 		return nil, l.sorted()
 	}
@@ -116,13 +115,32 @@ type loader struct {
 	errs   Errors
 }
 
+// add records a problem, unless the field (or its *_file twin) already
+// has one: an unset ${VAR} or an unreadable secret file should be reported
+// once, not again as "is required".
 func (l *loader) add(path, format string, args ...any) {
+	for _, e := range l.errs {
+		if e.Path == path || e.Path == path+"_file" || e.Path+"_file" == path {
+			return
+		}
+	}
 	l.errs = append(l.errs, FieldError{Path: path, Line: l.lines[path], Msg: fmt.Sprintf(format, args...)})
 }
 
-func (l *loader) sorted() Errors {
-	sort.SliceStable(l.errs, func(i, j int) bool { return l.errs[i].Line < l.errs[j].Line })
-	return l.errs
+func (l *loader) sorted() Errors { return l.errs.sortedCopy() }
+
+// sortedCopy orders problems by line; those without a line (absent
+// fields) come last, in the order found.
+func (es Errors) sortedCopy() Errors {
+	out := append(Errors(nil), es...)
+	sort.SliceStable(out, func(i, j int) bool {
+		li, lj := out[i].Line, out[j].Line
+		if li == 0 || lj == 0 {
+			return li != 0 && lj == 0
+		}
+		return li < lj
+	})
+	return out
 }
 
 // pathAt finds the field declared on a line, for decoder errors that only
@@ -268,7 +286,7 @@ func (l *loader) readSecretFiles(c *Config) {
 		}
 		b, err := os.ReadFile(*p.ref)
 		if err != nil {
-			l.add(filePath, "cannot read secret file: %v", errors.Unwrap(err))
+			l.add(filePath, "cannot read secret file %s: %v", *p.ref, reason(err))
 			continue
 		}
 		*p.value = strings.TrimRight(string(b), "\r\n")

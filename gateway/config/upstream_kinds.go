@@ -275,7 +275,7 @@ func (l *loader) readSecretFile(path string, value *string, ref string) {
 	}
 	b, err := os.ReadFile(ref)
 	if err != nil {
-		l.add(filePath, "cannot read secret file: %v", errors.Unwrap(err))
+		l.add(filePath, "cannot read secret file %s: %v", ref, reason(err))
 		return
 	}
 	*value = strings.TrimRight(string(b), "\r\n")

@@ -113,6 +113,12 @@ func (l *loader) validate(c *Config) {
 	if pub != nil && pub.Path != "" && pub.Path != "/" {
 		l.add("public_url", "must not have a path: the gateway owns its whole origin")
 	}
+	for i, o := range c.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.Contains(o, "*") {
+			l.add(idx("allowed_origins", i), "must be an origin such as https://app.example.com (scheme and host, no path or wildcard)")
+		}
+	}
 	for i, cidr := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(cidr); err != nil {
 			l.add(idx("trusted_proxies", i), "must be a CIDR such as 10.0.0.0/8")

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/meetguard/meetguard/gateway/audit"
 )
@@ -17,9 +18,10 @@ import (
 // every gateway test also checks the schema. The zero value is ready to
 // use.
 type MemoryAudit struct {
-	mu     sync.Mutex
-	events []string
-	fail   error
+	mu      sync.Mutex
+	events  []string
+	members []map[string]any
+	fail    error
 }
 
 // Record implements Auditor: it keeps event, or fails with the error
@@ -34,7 +36,25 @@ func (a *MemoryAudit) Record(_ context.Context, event string, fields ...zap.Fiel
 		return a.fail
 	}
 	a.events = append(a.events, event)
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range fields {
+		f.AddTo(enc)
+	}
+	a.members = append(a.members, enc.Fields)
 	return nil
+}
+
+// Records returns the members of every record of event, in order.
+func (a *MemoryAudit) Records(event string) []map[string]any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []map[string]any
+	for i, e := range a.events {
+		if e == event {
+			out = append(out, a.members[i])
+		}
+	}
+	return out
 }
 
 // Ready implements Auditor: it reports the error given to Fail.
