@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -66,7 +65,7 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	var rl *rooms.RateLimitedError
 	switch {
 	case errors.As(err, &rl):
-		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: rl.RetryAfter})(w, r)
+		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: rl.RetryAfter, unit: rl.Unit})(w, r)
 		return
 	case err != nil:
 		fail(w, a.storeFailure(ctx, "begin_join", err))
@@ -80,7 +79,8 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		respond.JSON(w, http.StatusConflict, map[string]string{"error": "room_exists", "message": d.UserMessage})
 		return
 	case !d.Allow && slices.Contains(d.Reasons, "rate_limited"):
-		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: retryWindow(hist)})(w, r)
+		rl := policyRateLimit(d, hist)
+		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: rl.RetryAfter, unit: rl.Unit})(w, r)
 		return
 	case !d.Allow || facts.Exists:
 		respond.Denied(w, notAllowedMessage)
@@ -115,10 +115,6 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		return
 	}
 	a.writeRoom(ctx, w, room, http.StatusCreated)
-}
-
-func retryWindow(h rooms.History) time.Duration {
-	return time.Duration(max(h.WindowSeconds, 1)) * time.Second
 }
 
 func (a *API) hashPasscode(ctx context.Context, body settingsBody, change *rooms.SettingsChange) error {
