@@ -100,3 +100,38 @@ func TestAttempt_IPKeyGroupsIPv6By64AndUnmapsIPv4(t *testing.T) {
 		t.Fatalf("attempt without IP: %v", err)
 	}
 }
+
+// FuzzTrustedNetworks: any string in rooms.rate_limits.trusted_networks is
+// either refused by Validate, naming the field, or trusted exactly as its
+// own prefix says; never a panic, never a network trusted wider than
+// written.
+func FuzzTrustedNetworks(f *testing.F) {
+	for _, s := range []string{"203.0.113.0/24", "198.51.100.7", "2001:db8::/32", "::ffff:10.0.0.0/104", "0.0.0.0/0", "::/0",
+		"fe80::1%eth0/64", "10.0.0.0/33", "office", "", "::ffff:1.2.3.4/80", "1.2.3.4/24"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c := rooms.Config{RateLimits: rooms.RateLimits{TrustedNetworks: []string{s}}}
+		err := c.Validate()
+		rl := c.WithDefaults().RateLimits
+		if err != nil {
+			if !strings.Contains(err.Error(), "rooms.rate_limits.trusted_networks[0]") {
+				t.Fatalf("%q: error %v does not name the field", s, err)
+			}
+			if rl.Trusted(netip.IPv4Unspecified()) || rl.Trusted(netip.IPv6Unspecified()) {
+				t.Fatalf("%q refused yet trusted", s)
+			}
+			return
+		}
+		p, perr := netip.ParsePrefix(s)
+		if a, aerr := netip.ParseAddr(s); aerr == nil {
+			p, perr = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+		}
+		if perr != nil {
+			t.Fatalf("%q accepted but is neither an address nor a prefix", s)
+		}
+		if !rl.Trusted(p.Addr()) {
+			t.Fatalf("%q accepted but its own address %s is not trusted", s, p.Addr())
+		}
+	})
+}
