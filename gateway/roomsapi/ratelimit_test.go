@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -352,4 +353,79 @@ func TestRateLimit_DistributedGuessingSpendsTheRoomBudget(t *testing.T) {
 			t.Fatalf("%d rate-limit records: nobody guessed more than once", n)
 		}
 	})
+}
+
+// BenchmarkStorm302FromOneAddress is an office's all-hands under the
+// default rate limits: per iteration, 302 colleagues behind one NAT
+// address (127.0.0.8) join one fresh room of capacity 302 at once, over
+// two gateway nodes sharing one Redis. Every one must get in. It reports
+// joins/s, the join latency percentiles, and Redis round trips per join
+// (scripts run, from Redis's own counters: BeginJoin, the rate-limit
+// bookkeeping, then Facts and Admit).
+func BenchmarkStorm302FromOneAddress(b *testing.B) {
+	c := newCluster(b, clusterOptions{nodes: 2, redis: true})
+	tokens := make([]string, 302)
+	for i := range tokens {
+		tokens[i] = c.token(staff(fmt.Sprintf("office%03d", i)))
+	}
+	office := fromAddr("127.0.0.8")
+	owner := rooms.SubjectKey(c.idp.URL + "|hanna")
+	capacity, lobby := 302, false
+	rdb := c.redis.Client(b)
+	// Every room-state operation is one EVALSHA: one round trip. (Redis
+	// also counts the commands run inside scripts, so its total is no
+	// measure of round trips.)
+	commands := func() int64 {
+		s, err := rdb.Info(b.Context(), "commandstats").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(s, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
+				n, _ := strconv.ParseInt(v[:strings.IndexByte(v, ',')], 10, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	var lat latencies
+	var elapsed time.Duration
+	var cmds int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for it := range b.N {
+		b.StopTimer()
+		room := fmt.Sprintf("allhands-%d", it)
+		if _, err := c.nodes[0].store.Put(b.Context(), room, owner, rooms.SettingsChange{Capacity: &capacity, LobbyEnabled: &lobby}); err != nil {
+			b.Fatal(err)
+		}
+		before := commands()
+		b.StartTimer()
+		start := time.Now()
+		var wg sync.WaitGroup
+		var admitted atomic.Int32
+		for i, tok := range tokens {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t0 := time.Now()
+				r := call(b, office, http.MethodPost, c.nodes[i%2].apiURL(room+"/join"), tok, nil)
+				lat.add(time.Since(t0))
+				if r.Status == http.StatusOK {
+					admitted.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed += time.Since(start)
+		b.StopTimer()
+		cmds += commands() - before
+		b.StartTimer()
+		if admitted.Load() != 302 {
+			b.Fatalf("all-hands %d admitted %d of 302 colleagues from one address", it, admitted.Load())
+		}
+	}
+	b.ReportMetric(float64(302*b.N)/elapsed.Seconds(), "joins/s")
+	b.ReportMetric(float64(cmds)/float64(302*b.N), "redis-scripts/join")
+	lat.report(b, "ms")
 }
