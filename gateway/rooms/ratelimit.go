@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"context"
 	"net/netip"
 	"time"
 )
@@ -199,4 +200,11 @@ func (r RateLimits) AddressLimit(ip netip.Addr) int {
 		return r.FailuresPerTrustedAddress
 	}
 	return r.FailuresPerAddress
+}
+
+// PasscodeBudgets is implemented by both stores: a room's passcode budget,
+// read without counting anything, for the host's view of the room ("this
+// room's passcode is under attack").
+type PasscodeBudgets interface {
+	PasscodeBudget(ctx context.Context, room string) (RoomCounts, error)
 }

@@ -147,5 +147,39 @@ func (a *API) writeRoom(ctx context.Context, w http.ResponseWriter, room string,
 		a.storeError(ctx, w, "room", err)
 		return
 	}
-	respond.JSON(w, status, rm)
+	view, err := a.hostView(ctx, rm)
+	if err != nil {
+		a.storeError(ctx, w, "passcode_budget", err)
+		return
+	}
+	respond.JSON(w, status, view)
+}
+
+// hostView adds the passcode budget's state to a room with a passcode.
+func (a *API) hostView(ctx context.Context, rm rooms.Room) (hostRoomView, error) {
+	view := hostRoomView{Room: rm}
+	if b, ok := a.o.Store.(rooms.PasscodeBudgets); ok && rm.PasscodeSet {
+		rc, err := b.PasscodeBudget(ctx, rm.ID)
+		if err != nil {
+			return hostRoomView{}, err
+		}
+		view.PasscodeGuard = &passcodeGuard{Failures: rc.PasscodeFailures, Budget: a.o.Rooms.RateLimits.RoomPasscodeFailures,
+			UnderAttack: rc.PasscodeAttack}
+	}
+	return view, nil
+}
+
+// hostRoomView is the room as its hosts see it, with the state of its
+// passcode budget when it has a passcode.
+type hostRoomView struct {
+	rooms.Room
+	PasscodeGuard *passcodeGuard `json:"passcode_guard,omitempty"`
+}
+
+// passcodeGuard tells hosts that their room's passcode is under attack:
+// the waiting room then holds everyone who brought the right passcode.
+type passcodeGuard struct {
+	Failures    int  `json:"wrong_passcodes"`
+	Budget      int  `json:"budget"`
+	UnderAttack bool `json:"under_attack"`
 }

@@ -112,6 +112,14 @@ func (c *cluster) seenFrom(t *testing.T, subject, ip string) {
 	t.Fatalf("no admission.decision for %s", subject)
 }
 
+// awayFromBoundary waits until the fixed window of length w has at least
+// margin left, so that what a test counts stays in one window.
+func awayFromBoundary(w, margin time.Duration) {
+	if left := w - time.Duration(time.Now().UnixMilli()%w.Milliseconds())*time.Millisecond; left < margin {
+		time.Sleep(left + 100*time.Millisecond)
+	}
+}
+
 func wantRetryAfter(t *testing.T, what string, r reply) int {
 	t.Helper()
 	s, err := strconv.Atoi(r.Header.Get("Retry-After"))
@@ -162,14 +170,19 @@ func TestRateLimit_AllHandsFromOneAddress(t *testing.T) {
 			}
 		}
 		// One guest hammering: its own attempt limit, told for how long.
-		var last reply
+		// (The window is fixed: 2×limit attempts cross at most one
+		// boundary, so one window holds more than the limit.)
 		perIdentity := rooms.Config{}.WithDefaults().RateLimits.JoinAttemptsPerIdentity
-		for i := range perIdentity {
+		var last reply
+		for i := range 2 * perIdentity {
 			last = c.joinFrom(guests, i, guest("g000"), "townhall", "")
+			if last.str(t, "status") == "rate_limited" {
+				break
+			}
 		}
-		wantRetryAfter(t, "a guest's 31st attempt", last)
+		wantRetryAfter(t, "a guest over its attempt limit", last)
 		if last.str(t, "status") != "rate_limited" || !strings.Contains(last.str(t, "message"), "your account") {
-			t.Fatalf("a guest's 31st attempt: %s", last.Body)
+			t.Fatalf("a guest over its attempt limit: %s", last.Body)
 		}
 		// Lobby outcomes did not count against the guests' address.
 		if r := c.joinFrom(guests, 1, guest("g999"), "lounge", ""); r.Status != http.StatusAccepted {
@@ -250,12 +263,18 @@ func TestRateLimit_OutsideAccountsGuessingFromOneAddress(t *testing.T) {
 		{"address limit 20", 20, http.StatusTooManyRequests},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := clusterOptions{rooms: func(cfg *rooms.Config) { cfg.RateLimits.FailuresPerAddress = tc.limit }}
+			// An hour's window, so that the 20 guesses never straddle a
+			// window boundary.
+			o := clusterOptions{rooms: func(cfg *rooms.Config) {
+				cfg.RateLimits.FailuresPerAddress, cfg.RateLimits.Window = tc.limit, time.Hour
+			}}
 			eachStore(t, o, func(t *testing.T, c *cluster) {
 				const right, farmIP = "161803", "127.0.0.7"
 				farm := fromAddr(farmIP)
 				c.createRoom(c.nodes[0], host("hanna"), "board", map[string]any{"passcode": right, "lobby_enabled": true})
-				rs := storm(20, func(i int) reply { return c.joinFrom(farm, i, guest(fmt.Sprintf("out%02d", i)), "board", fmt.Sprintf("%06d", i)) })
+				rs := storm(20, func(i int) reply {
+					return c.joinFrom(farm, i, guest(fmt.Sprintf("out%02d", i)), "board", fmt.Sprintf("%06d", i))
+				})
 				if got := statuses(rs); got[http.StatusForbidden] != 20 {
 					t.Fatalf("20 guesses: %v", got)
 				}
@@ -300,7 +319,9 @@ func TestRateLimit_OutsideAccountsGuessingFromOneAddress(t *testing.T) {
 func TestRateLimit_DistributedGuessingSpendsTheRoomBudget(t *testing.T) {
 	eachStore(t, clusterOptions{}, func(t *testing.T, c *cluster) {
 		const right = "141421"
-		budget := rooms.Config{}.WithDefaults().RateLimits.RoomPasscodeFailures
+		rl := rooms.Config{}.WithDefaults().RateLimits
+		budget := rl.RoomPasscodeFailures
+		awayFromBoundary(rl.RoomPasscodeWindow, 30*time.Second)
 		c.createRoom(c.nodes[0], host("hanna"), "vault", map[string]any{"passcode": right, "lobby_enabled": true})
 		guess := func(i int) reply {
 			return c.joinFrom(fromAddr(fmt.Sprintf("127.0.1.%d", i+1)), i, staff(fmt.Sprintf("att%03d", i)), "vault", fmt.Sprintf("%06d", i))
@@ -328,6 +349,12 @@ func TestRateLimit_DistributedGuessingSpendsTheRoomBudget(t *testing.T) {
 		}
 		if r := c.joinFrom(fromAddr("127.0.2.4"), 0, host("hanna"), "vault", ""); r.Status != http.StatusOK {
 			t.Fatalf("the host: %d %s, want admitted", r.Status, r.Body)
+		}
+		// The host sees why people are waiting.
+		view := call(t, nil, http.MethodGet, c.nodes[1%len(c.nodes)].apiURL("vault"), c.token(host("hanna")), nil)
+		guard, _ := view.json(t)["passcode_guard"].(map[string]any)
+		if view.Status != http.StatusOK || guard["under_attack"] != true || guard["wrong_passcodes"] != float64(100) || guard["budget"] != float64(budget) {
+			t.Fatalf("the host's view of the room: %d %s", view.Status, view.Body)
 		}
 		if r := call(t, nil, http.MethodPost, c.nodes[0].apiURL("vault/lobby/"+sam.str(t, "wait_id")+"/admit"), c.token(host("hanna")), nil); r.Status != http.StatusOK {
 			t.Fatalf("the host admits sam: %d %s", r.Status, r.Body)

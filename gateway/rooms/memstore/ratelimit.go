@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/meetguard/meetguard/gateway/rooms"
@@ -213,4 +214,19 @@ func (s *Store) RecordFailure(ctx context.Context, a rooms.Attempt, f rooms.Fail
 	h := s.history(st)
 	h.Room.AttackBegan = began
 	return h, nil
+}
+
+// PasscodeBudget implements rooms.PasscodeBudgets.
+func (s *Store) PasscodeBudget(ctx context.Context, room string) (rooms.RoomCounts, error) {
+	if err := rooms.ValidateRoomID(room); err != nil {
+		return rooms.RoomCounts{}, err
+	}
+	if err := s.lock(); err != nil {
+		return rooms.RoomCounts{}, err
+	}
+	defer s.mu.Unlock()
+	rl := s.cfg.RateLimits
+	st := s.entries(rooms.Attempt{IP: netip.IPv4Unspecified(), Room: room}, false)
+	n := st.roomRate.windowCounts(st.room).PasscodeFailures
+	return rooms.RoomCounts{PasscodeFailures: n, PasscodeAttack: n >= rl.RoomPasscodeFailures}, nil
 }

@@ -95,3 +95,16 @@ func (s *Store) limitReply(op string, a rooms.Attempt, v []any) (rooms.History, 
 	}
 	return h, nil
 }
+
+// PasscodeBudget implements rooms.PasscodeBudgets.
+func (s *Store) PasscodeBudget(ctx context.Context, room string) (rooms.RoomCounts, error) {
+	if err := rooms.ValidateRoomID(room); err != nil {
+		return rooms.RoomCounts{}, err
+	}
+	rl := s.cfg.RateLimits
+	n, err := passcodeBudgetScript.Run(ctx, s.client, []string{s.prefix + "rl:r:" + room}, rl.RoomPasscodeWindow.Milliseconds()).Int()
+	if err != nil {
+		return rooms.RoomCounts{}, s.unavailable("passcode_budget", err)
+	}
+	return rooms.RoomCounts{PasscodeFailures: n, PasscodeAttack: n >= rl.RoomPasscodeFailures}, nil
+}

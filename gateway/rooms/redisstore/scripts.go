@@ -445,8 +445,18 @@ end
 return counts('ok', 0, began)
 `)
 
+// KEYS 1 the room's rate-limit hash; ARGV 1 the room window ms. Returns
+// the wrong passcodes in the current window.
+var passcodeBudgetScript = redis.NewScript(`
+local clock = redis.call('TIME')
+local NOW = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local RWIN = math.floor(NOW / tonumber(ARGV[1]))
+if tonumber(redis.call('HGET', KEYS[1], 'w')) ~= RWIN then return 0 end
+return tonumber(redis.call('HGET', KEYS[1], 'pf')) or 0
+`)
+
 var allScripts = []*redis.Script{
 	putScript, roomViewScript, factsScript, admitScript, touchScript, leaveScript, removeScript, knockScript,
 	admitWaitingScript, denyWaitingScript, waitStatusScript, lockScript, suspendScript, beginJoinScript,
-	recordFailureScript,
+	recordFailureScript, passcodeBudgetScript,
 }

@@ -292,6 +292,24 @@ func testRoomPasscodeBudget(t *testing.T, h Harness) {
 	if hist, err := n.A.BeginJoin(ctx, rooms.Attempt{Identity: Subject(99), IP: IP(99), Room: "other"}); err != nil || hist.Room.PasscodeAttack || hist.Room.PasscodeFailures != 0 {
 		t.Fatalf("another room = %+v, %v", hist, err)
 	}
+	// The host's view reads the budget without spending or counting.
+	for name, s := range map[string]rooms.Store{"A": n.A, "B": n.B} {
+		b, ok := s.(rooms.PasscodeBudgets)
+		if !ok {
+			t.Fatalf("store %s does not report passcode budgets", name)
+		}
+		for i := range 2 {
+			got, err := b.PasscodeBudget(ctx, room)
+			if err != nil || got != (rooms.RoomCounts{PasscodeFailures: 7, PasscodeAttack: true}) {
+				t.Fatalf("budget of %s via %s (read %d) = %+v, %v", room, name, i, got, err)
+			}
+		}
+		if got, err := b.PasscodeBudget(ctx, "other"); err != nil || got != (rooms.RoomCounts{}) {
+			t.Fatalf("budget of another room = %+v, %v", got, err)
+		}
+		_, err := b.PasscodeBudget(ctx, "no such/room")
+		wantErr(t, "budget of a bad room id", err, rooms.ErrInvalid)
+	}
 }
 
 func testJoinFailureHistory(t *testing.T, h Harness) {
