@@ -234,6 +234,12 @@ func TestRateLimit_OfficeTyposBlockOnlyTheTypist(t *testing.T) {
 		if secs > int(rooms.Config{}.WithDefaults().RateLimits.FailureMemory/time.Second) {
 			t.Fatalf("Retry-After %d beyond the failure memory", secs)
 		}
+		// A browser loading the room is shown the same on a page.
+		page := call(t, fromAddr(homeIP), http.MethodGet, c.nodes[0].URL+"/room/sync/", c.token(clumsy), nil, "Accept", "text/html")
+		wantRetryAfter(t, "clumsy's browser", page)
+		if !strings.Contains(string(page.Body), "your account") || !strings.Contains(string(page.Body), "try again in") {
+			t.Fatalf("clumsy's page: %s", page.Body)
+		}
 		records := c.rateLimitRecords()
 		if len(records) < 2 {
 			t.Fatalf("%d rate-limit records, want clumsy's", len(records))
