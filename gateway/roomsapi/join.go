@@ -59,7 +59,12 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 	key := subjectKey(jr.id)
 	// The room is read for its passcode budget: one round trip for all
 	// of this join's rate-limit bookkeeping.
-	at := rooms.Attempt{Identity: key, IP: clientAddr(jr.r), Room: jr.room}
+	at := rooms.Attempt{Identity: key, IP: clientAddr(jr.r)}
+	if rooms.ValidateRoomID(jr.room) == nil {
+		// A name no room can have is Facts' to refuse, not a reason to
+		// call the identity invalid.
+		at.Room = jr.room
+	}
 	release, ok := a.slot(ctx)
 	if !ok {
 		return joinResult{}, ctx.Err()
