@@ -277,14 +277,14 @@ func TestRateLimit_OutsideAccountsGuessingFromOneAddress(t *testing.T) {
 			eachStore(t, o, func(t *testing.T, c *cluster) {
 				const right, farmIP = "161803", "127.0.0.7"
 				farm := fromAddr(farmIP)
-				c.createRoom(c.nodes[0], host("hanna"), "board", map[string]any{"passcode": right, "lobby_enabled": true})
+				c.createRoom(c.nodes[0], host("hanna"), "pitch", map[string]any{"passcode": right, "lobby_enabled": true})
 				rs := storm(20, func(i int) reply {
-					return c.joinFrom(farm, i, guest(fmt.Sprintf("out%02d", i)), "board", fmt.Sprintf("%06d", i))
+					return c.joinFrom(farm, i, guest(fmt.Sprintf("out%02d", i)), "pitch", fmt.Sprintf("%06d", i))
 				})
 				if got := statuses(rs); got[http.StatusForbidden] != 20 {
 					t.Fatalf("20 guesses: %v", got)
 				}
-				r := c.joinFrom(farm, 0, guest("out20"), "board", right)
+				r := c.joinFrom(farm, 0, guest("out20"), "pitch", right)
 				if r.Status != tc.want {
 					t.Fatalf("the 21st outside account with the right passcode: %d %s, want %d", r.Status, r.Body, tc.want)
 				}
@@ -292,7 +292,7 @@ func TestRateLimit_OutsideAccountsGuessingFromOneAddress(t *testing.T) {
 					t.Fatalf("told %s", r.Body)
 				}
 				c.seenFrom(t, "out20", farmIP)
-				if r := c.joinFrom(farm, 1, staff("colleague"), "board", right); r.Status != http.StatusOK {
+				if r := c.joinFrom(farm, 1, staff("colleague"), "pitch", right); r.Status != http.StatusOK {
 					t.Fatalf("a colleague behind the same address: %d %s, want admitted", r.Status, r.Body)
 				}
 				if tc.limit == 0 {
@@ -300,7 +300,7 @@ func TestRateLimit_OutsideAccountsGuessingFromOneAddress(t *testing.T) {
 				}
 				// A guesser trying again is refused for the address before
 				// its passcode is looked at; the audit log says so.
-				wantRetryAfter(t, "a guesser again", c.joinFrom(farm, 1, guest("out03"), "board", right))
+				wantRetryAfter(t, "a guesser again", c.joinFrom(farm, 1, guest("out03"), "pitch", right))
 				units := map[string]int{}
 				for _, e := range c.rateLimitRecords() {
 					units[e.Event+" "+e.Str(audit.FieldUnit)+" "+e.Str(audit.FieldLimit)]++
