@@ -16,8 +16,12 @@ package meetguard.admission
 import data.meetguard.config
 
 # decision is the one document the gateway asks for. The first branch that
-# applies wins: any deny reason, then hosts, then staff, then everyone else
-# waits in the lobby as a guest viewer until a host lets them in.
+# applies wins: any deny reason, then hosts, then (while the room's passcode
+# is under attack) everyone else waits in the lobby, then staff, then
+# everyone else waits in the lobby as a guest viewer until a host lets them
+# in. member says, whatever the outcome, whether the policy vouches for the
+# identity as one of the organisation's: the gateway counts a non-member's
+# refusal against its address, a member's not.
 decision := {
 	"allow": false,
 	"lobby": false,
@@ -25,6 +29,7 @@ decision := {
 	"reasons": reasons,
 	"user_message": message(reasons[0]),
 	"ttl_seconds": 0,
+	"member": member,
 } if {
 	count(deny) > 0
 } else := {
@@ -35,8 +40,20 @@ decision := {
 	"user_message": "",
 	"ttl_seconds": config.decision_ttl_seconds,
 	"obligations": obligations,
+	"member": member,
 } if {
 	is_host
+} else := {
+	"allow": false,
+	"lobby": true,
+	"role": lobby_role,
+	"reasons": ["passcode_attack"],
+	"user_message": message("passcode_attack"),
+	"ttl_seconds": config.lobby_ttl_seconds,
+	"obligations": obligations,
+	"member": member,
+} if {
+	passcode_attack
 } else := {
 	"allow": true,
 	"lobby": false,
@@ -45,6 +62,7 @@ decision := {
 	"user_message": "",
 	"ttl_seconds": config.decision_ttl_seconds,
 	"obligations": obligations,
+	"member": member,
 } if {
 	is_staff
 	not waits_for_host
@@ -56,6 +74,7 @@ decision := {
 	"user_message": message("waiting_for_host"),
 	"ttl_seconds": config.lobby_ttl_seconds,
 	"obligations": obligations,
+	"member": member,
 } if {
 	is_staff
 } else := {
@@ -66,6 +85,7 @@ decision := {
 	"user_message": message("guest_lobby"),
 	"ttl_seconds": config.lobby_ttl_seconds,
 	"obligations": obligations,
+	"member": member,
 }
 
 # reason_order ranks deny reasons. The first one present picks the message the
@@ -134,6 +154,12 @@ host_reasons contains "room_owner" if {
 is_host if count(host_reasons) > 0
 
 configured_room if input.room.id in object.keys(config.rooms)
+
+default member := false
+
+member if is_staff
+
+member if is_host
 
 # Staff have a verified email address in one of the organisation's domains.
 # The domain must match exactly: "example.com.evil.test" and
@@ -263,16 +289,53 @@ require_e2ee if e2ee_room
 
 # --- Abuse -----------------------------------------------------------------------
 
-# The gateway counts failures over history.window_seconds, per identity and
-# per IP address; reaching any limit turns every request away until the
-# window moves on. Limits per IP are higher because offices share addresses.
-rate_limited if input.history.identity.join_failures >= config.rate_limit.identity_join_failures
+# Every caller is authenticated, so the identity is the unit of abuse: its own
+# failures (over history.window_seconds, from any address) turn it away, hosts
+# included, and nobody else.
+rate_limit_units contains "identity" if {
+	input.history.identity.join_failures >= config.rate_limit.identity_join_failures
+}
 
-rate_limited if input.history.ip.join_failures >= config.rate_limit.ip_join_failures
+rate_limit_units contains "passcode" if {
+	input.history.identity.passcode_failures >= config.rate_limit.identity_passcode_failures
+}
 
-rate_limited if input.history.identity.passcode_failures >= config.rate_limit.identity_passcode_failures
+# Addresses are only a backstop against account farms, fair to an office or a
+# carrier behind one NAT address: the gateway counts only abuse indicators
+# there (passcode guesses, refusals of non-members) and says when the address
+# is over its limit (rooms.rate_limits.failures_per_address, or its own limit
+# for trusted_networks). That turns away those the policy does not vouch for
+# and members who failed themselves, never members in good standing.
+rate_limit_units contains "address" if {
+	input.history.ip.limited
+	not in_good_standing
+}
 
-rate_limited if input.history.ip.passcode_failures >= config.rate_limit.ip_passcode_failures
+in_good_standing if {
+	member
+	input.history.identity.join_failures == 0
+	input.history.identity.passcode_failures == 0
+}
+
+rate_limited if count(rate_limit_units) > 0
+
+# The detail reasons say which limit for the audit log (rate_limited_identity:
+# join failures, rate_limited_passcode: the identity's wrong passcodes,
+# rate_limited_address); they rank after every ranked reason, so the person
+# is shown the rate_limited message.
+deny contains sprintf("rate_limited_%s", [unit]) if some unit in rate_limit_units
+
+# Rooms protect themselves: once a room's budget of wrong passcodes (from
+# anyone, any address) is spent, the passcode no longer admits anyone
+# directly: everyone but hosts waits for a host, who sees them in the lobby.
+passcode_attack if {
+	input.room.passcode_required
+	input.history.room.passcode_attack
+}
+
+lobby_role := "participant" if is_staff
+
+else := "viewer"
 
 # --- Meeting hours ----------------------------------------------------------------
 

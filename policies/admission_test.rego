@@ -14,9 +14,7 @@ cfg := {
 	"capacity": {"default": 10, "max": 100, "hosts_exempt": true},
 	"rate_limit": {
 		"identity_join_failures": 5,
-		"ip_join_failures": 20,
 		"identity_passcode_failures": 3,
-		"ip_passcode_failures": 10,
 	},
 	"meeting_hours": {"office": {
 		"timezone": "Europe/Berlin",
@@ -48,6 +46,7 @@ cfg := {
 		"guests_not_allowed": "members only",
 		"guest_lobby": "wait for a host to let you in",
 		"waiting_for_host": "wait for a host to arrive",
+		"passcode_attack": "passcode under attack, wait for a host",
 		"room_exists": "taken",
 		"not_room_creator": "not a creator",
 	},
@@ -95,7 +94,8 @@ alice := {
 	"history": {
 		"window_seconds": 900,
 		"identity": {"join_attempts": 1, "join_failures": 0, "passcode_failures": 0},
-		"ip": {"join_attempts": 4, "join_failures": 1, "passcode_failures": 0},
+		"ip": {"join_attempts": 4, "join_failures": 1, "passcode_failures": 0, "trusted": false, "limited": false},
+		"room": {"passcode_failures": 0, "passcode_attack": false},
 	},
 }
 
@@ -409,27 +409,92 @@ test_hosts_skip_passcode if {
 	admitted(decide(object.union(host, {"room": {"passcode_required": true}})), "host")
 }
 
-test_repeated_failures_are_rate_limited if {
-	every counters in [
-		{"identity": {"join_failures": 5}},
-		{"ip": {"join_failures": 20}},
-		{"identity": {"passcode_failures": 3}},
-		{"ip": {"passcode_failures": 10}},
+test_identity_failures_rate_limit_the_identity if {
+	every c in [
+		[{"join_failures": 5}, "rate_limited_identity"],
+		[{"passcode_failures": 3}, "rate_limited_passcode"],
 	] {
-		denied(decide({"history": counters}), "rate_limited")
+		d := decide({"history": {"identity": c[0]}})
+		denied(d, "rate_limited")
+		d.reasons == ["rate_limited", c[1]]
+		d.member == true
 	}
 }
 
 test_failures_below_limits_are_fine if {
 	d := decide({"history": {
 		"identity": {"join_failures": 4, "passcode_failures": 2},
-		"ip": {"join_failures": 19, "passcode_failures": 9},
+		"ip": {"join_failures": 1000, "passcode_failures": 1000},
 	}})
 	admitted(d, "participant")
 }
 
 test_rate_limit_applies_to_hosts if {
 	denied(decide(object.union(host, {"history": {"identity": {"join_failures": 5}}})), "rate_limited")
+}
+
+# A limited address (the gateway's verdict, history.ip.limited) turns away
+# those the policy does not vouch for and members who failed themselves.
+test_limited_address_refuses_non_members_and_failed_members if {
+	limited := {"history": {"ip": {"limited": true}}}
+	every patch in [
+		guest,
+		{"identity": {"email_verified": false}},
+		{"history": {"identity": {"join_failures": 1}}},
+		{"history": {"identity": {"passcode_failures": 1}}},
+		object.union(host, {"history": {"identity": {"passcode_failures": 1}}}),
+	] {
+		d := decide(object.union(limited, patch))
+		denied(d, "rate_limited")
+		"rate_limited_address" in d.reasons
+	}
+}
+
+# ... and never members in good standing: an office behind one NAT address
+# holds its all-hands while someone else at that address guesses.
+test_limited_address_never_refuses_members_in_good_standing if {
+	limited := {"history": {"ip": {"limited": true, "join_failures": 5000, "passcode_failures": 5000}}}
+	admitted(decide(limited), "participant")
+	admitted(decide(object.union(limited, host)), "host")
+	admitted(decide(object.union(limited, {"history": {"ip": {"trusted": true}}})), "participant")
+}
+
+test_member_is_said_whatever_the_outcome if {
+	decide({}).member == true
+	decide(host).member == true
+	decide({"room": {"banned": true}}).member == true
+	decide(guest).member == false
+	decide(object.union(guest, {"room": {"banned": true}})).member == false
+}
+
+# Once a room's passcode budget is spent, the right passcode no longer
+# admits: everyone but hosts waits for a host.
+test_passcode_attack_sends_everyone_but_hosts_to_the_lobby if {
+	attack := {"room": {"passcode_required": true, "passcode_ok": true}, "history": {"room": {"passcode_attack": true}}}
+	d := decide(attack)
+	d.allow == false
+	d.lobby == true
+	d.role == "participant"
+	d.reasons == ["passcode_attack"]
+	d.user_message == cfg.messages.passcode_attack
+	d.ttl_seconds == 30
+	d.member == true
+
+	g := decide(object.union(attack, guest))
+	g.lobby == true
+	g.role == "viewer"
+	g.reasons == ["passcode_attack"]
+	g.member == false
+
+	admitted(decide(object.union(attack, host)), "host")
+}
+
+test_passcode_attack_still_refuses_wrong_passcodes if {
+	denied(decide({"room": {"passcode_required": true}, "history": {"room": {"passcode_attack": true}}}), "passcode_required")
+}
+
+test_passcode_attack_leaves_rooms_without_passcode_alone if {
+	admitted(decide({"history": {"room": {"passcode_attack": true, "passcode_failures": 99}}}), "participant")
 }
 
 # --- meeting hours --------------------------------------------------------------------

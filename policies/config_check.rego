@@ -39,9 +39,7 @@ positive_int_settings := [
 	["capacity", "default"],
 	["capacity", "max"],
 	["rate_limit", "identity_join_failures"],
-	["rate_limit", "ip_join_failures"],
 	["rate_limit", "identity_passcode_failures"],
-	["rate_limit", "ip_passcode_failures"],
 ]
 
 non_negative_int_settings := [
@@ -105,6 +103,13 @@ problems contains sprintf("staff_domains: %q must be a lower-case domain name wi
 	not regex.match(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`, domain)
 }
 
+# The per-address limits moved to the gateway (rooms.rate_limits), which
+# knows the trusted networks; an old key must not look like it still works.
+problems contains sprintf("rate_limit.%s: unknown setting (address limits are rooms.rate_limits in the gateway configuration)", [key]) if {
+	some key in object.keys(config.rate_limit)
+	not key in {"identity_join_failures", "identity_passcode_failures"}
+}
+
 problems contains sprintf("rooms.%s: unknown setting %q", [id, key]) if {
 	some id, room in config.rooms
 	some key in object.keys(room)
@@ -160,6 +165,7 @@ problems contains sprintf("messages.%s: missing", [code]) if {
 message_codes := {code | some code in admission.reason_order} | {
 	"guest_lobby",
 	"waiting_for_host",
+	"passcode_attack",
 	"room_exists",
 	"not_room_creator",
 }

@@ -45,7 +45,7 @@ test_unauthenticated_may_not_create if {
 }
 
 test_rate_limited_may_not_create if {
-	denied(create({"history": {"ip": {"join_failures": 20}}}), "rate_limited")
+	denied(create({"history": {"identity": {"join_failures": 5}}}), "rate_limited")
 }
 
 # A room data.json lists is created only by its or a global host group, so

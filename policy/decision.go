@@ -31,8 +31,13 @@ const maxTTLSeconds = 7 * 24 * 3600
 // the person would get), or neither (turned away). UserMessage is the only
 // thing the person may be told; Reasons are stable codes for logs and audit.
 type Decision struct {
-	Allow       bool           `json:"allow"`
-	Lobby       bool           `json:"lobby"`
+	Allow bool `json:"allow"`
+	Lobby bool `json:"lobby"`
+	// Member is the policy's word that the identity belongs to the
+	// organisation (staff or host), whatever the outcome: a non-member's
+	// refusal counts against its address (rate limits), a member's does
+	// not.
+	Member      bool           `json:"member"`
 	Role        string         `json:"role"`
 	Reasons     []string       `json:"reasons"`
 	UserMessage string         `json:"user_message"`
@@ -63,6 +68,9 @@ func decodeDecision(v ast.Value) (Decision, error) {
 		return Decision{}, err
 	}
 	if d.Lobby, err = boolField(obj, "lobby", false); err != nil {
+		return Decision{}, err
+	}
+	if d.Member, err = boolField(obj, "member", false); err != nil {
 		return Decision{}, err
 	}
 	if d.Role, err = stringField(obj, "role"); err != nil {

@@ -115,7 +115,7 @@ func staffInput() Input {
 			Time: time.Date(2026, 3, 4, 9, 30, 0, 0, time.UTC), IP: "192.0.2.10", UserAgent: "Mozilla/5.0",
 			Method: "GET", Path: "/r/weekly-sync", Origin: "https://meet.example.com",
 		},
-		History: History{WindowSeconds: 900, Identity: Counters{JoinAttempts: 1}, IP: Counters{JoinAttempts: 3}},
+		History: History{WindowSeconds: 900, Identity: Counters{JoinAttempts: 1}, IP: AddressCounters{Counters: Counters{JoinAttempts: 3}}},
 	}
 }
 

@@ -81,9 +81,29 @@ type Request struct {
 // History is recent activity counted by the gateway over the last
 // WindowSeconds, not counting this request.
 type History struct {
-	WindowSeconds int      `json:"window_seconds"`
-	Identity      Counters `json:"identity"` // for this identity (iss, sub)
-	IP            Counters `json:"ip"`       // for this client IP address
+	WindowSeconds int             `json:"window_seconds"`
+	Identity      Counters        `json:"identity"` // for this identity (iss, sub)
+	IP            AddressCounters `json:"ip"`       // for this client address (IPv6: its /64)
+	Room          RoomCounters    `json:"room"`     // for the room being joined
+}
+
+// AddressCounters are the client address's counts and standing. Its
+// join_failures count only abuse indicators: passcode guesses by anyone
+// and refusals of people the policy did not vouch for (decision.member).
+type AddressCounters struct {
+	Counters
+	// Trusted: the address is in rooms.rate_limits.trusted_networks.
+	Trusted bool `json:"trusted"`
+	// Limited: the address reached its failure limit in this window.
+	Limited bool `json:"limited"`
+}
+
+// RoomCounters are the room's passcode budget.
+type RoomCounters struct {
+	// PasscodeFailures in the room's passcode window, from anyone.
+	PasscodeFailures int `json:"passcode_failures"`
+	// PasscodeAttack: the room's budget is spent.
+	PasscodeAttack bool `json:"passcode_attack"`
 }
 
 // Counters are join and failure counts within a history window.

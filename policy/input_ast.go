@@ -18,6 +18,7 @@ var inputKeys = func() map[string]*ast.Term {
 		"device", "key_registered", "key_fingerprint", "pq",
 		"request", "time", "ip", "user_agent", "method", "path", "origin",
 		"history", "window_seconds", "join_attempts", "join_failures", "passcode_failures",
+		"trusted", "limited", "passcode_attack",
 	} {
 		m[k] = ast.StringTerm(k)
 	}
@@ -73,7 +74,17 @@ func (in *Input) value() ast.Value {
 		item("history", ast.NewTerm(ast.NewObject(
 			item("window_seconds", ast.InternedTerm(in.History.WindowSeconds)),
 			item("identity", counters(in.History.Identity)),
-			item("ip", counters(in.History.IP)),
+			item("ip", ast.NewTerm(ast.NewObject(
+				item("join_attempts", ast.InternedTerm(in.History.IP.JoinAttempts)),
+				item("join_failures", ast.InternedTerm(in.History.IP.JoinFailures)),
+				item("passcode_failures", ast.InternedTerm(in.History.IP.PasscodeFailures)),
+				item("trusted", ast.InternedTerm(in.History.IP.Trusted)),
+				item("limited", ast.InternedTerm(in.History.IP.Limited)),
+			))),
+			item("room", ast.NewTerm(ast.NewObject(
+				item("passcode_failures", ast.InternedTerm(in.History.Room.PasscodeFailures)),
+				item("passcode_attack", ast.InternedTerm(in.History.Room.PasscodeAttack)),
+			))),
 		))),
 	)
 }

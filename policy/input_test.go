@@ -22,7 +22,8 @@ func fullInput() Input {
 			HostPresent: true, PasscodeRequired: true, PasscodeOK: true, E2EERequired: true, Tags: []string{"t"}, Banned: true},
 		Device:  Device{KeyRegistered: true, KeyFingerprint: "SHA256:f", PQ: true},
 		Request: Request{Time: time.Date(2026, 3, 4, 9, 30, 0, 123456789, time.FixedZone("CET", 3600)), IP: "192.0.2.1", UserAgent: "ua", Method: "POST", Path: "/p", Origin: "https://o"},
-		History: History{WindowSeconds: 900, Identity: Counters{1, 2, 3}, IP: Counters{4, 5, 6}},
+		History: History{WindowSeconds: 900, Identity: Counters{1, 2, 3}, IP: AddressCounters{Counters{4, 5, 6}, true, true},
+			Room: RoomCounters{PasscodeFailures: 7, PasscodeAttack: true}},
 	}
 }
 

@@ -21,6 +21,10 @@ const (
 	// EventAdmissionRateLimited is a join refused by a rate limit or a
 	// passcode backoff before the policy was asked.
 	EventAdmissionRateLimited = "admission.rate_limited"
+	// EventRoomPasscodeAttack: a room's budget of wrong passcodes was
+	// spent; until its window ends, passcode entry sends everyone but
+	// hosts to the waiting room.
+	EventRoomPasscodeAttack = "room.passcode_attack"
 
 	EventLobbyKnock = "lobby.knock"
 	EventLobbyAdmit = "lobby.admit"
@@ -83,6 +87,12 @@ const (
 	FieldEpoch          = "epoch"
 	FieldRevision       = "revision"
 	FieldSession        = "session" // a session reference, never the cookie value
+	// FieldUnit is what a rate limit is about: "identity", "address" or
+	// "room"; FieldLimit which limit ("join_attempts",
+	// "passcode_failures", "join_failures", "address_failures",
+	// "passcode_attack").
+	FieldUnit  = "unit"
+	FieldLimit = "limit"
 )
 
 // Decisions as written in FieldDecision.

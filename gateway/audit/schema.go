@@ -62,6 +62,8 @@ const (
 	FieldPath              = "path"
 	FieldUpgrade           = "upgrade"
 	FieldKID               = "kid"
+	FieldPasscodeFailures  = "passcode_failures" // a count, never a passcode
+	FieldWindowSeconds     = "window_seconds"
 )
 
 // EventSpec is the documented shape of one event: the members every record
@@ -87,9 +89,12 @@ var schema = []EventSpec{
 	{EventSessionRevoked, []string{FieldSubject, FieldReason}, nil},
 	{EventAdmissionDecision,
 		[]string{FieldRoom, FieldSubject, FieldIssuer, FieldDecision, FieldReasons, FieldClientIP, FieldVia},
-		[]string{FieldRole, FieldPolicyRevision, FieldDecisionID, FieldInput, FieldResult, FieldParticipant}},
+		[]string{FieldRole, FieldPolicyRevision, FieldDecisionID, FieldInput, FieldResult, FieldParticipant,
+			FieldUnit, FieldLimit, FieldRetryAfterSeconds}},
 	{EventAdmissionRateLimited,
-		[]string{FieldRoom, FieldSubject, FieldIssuer, FieldDecision, FieldReason, FieldClientIP, FieldRetryAfterSeconds, FieldVia}, nil},
+		[]string{FieldRoom, FieldSubject, FieldIssuer, FieldDecision, FieldReason, FieldUnit, FieldLimit, FieldClientIP,
+			FieldRetryAfterSeconds, FieldVia}, nil},
+	{EventRoomPasscodeAttack, []string{FieldRoom, FieldUnit, FieldLimit, FieldPasscodeFailures, FieldWindowSeconds}, nil},
 	{EventLobbyKnock, []string{FieldRoom, FieldSubject, FieldIssuer, FieldDecisionID, FieldRole}, nil},
 	{EventLobbyAdmit, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldTarget, FieldTargetIssuer, FieldRole, FieldParticipant}, nil},
 	{EventLobbyDeny, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldTarget, FieldTargetIssuer, FieldReason}, nil},

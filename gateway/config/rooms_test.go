@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,8 @@ rooms:
   rate_limits:
     join_attempts_per_identity: 10
     backoff_base: 10s
+    trusted_networks: [203.0.113.0/24, "2001:db8:7::/48"]
+    failures_per_trusted_address: 800
   ticket_key_file: ` + keyFile + `
   ticket_ttl: 2m
   permanent:
@@ -50,6 +53,10 @@ rooms:
 	if st.DefaultCapacity != 50 || st.MaxCapacity != 400 || st.BanTTL != 48*time.Hour || st.ParticipantLease != 90*time.Second ||
 		st.LobbyPerIdentity != 1 || st.RateLimits.JoinAttemptsPerIdentity != 10 || st.RateLimits.BackoffBase != 10*time.Second {
 		t.Errorf("room state config %+v", st)
+	}
+	if rl := st.RateLimits; !rl.Trusted(netip.MustParseAddr("203.0.113.40")) || rl.Trusted(netip.MustParseAddr("198.51.100.1")) ||
+		rl.AddressLimit(netip.MustParseAddr("2001:db8:7:1::1")) != 800 || rl.AddressLimit(netip.MustParseAddr("198.51.100.1")) != 50 {
+		t.Errorf("trusted networks not loaded: %+v", rl)
 	}
 	if st.WaitTTL != (rooms.Config{}).WithDefaults().WaitTTL {
 		t.Errorf("unset wait_ttl did not take the default: %v", st.WaitTTL)
@@ -77,6 +84,8 @@ func TestParse_RoomsMistakesNamed(t *testing.T) {
 		{"ticket ttl", "rooms:\n  ticket_ttl: 2h\n", "rooms.ticket_ttl: must be between 1s and 1h"},
 		{"default above max", "rooms:\n  default_capacity: 500\n  max_capacity: 100\n", "rooms.default_capacity: must not exceed max_capacity"},
 		{"backoff", "rooms:\n  rate_limits:\n    backoff_base: 1h\n    backoff_max: 1m\n", "rooms.rate_limits.backoff_max: must be at least backoff_base"},
+		{"trusted network", "rooms:\n  rate_limits:\n    trusted_networks: [10.0.0.0/8, office-nat]\n", "rooms.rate_limits.trusted_networks[1]: must be a CIDR"},
+		{"removed per-IP attempt limit", "rooms:\n  rate_limits:\n    join_attempts_per_ip: 300\n", "rooms.rate_limits.join_attempts_per_ip: unknown field"},
 		{"bad room id", "rooms:\n  permanent:\n    - id: ../etc\n", "rooms.permanent[0].id: must be"},
 		{"duplicate room", "rooms:\n  permanent:\n    - id: a\n    - id: a\n", `rooms.permanent[1].id: duplicate room "a"`},
 		{"clear passcode", "rooms:\n  permanent:\n    - id: a\n      passcode_hash: hunter2\n", "rooms.permanent[0].passcode_hash"},

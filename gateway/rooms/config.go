@@ -2,6 +2,8 @@ package rooms
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -33,30 +35,49 @@ type Config struct {
 	RateLimits RateLimits `yaml:"rate_limits"`
 }
 
-// RateLimits are per identity (subject key) and per client IP (an IPv4
-// address or an IPv6 /64), shared by every node using the same store.
+// RateLimits are per identity (subject key), per client address (an IPv4
+// address or an IPv6 /64) and per room, shared by every node using the
+// same store. The model is in ratelimit.go and docs/configuration.md.
 type RateLimits struct {
 	// Window is the fixed counting window for join attempts and failures.
 	// Default 1m.
 	Window time.Duration `yaml:"window"`
 	// JoinAttemptsPerIdentity per window. Default 30.
 	JoinAttemptsPerIdentity int `yaml:"join_attempts_per_identity"`
-	// JoinAttemptsPerIP per window; higher because of NAT. Default 300.
-	JoinAttemptsPerIP int `yaml:"join_attempts_per_ip"`
-	// PasscodeFailuresPerIdentity before the identity and its IP are
-	// blocked. Default 5.
+	// PasscodeFailuresPerIdentity before the identity (only it, from any
+	// address) is blocked. Default 5.
 	PasscodeFailuresPerIdentity int `yaml:"passcode_failures_per_identity"`
-	// PasscodeFailuresPerIP before the IP and the identity are blocked.
-	// Default 20.
-	PasscodeFailuresPerIP int `yaml:"passcode_failures_per_ip"`
 	// BackoffBase is the first block; each further failure doubles it.
 	// Default 30s.
 	BackoffBase time.Duration `yaml:"backoff_base"`
 	// BackoffMax caps the block. Default 1h.
 	BackoffMax time.Duration `yaml:"backoff_max"`
-	// FailureMemory: passcode-failure counts reset after this long without
-	// a new failure. At least BackoffMax. Default 24h.
+	// FailureMemory: an identity's passcode-failure count resets after
+	// this long without a new failure. At least BackoffMax. Default 24h.
 	FailureMemory time.Duration `yaml:"failure_memory"`
+	// FailuresPerAddress: abuse indicators (passcode guesses by anyone,
+	// refusals of non-members) from one address in a window before the
+	// address is limited: until the window ends it refuses identities
+	// that failed themselves, and the shipped policy refuses those it does
+	// not vouch for. Members in good standing are never refused for it.
+	// Default 50.
+	FailuresPerAddress int `yaml:"failures_per_address"`
+	// TrustedNetworks are CIDRs of the organisation's own egress
+	// addresses (office NAT, VPN); they get FailuresPerTrustedAddress.
+	TrustedNetworks []string `yaml:"trusted_networks"`
+	// FailuresPerTrustedAddress replaces FailuresPerAddress for addresses
+	// in TrustedNetworks. Default 500.
+	FailuresPerTrustedAddress int `yaml:"failures_per_trusted_address"`
+	// RoomPasscodeFailures is a room's budget of wrong passcodes (from
+	// anyone, any address) per RoomPasscodeWindow; once spent, the policy
+	// sends everyone but hosts to the waiting room. Default 50.
+	RoomPasscodeFailures int `yaml:"room_passcode_failures"`
+	// RoomPasscodeWindow is the fixed window of the room budget. Default
+	// 10m.
+	RoomPasscodeWindow time.Duration `yaml:"room_passcode_window"`
+
+	// trusted is TrustedNetworks parsed by WithDefaults.
+	trusted []netip.Prefix
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -72,12 +93,20 @@ func (c Config) WithDefaults() Config {
 	r := &c.RateLimits
 	def(&r.Window, time.Minute)
 	def(&r.JoinAttemptsPerIdentity, 30)
-	def(&r.JoinAttemptsPerIP, 300)
 	def(&r.PasscodeFailuresPerIdentity, 5)
-	def(&r.PasscodeFailuresPerIP, 20)
 	def(&r.BackoffBase, 30*time.Second)
 	def(&r.BackoffMax, time.Hour)
 	def(&r.FailureMemory, 24*time.Hour)
+	def(&r.FailuresPerAddress, 50)
+	def(&r.FailuresPerTrustedAddress, 500)
+	def(&r.RoomPasscodeFailures, 50)
+	def(&r.RoomPasscodeWindow, 10*time.Minute)
+	r.trusted = nil
+	for _, n := range r.TrustedNetworks {
+		if p, err := parseNetwork(n); err == nil {
+			r.trusted = append(r.trusted, p)
+		}
+	}
 	return c
 }
 
@@ -103,9 +132,15 @@ func (c Config) Validate() error {
 	positive("lobby_per_identity", int64(c.LobbyPerIdentity))
 	r := c.RateLimits
 	positive("rate_limits.join_attempts_per_identity", int64(r.JoinAttemptsPerIdentity))
-	positive("rate_limits.join_attempts_per_ip", int64(r.JoinAttemptsPerIP))
 	positive("rate_limits.passcode_failures_per_identity", int64(r.PasscodeFailuresPerIdentity))
-	positive("rate_limits.passcode_failures_per_ip", int64(r.PasscodeFailuresPerIP))
+	positive("rate_limits.failures_per_address", int64(r.FailuresPerAddress))
+	positive("rate_limits.failures_per_trusted_address", int64(r.FailuresPerTrustedAddress))
+	positive("rate_limits.room_passcode_failures", int64(r.RoomPasscodeFailures))
+	for i, n := range r.TrustedNetworks {
+		if _, err := parseNetwork(n); err != nil {
+			bad(fmt.Sprintf("rate_limits.trusted_networks[%d]", i), err.Error())
+		}
+	}
 	for _, d := range []struct {
 		field string
 		v     time.Duration
@@ -113,6 +148,7 @@ func (c Config) Validate() error {
 		{"empty_room_ttl", c.EmptyRoomTTL}, {"ban_ttl", c.BanTTL}, {"participant_lease", c.ParticipantLease},
 		{"wait_ttl", c.WaitTTL}, {"rate_limits.window", r.Window}, {"rate_limits.backoff_base", r.BackoffBase},
 		{"rate_limits.backoff_max", r.BackoffMax}, {"rate_limits.failure_memory", r.FailureMemory},
+		{"rate_limits.room_passcode_window", r.RoomPasscodeWindow},
 	} {
 		if d.v < time.Millisecond {
 			bad(d.field, "must be at least 1ms")
@@ -131,4 +167,24 @@ func (c Config) Validate() error {
 		bad("rate_limits.failure_memory", "must be at least backoff_max")
 	}
 	return errors.Join(errs...)
+}
+
+// parseNetwork reads one trusted network: a CIDR, or a bare address for a
+// single host. IPv4-mapped IPv6 prefixes are taken as the IPv4 they map.
+func parseNetwork(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, errors.New("must be a CIDR such as 203.0.113.0/24 or 2001:db8::/48")
+	}
+	if p.Addr().Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, errors.New("an IPv4-mapped prefix must be at least /96")
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }

@@ -46,21 +46,20 @@ var (
 )
 
 // RateLimitedError says that a join attempt was refused by a rate limit or a
-// passcode backoff, and when to try again (HTTP 429 with Retry-After).
+// passcode backoff, about what, and when to try again (HTTP 429 with
+// Retry-After).
 type RateLimitedError struct {
 	// RetryAfter is how long until the block or the counting window ends.
 	RetryAfter time.Duration
-	// Backoff is true when the refusal comes from a passcode-failure
-	// backoff rather than the join-attempt limit.
-	Backoff bool
+	// Unit is what the limit is about: UnitIdentity or UnitAddress.
+	Unit Unit
+	// Reason is ReasonJoinAttempts, ReasonPasscodeFailures (the
+	// identity's backoff) or ReasonAddressFailures.
+	Reason string
 }
 
 func (e *RateLimitedError) Error() string {
-	kind := "join attempts"
-	if e.Backoff {
-		kind = "passcode failures"
-	}
-	return fmt.Sprintf("rooms: rate limited (%s), retry after %s", kind, e.RetryAfter.Round(time.Millisecond))
+	return fmt.Sprintf("rooms: rate limited (%s %s), retry after %s", e.Unit, e.Reason, e.RetryAfter.Round(time.Millisecond))
 }
 
 // Is makes errors.Is(err, ErrRateLimited) true.

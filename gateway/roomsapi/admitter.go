@@ -3,6 +3,7 @@ package roomsapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -149,19 +150,48 @@ func (a *API) requestRoomPath(req gateway.RoomRequest) string {
 }
 
 func (a *API) tooManyResponse(html bool, res joinResult) http.HandlerFunc {
-	msg := "Too many attempts. Please wait a little and try again."
-	status := "rate_limited"
+	secs := retrySeconds(res.retryAfter)
+	msg, status := rateLimitMessage(res.unit, secs), "rate_limited"
 	if res.kind == joinLobbyFull {
 		msg, status = "The waiting room is full. Please try again in a little while.", "lobby_full"
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(res.retryAfter)))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		if html {
 			respond.Page(w, http.StatusTooManyRequests, "meetguard", msg, "")
 			return
 		}
-		respond.JSON(w, http.StatusTooManyRequests, map[string]string{"status": status, "message": msg})
+		respond.JSON(w, http.StatusTooManyRequests, map[string]any{"status": status, "message": msg, "retry_after_seconds": secs})
 	}
+}
+
+// rateLimitMessage tells a refused person what they caused and for how
+// long: a block is only ever shown to the one it is about (an identity's
+// own failures, or an address's failures to someone without standing).
+func rateLimitMessage(unit rooms.Unit, secs int) string {
+	who := "from your account"
+	if unit == rooms.UnitAddress {
+		who = "from your network"
+	}
+	return fmt.Sprintf("Too many failed attempts %s. Please try again in %s.", who, humanDuration(secs))
+}
+
+// humanDuration rounds up to what a person reads: seconds under two
+// minutes, then minutes, then hours.
+func humanDuration(secs int) string {
+	plural := func(n int, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return strconv.Itoa(n) + " " + unit + "s"
+	}
+	switch {
+	case secs < 120:
+		return plural(secs, "second")
+	case secs < 2*3600:
+		return plural((secs+59)/60, "minute")
+	}
+	return plural((secs+3599)/3600, "hour")
 }
 
 func timeLeft(t rooms.Ticket) time.Duration { return time.Until(t.ExpiresAt) }

@@ -317,7 +317,11 @@ func policyHistory(h rooms.History) policy.History {
 	return policy.History{
 		WindowSeconds: h.WindowSeconds,
 		Identity:      policy.Counters{JoinAttempts: h.Identity.JoinAttempts, JoinFailures: h.Identity.JoinFailures, PasscodeFailures: h.Identity.PasscodeFailures},
-		IP:            policy.Counters{JoinAttempts: h.IP.JoinAttempts, JoinFailures: h.IP.JoinFailures, PasscodeFailures: h.IP.PasscodeFailures},
+		IP: policy.AddressCounters{
+			Counters: policy.Counters{JoinAttempts: h.IP.JoinAttempts, JoinFailures: h.IP.JoinFailures, PasscodeFailures: h.IP.PasscodeFailures},
+			Trusted:  h.IP.Trusted, Limited: h.IP.Limited,
+		},
+		Room: policy.RoomCounters{PasscodeFailures: h.Room.PasscodeFailures, PasscodeAttack: h.Room.PasscodeAttack},
 	}
 }
 

@@ -43,7 +43,6 @@ func (l *latencies) report(b *testing.B, unit string) {
 
 func unlimited(cfg *rooms.Config) {
 	cfg.RateLimits.JoinAttemptsPerIdentity = 1 << 30
-	cfg.RateLimits.JoinAttemptsPerIP = 1 << 30
 	cfg.MaxCapacity = 1000
 }
 

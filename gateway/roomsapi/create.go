@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -66,7 +65,7 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	var rl *rooms.RateLimitedError
 	switch {
 	case errors.As(err, &rl):
-		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: rl.RetryAfter})(w, r)
+		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: rl.RetryAfter, unit: rl.Unit})(w, r)
 		return
 	case err != nil:
 		fail(w, a.storeFailure(ctx, "begin_join", err))
@@ -80,7 +79,8 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		respond.JSON(w, http.StatusConflict, map[string]string{"error": "room_exists", "message": d.UserMessage})
 		return
 	case !d.Allow && slices.Contains(d.Reasons, "rate_limited"):
-		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: retryWindow(hist)})(w, r)
+		rl := policyRateLimit(d, hist)
+		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: rl.RetryAfter, unit: rl.Unit})(w, r)
 		return
 	case !d.Allow || facts.Exists:
 		respond.Denied(w, notAllowedMessage)
@@ -117,10 +117,6 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	a.writeRoom(ctx, w, room, http.StatusCreated)
 }
 
-func retryWindow(h rooms.History) time.Duration {
-	return time.Duration(max(h.WindowSeconds, 1)) * time.Second
-}
-
 func (a *API) hashPasscode(ctx context.Context, body settingsBody, change *rooms.SettingsChange) error {
 	if body.Passcode == nil {
 		return nil
@@ -151,5 +147,39 @@ func (a *API) writeRoom(ctx context.Context, w http.ResponseWriter, room string,
 		a.storeError(ctx, w, "room", err)
 		return
 	}
-	respond.JSON(w, status, rm)
+	view, err := a.hostView(ctx, rm)
+	if err != nil {
+		a.storeError(ctx, w, "passcode_budget", err)
+		return
+	}
+	respond.JSON(w, status, view)
+}
+
+// hostView adds the passcode budget's state to a room with a passcode.
+func (a *API) hostView(ctx context.Context, rm rooms.Room) (hostRoomView, error) {
+	view := hostRoomView{Room: rm}
+	if b, ok := a.o.Store.(rooms.PasscodeBudgets); ok && rm.PasscodeSet {
+		rc, err := b.PasscodeBudget(ctx, rm.ID)
+		if err != nil {
+			return hostRoomView{}, err
+		}
+		view.PasscodeGuard = &passcodeGuard{Failures: rc.PasscodeFailures, Budget: a.o.Rooms.RateLimits.RoomPasscodeFailures,
+			UnderAttack: rc.PasscodeAttack}
+	}
+	return view, nil
+}
+
+// hostRoomView is the room as its hosts see it, with the state of its
+// passcode budget when it has a passcode.
+type hostRoomView struct {
+	rooms.Room
+	PasscodeGuard *passcodeGuard `json:"passcode_guard,omitempty"`
+}
+
+// passcodeGuard tells hosts that their room's passcode is under attack:
+// the waiting room then holds everyone who brought the right passcode.
+type passcodeGuard struct {
+	Failures    int  `json:"wrong_passcodes"`
+	Budget      int  `json:"budget"`
+	UnderAttack bool `json:"under_attack"`
 }

@@ -135,7 +135,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 	}
 	ticketKey := make([]byte, 32)
 	_, _ = rand.Read(ticketKey)
-	roomCfg := rooms.Config{RateLimits: rooms.RateLimits{JoinAttemptsPerIP: 100_000}}
+	roomCfg := rooms.Config{}
 	if o.rooms != nil {
 		o.rooms(&roomCfg)
 	}

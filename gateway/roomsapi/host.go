@@ -90,7 +90,12 @@ func (a *API) serveHostAction(ctx context.Context, w http.ResponseWriter, r *htt
 			fail(w, a.storeFailure(ctx, "room", err))
 			return
 		}
-		respond.JSON(w, http.StatusOK, room)
+		view, err := a.hostView(ctx, room)
+		if err != nil {
+			fail(w, a.storeFailure(ctx, "passcode_budget", err))
+			return
+		}
+		respond.JSON(w, http.StatusOK, view)
 	case opLock:
 		if err := a.o.Store.Lock(ctx, rt.room); err != nil {
 			a.storeError(ctx, w, "lock", err)

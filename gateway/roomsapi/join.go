@@ -49,13 +49,22 @@ type joinResult struct {
 	// message is the policy's words for a waiting client.
 	message    string
 	retryAfter time.Duration
+	// unit is what a rate limit was about, for the words the caller sees.
+	unit rooms.Unit
 }
 
 // join runs one join attempt to its end. An error means nothing was
 // admitted and the caller must answer 503.
 func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 	key := subjectKey(jr.id)
+	// The room is read for its passcode budget: one round trip for all
+	// of this join's rate-limit bookkeeping.
 	at := rooms.Attempt{Identity: key, IP: clientAddr(jr.r)}
+	if rooms.ValidateRoomID(jr.room) == nil {
+		// A name no room can have is Facts' to refuse, not a reason to
+		// call the identity invalid.
+		at.Room = jr.room
+	}
 	release, ok := a.slot(ctx)
 	if !ok {
 		return joinResult{}, ctx.Err()
@@ -72,7 +81,7 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 	var rl *rooms.RateLimitedError
 	switch {
 	case errors.As(err, &rl):
-		return a.refuseRateLimited(ctx, jr, rl.RetryAfter, rl.Backoff)
+		return a.refuseRateLimited(ctx, jr, rl)
 	case errors.Is(err, rooms.ErrInvalid):
 		// An identity the store cannot key (absurdly long subject): no
 		// room could ever admit it.
@@ -109,6 +118,7 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 
 	res := joinResult{kind: joinDenied}
 	decision, reasons := audit.DecisionDeny, d.Reasons
+	var limit *rooms.RateLimitedError
 	admission := rooms.Admission{Room: jr.room, Subject: key, Name: rooms.DisplayName(jr.id.DisplayName()), Role: rooms.Role(d.Role)}
 	switch {
 	case d.Allow:
@@ -136,20 +146,31 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 			return joinResult{}, a.storeFailure(ctx, "knock", err)
 		}
 	case slices.Contains(d.Reasons, "rate_limited"):
-		// The policy's limits are about this identity and IP, never about
-		// the room, so saying so is no existence oracle.
-		res.kind = joinRateLimited
-		res.retryAfter = time.Duration(max(hist.WindowSeconds, 1)) * time.Second
+		// The policy's limits are about this identity and address, never
+		// about the room, so saying so is no existence oracle.
+		limit = policyRateLimit(d, hist)
+		res.kind, res.retryAfter, res.unit = joinRateLimited, limit.RetryAfter, limit.Unit
 	}
-	if res.kind == joinDenied {
+	if res.kind == joinDenied && !capacityOnly(reasons) {
 		f := rooms.FailureJoin
+		at.Member, at.Room = d.Member, ""
 		if jr.passcode != "" && !passcodeOK {
 			// Counted for every refused guess, room or no room, so the
-			// backoff cannot tell which guesses hit a real room.
+			// backoff cannot tell which guesses hit a real room; only a
+			// real passcode room's budget is charged.
 			f = rooms.FailurePasscode
+			if facts.Exists && facts.PasscodeRequired {
+				at.Room = jr.room
+			}
 		}
-		if _, err := a.o.Store.RecordFailure(ctx, at, f); err != nil {
+		h, err := a.o.Store.RecordFailure(ctx, at, f)
+		if err != nil {
 			return joinResult{}, a.storeFailure(ctx, "record_failure", err)
+		}
+		if h.Room.AttackBegan {
+			if err := a.recordPasscodeAttack(ctx, jr.room, h.Room); err != nil {
+				return joinResult{}, err
+			}
 		}
 	}
 
@@ -173,6 +194,10 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 	}
 	if res.kind == joinAdmitted {
 		fields = append(fields, zap.String("participant", string(res.participant.ID)))
+	}
+	if limit != nil {
+		fields = append(fields, zap.String(audit.FieldUnit, string(limit.Unit)), zap.String(audit.FieldLimit, limit.Reason),
+			zap.Int(audit.FieldRetryAfterSeconds, retrySeconds(limit.RetryAfter)))
 	}
 	if err := a.record(ctx, audit.EventAdmissionDecision, fields...); err != nil {
 		a.undo(ctx, jr.room, res)
@@ -256,9 +281,9 @@ func (a *API) checkPasscode(ctx context.Context, hash, passcode string) bool {
 
 // refuseRateLimited records and answers a join the store refused before
 // anything else was read.
-func (a *API) refuseRateLimited(ctx context.Context, jr joinRequest, retry time.Duration, backoff bool) (joinResult, error) {
+func (a *API) refuseRateLimited(ctx context.Context, jr joinRequest, rl *rooms.RateLimitedError) (joinResult, error) {
 	reason := "rate_limited"
-	if backoff {
+	if rl.Reason == rooms.ReasonPasscodeFailures {
 		reason = "passcode_backoff"
 	}
 	if err := a.record(ctx, EventRateLimited,
@@ -267,13 +292,55 @@ func (a *API) refuseRateLimited(ctx context.Context, jr joinRequest, retry time.
 		zap.String("issuer", jr.id.Issuer),
 		zap.String(audit.FieldDecision, audit.DecisionDeny),
 		zap.String(audit.FieldReason, reason),
+		zap.String(audit.FieldUnit, string(rl.Unit)),
+		zap.String(audit.FieldLimit, rl.Reason),
 		zap.String(audit.FieldClientIP, clientAddr(jr.r).String()),
-		zap.Int("retry_after_seconds", retrySeconds(retry)),
+		zap.Int(audit.FieldRetryAfterSeconds, retrySeconds(rl.RetryAfter)),
 		zap.String("via", jr.via),
 	); err != nil {
 		return joinResult{}, err
 	}
-	return joinResult{kind: joinRateLimited, retryAfter: retry}, nil
+	return joinResult{kind: joinRateLimited, retryAfter: rl.RetryAfter, unit: rl.Unit}, nil
+}
+
+// recordPasscodeAttack writes, once per attack (the one join that spent
+// the room's budget, on whichever node), that the room's passcode is
+// under attack: from now until the window ends, passcode entry sends
+// everyone but hosts to the waiting room.
+func (a *API) recordPasscodeAttack(ctx context.Context, room string, rc rooms.RoomCounts) error {
+	rl := a.o.Rooms.RateLimits
+	a.log.Warn("passcode attack on a room; passcode entry goes to the waiting room",
+		zap.String("room", room), zap.Int("failures", rc.PasscodeFailures), zap.Duration("window", rl.RoomPasscodeWindow))
+	return a.record(ctx, audit.EventRoomPasscodeAttack,
+		zap.String(audit.FieldRoom, room),
+		zap.String(audit.FieldUnit, string(rooms.UnitRoom)),
+		zap.String(audit.FieldLimit, rooms.ReasonPasscodeAttack),
+		zap.Int(audit.FieldPasscodeFailures, rc.PasscodeFailures),
+		zap.Int(audit.FieldWindowSeconds, int(rl.RoomPasscodeWindow/time.Second)),
+	)
+}
+
+// policyRateLimit is what a policy's rate_limited refusal was about, from
+// its detail reasons, and how long it lasts: the window for counts in the
+// window, the failure memory for an identity's passcode failures. An
+// identity's own limits come first: they are what the person caused.
+func policyRateLimit(d policy.Decision, h rooms.History) *rooms.RateLimitedError {
+	switch {
+	case slices.Contains(d.Reasons, "rate_limited_passcode"):
+		return &rooms.RateLimitedError{Unit: rooms.UnitIdentity, Reason: rooms.ReasonPasscodeFailures,
+			RetryAfter: max(h.PasscodeMemoryLeft, h.WindowLeft)}
+	case slices.Contains(d.Reasons, "rate_limited_address") && !slices.Contains(d.Reasons, "rate_limited_identity"):
+		return &rooms.RateLimitedError{Unit: rooms.UnitAddress, Reason: rooms.ReasonAddressFailures, RetryAfter: h.WindowLeft}
+	}
+	// rate_limited_identity, or a policy that does not name the unit.
+	return &rooms.RateLimitedError{Unit: rooms.UnitIdentity, Reason: "join_failures", RetryAfter: h.WindowLeft}
+}
+
+// capacityOnly: a refusal only for want of room is nobody's failure, so
+// it counts against no identity or address (a busy office hitting
+// capacity is not an attack).
+func capacityOnly(reasons []string) bool {
+	return len(reasons) > 0 && !slices.ContainsFunc(reasons, func(r string) bool { return r != "room_full" })
 }
 
 func retrySeconds(d time.Duration) int {

@@ -2,27 +2,44 @@ package memstore
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
 
-// limitEntry counts for one identity or one IP.
+// limitEntry counts for one identity, one address or one room.
 type limitEntry struct {
 	window             int64 // index of the fixed window the counts belong to
 	attempts, failures int
-	passcodeFailures   int
-	passcodeUntil      time.Time // passcodeFailures reset then
-	blockedUntil       time.Time
+	// passcodeFailures: for an identity, until passcodeUntil; for an
+	// address or a room, in window.
+	passcodeFailures int
+	passcodeUntil    time.Time
+	blockedUntil     time.Time
+	keepUntil        time.Time // nothing in the entry matters after this
 }
 
 func (l *limitEntry) roll(window int64) {
 	if l.window != window {
 		l.window, l.attempts, l.failures = window, 0, 0
+		if l.passcodeUntil.IsZero() {
+			// Address and room entries count passcode failures per window.
+			l.passcodeFailures = 0
+		}
 	}
 }
 
-func (l *limitEntry) counts(now time.Time, window int64) rooms.Counts {
+func (l *limitEntry) stale(now time.Time, _ rooms.RateLimits) bool {
+	return !now.Before(l.keepUntil)
+}
+
+func (l *limitEntry) keep(t time.Time) {
+	l.keepUntil = maxTime(maxTime(l.keepUntil, t), l.blockedUntil)
+}
+
+// identityCounts reads an identity entry (nil reads as zero).
+func (l *limitEntry) identityCounts(now time.Time, window int64) rooms.Counts {
 	c := rooms.Counts{}
 	if l == nil {
 		return c
@@ -36,32 +53,71 @@ func (l *limitEntry) counts(now time.Time, window int64) rooms.Counts {
 	return c
 }
 
-func (l *limitEntry) stale(now time.Time, rl rooms.RateLimits) bool {
-	windowEnd := time.UnixMilli((l.window + 1) * rl.Window.Milliseconds())
-	return !now.Before(windowEnd) && !now.Before(l.passcodeUntil) && !now.Before(l.blockedUntil)
+// windowCounts reads an address or room entry.
+func (l *limitEntry) windowCounts(window int64) rooms.Counts {
+	if l == nil || l.window != window {
+		return rooms.Counts{}
+	}
+	return rooms.Counts{JoinAttempts: l.attempts, JoinFailures: l.failures, PasscodeFailures: l.passcodeFailures}
 }
 
-// entries returns the identity entry (nil without an identity) and the IP
-// entry, creating them.
-func (s *Store) entries(a rooms.Attempt) (id, ip *limitEntry) {
-	get := func(k string) *limitEntry {
+// limitState is one attempt's entries and clock.
+type limitState struct {
+	now              time.Time
+	window, room     int64 // window indexes: the counting window, the room's
+	windowEnd        time.Time
+	roomEnd          time.Time
+	id, ip, roomRate *limitEntry
+	limit            int
+	trusted          bool
+}
+
+// entries returns the attempt's entries: the identity's (nil without an
+// identity), the address's (created with create) and the room's (nil
+// without a room, or when it does not exist and create is false).
+func (s *Store) entries(a rooms.Attempt, create bool) limitState {
+	rl := s.cfg.RateLimits
+	now := s.now()
+	st := limitState{now: now, limit: rl.AddressLimit(a.IP), trusted: rl.Trusted(a.IP)}
+	st.window = now.UnixMilli() / rl.Window.Milliseconds()
+	st.windowEnd = time.UnixMilli((st.window + 1) * rl.Window.Milliseconds())
+	st.room = now.UnixMilli() / rl.RoomPasscodeWindow.Milliseconds()
+	st.roomEnd = time.UnixMilli((st.room + 1) * rl.RoomPasscodeWindow.Milliseconds())
+	get := func(k string, create bool) *limitEntry {
 		l := s.limits[k]
-		if l == nil {
+		if l == nil && create {
 			l = &limitEntry{window: -1}
 			s.limits[k] = l
 		}
 		return l
 	}
 	if a.Identity != "" {
-		id = get("i:" + string(a.Identity))
+		st.id = get("i:"+string(a.Identity), true)
 	}
-	return id, get("p:" + a.IPKey())
+	st.ip = get("p:"+a.IPKey(), true)
+	if a.Room != "" {
+		st.roomRate = get("r:"+a.Room, create)
+	}
+	return st
 }
 
-func (s *Store) history(id, ip *limitEntry, now time.Time, window int64) rooms.History {
+func (s *Store) history(st limitState) rooms.History {
+	ip := st.ip.windowCounts(st.window)
+	room := st.roomRate.windowCounts(st.room)
+	rl := s.cfg.RateLimits
+	id := st.id.identityCounts(st.now, st.window)
+	var memory time.Duration
+	if id.PasscodeFailures > 0 {
+		memory = st.id.passcodeUntil.Sub(st.now)
+	}
 	return rooms.History{
-		Identity: id.counts(now, window), IP: ip.counts(now, window),
-		WindowSeconds: int(s.cfg.RateLimits.Window / time.Second),
+		Identity:           id,
+		PasscodeMemoryLeft: memory,
+		IP:                 rooms.AddressCounts{Counts: ip, Trusted: st.trusted, Limited: ip.JoinFailures >= st.limit},
+		Room: rooms.RoomCounts{PasscodeFailures: room.PasscodeFailures,
+			PasscodeAttack: room.PasscodeFailures >= rl.RoomPasscodeFailures},
+		WindowSeconds: int(rl.Window / time.Second),
+		WindowLeft:    st.windowEnd.Sub(st.now),
 	}
 }
 
@@ -74,28 +130,33 @@ func (s *Store) BeginJoin(ctx context.Context, a rooms.Attempt) (rooms.History, 
 		return rooms.History{}, err
 	}
 	defer s.mu.Unlock()
-	now, rl := s.now(), s.cfg.RateLimits
-	window := now.UnixMilli() / rl.Window.Milliseconds()
-	id, ip := s.entries(a)
-	blocked := ip.blockedUntil
-	if id != nil {
-		blocked = maxTime(blocked, id.blockedUntil)
+	rl := s.cfg.RateLimits
+	st := s.entries(a, false)
+	if st.id != nil && st.now.Before(st.id.blockedUntil) {
+		return s.history(st), &rooms.RateLimitedError{RetryAfter: st.id.blockedUntil.Sub(st.now),
+			Unit: rooms.UnitIdentity, Reason: rooms.ReasonPasscodeFailures}
 	}
-	if now.Before(blocked) {
-		return s.history(id, ip, now, window), &rooms.RateLimitedError{RetryAfter: blocked.Sub(now), Backoff: true}
+	h := s.history(st)
+	// The address backstop, as far as the store can apply it: an
+	// identity that failed itself (or a caller without one) is refused
+	// at an address over its limit. Whom the policy vouches for is the
+	// policy's to say (history.ip.limited).
+	if h.IP.Limited && (a.Identity == "" || h.Identity.Failed()) {
+		return h, &rooms.RateLimitedError{RetryAfter: h.WindowLeft, Unit: rooms.UnitAddress, Reason: rooms.ReasonAddressFailures}
 	}
-	ip.roll(window)
-	ip.attempts++
-	over := ip.attempts > rl.JoinAttemptsPerIP
-	if id != nil {
-		id.roll(window)
-		id.attempts++
-		over = over || id.attempts > rl.JoinAttemptsPerIdentity
+	st.ip.roll(st.window)
+	st.ip.attempts++
+	st.ip.keep(st.windowEnd)
+	over := false
+	if st.id != nil {
+		st.id.roll(st.window)
+		st.id.attempts++
+		st.id.keep(st.windowEnd)
+		over = st.id.attempts > rl.JoinAttemptsPerIdentity
 	}
-	h := s.history(id, ip, now, window)
+	h = s.history(st)
 	if over {
-		end := time.UnixMilli((window + 1) * rl.Window.Milliseconds())
-		return h, &rooms.RateLimitedError{RetryAfter: end.Sub(now)}
+		return h, &rooms.RateLimitedError{RetryAfter: h.WindowLeft, Unit: rooms.UnitIdentity, Reason: rooms.ReasonJoinAttempts}
 	}
 	return h, nil
 }
@@ -112,32 +173,60 @@ func (s *Store) RecordFailure(ctx context.Context, a rooms.Attempt, f rooms.Fail
 		return rooms.History{}, err
 	}
 	defer s.mu.Unlock()
-	now, rl := s.now(), s.cfg.RateLimits
-	window := now.UnixMilli() / rl.Window.Milliseconds()
-	id, ip := s.entries(a)
-	var n [2]int
-	for i, l := range []*limitEntry{id, ip} {
-		if l == nil {
-			continue
-		}
-		l.roll(window)
-		l.failures++
-		if f == rooms.FailurePasscode {
-			if !now.Before(l.passcodeUntil) {
-				l.passcodeFailures = 0
+	rl := s.cfg.RateLimits
+	passcode := f == rooms.FailurePasscode
+	if !passcode {
+		// Only passcode guesses are charged to a room.
+		a.Room = ""
+	}
+	st := s.entries(a, true)
+	if id := st.id; id != nil {
+		id.roll(st.window)
+		id.failures++
+		id.keep(st.windowEnd)
+		if passcode {
+			if !st.now.Before(id.passcodeUntil) {
+				id.passcodeFailures = 0
 			}
-			l.passcodeFailures++
-			l.passcodeUntil = now.Add(rl.FailureMemory)
-			n[i] = l.passcodeFailures
+			id.passcodeFailures++
+			id.passcodeUntil = st.now.Add(rl.FailureMemory)
+			if d := rl.Backoff(id.passcodeFailures); d > 0 {
+				id.blockedUntil = maxTime(id.blockedUntil, st.now.Add(d))
+			}
+			id.keep(id.passcodeUntil)
 		}
 	}
-	if d := rl.Backoff(n[0], n[1]); d > 0 {
-		until := now.Add(d)
-		for _, l := range []*limitEntry{id, ip} {
-			if l != nil {
-				l.blockedUntil = maxTime(l.blockedUntil, until)
-			}
+	if passcode || !a.Member {
+		st.ip.roll(st.window)
+		st.ip.failures++
+		if passcode {
+			st.ip.passcodeFailures++
 		}
+		st.ip.keep(st.windowEnd)
 	}
-	return s.history(id, ip, now, window), nil
+	began := false
+	if r := st.roomRate; passcode && r != nil {
+		r.roll(st.room)
+		r.passcodeFailures++
+		r.keep(st.roomEnd)
+		began = r.passcodeFailures == rl.RoomPasscodeFailures
+	}
+	h := s.history(st)
+	h.Room.AttackBegan = began
+	return h, nil
+}
+
+// PasscodeBudget implements rooms.PasscodeBudgets.
+func (s *Store) PasscodeBudget(ctx context.Context, room string) (rooms.RoomCounts, error) {
+	if err := rooms.ValidateRoomID(room); err != nil {
+		return rooms.RoomCounts{}, err
+	}
+	if err := s.lock(); err != nil {
+		return rooms.RoomCounts{}, err
+	}
+	defer s.mu.Unlock()
+	rl := s.cfg.RateLimits
+	st := s.entries(rooms.Attempt{IP: netip.IPv4Unspecified(), Room: room}, false)
+	n := st.roomRate.windowCounts(st.room).PasscodeFailures
+	return rooms.RoomCounts{PasscodeFailures: n, PasscodeAttack: n >= rl.RoomPasscodeFailures}, nil
 }

@@ -7,12 +7,24 @@ import (
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
 
-func (s *Store) limitKeys(a rooms.Attempt) []string {
-	keys := []string{s.prefix + "rl:p:" + a.IPKey()}
+// limitCall is the keys and common arguments of both rate-limit scripts:
+// the address, the identity and the room are read and written in the one
+// script, so the bookkeeping of a join is one round trip (BeginJoin), and
+// one more only for a join that failed (RecordFailure).
+func (s *Store) limitCall(a rooms.Attempt) (keys []string, args []any) {
+	rl := s.cfg.RateLimits
+	// Absent units get a key the scripts never touch (HAS_ID/HAS_ROOM).
+	id, room := s.prefix+"rl:none", s.prefix+"rl:none"
 	if a.Identity != "" {
-		keys = append(keys, s.prefix+"rl:i:"+string(a.Identity))
+		id = s.prefix + "rl:i:" + string(a.Identity)
 	}
-	return keys
+	if a.Room != "" {
+		room = s.prefix + "rl:r:" + a.Room
+	}
+	keys = []string{s.prefix + "rl:p:" + a.IPKey(), id, room}
+	args = []any{rl.Window.Milliseconds(), rl.FailureMemory.Milliseconds(), rl.RoomPasscodeWindow.Milliseconds(),
+		flag(a.Identity != ""), flag(a.Room != ""), rl.AddressLimit(a.IP), rl.RoomPasscodeFailures}
+	return keys, args
 }
 
 // BeginJoin implements rooms.Store.
@@ -20,13 +32,12 @@ func (s *Store) BeginJoin(ctx context.Context, a rooms.Attempt) (rooms.History, 
 	if err := a.Validate(); err != nil {
 		return rooms.History{}, err
 	}
-	rl := s.cfg.RateLimits
-	v, err := beginJoinScript.Run(ctx, s.client, s.limitKeys(a), rl.Window.Milliseconds(), rl.FailureMemory.Milliseconds(),
-		rl.JoinAttemptsPerIP, rl.JoinAttemptsPerIdentity).Slice()
+	keys, args := s.limitCall(a)
+	v, err := beginJoinScript.Run(ctx, s.client, keys, append(args, s.cfg.RateLimits.JoinAttemptsPerIdentity)...).Slice()
 	if err != nil {
 		return rooms.History{}, s.unavailable("begin_join", err)
 	}
-	return s.limitReply("begin_join", v)
+	return s.limitReply("begin_join", a, v)
 }
 
 // RecordFailure implements rooms.Store.
@@ -38,36 +49,62 @@ func (s *Store) RecordFailure(ctx context.Context, a rooms.Attempt, f rooms.Fail
 		return rooms.History{}, &rooms.InvalidError{Field: "failure", Reason: "unknown kind"}
 	}
 	rl := s.cfg.RateLimits
-	v, err := recordFailureScript.Run(ctx, s.client, s.limitKeys(a), rl.Window.Milliseconds(), rl.FailureMemory.Milliseconds(),
-		flag(f == rooms.FailurePasscode), rl.PasscodeFailuresPerIP, rl.PasscodeFailuresPerIdentity,
-		rl.BackoffBase.Milliseconds(), rl.BackoffMax.Milliseconds()).Slice()
+	if f != rooms.FailurePasscode {
+		// Only passcode guesses are charged to a room.
+		a.Room = ""
+	}
+	keys, args := s.limitCall(a)
+	v, err := recordFailureScript.Run(ctx, s.client, keys, append(args, flag(f == rooms.FailurePasscode), flag(a.Member),
+		rl.PasscodeFailuresPerIdentity, rl.BackoffBase.Milliseconds(), rl.BackoffMax.Milliseconds())...).Slice()
 	if err != nil {
 		return rooms.History{}, s.unavailable("record_failure", err)
 	}
-	return s.limitReply("record_failure", v)
+	return s.limitReply("record_failure", a, v)
 }
 
-// limitReply decodes {status, retry ms, ip a f pf, identity a f pf}.
-func (s *Store) limitReply(op string, v []any) (rooms.History, error) {
-	if len(v) != 8 {
+// limitReply decodes {status, retry ms, ip a f pf, identity a f pf, room
+// pf, window left ms, began, identity passcode memory left ms}.
+func (s *Store) limitReply(op string, a rooms.Attempt, v []any) (rooms.History, error) {
+	const fields = 12
+	if len(v) != fields {
 		return rooms.History{}, s.unavailable(op, errShortReply)
 	}
-	n := make([]int, 8)
-	for i := 1; i < 8; i++ {
+	n := make([]int, fields)
+	for i := 1; i < fields; i++ {
 		x, _ := v[i].(int64)
 		n[i] = int(x)
 	}
+	rl := s.cfg.RateLimits
+	ip := rooms.Counts{JoinAttempts: n[2], JoinFailures: n[3], PasscodeFailures: n[4]}
 	h := rooms.History{
-		IP:            rooms.Counts{JoinAttempts: n[2], JoinFailures: n[3], PasscodeFailures: n[4]},
-		Identity:      rooms.Counts{JoinAttempts: n[5], JoinFailures: n[6], PasscodeFailures: n[7]},
-		WindowSeconds: int(s.cfg.RateLimits.Window / time.Second),
+		Identity:           rooms.Counts{JoinAttempts: n[5], JoinFailures: n[6], PasscodeFailures: n[7]},
+		IP:                 rooms.AddressCounts{Counts: ip, Trusted: rl.Trusted(a.IP), Limited: ip.JoinFailures >= rl.AddressLimit(a.IP)},
+		Room:               rooms.RoomCounts{PasscodeFailures: n[8], PasscodeAttack: n[8] >= rl.RoomPasscodeFailures, AttackBegan: n[10] == 1},
+		WindowSeconds:      int(rl.Window / time.Second),
+		WindowLeft:         time.Duration(n[9]) * time.Millisecond,
+		PasscodeMemoryLeft: time.Duration(n[11]) * time.Millisecond,
 	}
 	retry := time.Duration(n[1]) * time.Millisecond
 	switch v[0] {
 	case "blocked":
-		return h, &rooms.RateLimitedError{RetryAfter: retry, Backoff: true}
+		return h, &rooms.RateLimitedError{RetryAfter: retry, Unit: rooms.UnitIdentity, Reason: rooms.ReasonPasscodeFailures}
+	case "address":
+		return h, &rooms.RateLimitedError{RetryAfter: retry, Unit: rooms.UnitAddress, Reason: rooms.ReasonAddressFailures}
 	case "limited":
-		return h, &rooms.RateLimitedError{RetryAfter: retry}
+		return h, &rooms.RateLimitedError{RetryAfter: retry, Unit: rooms.UnitIdentity, Reason: rooms.ReasonJoinAttempts}
 	}
 	return h, nil
+}
+
+// PasscodeBudget implements rooms.PasscodeBudgets.
+func (s *Store) PasscodeBudget(ctx context.Context, room string) (rooms.RoomCounts, error) {
+	if err := rooms.ValidateRoomID(room); err != nil {
+		return rooms.RoomCounts{}, err
+	}
+	rl := s.cfg.RateLimits
+	n, err := passcodeBudgetScript.Run(ctx, s.client, []string{s.prefix + "rl:r:" + room}, rl.RoomPasscodeWindow.Milliseconds()).Int()
+	if err != nil {
+		return rooms.RoomCounts{}, s.unavailable("passcode_budget", err)
+	}
+	return rooms.RoomCounts{PasscodeFailures: n, PasscodeAttack: n >= rl.RoomPasscodeFailures}, nil
 }

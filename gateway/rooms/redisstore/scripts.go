@@ -331,92 +331,132 @@ refresh_ttl()
 return {'ok', revoked}
 `)
 
-// Rate-limit scripts: KEYS 1 the IP's hash, 2 the identity's (optional).
-// Fields: w window index, a attempts and f failures in window w,
-// pf passcode failures (valid until pfx ms), blk blocked until ms.
+// Rate-limit scripts: KEYS 1 the address's hash, 2 the identity's, 3 the
+// room's (2 and 3 are only touched when ARGV 4 and 5 are '1').
+// Fields: w window index, a attempts and f failures in window w; pf
+// passcode failures: for the identity valid until pfx ms, for the address
+// and the room in window w; blk blocked until ms.
+// ARGV 1 window ms, 2 failure memory ms, 3 room window ms, 4 has identity,
+// 5 has room, 6 the address's failure limit, 7 the room's budget.
 const limitPrelude = `
 local clock = redis.call('TIME')
 local NOW = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local WIN_MS, FMEM_MS = tonumber(ARGV[1]), tonumber(ARGV[2])
-local WIN = math.floor(NOW / WIN_MS)
-
-local function roll(k)
-  if tonumber(redis.call('HGET', k, 'w')) ~= WIN then redis.call('HSET', k, 'w', WIN, 'a', 0, 'f', 0) end
-end
+local WIN_MS, FMEM_MS, RWIN_MS = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local WIN, RWIN = math.floor(NOW / WIN_MS), math.floor(NOW / RWIN_MS)
+local IPK, IDK, RK = KEYS[1], KEYS[2], KEYS[3]
+local HAS_ID, HAS_ROOM = ARGV[4] == '1', ARGV[5] == '1'
+local ADDR_LIMIT, ROOM_BUDGET = tonumber(ARGV[6]), tonumber(ARGV[7])
 
 local function field(k, f)
   return tonumber(redis.call('HGET', k, f)) or 0
 end
 
-local function passcode_failures(k)
-  if field(k, 'pfx') > NOW then return field(k, 'pf') end
+local function roll(k, win, fields)
+  if tonumber(redis.call('HGET', k, 'w')) ~= win then redis.call('HSET', k, 'w', win, unpack(fields)) end
+end
+
+local function in_window(k, win, f)
+  if tonumber(redis.call('HGET', k, 'w')) == win then return field(k, f) end
+  return 0
+end
+
+local function id_passcode_failures()
+  if field(IDK, 'pfx') > NOW then return field(IDK, 'pf') end
   return 0
 end
 
 -- keep_alive keeps a key as long as any of its counts or blocks matters.
-local function keep_alive(k)
-  local ttl = math.max(2 * WIN_MS, field(k, 'pfx') - NOW, field(k, 'blk') - NOW)
+local function keep_alive(k, least)
+  local ttl = math.max(least, field(k, 'pfx') - NOW, field(k, 'blk') - NOW)
   redis.call('PEXPIRE', k, math.floor(ttl))
 end
 
-local function counts(status, retry)
-  local out = {status, math.floor(retry), 0, 0, 0, 0, 0, 0}
-  for i, k in ipairs(KEYS) do
-    if tonumber(redis.call('HGET', k, 'w')) == WIN then
-      out[3 * i] = field(k, 'a')
-      out[3 * i + 1] = field(k, 'f')
-    end
-    out[3 * i + 2] = passcode_failures(k)
+-- counts: {status, retry ms, ip a f pf, id a f pf, room pf, window left ms,
+-- began, identity passcode memory left ms}
+local function counts(status, retry, began)
+  local out = {status, math.floor(retry), in_window(IPK, WIN, 'a'), in_window(IPK, WIN, 'f'), in_window(IPK, WIN, 'pf'),
+    0, 0, 0, 0, (WIN + 1) * WIN_MS - NOW, began, 0}
+  if HAS_ID then
+    out[6], out[7], out[8] = in_window(IDK, WIN, 'a'), in_window(IDK, WIN, 'f'), id_passcode_failures()
+    if out[8] > 0 then out[12] = field(IDK, 'pfx') - NOW end
   end
+  if HAS_ROOM then out[9] = in_window(RK, RWIN, 'pf') end
   return out
 end
 `
 
-// ARGV 3 attempts limit for the IP, 4 for the identity.
-// Returns {status, retry ms, ip a, ip f, ip pf, id a, id f, id pf}.
+// Returns counts; status 'blocked' (identity backoff), 'address' (the
+// address is over its limit and the identity failed itself), 'limited'
+// (the identity's attempts), or 'ok'. ARGV 8 attempts limit per identity.
 var beginJoinScript = redis.NewScript(limitPrelude + `
-local blocked = 0
-for _, k in ipairs(KEYS) do
-  blocked = math.max(blocked, field(k, 'blk') - NOW)
+local window_left = (WIN + 1) * WIN_MS - NOW
+if HAS_ID then
+  local blocked = field(IDK, 'blk') - NOW
+  if blocked > 0 then return counts('blocked', blocked, 0) end
 end
-if blocked > 0 then return counts('blocked', blocked) end
-local over = 0
-for i, k in ipairs(KEYS) do
-  roll(k)
-  if redis.call('HINCRBY', k, 'a', 1) > tonumber(ARGV[2 + i]) then over = (WIN + 1) * WIN_MS - NOW end
-  keep_alive(k)
+if in_window(IPK, WIN, 'f') >= ADDR_LIMIT then
+  if not HAS_ID or in_window(IDK, WIN, 'f') > 0 or id_passcode_failures() > 0 then
+    return counts('address', window_left, 0)
+  end
 end
-if over > 0 then return counts('limited', over) end
-return counts('ok', 0)
+roll(IPK, WIN, {'a', 0, 'f', 0, 'pf', 0})
+redis.call('HINCRBY', IPK, 'a', 1)
+keep_alive(IPK, 2 * WIN_MS)
+if HAS_ID then
+  roll(IDK, WIN, {'a', 0, 'f', 0})
+  local n = redis.call('HINCRBY', IDK, 'a', 1)
+  keep_alive(IDK, 2 * WIN_MS)
+  if n > tonumber(ARGV[8]) then return counts('limited', window_left, 0) end
+end
+return counts('ok', 0, 0)
 `)
 
-// ARGV 3 '1' for a passcode failure, 4 threshold for the IP, 5 for the
-// identity, 6 backoff base ms, 7 backoff max ms. Same reply as beginJoin.
+// ARGV 8 '1' for a passcode failure, 9 '1' when the identity is a
+// member, 10 the identity's passcode threshold, 11 backoff base ms, 12
+// backoff max ms. Returns counts with status 'ok'.
 var recordFailureScript = redis.NewScript(limitPrelude + `
-local block = 0
-for i, k in ipairs(KEYS) do
-  roll(k)
-  redis.call('HINCRBY', k, 'f', 1)
-  if ARGV[3] == '1' then
-    local n = passcode_failures(k) + 1
-    redis.call('HSET', k, 'pf', n, 'pfx', NOW + FMEM_MS)
-    local threshold = tonumber(ARGV[3 + i])
+local passcode, member = ARGV[8] == '1', ARGV[9] == '1'
+if HAS_ID then
+  roll(IDK, WIN, {'a', 0, 'f', 0})
+  redis.call('HINCRBY', IDK, 'f', 1)
+  if passcode then
+    local n = id_passcode_failures() + 1
+    redis.call('HSET', IDK, 'pf', n, 'pfx', NOW + FMEM_MS)
+    local threshold = tonumber(ARGV[10])
     if n >= threshold then
-      block = math.max(block, math.min(tonumber(ARGV[7]), tonumber(ARGV[6]) * 2 ^ (n - threshold)))
+      local block = math.min(tonumber(ARGV[12]), tonumber(ARGV[11]) * 2 ^ (n - threshold))
+      if field(IDK, 'blk') < NOW + block then redis.call('HSET', IDK, 'blk', math.floor(NOW + block)) end
     end
   end
+  keep_alive(IDK, 2 * WIN_MS)
 end
-if block > 0 then
-  for _, k in ipairs(KEYS) do
-    if field(k, 'blk') < NOW + block then redis.call('HSET', k, 'blk', math.floor(NOW + block)) end
-  end
+if passcode or not member then
+  roll(IPK, WIN, {'a', 0, 'f', 0, 'pf', 0})
+  redis.call('HINCRBY', IPK, 'f', 1)
+  if passcode then redis.call('HINCRBY', IPK, 'pf', 1) end
+  keep_alive(IPK, 2 * WIN_MS)
 end
-for _, k in ipairs(KEYS) do keep_alive(k) end
-return counts('ok', 0)
+local began = 0
+if passcode and HAS_ROOM then
+  roll(RK, RWIN, {'pf', 0})
+  if redis.call('HINCRBY', RK, 'pf', 1) == ROOM_BUDGET then began = 1 end
+  keep_alive(RK, (RWIN + 1) * RWIN_MS - NOW)
+end
+return counts('ok', 0, began)
+`)
+
+// KEYS 1 the room's rate-limit hash; ARGV 1 the room window ms. Returns
+// the wrong passcodes in the current window.
+var passcodeBudgetScript = redis.NewScript(`
+local clock = redis.call('TIME')
+local NOW = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local RWIN = math.floor(NOW / tonumber(ARGV[1]))
+if tonumber(redis.call('HGET', KEYS[1], 'w')) ~= RWIN then return 0 end
+return tonumber(redis.call('HGET', KEYS[1], 'pf')) or 0
 `)
 
 var allScripts = []*redis.Script{
 	putScript, roomViewScript, factsScript, admitScript, touchScript, leaveScript, removeScript, knockScript,
 	admitWaitingScript, denyWaitingScript, waitStatusScript, lockScript, suspendScript, beginJoinScript,
-	recordFailureScript,
+	recordFailureScript, passcodeBudgetScript,
 }

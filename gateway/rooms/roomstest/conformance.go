@@ -3,7 +3,6 @@ package roomstest
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"reflect"
 	"slices"
 	"sync"
@@ -43,13 +42,10 @@ func Run(t *testing.T, h Harness) {
 		{"Expiry_EmptyRoomEndsAndItsBansOutliveIt", testExpiry},
 		{"Expiry_OccupiedAndPermanentRoomsStay", testNoExpiry},
 		{"Seed_IsIdempotentAndKeepsHostLock", testSeed},
-		{"RateLimit_JoinAttemptsPerIdentityAndIP", testJoinAttemptLimits},
-		{"RateLimit_PasscodeBruteForceBlockedEvenWithRightPasscode", testPasscodeBruteForce},
-		{"RateLimit_IPv6CountsPerSlash64", testIPv6Prefix},
-		{"RateLimit_JoinFailuresAreCountedForPolicy", testJoinFailureHistory},
 		{"Subscribe_ClosesWhenContextEnds", testSubscribeContext},
 		{"Hostile_ArgumentsAreInvalidNotPanics", testHostileArguments},
 	}
+	tests = append(tests, rateLimitTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
 	}
@@ -891,161 +887,6 @@ func testSeed(t *testing.T, h Harness) {
 	if err := rooms.Seed(ctx, n.A, bad); !errors.Is(err, rooms.ErrInvalid) {
 		t.Fatalf("Seed with a bad id = %v, want ErrInvalid", err)
 	}
-}
-
-func testJoinAttemptLimits(t *testing.T, h Harness) {
-	cfg := testConfig()
-	cfg.RateLimits = rooms.RateLimits{Window: time.Minute, JoinAttemptsPerIdentity: 3, JoinAttemptsPerIP: 4}
-	n := h.New(t, cfg)
-	ctx := t.Context()
-	ip := IP(1)
-	for i := range 3 {
-		node := []rooms.Store{n.A, n.B}[i%2]
-		hist, err := node.BeginJoin(ctx, rooms.Attempt{Identity: Subject(1), IP: ip})
-		if err != nil {
-			t.Fatalf("attempt %d: %v", i+1, err)
-		}
-		if hist.Identity.JoinAttempts != i+1 || hist.IP.JoinAttempts != i+1 || hist.WindowSeconds != 60 {
-			t.Fatalf("attempt %d history = %+v", i+1, hist)
-		}
-	}
-	_, err := n.A.BeginJoin(ctx, rooms.Attempt{Identity: Subject(1), IP: IP(2)})
-	var rl *rooms.RateLimitedError
-	if !errors.As(err, &rl) || rl.Backoff || rl.RetryAfter <= 0 || rl.RetryAfter > time.Minute {
-		t.Fatalf("4th attempt of one identity from a new IP = %v, want rate limited within the window", err)
-	}
-	if _, err := n.B.BeginJoin(ctx, rooms.Attempt{Identity: Subject(2), IP: ip}); err != nil {
-		t.Fatalf("another identity on the same IP under the IP limit: %v", err)
-	}
-	_, err = n.B.BeginJoin(ctx, rooms.Attempt{Identity: Subject(3), IP: ip})
-	wantErr(t, "5th attempt from one IP with a fresh identity", err, rooms.ErrRateLimited)
-	_, err = n.A.BeginJoin(ctx, rooms.Attempt{IP: ip})
-	wantErr(t, "attempt without identity from the limited IP", err, rooms.ErrRateLimited)
-}
-
-// join is the gateway's passcode path, the one an attacker drives.
-func join(ctx context.Context, s rooms.Store, pc *rooms.Passcodes, a rooms.Attempt, hash, guess string) (bool, error) {
-	if _, err := s.BeginJoin(ctx, a); err != nil {
-		return false, err
-	}
-	ok, err := pc.Verify(ctx, hash, guess)
-	if err != nil {
-		return false, err
-	}
-	if !ok {
-		_, err := s.RecordFailure(ctx, a, rooms.FailurePasscode)
-		return false, err
-	}
-	return true, nil
-}
-
-func testPasscodeBruteForce(t *testing.T, h Harness) {
-	const base = 800 * time.Millisecond
-	cfg := testConfig()
-	cfg.RateLimits = rooms.RateLimits{
-		Window: time.Hour, JoinAttemptsPerIdentity: 1000, JoinAttemptsPerIP: 1000,
-		PasscodeFailuresPerIdentity: 3, PasscodeFailuresPerIP: 10, BackoffBase: base, BackoffMax: 10 * base,
-	}
-	n := h.New(t, cfg)
-	ctx := t.Context()
-	pc, err := rooms.NewPasscodes(rooms.PasscodeOptions{Params: rooms.PasscodeParams{MemoryKiB: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, err := pc.Hash(ctx, "424242")
-	if err != nil {
-		t.Fatal(err)
-	}
-	attacker := rooms.Attempt{Identity: Subject(66), IP: IP(66)}
-	for i, guess := range []string{"000000", "000001", "000002"} {
-		node := []rooms.Store{n.A, n.B}[i%2]
-		if ok, err := join(ctx, node, pc, attacker, hash, guess); ok || err != nil {
-			t.Fatalf("guess %d = %v, %v; want a plain failure", i+1, ok, err)
-		}
-	}
-	var rl *rooms.RateLimitedError
-	for name, a := range map[string]rooms.Attempt{
-		"the right passcode":                 attacker,
-		"the right passcode from another IP": {Identity: Subject(66), IP: IP(67)},
-		"another identity from the same IP":  {Identity: Subject(67), IP: IP(66)},
-	} {
-		ok, err := join(ctx, n.B, pc, a, hash, "424242")
-		if ok || !errors.As(err, &rl) || !rl.Backoff || rl.RetryAfter <= 0 || rl.RetryAfter > base {
-			t.Fatalf("%s after 3 failures = %v, %v; want blocked for at most %s", name, ok, err, base)
-		}
-	}
-	hist, err := n.A.RecordFailure(ctx, rooms.Attempt{Identity: Subject(1), IP: IP(1)}, rooms.FailureJoin)
-	if err != nil || hist.Identity.PasscodeFailures != 0 {
-		t.Fatalf("an unrelated identity = %+v, %v", hist, err)
-	}
-	n.Advance(base + 200*time.Millisecond)
-	if ok, err := join(ctx, n.A, pc, attacker, hash, "000003"); ok || err != nil {
-		t.Fatalf("first guess after the backoff = %v, %v; want allowed and wrong", ok, err)
-	}
-	// The 4th failure doubles the block.
-	n.Advance(base + 200*time.Millisecond)
-	_, err = n.A.BeginJoin(ctx, attacker)
-	if !errors.As(err, &rl) || !rl.Backoff {
-		t.Fatalf("one base after the 4th failure = %v; want still blocked (backoff doubled)", err)
-	}
-	n.Advance(base)
-	ok, err := join(ctx, n.B, pc, attacker, hash, "424242")
-	if !ok || err != nil {
-		t.Fatalf("right passcode after the doubled backoff = %v, %v; want admitted", ok, err)
-	}
-	hist, err = n.B.BeginJoin(ctx, attacker)
-	if err != nil || hist.Identity.PasscodeFailures != 4 || hist.IP.PasscodeFailures != 4 {
-		t.Fatalf("history = %+v, %v; want 4 passcode failures for identity and IP", hist, err)
-	}
-}
-
-func testIPv6Prefix(t *testing.T, h Harness) {
-	cfg := testConfig()
-	cfg.RateLimits = rooms.RateLimits{JoinAttemptsPerIdentity: 100, JoinAttemptsPerIP: 2}
-	n := h.New(t, cfg)
-	ctx := t.Context()
-	for i, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"} {
-		if _, err := n.A.BeginJoin(ctx, rooms.Attempt{IP: netip.MustParseAddr(ip)}); err != nil {
-			t.Fatalf("attempt %d: %v", i+1, err)
-		}
-	}
-	_, err := n.B.BeginJoin(ctx, rooms.Attempt{IP: netip.MustParseAddr("2001:db8:1:2:dead:beef::1")})
-	wantErr(t, "third address in the same /64", err, rooms.ErrRateLimited)
-	if _, err := n.B.BeginJoin(ctx, rooms.Attempt{IP: netip.MustParseAddr("2001:db8:1:3::1")}); err != nil {
-		t.Fatalf("another /64: %v", err)
-	}
-	if _, err := n.B.BeginJoin(ctx, rooms.Attempt{IP: netip.MustParseAddr("::ffff:198.18.0.1")}); err != nil {
-		t.Fatal(err)
-	}
-	if h, err := n.A.BeginJoin(ctx, rooms.Attempt{IP: netip.MustParseAddr("198.18.0.1")}); err != nil || h.IP.JoinAttempts != 2 {
-		t.Fatalf("IPv4-mapped and plain IPv4 must count as one: %+v, %v", h, err)
-	}
-}
-
-func testJoinFailureHistory(t *testing.T, h Harness) {
-	n := h.New(t, testConfig())
-	ctx := t.Context()
-	a := rooms.Attempt{Identity: Subject(1), IP: IP(1)}
-	for range 3 {
-		if _, err := n.A.BeginJoin(ctx, a); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.B.RecordFailure(ctx, a, rooms.FailureJoin); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hist, err := n.A.RecordFailure(ctx, a, rooms.FailurePasscode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := rooms.Counts{JoinAttempts: 3, JoinFailures: 4, PasscodeFailures: 1}
-	if hist.Identity != want || hist.IP != want {
-		t.Fatalf("history = %+v, want %+v for identity and IP", hist, want)
-	}
-	_, err = n.A.RecordFailure(ctx, a, rooms.Failure(9))
-	wantErr(t, "unknown failure kind", err, rooms.ErrInvalid)
-	_, err = n.A.BeginJoin(ctx, rooms.Attempt{Identity: Subject(1)})
-	wantErr(t, "attempt without IP", err, rooms.ErrInvalid)
 }
 
 func testSubscribeContext(t *testing.T, h Harness) {
