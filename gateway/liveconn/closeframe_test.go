@@ -143,3 +143,18 @@ func TestCloseWith_AtBoundarySendsCodeAndReason(t *testing.T) {
 		t.Fatalf("close frame %x", b)
 	}
 }
+
+// BenchmarkWSWriter_FrameTracking is what following frame boundaries costs
+// each write the proxy copies to a client (1 KiB text frames).
+func BenchmarkWSWriter_FrameTracking(b *testing.B) {
+	msg := frame(1, 1024)
+	discard := func(p []byte) (int, error) { return len(p), nil }
+	var ws wsWriter
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := ws.write(discard, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
