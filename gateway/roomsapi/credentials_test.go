@@ -2,6 +2,7 @@ package roomsapi_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -79,5 +80,33 @@ func TestCredentials_PresentedCredentialThatFailsRefuses(t *testing.T) {
 	}
 	if !found {
 		t.Error("a leave with a forged ticket header ended bob's admission on his cookie")
+	}
+}
+
+// TestLeave_BrowserDropsItsTicketCookies: a browser that leaves drops its
+// ticket cookies, so that under the no-fallback rule its next page load is
+// a fresh join and not the "removed" page.
+func TestLeave_BrowserDropsItsTicketCookies(t *testing.T) {
+	c := newCluster(t, clusterOptions{policyConfig: staffTestUser})
+	n := c.nodes[0]
+	c.createRoom(n, host("hanna"), "standup", map[string]any{"lobby_enabled": false})
+	b := c.login(n)
+	if r := call(t, b, http.MethodPost, n.apiURL("standup/join"), "", map[string]any{}, roomsapi.CSRFHeader, "1"); r.Status != http.StatusOK {
+		t.Fatalf("join: %d %s", r.Status, r.Body)
+	}
+	if r := call(t, b, http.MethodPost, n.apiURL("standup/leave"), "", nil, roomsapi.CSRFHeader, "1"); r.Status != http.StatusNoContent {
+		t.Fatalf("leave: %d %s", r.Status, r.Body)
+	}
+	for _, path := range []string{"/room/standup", roomsapi.Prefix + "standup"} {
+		u, _ := url.Parse(n.URL + path)
+		for _, ck := range b.Jar.Cookies(u) {
+			if strings.HasPrefix(ck.Name, roomsapi.TicketCookie) {
+				t.Errorf("cookie %s still sent to %s after leaving", ck.Name, path)
+			}
+		}
+	}
+	nav := []string{"Accept", "text/html", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"}
+	if r := call(t, b, http.MethodGet, n.URL+"/room/standup", "", nil, nav...); r.Status != http.StatusOK {
+		t.Fatalf("page load after leaving: %d, want a fresh join", r.Status)
 	}
 }

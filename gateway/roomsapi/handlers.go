@@ -343,6 +343,14 @@ func (a *API) serveLeave(ctx context.Context, w http.ResponseWriter, r *http.Req
 		fail(w, a.storeFailure(ctx, "leave", err))
 		return
 	}
+	if held.source == fromCookie {
+		// A ticket that no longer works would refuse this browser's next
+		// requests (see heldTicket); one that left drops it.
+		for _, c := range a.ticketCookies(room, "", time.Now(), a.roomPaths(room)) {
+			c.MaxAge = -1
+			http.SetCookie(w, c)
+		}
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 }
