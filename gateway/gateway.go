@@ -478,6 +478,7 @@ func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, tr
 	if isUpgrade(r) {
 		// Long-lived: no read deadline, but tracked so it can be cut.
 		_ = rc.SetReadDeadline(time.Time{})
+		meta.WebSocket = strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 		out = g.opts.Live.Track(w, meta)
 		kind += "_upgrade"
 	} else {

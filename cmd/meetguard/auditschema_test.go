@@ -85,7 +85,12 @@ func TestServe_EveryRecordHasItsDocumentedMembers(t *testing.T) {
 	}
 	base, auditPath, stop := startDevWith(t, devOptions{policyDir: dir})
 	for _, user := range []string{"alice@example.com", "eve@guest.test"} {
+		// Alice walks in on the room path; Eve knocks (only a join may).
 		req, _ := http.NewRequest(http.MethodGet, base+"/room/demo", nil)
+		if strings.HasPrefix(user, "eve") {
+			req, _ = http.NewRequest(http.MethodPost, base+"/.meetguard/api/v1/rooms/demo/join", strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
+		}
 		req.Header.Set("Authorization", "Bearer "+devToken(t, base, user))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -87,9 +87,12 @@ func TestDev_ScriptTokensGetPolicyDecisions(t *testing.T) {
 		user       string
 		wantStatus int
 	}{
-		{"alice@example.com", http.StatusOK},    // staff (and host)
-		{"bob@example.com", http.StatusOK},      // staff
-		{"eve@guest.test", http.StatusAccepted}, // outside guest: lobby
+		{"alice@example.com", http.StatusOK}, // staff (and host)
+		{"bob@example.com", http.StatusOK},   // staff
+		// Outside guest: the policy says lobby, but only POST …/join (or a
+		// browser's page load) may knock; a script's room-path request is
+		// refused like any other.
+		{"eve@guest.test", http.StatusForbidden},
 	}
 	for _, tc := range cases {
 		req, _ := http.NewRequest(http.MethodGet, base+"/room/demo", nil)
@@ -104,13 +107,26 @@ func TestDev_ScriptTokensGetPolicyDecisions(t *testing.T) {
 			t.Errorf("%s: status %d, want %d: %s", tc.user, resp.StatusCode, tc.wantStatus, body)
 		}
 	}
+	// The explicit join knocks.
+	req, _ := http.NewRequest(http.MethodPost, base+"/.meetguard/api/v1/rooms/demo/join", strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+devToken(t, base, "eve@guest.test"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("eve's join: status %d, want 202: %s", resp.StatusCode, body)
+	}
 	// Every decision was recorded.
 	b, err := os.ReadFile(auditPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(b), `"event":"admission.decision"`); n != len(cases) {
-		t.Errorf("audit log has %d admission decisions, want %d", n, len(cases))
+	if n := strings.Count(string(b), `"event":"admission.decision"`); n != len(cases)+1 {
+		t.Errorf("audit log has %d admission decisions, want %d (the room paths and eve's join)", n, len(cases)+1)
 	}
 	if _, err := os.Stat(auditPath + ".pub"); err != nil {
 		t.Errorf("audit public key not written beside the log: %v", err)

@@ -229,6 +229,8 @@ type Rooms struct {
 	BanTTL           time.Duration    `yaml:"ban_ttl"`
 	ParticipantLease time.Duration    `yaml:"participant_lease"`
 	WaitTTL          time.Duration    `yaml:"wait_ttl"`
+	KnockTTL         time.Duration    `yaml:"knock_ttl"`
+	KnockHeartbeat   time.Duration    `yaml:"knock_heartbeat"`
 	LobbyPerRoom     int              `yaml:"lobby_per_room"`
 	LobbyPerIdentity int              `yaml:"lobby_per_identity"`
 	RateLimits       rooms.RateLimits `yaml:"rate_limits"`

@@ -38,6 +38,7 @@ func (r Rooms) State() rooms.Config {
 	return rooms.Config{
 		DefaultCapacity: r.DefaultCapacity, MaxCapacity: r.MaxCapacity,
 		EmptyRoomTTL: r.EmptyRoomTTL, BanTTL: r.BanTTL, ParticipantLease: r.ParticipantLease, WaitTTL: r.WaitTTL,
+		KnockTTL: r.KnockTTL, KnockHeartbeat: r.KnockHeartbeat,
 		LobbyPerRoom: r.LobbyPerRoom, LobbyPerIdentity: r.LobbyPerIdentity, RateLimits: r.RateLimits,
 	}.WithDefaults()
 }

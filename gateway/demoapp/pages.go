@@ -65,6 +65,13 @@ function say(text, note) {
   log.append(li);
   log.scrollTop = log.scrollHeight;
 }
+// gone ends the page's life in the room: no more reconnecting (a gateway
+// closes a removed participant's socket with 4001, a banned one's with 4003).
+function gone(text) {
+  $("status").textContent = text;
+  $("text").disabled = true;
+  say(text, true);
+}
 function connect() {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   ws = new WebSocket(scheme + location.host + location.pathname.replace(/\/+$/, "") + "/ws");
@@ -81,8 +88,9 @@ function connect() {
   };
   ws.onclose = (e) => {
     roster.clear(); draw();
+    if (e.code === 4001 || e.code === 4003) { gone("You were removed from this meeting"); return; }
     if (e.code === 1008 || e.code === 1001) { $("status").textContent = "disconnected: " + (e.reason || "closed"); return; }
-    retry = Math.min(retry + 1, 5);
+    if (++retry > 5) { gone("Disconnected. Reload the page to join again."); return; }
     $("status").textContent = "reconnecting…";
     setTimeout(connect, 500 * 2 ** retry);
   };

@@ -5,10 +5,12 @@ package liveconn
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // Meta says whose connection it is and to which room.
@@ -18,6 +20,9 @@ type Meta struct {
 	Room          string
 	ParticipantID string
 	Upstream      string
+	// WebSocket marks a WebSocket upgrade: CloseWith sends it a close
+	// frame before the cut.
+	WebSocket bool
 }
 
 // Registry holds the live connections of this gateway node.
@@ -54,6 +59,33 @@ func (r *Registry) Close(match func(Meta) bool) int {
 	return len(victims)
 }
 
+// CloseWith is Close, but each WebSocket is first sent a close frame with
+// code and reason (at most closeFrameWait per connection, all in
+// parallel), so that its client can tell a host's removal from a network
+// fault. Other upgrades are cut as by Close.
+func (r *Registry) CloseWith(match func(Meta) bool, code uint16, reason string) int {
+	r.mu.Lock()
+	var victims []*trackedConn
+	for c := range r.conns {
+		if match(c.meta) {
+			victims = append(victims, c)
+		}
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range victims {
+		wg.Go(func() {
+			if c.ws != nil {
+				_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFrameWait))
+				c.ws.sendClose(c.Conn.Write, code, reason)
+			}
+			_ = c.Close()
+		})
+	}
+	wg.Wait()
+	return len(victims)
+}
+
 // Count is the number of live connections.
 func (r *Registry) Count() int {
 	r.mu.Lock()
@@ -79,6 +111,9 @@ func (w *trackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, fmt.Errorf("liveconn: %w", err)
 	}
 	tc := &trackedConn{Conn: conn, reg: w.reg, meta: w.meta}
+	if w.meta.WebSocket {
+		tc.ws = &wsWriter{}
+	}
 	w.reg.mu.Lock()
 	w.reg.conns[tc] = struct{}{}
 	w.reg.mu.Unlock()
@@ -100,7 +135,19 @@ type trackedConn struct {
 	reg  *Registry
 	meta Meta
 	once sync.Once
+	ws   *wsWriter // nil unless a WebSocket
 }
+
+// Write follows a WebSocket's frames on the way to the client (see
+// CloseWith).
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.ws == nil {
+		return c.Conn.Write(p)
+	}
+	return c.ws.write(c.Conn.Write, p)
+}
+
+var errClosing = errors.New("liveconn: connection is being closed")
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {

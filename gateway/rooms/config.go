@@ -23,13 +23,21 @@ type Config struct {
 	// ParticipantLease: an admission lapses unless Touch renews it within
 	// this long, so a crashed node does not hold seats forever. Default 2m.
 	ParticipantLease time.Duration `yaml:"participant_lease"`
-	// WaitTTL: a waiting entry nobody acts on expires after this long.
-	// Default 10m.
+	// WaitTTL: a waiting entry nobody acts on expires after this long,
+	// however long its client keeps waiting. Default 10m.
 	WaitTTL time.Duration `yaml:"wait_ttl"`
+	// KnockTTL: a waiting entry expires this long after its client's last
+	// heartbeat (the knock itself, then every wait poll or stream), so a
+	// closed waiting page leaves the lobby. Default 45s.
+	KnockTTL time.Duration `yaml:"knock_ttl"`
+	// KnockHeartbeat is how often a waiting client's open poll or stream
+	// renews its entry; less than KnockTTL. Default 15s.
+	KnockHeartbeat time.Duration `yaml:"knock_heartbeat"`
 	// LobbyPerRoom caps a room's waiting list. Default 50.
 	LobbyPerRoom int `yaml:"lobby_per_room"`
-	// LobbyPerIdentity caps one subject's entries on one waiting list.
-	// Default 2.
+	// LobbyPerIdentity is no longer used: a subject has at most one entry
+	// on a waiting list (a second knock replaces the first). Still
+	// validated so that existing configurations keep loading. Default 2.
 	LobbyPerIdentity int `yaml:"lobby_per_identity"`
 	// RateLimits govern join attempts and passcode failures.
 	RateLimits RateLimits `yaml:"rate_limits"`
@@ -88,6 +96,8 @@ func (c Config) WithDefaults() Config {
 	def(&c.BanTTL, 24*time.Hour)
 	def(&c.ParticipantLease, 2*time.Minute)
 	def(&c.WaitTTL, 10*time.Minute)
+	def(&c.KnockTTL, 45*time.Second)
+	def(&c.KnockHeartbeat, 15*time.Second)
 	def(&c.LobbyPerRoom, 50)
 	def(&c.LobbyPerIdentity, 2)
 	r := &c.RateLimits
@@ -146,7 +156,7 @@ func (c Config) Validate() error {
 		v     time.Duration
 	}{
 		{"empty_room_ttl", c.EmptyRoomTTL}, {"ban_ttl", c.BanTTL}, {"participant_lease", c.ParticipantLease},
-		{"wait_ttl", c.WaitTTL}, {"rate_limits.window", r.Window}, {"rate_limits.backoff_base", r.BackoffBase},
+		{"wait_ttl", c.WaitTTL}, {"knock_ttl", c.KnockTTL}, {"knock_heartbeat", c.KnockHeartbeat}, {"rate_limits.window", r.Window}, {"rate_limits.backoff_base", r.BackoffBase},
 		{"rate_limits.backoff_max", r.BackoffMax}, {"rate_limits.failure_memory", r.FailureMemory},
 		{"rate_limits.room_passcode_window", r.RoomPasscodeWindow},
 	} {
@@ -156,6 +166,9 @@ func (c Config) Validate() error {
 	}
 	if c.DefaultCapacity > c.MaxCapacity {
 		bad("default_capacity", "must not exceed max_capacity")
+	}
+	if c.KnockHeartbeat >= c.KnockTTL {
+		bad("knock_heartbeat", "must be less than knock_ttl")
 	}
 	if c.LobbyPerIdentity > c.LobbyPerRoom {
 		bad("lobby_per_identity", "must not exceed lobby_per_room")

@@ -18,7 +18,8 @@ func TestConfig_ZeroValueIsValidWithDocumentedDefaults(t *testing.T) {
 	if c.DefaultCapacity != 100 || c.EmptyRoomTTL != 15*time.Minute || c.BanTTL != 24*time.Hour ||
 		c.RateLimits.PasscodeFailuresPerIdentity != 5 || c.RateLimits.BackoffBase != 30*time.Second ||
 		c.RateLimits.FailuresPerAddress != 50 || c.RateLimits.FailuresPerTrustedAddress != 500 ||
-		c.RateLimits.RoomPasscodeFailures != 50 || c.RateLimits.RoomPasscodeWindow != 10*time.Minute {
+		c.RateLimits.RoomPasscodeFailures != 50 || c.RateLimits.RoomPasscodeWindow != 10*time.Minute ||
+		c.KnockTTL != 45*time.Second || c.KnockHeartbeat != 15*time.Second {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -26,12 +27,13 @@ func TestConfig_ZeroValueIsValidWithDocumentedDefaults(t *testing.T) {
 func TestConfig_ValidateNamesEveryBadField(t *testing.T) {
 	c := rooms.Config{
 		DefaultCapacity: 50, MaxCapacity: 10, LobbyPerRoom: -1, BanTTL: -time.Second,
+		KnockTTL: 10 * time.Second, KnockHeartbeat: 10 * time.Second,
 		RateLimits: rooms.RateLimits{BackoffBase: time.Hour, BackoffMax: time.Minute, FailuresPerAddress: -3,
 			TrustedNetworks: []string{"10.0.0.0/8", "office", "10.0.0.0/33", "::ffff:10.0.0.0/8"}},
 	}
 	err := c.Validate()
 	for _, field := range []string{
-		"rooms.default_capacity", "rooms.lobby_per_room", "rooms.ban_ttl",
+		"rooms.default_capacity", "rooms.lobby_per_room", "rooms.ban_ttl", "rooms.knock_heartbeat",
 		"rooms.rate_limits.backoff_max", "rooms.rate_limits.failures_per_address",
 		"rooms.rate_limits.trusted_networks[1]", "rooms.rate_limits.trusted_networks[2]", "rooms.rate_limits.trusted_networks[3]",
 	} {

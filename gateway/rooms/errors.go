@@ -13,6 +13,8 @@ var (
 	// ErrNotFound: the room, or the waiting entry, does not exist (or has
 	// ended or expired).
 	ErrNotFound = errors.New("rooms: not found")
+	// ErrExists: Create found the room already there and changed nothing.
+	ErrExists = errors.New("rooms: room exists")
 	// ErrRoomFull: admitting one more participant would exceed the room's
 	// capacity.
 	ErrRoomFull = errors.New("rooms: room is full")

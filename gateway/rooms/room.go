@@ -72,6 +72,11 @@ type WaitEntry struct {
 	// Role is what the subject gets if a host admits it.
 	Role  Role      `json:"role"`
 	Since time.Time `json:"since"`
+	// Device is what the knock came from ("Firefox on Linux", "API
+	// client"), so a host can tell two knocks by one name apart.
+	Device string `json:"device"`
+	// LastSeen is the waiting client's last heartbeat.
+	LastSeen time.Time `json:"last_seen"`
 }
 
 // Ban keeps a subject out of a room while the room lives and for BanTTL
@@ -124,6 +129,9 @@ type Admission struct {
 	// Name is shown to hosts; pass it through DisplayName.
 	Name string
 	Role Role
+	// Device describes the client, for the lobby list (knocks only);
+	// pass it through DisplayName.
+	Device string
 }
 
 // Validate checks every field.
@@ -136,6 +144,9 @@ func (a Admission) Validate() error {
 	}
 	if err := validateName(a.Name); err != nil {
 		return err
+	}
+	if len(a.Device) > MaxNameLen || !printable(a.Device) {
+		return invalid("device", "longer than 128 bytes or not printable UTF-8")
 	}
 	return a.Role.Validate()
 }

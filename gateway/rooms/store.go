@@ -18,6 +18,14 @@ type Store interface {
 	// defaults, or applies the change to the existing room (owner is then
 	// ignored). Who may call it is the policy's decision.
 	Put(ctx context.Context, id string, owner SubjectKey, change SettingsChange) (created bool, err error)
+	// Create is the create-only write: it creates room id owned by owner
+	// with the change applied over the defaults, and fails with ErrExists,
+	// changing nothing, if the room already exists. The check and the
+	// creation are one atomic step on every node, so of any number of
+	// racing creators exactly one succeeds and the room carries exactly
+	// its owner and settings. Use it for every creation a caller asks for;
+	// Put is for a host's change and for rooms from config.
+	Create(ctx context.Context, id string, owner SubjectKey, change SettingsChange) error
 	// Room is the host view. ErrNotFound if the room does not exist.
 	Room(ctx context.Context, id string) (Room, error)
 	// Facts is the policy's view of the room for subject (which may be
@@ -45,9 +53,16 @@ type Store interface {
 	// room ended, for BanTTL).
 	IsBanned(ctx context.Context, room string, subject SubjectKey) (bool, error)
 
-	// Knock puts a subject on the waiting list. Errors: ErrNotFound,
+	// Knock puts a subject on the waiting list, replacing (without an
+	// outcome) any entry the subject already has there: one person, one
+	// place in the lobby. The entry lives KnockTTL unless renewed by
+	// Heartbeat, and never longer than WaitTTL. Errors: ErrNotFound,
 	// ErrBanned, ErrLocked, ErrLobbyFull.
 	Knock(ctx context.Context, a Admission) (WaitEntry, error)
+	// Heartbeat says the knock's client is still waiting: the entry now
+	// expires KnockTTL from now (capped at WaitTTL after the knock).
+	// ErrNotFound if it expired, was replaced or decided, or the room ended.
+	Heartbeat(ctx context.Context, room string, wait WaitID) error
 	// AdmitWaiting admits a waiting entry (even into a locked room: a host
 	// decided). ErrRoomFull leaves the entry waiting; ErrNotFound if the
 	// entry is gone.

@@ -42,6 +42,16 @@ func (a *API) AdmitRequest(ctx context.Context, req gateway.RoomRequest) (gatewa
 		// a fresh join would quietly take a second seat.
 		// It gets the one refusal, as from any other door.
 		return a.refusal(room, wantsHTML(r)), nil
+	case nt.presented == fromCookie && topLevelNavigation(r):
+		// A tab whose ticket stopped working (a host removed it, or it
+		// left) reloads itself: it is told so, and knocks again only if
+		// the person asks to.
+		return gateway.Admission{Outcome: gateway.Denied, Respond: a.removedPage(room, nt.revoked)}, nil
+	case nt.presented == fromCookie, !mayJoin(r, id):
+		// A ticket that fails refuses the request (no fresh join instead);
+		// a WebSocket or a page's background request never knocks by
+		// itself. Either way: the one refusal, and no lobby entry.
+		return a.refusal(room, wantsHTML(r)), nil
 	}
 
 	html := wantsHTML(r)
@@ -51,7 +61,7 @@ func (a *API) AdmitRequest(ctx context.Context, req gateway.RoomRequest) (gatewa
 			return adm, err
 		}
 	}
-	res, err := a.join(ctx, joinRequest{id: id, room: room, r: r, via: "proxy"})
+	res, err := a.join(ctx, joinRequest{id: id, room: room, r: r, via: "proxy", noKnock: !topLevelNavigation(r)})
 	if err != nil {
 		return gateway.Admission{}, err
 	}
@@ -111,6 +121,11 @@ func (a *API) resumeWait(ctx context.Context, r *http.Request, id identity.Ident
 	}
 	switch o.Status {
 	case rooms.Waiting:
+		if err := a.o.Store.Heartbeat(ctx, room, wid); errors.Is(err, rooms.ErrNotFound) {
+			return gateway.Admission{}, false, nil
+		} else if err != nil {
+			return gateway.Admission{}, false, a.storeFailure(ctx, "heartbeat", err)
+		}
 		return gateway.Admission{Outcome: gateway.Waiting, WaitID: string(wid),
 			Respond: a.waitingPage(room, wid, "", a.waitCookie(path, wid, false))}, true, nil
 	case rooms.Admitted:
@@ -195,6 +210,46 @@ func humanDuration(secs int) string {
 }
 
 func timeLeft(t rooms.Ticket) time.Duration { return time.Until(t.ExpiresAt) }
+
+// mayJoin says whether a room-path request without a ticket may run the
+// join (and so knock): a browser's top-level page load, or an app's own
+// (bearer) request that is not a WebSocket upgrade. A page's WebSocket or
+// background request never may: reconnect loops would knock on their own.
+func mayJoin(r *http.Request, id identity.Identity) bool {
+	if isUpgrade(r) {
+		return false
+	}
+	if id.Via == identity.ViaBearer {
+		return true
+	}
+	return topLevelNavigation(r)
+}
+
+// topLevelNavigation is a browser loading a page into a tab: Fetch
+// Metadata says so where the browser sends it (every current one does);
+// without it, a GET or HEAD that accepts HTML.
+func topLevelNavigation(r *http.Request) bool {
+	if !wantsHTML(r) {
+		return false
+	}
+	mode, dest := r.Header.Get("Sec-Fetch-Mode"), r.Header.Get("Sec-Fetch-Dest")
+	return (mode == "" || mode == "navigate") && (dest == "" || dest == "document")
+}
+
+// isUpgrade is a request to switch protocols (WebSocket and others).
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // wantsHTML matches the gateway's notion of a browser page load.
 func wantsHTML(r *http.Request) bool {

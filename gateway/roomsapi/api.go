@@ -51,6 +51,9 @@ const (
 	WaitCookie = "meetguard-wait"
 	// DeniedMessage is all a refused caller is told, whatever the reason.
 	DeniedMessage = respond.DeniedMessage
+	// RemovedMessage heads the page a tab gets when it reloads after its
+	// admission ended.
+	RemovedMessage = "You were removed from this meeting"
 	// EventRateLimited records a join refused by a rate limit or passcode
 	// backoff before the policy was asked (so it is not an
 	// admission.decision, which policy replay re-evaluates).

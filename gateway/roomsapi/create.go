@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -71,19 +72,12 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		fail(w, a.storeFailure(ctx, "begin_join", err))
 		return
 	}
-	d := a.decideCreate(ctx, policy.Input{
+	in := policy.Input{
 		Identity: policyIdentity(id), Room: policyRoom(room, facts, id, false), Request: policyRequest(r), History: policyHistory(hist),
-	})
-	switch {
-	case !d.Allow && len(d.Reasons) > 0 && d.Reasons[0] == "room_exists":
-		respond.JSON(w, http.StatusConflict, map[string]string{"error": "room_exists", "message": d.UserMessage})
-		return
-	case !d.Allow && slices.Contains(d.Reasons, "rate_limited"):
-		rl := policyRateLimit(d, hist)
-		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: rl.RetryAfter, unit: rl.Unit})(w, r)
-		return
-	case !d.Allow || facts.Exists:
-		respond.Denied(w, notAllowedMessage)
+	}
+	d := a.decideCreate(ctx, in)
+	if !d.Allow || facts.Exists {
+		a.refuseCreate(w, r, d, hist)
 		return
 	}
 	if change.LobbyEnabled == nil {
@@ -94,27 +88,74 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		fail(w, err)
 		return
 	}
-	if err := a.record(ctx, audit.EventRoomCreate, append(actor, zap.Strings("settings", body.changedFields()),
-		zap.Strings(audit.FieldReasons, d.Reasons), zap.String(audit.FieldDecisionID, d.DecisionID),
-		zap.String(audit.FieldPolicyRevision, d.Revision))...); err != nil {
-		fail(w, err)
+	// One create-only write: of any number of callers racing for the name,
+	// on any node, exactly one creates the room and every other changes
+	// nothing.
+	err = a.o.Store.Create(ctx, room, subjectKey(id), change)
+	switch {
+	case errors.Is(err, rooms.ErrExists):
+		// Lost the race: answered as if the room had existed when the
+		// caller asked, so the policy again decides who learns that the
+		// name is taken.
+		f, err := a.o.Store.Facts(ctx, room, subjectKey(id))
+		if err != nil {
+			fail(w, a.storeFailure(ctx, "facts", err))
+			return
+		}
+		in.Room = policyRoom(room, f, id, false)
+		d := a.decideCreate(ctx, in)
+		if d.Allow {
+			// A policy that would create over an existing room is wrong;
+			// the room stays its owner's either way.
+			d = policy.Decision{Reasons: []string{"room_exists"}}
+		}
+		a.refuseCreate(w, r, d, hist)
 		return
-	}
-	created, err := a.o.Store.Put(ctx, room, subjectKey(id), change)
-	if err != nil {
+	case err != nil:
 		a.putError(ctx, w, err)
 		return
 	}
-	if !created {
-		// Someone created it between our read and our write, and our
-		// settings landed on their room. Say so loudly; the store has no
-		// create-only write to prevent it.
-		a.log.Error("room created concurrently; settings applied to the other creator's room", zap.String("room", room))
-		_ = a.record(ctx, audit.EventRoomUpdate, append(actor, zap.Strings("changes", body.changedFields()), zap.String(audit.FieldReason, "create_race"))...)
-		respond.JSON(w, http.StatusConflict, map[string]string{"error": "room_exists", "message": "A meeting with this name was created at the same time."})
+	if err := a.record(ctx, audit.EventRoomCreate, append(actor, zap.Strings("settings", body.changedFields()),
+		zap.Strings(audit.FieldReasons, d.Reasons), zap.String(audit.FieldDecisionID, d.DecisionID),
+		zap.String(audit.FieldPolicyRevision, d.Revision))...); err != nil {
+		a.takeBackCreate(ctx, room)
+		fail(w, err)
 		return
 	}
 	a.writeRoom(ctx, w, room, http.StatusCreated)
+}
+
+// refuseCreate answers a PUT that may not create the room: 409 only for a
+// caller whose decision's first reason is room_exists (the shipped policy
+// puts it after not_room_creator, so only creators learn a name is taken),
+// 429 for the policy's rate limit, else the one refusal every caller gets
+// whether or not the room exists.
+func (a *API) refuseCreate(w http.ResponseWriter, r *http.Request, d policy.Decision, hist rooms.History) {
+	switch {
+	case !d.Allow && len(d.Reasons) > 0 && d.Reasons[0] == "room_exists":
+		msg := d.UserMessage
+		if msg == "" {
+			msg = "A meeting with this name already exists."
+		}
+		respond.JSON(w, http.StatusConflict, map[string]string{"error": "room_exists", "message": msg})
+	case !d.Allow && slices.Contains(d.Reasons, "rate_limited"):
+		rl := policyRateLimit(d, hist)
+		a.tooManyResponse(false, joinResult{kind: joinRateLimited, retryAfter: rl.RetryAfter, unit: rl.Unit})(w, r)
+	default:
+		respond.Denied(w, notAllowedMessage)
+	}
+}
+
+// takeBackCreate is the undo for a room whose creation the audit log could
+// not record: it is suspended (locked, nobody but hosts admitted, lobby
+// emptied) so that nothing stands in it the log does not show, and it ends
+// with the empty-room TTL.
+func (a *API) takeBackCreate(ctx context.Context, room string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := a.o.Store.Suspend(ctx, room); err != nil {
+		a.log.Error("undo room creation", zap.String("room", room), zap.Error(err))
+	}
 }
 
 func (a *API) hashPasscode(ctx context.Context, body settingsBody, change *rooms.SettingsChange) error {
@@ -157,7 +198,7 @@ func (a *API) writeRoom(ctx context.Context, w http.ResponseWriter, room string,
 
 // hostView adds the passcode budget's state to a room with a passcode.
 func (a *API) hostView(ctx context.Context, rm rooms.Room) (hostRoomView, error) {
-	view := hostRoomView{Room: rm}
+	view := hostRoomView{Room: rm, Waiting: lobbyEntries(rm.Waiting, time.Now())}
 	if b, ok := a.o.Store.(rooms.PasscodeBudgets); ok && rm.PasscodeSet {
 		rc, err := b.PasscodeBudget(ctx, rm.ID)
 		if err != nil {
@@ -173,6 +214,8 @@ func (a *API) hostView(ctx context.Context, rm rooms.Room) (hostRoomView, error)
 // passcode budget when it has a passcode.
 type hostRoomView struct {
 	rooms.Room
+	// Waiting shadows Room.Waiting: each entry with its age.
+	Waiting       []lobbyEntry   `json:"waiting"`
 	PasscodeGuard *passcodeGuard `json:"passcode_guard,omitempty"`
 }
 

@@ -76,10 +76,24 @@ func (a *API) apply(e rooms.Event) {
 		revoked[string(p)] = true
 	}
 	a.conns.ended(e.Room, e.Revoked)
-	n := a.o.Live.Close(func(m liveconn.Meta) bool { return m.Room == e.Room && revoked[m.ParticipantID] })
+	code, reason := closeCode(e.Kind)
+	n := a.o.Live.CloseWith(func(m liveconn.Meta) bool { return m.Room == e.Room && revoked[m.ParticipantID] }, code, reason)
 	if n > 0 {
 		a.log.Info("closed live connections of ended admissions", zap.String("room", e.Room), zap.String("kind", string(e.Kind)), zap.Int("connections", n))
 	}
+}
+
+// closeCode is the WebSocket close code and reason for a connection whose
+// admission e ended (documented in docs/api.md): the page knows it was
+// removed and must not reconnect.
+func closeCode(k rooms.EventKind) (uint16, string) {
+	switch k {
+	case rooms.EventBanned:
+		return liveconn.CodeBanned, "banned"
+	case rooms.EventRemoved, rooms.EventSuspended:
+		return liveconn.CodeRemoved, "removed"
+	}
+	return liveconn.CodeEnded, "admission ended"
 }
 
 // connKey names one admission.

@@ -160,6 +160,24 @@ func (a *API) serveWait(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		notFound(w)
 		return
 	}
+	if o.Status == rooms.Waiting {
+		// Asking is the heartbeat: a knock lives only while its client
+		// keeps asking (rooms.knock_ttl).
+		// A knock decided since WaitStatus is gone from the lobby: its
+		// outcome is read again.
+		err := a.o.Store.Heartbeat(ctx, rt.room, rt.wait)
+		if errors.Is(err, rooms.ErrNotFound) {
+			o, err = a.o.Store.WaitStatus(ctx, rt.room, rt.wait)
+		}
+		switch {
+		case errors.Is(err, rooms.ErrNotFound):
+			notFound(w)
+			return
+		case err != nil:
+			fail(w, a.storeFailure(ctx, "heartbeat", err))
+			return
+		}
+	}
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		a.serveWaitEvents(ctx, w, id, rt, o)
 		return
@@ -169,9 +187,7 @@ func (a *API) serveWait(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		if s, err := strconv.Atoi(r.URL.Query().Get("timeout")); err == nil && s >= 0 && time.Duration(s)*time.Second < timeout {
 			timeout = time.Duration(s) * time.Second
 		}
-		wctx, cancel := context.WithTimeout(ctx, timeout)
-		o, err = a.o.Store.Await(wctx, rt.room, rt.wait)
-		cancel()
+		o, err = a.awaitBeating(ctx, rt, time.Now().Add(timeout))
 		switch {
 		case errors.Is(err, rooms.ErrNotFound):
 			notFound(w)
@@ -200,6 +216,34 @@ func (a *API) serveWait(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	default:
 		respond.JSON(w, http.StatusOK, map[string]string{"status": "waiting", "wait_id": string(rt.wait)})
 	}
+}
+
+// awaitBeating waits for a host's decision until deadline, renewing the
+// knock every knock_heartbeat while the caller's request stays open. It
+// ends with the still-waiting Outcome and context.DeadlineExceeded at the
+// deadline, or ErrNotFound if the knock went away.
+func (a *API) awaitBeating(ctx context.Context, rt route, deadline time.Time) (rooms.Outcome, error) {
+	for {
+		wctx, cancel := context.WithDeadline(ctx, minTime(deadline, time.Now().Add(a.cfg.KnockHeartbeat)))
+		o, err := a.o.Store.Await(wctx, rt.room, rt.wait)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || !time.Now().Before(deadline) {
+			return o, err
+		}
+		if err := a.o.Store.Heartbeat(ctx, rt.room, rt.wait); errors.Is(err, rooms.ErrNotFound) {
+			// Decided (or gone) since Await looked: read the outcome.
+			return a.o.Store.WaitStatus(ctx, rt.room, rt.wait)
+		} else if err != nil {
+			return o, err
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // outcomeTicket issues the ticket for a knock a host admitted, if that
@@ -252,7 +296,7 @@ func (a *API) serveWaitEvents(ctx context.Context, w http.ResponseWriter, id ide
 			return
 		}
 		for o.Status == rooms.Waiting {
-			wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			wctx, cancel := context.WithTimeout(ctx, a.cfg.KnockHeartbeat)
 			next, err := a.o.Store.Await(wctx, rt.room, rt.wait)
 			cancel()
 			switch {
@@ -260,6 +304,14 @@ func (a *API) serveWaitEvents(ctx context.Context, w http.ResponseWriter, id ide
 				return
 			case errors.Is(err, context.DeadlineExceeded):
 				if _, err := fmt.Fprint(w, ": waiting\n\n"); err != nil || rc.Flush() != nil || time.Now().After(deadline) {
+					return
+				}
+				// The stream is still open: its client still waits.
+				// A knock decided meanwhile is not found here; the next
+				// Await reads its outcome.
+				if err := a.o.Store.Heartbeat(ctx, rt.room, rt.wait); err != nil && !errors.Is(err, rooms.ErrNotFound) {
+					send(map[string]string{"status": "ended"})
+					_ = a.storeFailure(ctx, "heartbeat", err)
 					return
 				}
 				continue
@@ -290,6 +342,14 @@ func (a *API) serveLeave(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err := a.o.Store.Leave(ctx, room, held.participant.ID); err != nil && !errors.Is(err, rooms.ErrNotAdmitted) {
 		fail(w, a.storeFailure(ctx, "leave", err))
 		return
+	}
+	if held.source == fromCookie {
+		// A ticket that no longer works would refuse this browser's next
+		// requests (see heldTicket); one that left drops it.
+		for _, c := range a.ticketCookies(room, "", time.Now(), a.roomPaths(room)) {
+			c.MaxAge = -1
+			http.SetCookie(w, c)
+		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)

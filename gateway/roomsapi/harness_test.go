@@ -2,6 +2,7 @@ package roomsapi_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -83,6 +84,12 @@ type clusterOptions struct {
 	clock func() time.Time
 	// configure edits every node's gateway config (oidc settings).
 	configure func(*config.Config)
+	// upstreamURL replaces the recording upstream (e.g. the demo app).
+	upstreamURL string
+	// policyTimeout is the decision deadline (default 1s); tests whose
+	// answers depend on every decision being made raise it, so that a
+	// loaded machine's fail-closed refusals do not read as wrong answers.
+	policyTimeout time.Duration
 }
 
 type node struct {
@@ -129,7 +136,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 	}
 	c.idp = testidp.Start(t, callbacks...)
 	c.up = startUpstream(t)
-	c.engine = loadPolicy(t, ctx, o.policyConfig)
+	c.engine = loadPolicy(t, ctx, o.policyConfig, o.policyTimeout)
 	if o.redis {
 		c.redis = redistest.Start(t)
 	}
@@ -207,7 +214,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 		g := gwtest.Start(t, gwtest.Options{
 			Listener:  ln,
 			IdP:       c.idp,
-			Upstreams: []config.Upstream{{Name: "demo", URL: c.up.URL}},
+			Upstreams: []config.Upstream{{Name: "demo", URL: cmp.Or(o.upstreamURL, c.up.URL)}},
 			Configure: func(cfg *config.Config) {
 				cfg.Limits.ReadHeaderTimeout = 5 * time.Second
 				if o.trustLoopback {
@@ -251,7 +258,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 }
 
 // loadPolicy loads the shipped policy, with data.json's settings edited.
-func loadPolicy(t testing.TB, ctx context.Context, edit func(map[string]any)) *policy.Engine {
+func loadPolicy(t testing.TB, ctx context.Context, edit func(map[string]any), timeout time.Duration) *policy.Engine {
 	t.Helper()
 	dir := t.TempDir()
 	if err := policies.WriteTo(dir); err != nil {
@@ -275,7 +282,7 @@ func loadPolicy(t testing.TB, ctx context.Context, edit func(map[string]any)) *p
 			t.Fatal(err)
 		}
 	}
-	e, err := policy.New(ctx, policy.Options{Dir: dir, Timeout: time.Second})
+	e, err := policy.New(ctx, policy.Options{Dir: dir, Timeout: cmp.Or(timeout, time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}

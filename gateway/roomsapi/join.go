@@ -38,6 +38,10 @@ type joinRequest struct {
 	r        *http.Request
 	// via is "api" or "proxy", for the audit record.
 	via string
+	// noKnock: a lobby decision is not carried out (refused instead).
+	// Only a top-level page load or POST …/join may knock; an app's
+	// ticketless room-path request may be admitted, but never queues.
+	noKnock bool
 }
 
 type joinResult struct {
@@ -119,7 +123,8 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 	res := joinResult{kind: joinDenied}
 	decision, reasons := audit.DecisionDeny, d.Reasons
 	var limit *rooms.RateLimitedError
-	admission := rooms.Admission{Room: jr.room, Subject: key, Name: rooms.DisplayName(jr.id.DisplayName()), Role: rooms.Role(d.Role)}
+	admission := rooms.Admission{Room: jr.room, Subject: key, Name: rooms.DisplayName(jr.id.DisplayName()), Role: rooms.Role(d.Role),
+		Device: deviceLabel(jr.r, jr.id)}
 	switch {
 	case d.Allow:
 		p, err := a.o.Store.Admit(ctx, admission)
@@ -132,6 +137,8 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 		} else {
 			res.kind, res.participant, decision = joinAdmitted, p, audit.DecisionAllow
 		}
+	case d.Lobby && jr.noKnock:
+		reasons = []string{"knock_requires_join"}
 	case d.Lobby:
 		w, err := a.o.Store.Knock(ctx, admission)
 		code, refused := refusalReason(err)

@@ -28,9 +28,12 @@ type candidate struct {
 	source ticketSource
 }
 
-// ticketCandidates lists the tickets a request carries for room: every
-// Meetguard-Ticket header value (comma-separated lists too), the room-path
-// cookie and the API cookie for the room.
+// ticketCandidates lists the tickets a request presents for room, from one
+// place only: the Meetguard-Ticket header values (comma-separated lists
+// too) if the request has any, else the room-path cookie and the API cookie
+// for the room. The gateway's rule for every credential pair (bearer token
+// over session cookie, ticket header over ticket cookie) is the same: the
+// header, when sent, is the credential, and the cookie is not consulted.
 func ticketCandidates(r *http.Request, room string) []candidate {
 	var out []candidate
 	for _, v := range r.Header.Values(TicketHeader) {
@@ -39,6 +42,13 @@ func ticketCandidates(r *http.Request, room string) []candidate {
 				out = append(out, candidate{t, fromHeader})
 			}
 		}
+	}
+	if len(out) > 0 || len(r.Header.Values(TicketHeader)) > 0 {
+		// An empty header is a presented ticket too, and an invalid one.
+		if len(out) == 0 {
+			out = append(out, candidate{"", fromHeader})
+		}
+		return out
 	}
 	apiName := APITicketCookiePrefix + room
 	for _, c := range r.Cookies() {
@@ -56,40 +66,49 @@ type heldTicket struct {
 	source      ticketSource
 }
 
-// errNoTicket: the request carries no ticket that is valid and still
-// admitted. presented says whether an app sent one in the header.
-type noTicketError struct{ presented ticketSource }
+// noTicketError: the request presents no ticket that is valid and still
+// admitted. presented says where the failing ticket came from
+// (fromNowhere: none was presented); revoked is set when it was authentic
+// and the caller's but its admission has ended (removed, banned, left).
+type noTicketError struct {
+	presented ticketSource
+	revoked   bool
+}
 
 func (e *noTicketError) Error() string { return "roomsapi: no valid ticket" }
 
-// heldTicket finds a ticket on r for room that verifies for id and whose
-// participant is still admitted (Touch, which also renews the lease).
+// heldTicket checks the tickets r presents for room (see ticketCandidates):
+// each must verify for id and name a participant the store still admits
+// (Touch, which also renews the lease). One that fails fails the request:
+// a bad ticket is never made up for by another one.
 // Store failures are returned as such; anything else is *noTicketError.
 func (a *API) heldTicket(ctx context.Context, r *http.Request, room string, id identity.Identity) (heldTicket, error) {
 	cands := ticketCandidates(r, room)
-	presented := fromNowhere
-	for _, c := range cands {
-		if presented == fromNowhere || c.source == fromHeader {
-			presented = c.source
-		}
+	if len(cands) == 0 {
+		return heldTicket{}, &noTicketError{presented: fromNowhere}
+	}
+	var held heldTicket
+	for i, c := range cands {
 		t, err := a.o.Tickets.Verify(c.token, room, binding(id))
 		if err != nil {
-			continue
+			return heldTicket{}, &noTicketError{presented: c.source}
 		}
 		p, err := a.o.Store.Touch(ctx, room, t.Participant)
 		switch {
 		case errors.Is(err, rooms.ErrNotAdmitted):
-			continue
+			return heldTicket{}, &noTicketError{presented: c.source, revoked: true}
 		case err != nil:
 			return heldTicket{}, a.storeFailure(ctx, "touch", err)
 		case p.Subject != subjectKey(id):
 			// The binding already ties it to this caller; this only
 			// makes sure a ticket never speaks for somebody else.
-			continue
+			return heldTicket{}, &noTicketError{presented: c.source}
 		}
-		return heldTicket{ticket: t, participant: p, source: c.source}, nil
+		if i == 0 {
+			held = heldTicket{ticket: t, participant: p, source: c.source}
+		}
 	}
-	return heldTicket{}, &noTicketError{presented: presented}
+	return held, nil
 }
 
 // roomPaths are the room's paths on every upstream, where its ticket cookie

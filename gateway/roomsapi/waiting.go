@@ -38,17 +38,19 @@ async function poll(){
   msg.textContent=b.message||"You are no longer in the waiting room.";wait="";root.dataset.state="done";
  }
 }
-if(form){form.addEventListener("submit",async e=>{
- e.preventDefault();
+async function join(body){
  msg.textContent="Checking…";
  let r;
- try{r=await fetch(api+"/join",{method:"POST",headers:{"Content-Type":"application/json","Accept":"application/json","Meetguard-CSRF":"1"},credentials:"same-origin",body:JSON.stringify({passcode:form.elements.passcode.value})});}
+ try{r=await fetch(api+"/join",{method:"POST",headers:{"Content-Type":"application/json","Accept":"application/json","Meetguard-CSRF":"1"},credentials:"same-origin",body:JSON.stringify(body)});}
  catch(x){msg.textContent="The meeting cannot be reached right now.";return;}
  const b=await r.json().catch(()=>({}));
  if(r.status===200){location.reload();return;}
- if(r.status===202){wait=b.wait_id;form.hidden=true;root.dataset.state="waiting";msg.textContent=b.message||"Please wait, a host will let you in soon.";poll();return;}
+ if(r.status===202){wait=b.wait_id;if(form)form.hidden=true;if(again)again.hidden=true;root.dataset.state="waiting";msg.textContent=b.message||"Please wait, a host will let you in soon.";poll();return;}
  msg.textContent=b.message||"This meeting is not available.";
-});}
+}
+const again=document.getElementById("again");
+if(form){form.addEventListener("submit",e=>{e.preventDefault();join({passcode:form.elements.passcode.value});});}
+if(again){again.addEventListener("click",()=>join({}));}
 poll();
 })();`
 
@@ -62,6 +64,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <title>{{.Title}} · meetguard</title><style>{{.Style}}</style></head>
 <body><div class="box" id="mg" data-room="{{.Room}}" data-wait="{{.Wait}}" data-state="{{.State}}">
 <h1>{{.Title}}</h1><p id="msg" role="status" aria-live="polite">{{.Message}}</p>
+{{if .Again}}<p><button id="again" type="button">Ask to join again</button></p>{{end}}
 {{if .Form}}<form id="pc" autocomplete="off"><label>Passcode, if you were given one:<br>
 <input name="passcode" type="password" maxlength="128" required></label> <button type="submit">Join</button></form>{{end}}
 </div><script>{{.Script}}</script></body></html>
@@ -82,7 +85,7 @@ func newPages() (*pages, error) {
 
 type pageData struct {
 	Title, Message, Room, Wait, State string
-	Form                              bool
+	Form, Again                       bool
 	Script                            template.JS
 	Style                             template.CSS
 }
@@ -114,6 +117,21 @@ func (a *API) waitingPage(room string, wait rooms.WaitID, message string, cookie
 	return func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, cookie)
 		a.pages.write(w, http.StatusAccepted, pageData{Title: "Waiting room", Message: message, Room: room, Wait: string(wait), State: "waiting"})
+	}
+}
+
+// removedPage answers a tab that reloads with a ticket cookie that no
+// longer works. It does not knock: the person asks to, with the button
+// (POST …/join). Only an authentic ticket of this caller, for this room,
+// whose admission ended (revoked) says "removed"; any other is just
+// stale, and reveals nothing about the room.
+func (a *API) removedPage(room string, revoked bool) http.HandlerFunc {
+	title, msg := "meetguard", "Your ticket for this meeting is not valid any more."
+	if revoked {
+		title, msg = RemovedMessage, "A host removed you, or your place in the meeting ended."
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		a.pages.write(w, http.StatusForbidden, pageData{Title: title, Message: msg, Room: room, State: "removed", Again: true})
 	}
 }
 

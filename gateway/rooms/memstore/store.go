@@ -171,6 +171,18 @@ func (s *Store) inRoom(id string, missing error, f func(r *room, now time.Time) 
 
 // Put implements rooms.Store.
 func (s *Store) Put(ctx context.Context, id string, owner rooms.SubjectKey, ch rooms.SettingsChange) (bool, error) {
+	return s.put(id, owner, ch, false)
+}
+
+// Create implements rooms.Store.
+func (s *Store) Create(ctx context.Context, id string, owner rooms.SubjectKey, ch rooms.SettingsChange) error {
+	_, err := s.put(id, owner, ch, true)
+	return err
+}
+
+// put is Put, or with createOnly Create: the existence check and the write
+// happen under one hold of the lock.
+func (s *Store) put(id string, owner rooms.SubjectKey, ch rooms.SettingsChange, createOnly bool) (bool, error) {
 	if err := validRoomAndSubject(id, owner); err != nil {
 		return false, err
 	}
@@ -184,6 +196,9 @@ func (s *Store) Put(ctx context.Context, id string, owner rooms.SubjectKey, ch r
 	now := s.now()
 	r := s.live(id, now)
 	created := r == nil
+	if !created && createOnly {
+		return false, fmt.Errorf("memstore: create %s: %w", id, rooms.ErrExists)
+	}
 	if created {
 		r = &room{
 			id: id, owner: owner, created: now, emptySince: now,
@@ -488,21 +503,26 @@ func (s *Store) Knock(ctx context.Context, a rooms.Admission) (rooms.WaitEntry, 
 			return rooms.WaitEntry{}, rooms.ErrBanned
 		case r.settings.Locked:
 			return rooms.WaitEntry{}, rooms.ErrLocked
-		case len(r.waiting) >= s.cfg.LobbyPerRoom:
-			return rooms.WaitEntry{}, rooms.ErrLobbyFull
 		}
-		mine := 0
-		for _, w := range r.waiting {
+		// One place per person: a second knock (a new tab, a reload
+		// without the wait cookie) replaces the first, so the host never
+		// admits a ghost while the real person waits.
+		var replaced []rooms.WaitID
+		for id, w := range r.waiting {
 			if w.Subject == a.Subject {
-				mine++
+				replaced = append(replaced, id)
 			}
 		}
-		if mine >= s.cfg.LobbyPerIdentity {
+		if len(r.waiting)-len(replaced) >= s.cfg.LobbyPerRoom {
 			return rooms.WaitEntry{}, rooms.ErrLobbyFull
 		}
+		for _, id := range replaced {
+			delete(r.waiting, id)
+		}
 		w := &waitEntry{
-			WaitEntry: rooms.WaitEntry{ID: rooms.NewWaitID(), Subject: a.Subject, Name: a.Name, Role: a.Role, Since: now},
-			expires:   now.Add(s.cfg.WaitTTL),
+			WaitEntry: rooms.WaitEntry{ID: rooms.NewWaitID(), Subject: a.Subject, Name: a.Name, Role: a.Role, Since: now,
+				Device: a.Device, LastSeen: now},
+			expires: knockExpiry(s.cfg, now, now),
 		}
 		r.waiting[w.ID] = w
 		if r.minWait.IsZero() || w.expires.Before(r.minWait) {
@@ -510,6 +530,31 @@ func (s *Store) Knock(ctx context.Context, a rooms.Admission) (rooms.WaitEntry, 
 		}
 		s.publish(rooms.Event{Kind: rooms.EventKnocked, Wait: w.ID, Subject: a.Subject}, a.Room, now, nil)
 		return w.WaitEntry, nil
+	})
+}
+
+// knockExpiry is when a knock made at since and last renewed at seen
+// expires.
+func knockExpiry(cfg rooms.Config, since, seen time.Time) time.Time {
+	end := seen.Add(cfg.KnockTTL)
+	if limit := since.Add(cfg.WaitTTL); limit.Before(end) {
+		return limit
+	}
+	return end
+}
+
+// Heartbeat implements rooms.Store.
+func (s *Store) Heartbeat(ctx context.Context, roomID string, wid rooms.WaitID) error {
+	if err := validRoomAndWait(roomID, wid); err != nil {
+		return err
+	}
+	return s.inRoom(roomID, rooms.ErrNotFound, func(r *room, now time.Time) error {
+		w, err := r.waiter(wid)
+		if err != nil {
+			return err
+		}
+		w.LastSeen, w.expires = now, knockExpiry(s.cfg, w.Since, now)
+		return nil
 	})
 }
 

@@ -117,9 +117,11 @@ end
 
 func roomScript(body string) *redis.Script { return redis.NewScript(roomPrelude + body) }
 
-// ARGV 9 owner, 10 default capacity, 11 change (JSON object of meta fields).
+// ARGV 9 owner, 10 default capacity, 11 change (JSON object of meta fields),
+// 12 '1' for create-only: an existing room is answered 'exists' untouched.
 var putScript = roomScript(`
 local created = 0
+if exists() and ARGV[12] == '1' then return {'exists'} end
 if not exists() then
   created = 1
   redis.call('DEL', K_PARTS, K_LEASE, K_WAIT, K_WAITQ)
@@ -225,23 +227,44 @@ refresh_ttl()
 return {'ok', p.s, revoked}
 `)
 
-// ARGV 9 wid, 10 subject, 11 role, 12 name, 13 cap per room, 14 cap per identity.
+// ARGV 9 wid, 10 subject, 11 role, 12 name, 13 cap per room, 14 knock ms,
+// 15 device. The subject's earlier knocks are replaced (dropped without an
+// outcome): one person, one place in the lobby.
 var knockScript = roomScript(`
 if not exists() then return {'notfound'} end
 if redis.call('HEXISTS', K_BANS, ARGV[10]) == 1 then return {'banned'} end
 prune()
 if redis.call('HGET', K_META, 'locked') == '1' then return {'locked'} end
-if redis.call('HLEN', K_WAIT) >= tonumber(ARGV[13]) then return {'lobbyfull'} end
-local mine = 0
-for _, raw in ipairs(redis.call('HVALS', K_WAIT)) do
-  if cjson.decode(raw).s == ARGV[10] then mine = mine + 1 end
+local mine = {}
+local all = redis.call('HGETALL', K_WAIT)
+for i = 1, #all, 2 do
+  if cjson.decode(all[i + 1]).s == ARGV[10] then mine[#mine + 1] = all[i] end
 end
-if mine >= tonumber(ARGV[14]) then return {'lobbyfull'} end
-redis.call('HSET', K_WAIT, ARGV[9], cjson.encode({s = ARGV[10], r = ARGV[11], n = ARGV[12], t = NOW}))
-redis.call('ZADD', K_WAITQ, NOW + WAIT_MS, ARGV[9])
+if redis.call('HLEN', K_WAIT) - #mine >= tonumber(ARGV[13]) then return {'lobbyfull'} end
+for _, wid in ipairs(mine) do drop_wait(wid) end
+redis.call('HSET', K_WAIT, ARGV[9], cjson.encode({s = ARGV[10], r = ARGV[11], n = ARGV[12], t = NOW, h = NOW, d = ARGV[15]}))
+redis.call('ZADD', K_WAITQ, math.min(NOW + WAIT_MS, NOW + tonumber(ARGV[14])), ARGV[9])
 refresh_ttl()
 publish({kind = 'knocked', wait_id = ARGV[9], subject = ARGV[10]})
 return {'ok', NOW}
+`)
+
+// ARGV 9 wid, 10 knock ms. Renews a live knock: it now expires knock ms
+// from now, but never later than wait ms after it was made.
+var heartbeatScript = roomScript(`
+if not exists() then return {'notfound'} end
+local raw = redis.call('HGET', K_WAIT, ARGV[9])
+if not raw then return {'notfound'} end
+local until_ms = tonumber(redis.call('ZSCORE', K_WAITQ, ARGV[9]))
+if until_ms == nil or until_ms <= NOW then
+  prune()
+  return {'notfound'}
+end
+local w = cjson.decode(raw)
+redis.call('ZADD', K_WAITQ, 'XX', math.min(w.t + WAIT_MS, NOW + tonumber(ARGV[10])), ARGV[9])
+w.h = NOW
+redis.call('HSET', K_WAIT, ARGV[9], cjson.encode(w))
+return {'ok'}
 `)
 
 // ARGV 9 wid, 10 new pid. Returns {'ok', participant record}.
@@ -456,7 +479,7 @@ return tonumber(redis.call('HGET', KEYS[1], 'pf')) or 0
 `)
 
 var allScripts = []*redis.Script{
-	putScript, roomViewScript, factsScript, admitScript, touchScript, leaveScript, removeScript, knockScript,
+	putScript, roomViewScript, factsScript, admitScript, touchScript, leaveScript, removeScript, knockScript, heartbeatScript,
 	admitWaitingScript, denyWaitingScript, waitStatusScript, lockScript, suspendScript, beginJoinScript,
 	recordFailureScript, passcodeBudgetScript,
 }

@@ -163,6 +163,8 @@ func (s *Store) run(ctx context.Context, op string, sc *redis.Script, room strin
 		return v, nil
 	case "notfound":
 		return nil, rooms.ErrNotFound
+	case "exists":
+		return nil, rooms.ErrExists
 	case "banned":
 		return nil, rooms.ErrBanned
 	case "locked":
@@ -179,6 +181,17 @@ func (s *Store) run(ctx context.Context, op string, sc *redis.Script, room strin
 
 // Put implements rooms.Store.
 func (s *Store) Put(ctx context.Context, id string, owner rooms.SubjectKey, ch rooms.SettingsChange) (bool, error) {
+	return s.put(ctx, id, owner, ch, false)
+}
+
+// Create implements rooms.Store: the existence check and the creation are
+// one script.
+func (s *Store) Create(ctx context.Context, id string, owner rooms.SubjectKey, ch rooms.SettingsChange) error {
+	_, err := s.put(ctx, id, owner, ch, true)
+	return err
+}
+
+func (s *Store) put(ctx context.Context, id string, owner rooms.SubjectKey, ch rooms.SettingsChange, createOnly bool) (bool, error) {
 	if err := rooms.ValidateRoomID(id); err != nil {
 		return false, err
 	}
@@ -208,7 +221,11 @@ func (s *Store) Put(ctx context.Context, id string, owner rooms.SubjectKey, ch r
 		fields["tags"] = string(b)
 	}
 	change, _ := json.Marshal(fields)
-	v, err := s.run(ctx, "put", putScript, id, string(owner), s.cfg.DefaultCapacity, string(change))
+	op := "put"
+	if createOnly {
+		op = "create"
+	}
+	v, err := s.run(ctx, op, putScript, id, string(owner), s.cfg.DefaultCapacity, string(change), flag(createOnly))
 	if err != nil {
 		return false, err
 	}
@@ -257,7 +274,7 @@ func (s *Store) Room(ctx context.Context, id string) (rooms.Room, error) {
 			return rooms.Room{}, s.unavailable("room", err)
 		}
 		out.Waiting = append(out.Waiting, rooms.WaitEntry{ID: rooms.WaitID(wid), Subject: rooms.SubjectKey(r.S),
-			Name: r.N, Role: rooms.Role(r.R), Since: time.UnixMilli(r.T)})
+			Name: r.N, Role: rooms.Role(r.R), Since: time.UnixMilli(r.T), Device: r.D, LastSeen: time.UnixMilli(max(r.H, r.T))})
 	}
 	for subject, raw := range pairs(v[4]) {
 		var r record
@@ -397,12 +414,22 @@ func (s *Store) Knock(ctx context.Context, a rooms.Admission) (rooms.WaitEntry, 
 	}
 	wid := rooms.NewWaitID()
 	v, err := s.run(ctx, "knock", knockScript, a.Room, string(wid), string(a.Subject), string(a.Role), a.Name,
-		s.cfg.LobbyPerRoom, s.cfg.LobbyPerIdentity)
+		s.cfg.LobbyPerRoom, s.cfg.KnockTTL.Milliseconds(), a.Device)
 	if err != nil {
 		return rooms.WaitEntry{}, err
 	}
 	at, _ := v[1].(int64)
-	return rooms.WaitEntry{ID: wid, Subject: a.Subject, Name: a.Name, Role: a.Role, Since: time.UnixMilli(at)}, nil
+	return rooms.WaitEntry{ID: wid, Subject: a.Subject, Name: a.Name, Role: a.Role, Since: time.UnixMilli(at),
+		Device: a.Device, LastSeen: time.UnixMilli(at)}, nil
+}
+
+// Heartbeat implements rooms.Store.
+func (s *Store) Heartbeat(ctx context.Context, room string, wid rooms.WaitID) error {
+	if err := validRoomAndWait(room, wid); err != nil {
+		return err
+	}
+	_, err := s.run(ctx, "heartbeat", heartbeatScript, room, string(wid), s.cfg.KnockTTL.Milliseconds())
+	return err
 }
 
 // AdmitWaiting implements rooms.Store.
@@ -493,7 +520,7 @@ func (s *Store) Suspend(ctx context.Context, room string) (rooms.Removal, error)
 	return rooms.Removal{Room: room, Revoked: participantIDs(v[1])}, nil
 }
 
-// record is how the scripts store participants (s r n j), knocks (s r n t),
+// record is how the scripts store participants (s r n j), knocks (s r n t d h),
 // bans (n a) and outcomes (st s id r n j).
 type record struct {
 	S  string `json:"s"`
@@ -504,6 +531,8 @@ type record struct {
 	A  int64  `json:"a"`
 	St string `json:"st"`
 	ID string `json:"id"`
+	D  string `json:"d"`
+	H  int64  `json:"h"`
 }
 
 func decodeParticipant(pid, raw string) (rooms.Participant, error) {

@@ -3,6 +3,7 @@ package roomstest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"sync"
@@ -21,6 +22,8 @@ func Run(t *testing.T, h Harness) {
 	}{
 		{"Put_CreatesWithDefaultsThenUpdatesKeepingOwner", testPutCreatesThenUpdates},
 		{"Put_RejectsHostileSettingsWithoutCreating", testPutRejectsHostile},
+		{"Create_ExistingRoomIsErrExistsAndUntouched", testCreateExisting},
+		{"Create_RacingCreatorsOnTwoNodesLeaveOneOwnerAndItsSettings", testCreateRace},
 		{"Facts_MissingRoomIsNotAnError", testFactsMissingRoom},
 		{"Facts_ReflectRoomAndSubject", testFactsReflectState},
 		{"Admit_RefusesMissingLockedBannedFull", testAdmitRules},
@@ -31,7 +34,9 @@ func Run(t *testing.T, h Harness) {
 		{"Ban_EventLatencyAcrossNodes", testBanLatency},
 		{"Remove_KickWithoutBanAllowsRejoin", testKickWithoutBan},
 		{"Lobby_KnockAdmitDenyAcrossNodes", testLobbyFlow},
-		{"Lobby_CapsPerRoomAndPerIdentity", testLobbyCaps},
+		{"Lobby_CapPerRoomAndOneEntryPerIdentity", testLobbyCaps},
+		{"Lobby_SecondKnockReplacesTheFirst", testKnockReplaces},
+		{"Lobby_KnockLivesOnlyWhileItsClientHeartbeats", testKnockHeartbeat},
 		{"Lobby_AdmitIntoFullRoomKeepsEntryWaiting", testLobbyAdmitFull},
 		{"Lobby_DenyWithBanEndsEveryEntryOfSubject", testLobbyDenyBan},
 		{"Lobby_WaitIDIsBoundToItsRoom", testLobbyWaitIDCrossRoom},
@@ -56,7 +61,7 @@ func testConfig() rooms.Config {
 	return rooms.Config{
 		DefaultCapacity: 10, MaxCapacity: 500,
 		EmptyRoomTTL: time.Hour, BanTTL: time.Hour, ParticipantLease: time.Hour, WaitTTL: time.Hour,
-		LobbyPerRoom: 5, LobbyPerIdentity: 2,
+		KnockTTL: time.Hour, KnockHeartbeat: time.Minute, LobbyPerRoom: 5, LobbyPerIdentity: 2,
 	}
 }
 
@@ -189,6 +194,87 @@ func testPutRejectsHostile(t *testing.T, h Harness) {
 	}
 	if f := facts(t, n.B, "ok", ""); f.Exists {
 		t.Fatal("a rejected Put created the room")
+	}
+}
+
+func testCreateExisting(t *testing.T, h Harness) {
+	n := h.New(t, testConfig())
+	ctx := t.Context()
+	if err := n.A.Create(ctx, room, Subject(1), rooms.SettingsChange{Capacity: ptr(4), LobbyEnabled: ptr(true)}); err != nil {
+		t.Fatalf("Create of a missing room: %v", err)
+	}
+	events := subscribe(t, n.A)
+	hash := "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
+	err := n.B.Create(ctx, room, Subject(2), rooms.SettingsChange{
+		Capacity: ptr(9), LobbyEnabled: ptr(false), PasscodeHash: &hash, Locked: ptr(true), Tags: ptr([]string{"x"}),
+	})
+	wantErr(t, "Create of an existing room", err, rooms.ErrExists)
+	want := rooms.Facts{Exists: true, Owner: Subject(1), Capacity: 4, LobbyEnabled: true, Tags: []string{}}
+	if f := facts(t, n.A, room, ""); !equalFacts(f, want) {
+		t.Fatalf("facts after a refused Create = %+v, want %+v (nothing may change)", f, want)
+	}
+	// The refused Create published nothing; the lock below is the first
+	// event the subscriber sees.
+	if err := n.A.Lock(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextEvent(t, events, rooms.EventLocked, 5*time.Second); e.Room != room {
+		t.Fatalf("event %+v", e)
+	}
+	select {
+	case e := <-events:
+		t.Fatalf("unexpected event %+v", e)
+	default:
+	}
+	if err := n.A.Create(ctx, "../x", Subject(1), rooms.SettingsChange{}); !errors.Is(err, rooms.ErrInvalid) {
+		t.Fatalf("Create with a hostile id: %v, want ErrInvalid", err)
+	}
+}
+
+// testCreateRace is the attack of issue 10: creators racing for one name
+// on two nodes, each with its own settings. Exactly one wins; the room has
+// the winner as owner and exactly the winner's settings.
+func testCreateRace(t *testing.T, h Harness) {
+	n := h.New(t, testConfig())
+	const racers = 60
+	for round := range 3 {
+		id := fmt.Sprintf("race-%d", round)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make([]error, racers)
+		for i := range racers {
+			s := n.A
+			if i%2 == 1 {
+				s = n.B
+			}
+			wg.Go(func() {
+				<-start
+				errs[i] = s.Create(t.Context(), id, Subject(i), rooms.SettingsChange{
+					Capacity: ptr(i + 1), LobbyEnabled: ptr(i%3 == 0), Tags: ptr([]string{fmt.Sprintf("by-%d", i)}),
+				})
+			})
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("%s: racers %d and %d both created the room", id, winner, i)
+			case err == nil:
+				winner = i
+			case !errors.Is(err, rooms.ErrExists):
+				t.Fatalf("%s: racer %d: %v, want nil or ErrExists", id, i, err)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("%s: no racer created the room", id)
+		}
+		want := rooms.Facts{Exists: true, Owner: Subject(winner), Capacity: winner + 1, LobbyEnabled: winner%3 == 0,
+			Tags: []string{fmt.Sprintf("by-%d", winner)}}
+		if f := facts(t, n.B, id, ""); !equalFacts(f, want) {
+			t.Fatalf("%s: room = %+v, want exactly the winner's (racer %d) %+v", id, f, winner, want)
+		}
 	}
 }
 
@@ -580,21 +666,18 @@ func testLobbyCaps(t *testing.T, h Harness) {
 		_, err := s.Knock(ctx, rooms.Admission{Room: id, Subject: Subject(subject), Role: rooms.RoleParticipant})
 		return err
 	}
-	for i, s := range []rooms.Store{n.A, n.B} {
-		if err := knock(s, room, 1); err != nil {
-			t.Fatalf("knock %d of subject 1: %v", i+1, err)
-		}
-	}
-	wantErr(t, "third knock of one identity (other node)", knock(n.A, room, 1), rooms.ErrLobbyFull)
 	if err := knock(n.B, "other", 1); err != nil {
-		t.Fatalf("the identity cap is per room: %v", err)
+		t.Fatal(err)
 	}
-	for i := 2; i <= 3; i++ {
+	for i := 1; i <= 4; i++ {
 		if err := knock(n.A, room, i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wantErr(t, "knock past the room cap", knock(n.B, room, 4), rooms.ErrLobbyFull)
+	wantErr(t, "knock past the room cap", knock(n.B, room, 5), rooms.ErrLobbyFull)
+	if err := knock(n.B, room, 4); err != nil {
+		t.Fatalf("a second knock of someone waiting replaces the first, even in a full lobby: %v", err)
+	}
 	r, err := n.A.Room(ctx, room)
 	if err != nil || len(r.Waiting) != 4 {
 		t.Fatalf("waiting list has %d entries (%v), want the cap of 4", len(r.Waiting), err)
@@ -602,9 +685,86 @@ func testLobbyCaps(t *testing.T, h Harness) {
 	if err := n.A.DenyWaiting(ctx, room, r.Waiting[0].ID, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := knock(n.B, room, 4); err != nil {
+	if err := knock(n.B, room, 5); err != nil {
 		t.Fatalf("a freed slot must take a knock: %v", err)
 	}
+	if o, err := n.A.Room(ctx, "other"); err != nil || len(o.Waiting) != 1 {
+		t.Fatalf("the other room's lobby = %+v, %v; knocks elsewhere replace nothing here", o.Waiting, err)
+	}
+}
+
+// testKnockReplaces is the ghost of issue 10: a second knock by the same
+// person (a new tab) replaces the first, so there is one entry to admit.
+func testKnockReplaces(t *testing.T, h Harness) {
+	n := h.New(t, testConfig())
+	ctx := t.Context()
+	put(t, n.A, room, rooms.SettingsChange{LobbyEnabled: ptr(true)})
+	first, err := n.A.Knock(ctx, rooms.Admission{Room: room, Subject: Subject(1), Name: "Eve Guest", Role: rooms.RoleParticipant, Device: "Firefox on Linux"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := n.B.Knock(ctx, rooms.Admission{Room: room, Subject: Subject(1), Name: "Eve Guest", Role: rooms.RoleParticipant, Device: "Chrome on Linux"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := n.A.Room(ctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Waiting) != 1 || r.Waiting[0].ID != second.ID || r.Waiting[0].Device != "Chrome on Linux" || r.Waiting[0].LastSeen.IsZero() {
+		t.Fatalf("waiting = %+v, want only the second knock, with its device and last heartbeat", r.Waiting)
+	}
+	_, err = n.B.WaitStatus(ctx, room, first.ID)
+	wantErr(t, "status of the replaced knock", err, rooms.ErrNotFound)
+	_, err = n.A.AdmitWaiting(ctx, room, first.ID)
+	wantErr(t, "admitting the replaced knock", err, rooms.ErrNotFound)
+	wantErr(t, "heartbeat of the replaced knock", n.A.Heartbeat(ctx, room, first.ID), rooms.ErrNotFound)
+	if _, err := n.A.AdmitWaiting(ctx, room, second.ID); err != nil {
+		t.Fatalf("admitting the live knock: %v", err)
+	}
+}
+
+// testKnockHeartbeat: a knock lives KnockTTL after its last heartbeat, so
+// a closed waiting page leaves the lobby; never longer than WaitTTL.
+func testKnockHeartbeat(t *testing.T, h Harness) {
+	cfg := testConfig()
+	cfg.KnockTTL, cfg.KnockHeartbeat, cfg.WaitTTL = 2*time.Second, 500*time.Millisecond, 4*time.Second
+	n := h.New(t, cfg)
+	ctx := t.Context()
+	put(t, n.A, room, rooms.SettingsChange{LobbyEnabled: ptr(true)})
+	w, err := n.A.Knock(ctx, rooms.Admission{Room: room, Subject: Subject(1), Role: rooms.RoleParticipant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Advance(1200 * time.Millisecond)
+	if err := n.B.Heartbeat(ctx, room, w.ID); err != nil {
+		t.Fatalf("heartbeat of a live knock: %v", err)
+	}
+	n.Advance(1200 * time.Millisecond)
+	if o, err := n.B.WaitStatus(ctx, room, w.ID); err != nil || o.Status != rooms.Waiting {
+		t.Fatalf("a knock renewed 1.2s ago (2.4s old, knock TTL 2s) = %+v, %v; want waiting", o, err)
+	}
+	n.Advance(2500 * time.Millisecond)
+	_, err = n.A.WaitStatus(ctx, room, w.ID)
+	wantErr(t, "status of a knock whose client stopped", err, rooms.ErrNotFound)
+	wantErr(t, "heartbeat of an expired knock", n.B.Heartbeat(ctx, room, w.ID), rooms.ErrNotFound)
+	if r, err := n.A.Room(ctx, room); err != nil || len(r.Waiting) != 0 {
+		t.Fatalf("lobby = %+v, %v; want empty", r.Waiting, err)
+	}
+
+	// However faithful the heartbeats, WaitTTL ends the wait.
+	w, err = n.A.Knock(ctx, rooms.Admission{Room: room, Subject: Subject(2), Role: rooms.RoleParticipant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		n.Advance(1500 * time.Millisecond)
+		if err := n.B.Heartbeat(ctx, room, w.ID); err != nil {
+			t.Fatalf("heartbeat within WaitTTL: %v", err)
+		}
+	}
+	n.Advance(1500 * time.Millisecond) // 1.5s after the last heartbeat, 4.5s after the knock
+	wantErr(t, "heartbeat past WaitTTL", n.A.Heartbeat(ctx, room, w.ID), rooms.ErrNotFound)
 }
 
 func testLobbyAdmitFull(t *testing.T, h Harness) {
@@ -646,14 +806,15 @@ func testLobbyDenyBan(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	p := admit(t, n.B, room, 6, rooms.RoleParticipant)
-	if err := n.A.DenyWaiting(ctx, room, w1.ID, true); err != nil {
+	if err := n.A.DenyWaiting(ctx, room, w2.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []rooms.WaitID{w1.ID, w2.ID} {
-		if o, err := n.B.WaitStatus(ctx, room, id); err != nil || o.Status != rooms.Denied {
-			t.Fatalf("knock %s after deny-and-ban = %+v, %v; want denied", id, o, err)
-		}
+	if o, err := n.B.WaitStatus(ctx, room, w2.ID); err != nil || o.Status != rooms.Denied {
+		t.Fatalf("knock after deny-and-ban = %+v, %v; want denied", o, err)
 	}
+	// The first knock was replaced by the second: gone, not waiting.
+	_, err = n.B.WaitStatus(ctx, room, w1.ID)
+	wantErr(t, "the replaced knock", err, rooms.ErrNotFound)
 	if e := nextEvent(t, events, rooms.EventBanned, time.Second); !slices.Equal(e.Revoked, []rooms.ParticipantID{p.ID}) {
 		t.Fatalf("banned event = %+v, want the subject's admission %s revoked", e, p.ID)
 	}
