@@ -166,7 +166,16 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	if cfg.Audit.Stdout {
 		mirror = os.Stdout
 	}
-	auditLog, err := audit.Open(ctx, audit.Options{Path: cfg.Audit.Path, SigningKey: auditKey, Mirror: mirror, Logger: log.Named("audit"), StrictSchema: rt.strictAudit})
+	var trusted []ed25519.PublicKey
+	for _, f := range cfg.Audit.TrustedKeyFiles {
+		keys, err := audit.LoadPublicKeys(f)
+		if err != nil {
+			return fmt.Errorf("audit.trusted_key_files: %w", err)
+		}
+		trusted = append(trusted, keys...)
+	}
+	auditLog, err := audit.Open(ctx, audit.Options{Path: cfg.Audit.Path, SigningKey: auditKey, TrustedKeys: trusted,
+		Mirror: mirror, Logger: log.Named("audit"), StrictSchema: rt.strictAudit})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -20,6 +21,13 @@ func rotatedName(path string, firstSeq uint64) string {
 	ext := filepath.Ext(base)
 	stem := strings.TrimSuffix(base, ext)
 	return filepath.Join(dir, fmt.Sprintf("%s.%012d%s", stem, firstSeq, ext))
+}
+
+// rotatedGlob is a shell pattern for the active file and its rotated
+// siblings, for messages to the operator.
+func rotatedGlob(path string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "*" + ext
 }
 
 // rotatedFiles lists the rotated siblings of path, oldest first.
@@ -135,6 +143,13 @@ type chainTail struct {
 	sinceCheckpoint int
 	checkpointTS    []byte // of the last checkpoint, nil if none in this file
 	lastReason      string // checkpoint reason if the last record is one
+	// hasCheckpoint: the file has a checkpoint, signed by a trusted key,
+	// and every record after it was checked against it. Without one,
+	// sinceCheckpoint counts every record of the file and firstPrev is the
+	// first record's prev, which must link to the rotated file before.
+	hasCheckpoint bool
+	every         int // of the last checkpoint
+	firstPrev     [hashLen]byte
 }
 
 // ErrCorrupt is returned by Open when the end of an existing log does not
@@ -142,10 +157,10 @@ type chainTail struct {
 // extend (and sign) such a chain; run `meetguard audit verify`.
 var ErrCorrupt = errors.New("audit: existing log does not verify")
 
-// readChainTail checks the end of the log file at path. keys holds the
-// public keys whose checkpoint signatures it checks (others are skipped:
-// the key may have changed; Verify checks them with the .pub file).
-func readChainTail(path string, keys map[string][]byte) (chainTail, error) {
+// readChainTail checks the end of the log file at path: the records back
+// to the last checkpoint, which must be signed by one of keys (a checkpoint
+// by any other key is refused: it is how a re-rooted log looks).
+func readChainTail(path string, keys map[string]ed25519.PublicKey) (chainTail, error) {
 	var t chainTail
 	f, err := os.Open(path)
 	if err != nil {
@@ -215,9 +230,15 @@ func readChainTail(path string, keys map[string][]byte) (chainTail, error) {
 			if err != nil {
 				return t, corrupt(r.off, "%v", err)
 			}
-			if pub, ok := keys[cp.KeyID]; ok && !checkSignature(&r.h, pub) {
+			pub, ok := keys[cp.KeyID]
+			if !ok {
+				return t, corrupt(r.off, "checkpoint seq %d is signed by key %s, which is not a trusted key (the log was re-rooted, "+
+					"or the audit key was changed without listing the old public key as trusted)", r.h.seq, cp.KeyID)
+			}
+			if !checkSignature(&r.h, pub) {
 				return t, corrupt(r.off, "checkpoint seq %d: bad signature", r.h.seq)
 			}
+			t.hasCheckpoint, t.every = true, cp.Every
 			t.sinceCheckpoint = 0
 			t.checkpointTS = r.h.ts
 			t.lastReason = cp.Reason
@@ -225,7 +246,13 @@ func readChainTail(path string, keys map[string][]byte) (chainTail, error) {
 			t.sinceCheckpoint++
 			t.lastReason = ""
 		}
+		if i == len(recs)-1 {
+			t.firstPrev = r.h.prev // the file's first record unless a checkpoint stopped the walk
+		}
 		t.seq, t.head = r.h.seq, r.h.hash
+	}
+	if t.hasCheckpoint && t.sinceCheckpoint > t.every {
+		return t, corrupt(recs[0].off, "%d records after the last checkpoint, but the log writes one every %d: records were added", t.sinceCheckpoint, t.every)
 	}
 	// The first record names the file (rotation) and starts its age.
 	first, err := readFirstLine(f)
@@ -238,6 +265,42 @@ func readChainTail(path string, keys map[string][]byte) (chainTail, error) {
 	}
 	t.firstSeq, t.firstTS = fh.seq, fh.ts
 	return t, nil
+}
+
+// coverFromRotated checks that t, an active file without a checkpoint,
+// continues the newest rotated file, whose last record (its rotation
+// checkpoint, by a trusted key) then vouches for the chain t extends. A
+// file that starts at seq 1 must start with the genesis checkpoint, so it
+// cannot be covered this way.
+func coverFromRotated(path string, t *chainTail, keys map[string]ed25519.PublicKey) error {
+	if t.firstSeq == 1 {
+		return fmt.Errorf("%w: %s: record seq 1 is not the genesis checkpoint and no checkpoint by a trusted key follows: "+
+			"the log was not written by this gateway", ErrCorrupt, path)
+	}
+	rotated, err := rotatedFiles(path)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if len(rotated) == 0 {
+		return fmt.Errorf("%w: %s starts at seq %d, contains no checkpoint by a trusted key, and no rotated file precedes it: "+
+			"nothing vouches for its %d records", ErrCorrupt, path, t.firstSeq, t.sinceCheckpoint)
+	}
+	last := rotated[len(rotated)-1]
+	prev, err := readChainTail(last, keys)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(prev.torn) > 0 || prev.empty || !prev.hasCheckpoint || prev.sinceCheckpoint > 0:
+		return fmt.Errorf("%w: rotated file %s does not end with its rotation checkpoint", ErrCorrupt, last)
+	case prev.seq+1 != t.firstSeq || prev.head != t.firstPrev:
+		return fmt.Errorf("%w: %s (first seq %d) does not continue %s (last seq %d)", ErrCorrupt, path, t.firstSeq, last, prev.seq)
+	case t.sinceCheckpoint > prev.every:
+		return fmt.Errorf("%w: %s: %d records without a checkpoint, but the log writes one every %d: records were added",
+			ErrCorrupt, path, t.sinceCheckpoint, prev.every)
+	}
+	t.checkpointTS = prev.checkpointTS
+	return nil
 }
 
 func readFirstLine(r io.ReaderAt) ([]byte, error) {

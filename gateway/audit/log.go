@@ -123,6 +123,11 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		l.mirror = newMirror(opts.Mirror, l.logger)
 	}
 	if err := l.open(); err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			err = fmt.Errorf("%w\n(the gateway will not sign over a log it cannot verify: run `meetguard audit verify --key COPY_OF_TRUSTED.pub %s` "+
+				"and inspect the records it names; keep the files as evidence, move them aside, and start again to begin a new log)",
+				err, rotatedGlob(opts.Path))
+		}
 		if l.mirror != nil {
 			l.mirror.close()
 		}
@@ -140,10 +145,20 @@ func (l *Log) open() error {
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
 		return fmt.Errorf("audit: %s is not a regular file", path)
 	}
-	keys := map[string][]byte{l.keyID: l.pub}
+	keys := map[string]ed25519.PublicKey{l.keyID: l.pub}
+	for _, k := range l.opts.TrustedKeys {
+		keys[KeyID(k)] = k
+	}
 	t, err := readChainTail(path, keys)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
+	}
+	if err == nil && !t.empty && !t.hasCheckpoint {
+		// No checkpoint in the active file: it must continue the rotated
+		// file before it, whose rotation checkpoint then covers it.
+		if err := coverFromRotated(path, &t, keys); err != nil {
+			return err
+		}
 	}
 	missing := errors.Is(err, os.ErrNotExist)
 	now := l.opts.Clock()
@@ -160,8 +175,8 @@ func (l *Log) open() error {
 			if resumed, err = readChainTail(last, keys); err != nil {
 				return err
 			}
-			if len(resumed.torn) > 0 || resumed.empty {
-				return fmt.Errorf("%w: rotated file %s is incomplete", ErrCorrupt, last)
+			if len(resumed.torn) > 0 || resumed.empty || !resumed.hasCheckpoint || resumed.sinceCheckpoint > 0 {
+				return fmt.Errorf("%w: rotated file %s does not end with its rotation checkpoint", ErrCorrupt, last)
 			}
 		}
 	}
@@ -209,7 +224,7 @@ func (l *Log) open() error {
 		l.appendCheckpoint(now, reasonGenesis)
 	case l.head.sinceCheckpoint > 0:
 		// Sign what the previous run left unsigned: it links to a
-		// checkpoint this key signed and was checked above.
+		// checkpoint a trusted key signed, and was checked above.
 		l.appendCheckpoint(now, reasonOpen)
 	}
 	members := []zap.Field{

@@ -68,6 +68,13 @@ type Options struct {
 	// SigningKey signs checkpoints. Required. Keep it apart from every other
 	// key (LoadOrCreateKey).
 	SigningKey ed25519.PrivateKey
+	// TrustedKeys are earlier signing keys whose checkpoints Open accepts
+	// at the end of an existing log (after the audit key was changed).
+	// Open refuses to extend a log whose tail is not covered by a
+	// checkpoint of SigningKey or of one of these: it would otherwise sign
+	// a chain anyone could have written. Never take them from the .pub
+	// file beside the log: whoever can rewrite the log can rewrite that.
+	TrustedKeys []ed25519.PublicKey
 	// CheckpointEvery is the most records between two checkpoints
 	// (default 1000). Verify enforces it, so it also bounds how many
 	// records can be cut from the end of a log without trace.

@@ -24,6 +24,11 @@ const (
 	ProblemReordered    ProblemKind = "reordered"     // records out of order
 	ProblemTruncated    ProblemKind = "truncated"     // records cut from the end of a file or of the log
 	ProblemBadSignature ProblemKind = "bad signature" // a checkpoint whose signature does not verify
+	// ProblemUnsigned: records no checkpoint by a trusted key vouches for
+	// where the writer always writes one: a log whose seq 1 is not the
+	// signed genesis checkpoint, or a chain with no trusted checkpoint at
+	// all. What a forger who holds no key produces.
+	ProblemUnsigned ProblemKind = "unsigned"
 )
 
 // Problem names the first record that does not verify.
@@ -133,6 +138,15 @@ func Verify(ctx context.Context, files []string, opts VerifyOptions) (*VerifyRes
 		if v.res.Problem != nil {
 			return v.res, nil
 		}
+	}
+	if v.started && v.res.Checkpoints == 0 {
+		// Mid-chain start (seq 1 is checked on its own): the records
+		// link, but nothing signed by a trusted key says they were ever
+		// written by the gateway.
+		v.res.Problem = &Problem{Kind: ProblemUnsigned, File: v.lastFile, Line: v.lastLine, Seq: v.seq,
+			Detail: fmt.Sprintf("records seq %d–%d contain no checkpoint signed by a trusted key: nothing vouches for them "+
+				"(give the previous rotated file too if this one was just started)", v.res.FirstSeq, v.seq)}
+		return v.res, nil
 	}
 	if v.res.Torn == nil && !v.res.Sealed && opts.RequireSealed && v.started {
 		v.res.Problem = &Problem{Kind: ProblemTruncated, File: v.lastFile, Line: v.lastLine, Seq: v.seq,
@@ -301,6 +315,12 @@ func (v *verifier) file(name string, last bool) error {
 				problem(ProblemModified, h.seq, "first record of the log must have an all-zero prev")
 				return nil
 			}
+			if h.seq == 1 && !isGenesis(&h) {
+				// The writer's first record is always the genesis
+				// checkpoint; without it anyone can start a chain.
+				problem(ProblemUnsigned, h.seq, "record seq 1 is not the genesis checkpoint signed by a trusted key: the log was forged or re-rooted")
+				return nil
+			}
 			v.res.FirstSeq = h.seq
 			v.res.StartsMidChain = h.seq != 1
 		case h.seq > v.seq+1:
@@ -325,6 +345,14 @@ func (v *verifier) file(name string, last bool) error {
 		}
 		if h.isCheckpoint() {
 			cp, _ := parseCheckpointMembers(h.hashed) // checked by checkSignature
+			if v.every == 0 && v.sinceCheckpoint > cp.Every {
+				// A mid-chain start: the records before the first
+				// checkpoint are covered by its signature, but the
+				// writer never lets more than every of them pass.
+				problem(ProblemInserted, h.seq, "%d records before the first checkpoint (seq %d), but the log writes one every %d",
+					v.sinceCheckpoint, h.seq, cp.Every)
+				return nil
+			}
 			v.every, v.sinceCheckpoint, v.lastReason = cp.Every, 0, cp.Reason
 			v.res.Checkpoints++
 			v.res.LastCheckpoint = &Checkpoint{Seq: h.seq, Time: parseTS(h.ts), Reason: cp.Reason, KeyID: cp.KeyID}
@@ -358,6 +386,16 @@ func (v *verifier) file(name string, last bool) error {
 		problem(ProblemTruncated, v.seq, "rotated file ends at seq %d without its rotation checkpoint: records were cut from its end", v.seq)
 	}
 	return nil
+}
+
+// isGenesis reports whether h is a checkpoint written as the first record
+// of a log. Its signature is checked separately.
+func isGenesis(h *header) bool {
+	if !h.isCheckpoint() {
+		return false
+	}
+	cp, err := parseCheckpointMembers(h.hashed)
+	return err == nil && cp.Reason == reasonGenesis
 }
 
 // checkSignature returns what is wrong with a checkpoint's signature, or "".

@@ -325,7 +325,8 @@ func TestVerify_NeedsAKey(t *testing.T) {
 func TestVerify_OldKeyStillVerifiesAfterKeyChange(t *testing.T) {
 	path := writeFixture(t, t.TempDir(), 5)
 	newKey := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
-	l := openTestLog(t, Options{Path: path, SigningKey: newKey})
+	oldPub := testKey().Public().(ed25519.PublicKey)
+	l := openTestLog(t, Options{Path: path, SigningKey: newKey, TrustedKeys: []ed25519.PublicKey{oldPub}})
 	if err := l.Record(context.Background(), EventRoomLock); err != nil {
 		t.Fatal(err)
 	}

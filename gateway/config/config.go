@@ -168,6 +168,11 @@ type Audit struct {
 	// KeyFile holds the Ed25519 checkpoint key. Default: PATH.key, created
 	// on first start with its public half at PATH.pub.
 	KeyFile string `yaml:"key_file"`
+	// TrustedKeyFiles are .pub files of earlier audit keys: after the key
+	// is changed, the gateway continues a log whose last checkpoint one of
+	// them signed. Default none: the gateway refuses to extend a log not
+	// covered by a checkpoint of its own key.
+	TrustedKeyFiles []string `yaml:"trusted_key_files"`
 	// Stdout copies every record to standard output for a SIEM. Default false.
 	Stdout bool `yaml:"stdout"`
 }
