@@ -273,6 +273,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) serve(w *statusRecorder, r *http.Request, trusted bool) string {
+	up := classifyUpgrade(r)
+	if up == badUpgrade {
+		// Before authentication and routing: nothing may tunnel past
+		// the gateway's view of requests.
+		w.Header().Set("Connection", "close")
+		respond.JSONError(w, http.StatusBadRequest, "bad_upgrade", "Only WebSocket upgrades (GET with a complete handshake) are accepted.")
+		return "bad_upgrade"
+	}
+	if up == notUpgrade {
+		// Every request but a WebSocket handshake is bounded in time and
+		// size, whatever it is routed to.
+		g.boundBody(w, r)
+	}
 	path, err := reqpath.Canonical(r.URL.EscapedPath())
 	if err != nil {
 		respond.JSONError(w, http.StatusBadRequest, "bad_path", "The request path is not allowed.")
@@ -291,7 +304,7 @@ func (g *Gateway) serve(w *statusRecorder, r *http.Request, trusted bool) string
 	if strings.HasPrefix(path, "/.meetguard/") || strings.HasPrefix(path, "/.well-known/meetguard/") {
 		return g.serveOwn(w, r, path)
 	}
-	return g.serveProxy(w, r, path, trusted)
+	return g.serveProxy(w, r, path, trusted, up == webSocketUpgrade)
 }
 
 func (g *Gateway) serveOwn(w *statusRecorder, r *http.Request, path string) string {
@@ -403,7 +416,7 @@ func (g *Gateway) route(path string) *upstream {
 	return best
 }
 
-func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, trusted bool) string {
+func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, trusted, webSocket bool) string {
 	ctx := r.Context()
 	up := g.route(path)
 	if up == nil {
@@ -473,17 +486,13 @@ func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, tr
 		return kind
 	}
 	fi.assertion = tok
-	rc := http.NewResponseController(w)
 	var out http.ResponseWriter = w
-	if isUpgrade(r) {
-		// Long-lived: no read deadline, but tracked so it can be cut.
-		_ = rc.SetReadDeadline(time.Time{})
-		meta.WebSocket = strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	if webSocket {
+		// Long-lived: no read deadline (serve set none), but tracked so
+		// it can be cut.
+		meta.WebSocket = true
 		out = g.opts.Live.Track(w, meta)
 		kind += "_upgrade"
-	} else {
-		_ = rc.SetReadDeadline(time.Now().Add(g.opts.Config.Limits.ReadTimeout))
-		r.Body = http.MaxBytesReader(w, r.Body, g.opts.Config.Limits.MaxBodyBytes)
 	}
 	up.proxy.ServeHTTP(out, r.WithContext(context.WithValue(ctx, ctxKey{}, fi)))
 	return kind
