@@ -2,7 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
-	"crypto/tls"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -13,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
@@ -45,7 +43,13 @@ func startH2CUpstream(t *testing.T) *h2cUpstream {
 		u.mu.Unlock()
 		_, _ = io.WriteString(w, "upstream:"+r.URL.Path)
 	})
-	h2s := &http2.Server{}
+	// Past the 101 the connection speaks HTTP/2: hand it to a second,
+	// HTTP/2-only server.
+	tunnels := &connListener{ch: make(chan net.Conn), done: make(chan struct{})}
+	h2 := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: inner, Protocols: new(http.Protocols)}
+	h2.Protocols.SetUnencryptedHTTP2(true)
+	go func() { _ = h2.Serve(tunnels) }()
+	t.Cleanup(func() { _ = h2.Close() })
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second}
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "h2c") {
@@ -59,10 +63,13 @@ func startH2CUpstream(t *testing.T) *h2cUpstream {
 		if err != nil {
 			return
 		}
-		defer conn.Close()
 		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
 		_ = rw.Flush()
-		h2s.ServeConn(&bufferedConn{Conn: conn, r: rw.Reader}, &http2.ServeConnOpts{Handler: inner})
+		select {
+		case tunnels.ch <- &bufferedConn{Conn: conn, r: rw.Reader}:
+		case <-tunnels.done:
+			conn.Close()
+		}
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -82,6 +89,29 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// connListener hands connections to http.Server.Serve.
+type connListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 
 type bufferedConn struct {
 	net.Conn
@@ -131,14 +161,13 @@ func TestUpgrade_H2CSmugglingRefused(t *testing.T) {
 		"\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: "+settings+"\r\n\r\n")
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The attack goes through: say how far.
-		tr := &http2.Transport{AllowHTTP: true, DialTLS: func(string, string, *tls.Config) (net.Conn, error) { return nil, nil }}
-		cc, err := tr.NewClientConn(&bufferedConn{Conn: conn, r: br})
-		if err != nil {
-			t.Fatalf("gateway answered 101 to an h2c upgrade (tunnel setup: %v)", err)
-		}
+		tunnel := &bufferedConn{Conn: conn, r: br}
+		tr := &http.Transport{Protocols: new(http.Protocols), DialContext: func(context.Context, string, string) (net.Conn, error) { return tunnel, nil }}
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		cc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 		req, _ := http.NewRequest(http.MethodGet, "http://gw/room/board", nil)
 		req.Header.Set("X-Meetguard-User", "alice@example.com")
-		r2, err := cc.RoundTrip(req)
+		r2, err := cc.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(r2.Body)
 			t.Fatalf("h2c smuggled past admission: refused room answered %d %q; upstream saw %q", r2.StatusCode, body, up.seen())
