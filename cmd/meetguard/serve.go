@@ -268,7 +268,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	}
 	authn, err := auth.New(ctx, auth.Options{
 		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
-		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
+		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, AccessTokenType: cfg.OIDC.AccessTokenType, GroupsClaim: cfg.OIDC.GroupsClaim,
 		SubjectClaim: cfg.OIDC.SubjectClaim, BearerClients: cfg.OIDC.BearerClients,
 		PublicURL: pub, HTTPClient: client, KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval,
 		SessionTTL: cfg.Session.TTL, MaxClaimAge: cfg.Session.MaxClaimAge, Store: store, Codec: codec, Logger: log.Named("auth"), Audit: auditLog,

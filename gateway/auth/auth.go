@@ -53,8 +53,12 @@ type Options struct {
 	ClientSecret string
 	Scopes       []string
 	// Audiences accepted in bearer tokens.
-	Audiences   []string
-	GroupsClaim string
+	Audiences []string
+	// AccessTokenType, when set (e.g. "at+jwt", RFC 9068), is the JWS
+	// header typ every bearer token must carry. ID tokens are refused
+	// either way (notAnAccessToken).
+	AccessTokenType string
+	GroupsClaim     string
 	// SubjectClaim names the claim that identifies a person in ID and
 	// bearer tokens alike; "" means sub.
 	SubjectClaim string
@@ -340,6 +344,9 @@ func (a *Authenticator) VerifyBearer(ctx context.Context, token string) (identit
 		return identity.Identity{}, fmt.Errorf("%w: audience %v not accepted", ErrInvalidToken, idt.Audience)
 	}
 	if err := checkNotBefore(idt, a.opts.Clock()); err != nil {
+		return identity.Identity{}, err
+	}
+	if err := notAnAccessToken(token, idt, a.opts.AccessTokenType); err != nil {
 		return identity.Identity{}, err
 	}
 	id, err := a.identityFrom(idt, identity.ViaBearer)

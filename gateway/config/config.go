@@ -59,6 +59,11 @@ type OIDC struct {
 	Scopes []string `yaml:"scopes"`
 	// Audiences accepted in bearer tokens. Default: [client_id].
 	Audiences []string `yaml:"audiences"`
+	// AccessTokenType, when set, is the JWS header typ every bearer token
+	// must carry ("at+jwt" for providers that type their access tokens,
+	// RFC 9068). Default none. ID tokens are refused as bearer tokens
+	// whatever this says.
+	AccessTokenType string `yaml:"access_token_type"`
 	// GroupsClaim names the claim that carries group membership. Default
 	// "groups". Claims people edit themselves (name, nickname,
 	// preferred_username, the other profile claims) are refused.

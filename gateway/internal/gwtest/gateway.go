@@ -130,7 +130,7 @@ func Start(t testing.TB, o Options) *Gateway {
 	var gw *gateway.Gateway
 	authn, err := auth.New(ctx, auth.Options{
 		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
-		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim,
+		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, AccessTokenType: cfg.OIDC.AccessTokenType, GroupsClaim: cfg.OIDC.GroupsClaim,
 		SubjectClaim: cfg.OIDC.SubjectClaim, BearerClients: cfg.OIDC.BearerClients,
 		PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
 		KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL, MaxClaimAge: cfg.Session.MaxClaimAge,

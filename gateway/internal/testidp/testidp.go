@@ -199,6 +199,17 @@ func (p *IdP) Sign(t testing.TB, claims map[string]any, kid string) string {
 	return signClaims(t, sig, claims)
 }
 
+// SignTyped signs claims with the provider's key and kid, with typ as the
+// JWS header's typ (RFC 9068 access tokens carry "at+jwt").
+func (p *IdP) SignTyped(t testing.TB, claims map[string]any, typ string) string {
+	t.Helper()
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: p.key}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", p.kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signClaims(t, sig, claims)
+}
+
 // SignWith signs claims with any jose signer (forgeries).
 func SignWith(t testing.TB, sig jose.Signer, claims map[string]any) string {
 	t.Helper()
