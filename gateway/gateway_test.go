@@ -497,7 +497,7 @@ func TestWebSocket_EchoAndLogoutClosesIt(t *testing.T) {
 		t.Fatalf("live connections = %d, want 1", n)
 	}
 	// Logging out cuts the live connection at once.
-	lr := get(t, c, e.URL+auth.LogoutPath, nil)
+	lr := postLogout(t, c, e.URL, map[string]string{"Origin": e.URL})
 	lr.Body.Close()
 	readCtx, readCancel := context.WithTimeout(ctx, 2*time.Second)
 	defer readCancel()

@@ -171,37 +171,6 @@ func (a *Authenticator) Callback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, l.Redirect, http.StatusFound)
 }
 
-// Logout ends the session here and, when the provider supports it, there.
-func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	http.SetCookie(w, a.cookie(a.cookieName, "", -1))
-	w.Header().Set("Cache-Control", "no-store")
-	target := LoggedOutPath
-	if c, err := r.Cookie(a.cookieName); err == nil {
-		if handle, err := a.opts.Codec.Open(a.cookieName, c.Value); err == nil {
-			id := session.IDFromHandle(handle)
-			if s, err := a.opts.Store.GetSession(ctx, id); err == nil {
-				_ = a.opts.Store.DeleteSession(ctx, id)
-				a.audit(ctx, "logout", zap.String("subject", s.Identity.Subject), zap.String("issuer", s.Identity.Issuer), zap.String("client_ip", request.ClientIP(r)))
-				if a.opts.OnLogout != nil {
-					a.opts.OnLogout(id)
-				}
-				if st, err := a.state(); err == nil && st.endSession != "" {
-					if u, err := url.Parse(st.endSession); err == nil {
-						v := u.Query()
-						v.Set("id_token_hint", s.IDToken)
-						v.Set("client_id", a.opts.ClientID)
-						v.Set("post_logout_redirect_uri", a.opts.PublicURL.JoinPath(LoggedOutPath).String())
-						u.RawQuery = v.Encode()
-						target = u.String()
-					}
-				}
-			}
-		}
-	}
-	http.Redirect(w, r, target, http.StatusFound)
-}
-
 func (a *Authenticator) cookie(name, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
 		Name:     name,
