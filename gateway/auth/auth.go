@@ -105,12 +105,18 @@ type Authenticator struct {
 	// RSA verification costs more than the rest of the proxy path.
 	verifiedMu sync.Mutex
 	verified   map[[32]byte]verifiedToken
+
+	// replays holds the states of callbacks already taken (loginstate.go).
+	replays *replaySet
 }
 
 type verifiedToken struct {
 	id      identity.Identity
 	expires time.Time
 }
+
+// maxReplayStates bounds the callback replay set: about 5 MiB at most.
+const maxReplayStates = 100_000
 
 // maxVerifiedTokens bounds the cache; beyond it the cache starts over.
 const maxVerifiedTokens = 100_000
@@ -145,7 +151,8 @@ func New(ctx context.Context, opts Options) (*Authenticator, error) {
 	if opts.GroupsClaim == "" {
 		opts.GroupsClaim = "groups"
 	}
-	a := &Authenticator{opts: opts, refreshes: map[string]*refreshCall{}, verified: map[[32]byte]verifiedToken{}, lastError: errors.New("discovery has not completed")}
+	a := &Authenticator{opts: opts, refreshes: map[string]*refreshCall{}, verified: map[[32]byte]verifiedToken{}, lastError: errors.New("discovery has not completed"),
+		replays: newReplaySet(maxReplayStates)}
 	a.secureCookies = opts.PublicURL.Scheme == "https"
 	if a.secureCookies {
 		a.cookieName, a.loginCookie = "__Host-meetguard", "__Host-meetguard-login"

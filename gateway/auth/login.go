@@ -44,8 +44,9 @@ func randomToken() string {
 }
 
 // Login starts the authorization code flow with PKCE S256, a fresh state
-// and nonce, and remembers them server-side; the browser gets the state in
-// a sealed cookie too, which binds the callback to this browser.
+// and nonce. It keeps nothing on the server: all of it goes in the sealed
+// login cookie (loginstate.go), which also binds the callback to this
+// browser.
 func (a *Authenticator) Login(w http.ResponseWriter, r *http.Request) {
 	st, err := a.state()
 	if err != nil {
@@ -53,7 +54,7 @@ func (a *Authenticator) Login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rd, ok := SafeRedirect(r.URL.Query().Get("rd"))
-	if !ok {
+	if !ok || len(rd) > maxRedirectLen {
 		rd = "/"
 	}
 	l := session.Login{
@@ -63,11 +64,7 @@ func (a *Authenticator) Login(w http.ResponseWriter, r *http.Request) {
 		Redirect: rd,
 		Expires:  a.opts.Clock().Add(loginTTL),
 	}
-	if err := a.opts.Store.PutLogin(r.Context(), l); err != nil {
-		a.failPage(w, r, http.StatusServiceUnavailable, "store_unavailable", "Sign-in is unavailable right now. Please try again in a minute.", err)
-		return
-	}
-	http.SetCookie(w, a.cookie(a.loginCookie, a.opts.Codec.Seal(a.loginCookie, []byte(l.State)), int(loginTTL/time.Second)))
+	http.SetCookie(w, a.cookie(a.loginCookie, a.sealLogin(l), int(loginTTL/time.Second)))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, st.oauth.AuthCodeURL(l.State, oidc.Nonce(l.Nonce), oauth2.S256ChallengeOption(l.Verifier)), http.StatusFound)
 }
@@ -89,14 +86,18 @@ func (a *Authenticator) Callback(w http.ResponseWriter, r *http.Request) {
 		a.loginFailed(w, r, "missing_state", errors.New("no state or no login cookie"))
 		return
 	}
-	bound, err := a.opts.Codec.Open(a.loginCookie, c.Value)
-	if err != nil || subtle.ConstantTimeCompare(bound, []byte(state)) != 1 {
+	now := a.opts.Clock()
+	l, err := a.openLogin(c.Value, now)
+	if errors.Is(err, errLoginExpired) {
+		a.loginFailed(w, r, "state_expired", err)
+		return
+	}
+	if err != nil || subtle.ConstantTimeCompare([]byte(l.State), []byte(state)) != 1 {
 		a.loginFailed(w, r, "state_mismatch", errors.New("state does not match this browser's login"))
 		return
 	}
-	l, err := a.opts.Store.TakeLogin(ctx, state)
-	if err != nil {
-		a.loginFailed(w, r, "state_unknown", err)
+	if !a.replays.claim(l.State, l.Expires, now) {
+		a.loginFailed(w, r, "state_replayed", errors.New("this login's callback was already taken"))
 		return
 	}
 	st, err := a.state()
@@ -135,7 +136,7 @@ func (a *Authenticator) Callback(w http.ResponseWriter, r *http.Request) {
 		a.loginFailed(w, r, "id_token_invalid", err)
 		return
 	}
-	now := a.opts.Clock()
+	now = a.opts.Clock()
 	handle := session.NewHandle()
 	s := session.Session{
 		ID:           session.IDFromHandle(handle),

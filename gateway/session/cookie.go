@@ -20,8 +20,9 @@ var ErrBadCookie = errors.New("cookie does not open")
 const HandleLen = 32
 
 // maxCookieLen bounds what Open reads: a sealed handle is 76 bytes of
-// base64, a larger value is not ours.
-const maxCookieLen = 256
+// base64, a sealed login state at most about 2 KiB; a larger value is not
+// ours.
+const maxCookieLen = 3 << 10
 
 // Codec seals opaque handles into cookie values with XChaCha20-Poly1305. The
 // purpose (cookie name) is authenticated data, so a login-state cookie can
