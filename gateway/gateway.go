@@ -491,7 +491,7 @@ func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, tr
 		// Long-lived: no read deadline (serve set none), but tracked so
 		// it can be cut.
 		meta.WebSocket = true
-		out = g.opts.Live.Track(w, meta)
+		out = g.opts.Live.TrackChecked(w, meta, g.admissionCheck(ctx, fi.admitted))
 		kind += "_upgrade"
 	}
 	up.proxy.ServeHTTP(out, r.WithContext(context.WithValue(ctx, ctxKey{}, fi)))

@@ -43,6 +43,19 @@ func (r *Registry) Track(w http.ResponseWriter, meta Meta) http.ResponseWriter {
 	return &trackingWriter{ResponseWriter: w, reg: r, meta: meta}
 }
 
+// ErrNoLongerAdmitted is returned by Hijack when the admission check of
+// TrackChecked fails: the connection is closed before it carries anything.
+var ErrNoLongerAdmitted = errors.New("liveconn: no longer admitted")
+
+// TrackChecked is Track with an admission check that runs right after
+// the connection is registered, before Hijack returns it. Registering
+// first closes the race with a kick: a kick that lands before the check
+// is seen by it; one that lands after finds the connection registered.
+// A failing check closes the connection. check may be nil.
+func (r *Registry) TrackChecked(w http.ResponseWriter, meta Meta, check func() error) http.ResponseWriter {
+	return &trackingWriter{ResponseWriter: w, reg: r, meta: meta, check: check}
+}
+
 // Close closes every connection whose Meta matches and returns how many.
 func (r *Registry) Close(match func(Meta) bool) int {
 	r.mu.Lock()
@@ -100,8 +113,9 @@ func (r *Registry) CloseAll() int {
 
 type trackingWriter struct {
 	http.ResponseWriter
-	reg  *Registry
-	meta Meta
+	reg   *Registry
+	meta  Meta
+	check func() error
 }
 
 // Hijack registers the connection it hands out.
@@ -117,6 +131,12 @@ func (w *trackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.reg.mu.Lock()
 	w.reg.conns[tc] = struct{}{}
 	w.reg.mu.Unlock()
+	if w.check != nil {
+		if err := w.check(); err != nil {
+			_ = tc.Close()
+			return nil, nil, fmt.Errorf("%w: %w", ErrNoLongerAdmitted, err)
+		}
+	}
 	return tc, brw, nil
 }
 

@@ -3,11 +3,13 @@ package roomsapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/liveconn"
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
@@ -147,10 +149,14 @@ func (a *API) sweep(ctx context.Context, force bool) {
 	now := time.Now()
 	touchEvery := a.cfg.ParticipantLease / 3
 	var touch, leave []connKey
+	goneLive := map[connKey]bool{}
 	t := a.conns
 	t.mu.Lock()
 	for k := range live {
 		if _, gone := t.gone[k]; gone {
+			// Ended, yet a connection is open: it was registered after
+			// the event closed the others. Close it now.
+			goneLive[k] = true
 			continue
 		}
 		st := t.conns[k]
@@ -175,6 +181,10 @@ func (a *API) sweep(ctx context.Context, force bool) {
 		}
 	}
 	t.mu.Unlock()
+	if len(goneLive) > 0 {
+		n := a.o.Live.Close(func(m liveconn.Meta) bool { return goneLive[connKey{m.Room, rooms.ParticipantID(m.ParticipantID)}] })
+		a.log.Info("closed live connections of ended admissions found by the sweep", zap.Int("connections", n))
+	}
 
 	for _, k := range touch {
 		_, err := a.o.Store.Touch(ctx, k.room, k.pid)
@@ -204,4 +214,15 @@ func (a *API) sweep(ctx context.Context, force bool) {
 		delete(t.conns, k)
 		t.mu.Unlock()
 	}
+}
+
+// RecheckAdmission implements gateway.AdmissionRechecker: it asks the
+// store whether the participant is still admitted (renewing the lease, as
+// any room-path request does). Called right after a WebSocket is taken
+// over, it catches a kick that landed during the handshake.
+func (a *API) RecheckAdmission(ctx context.Context, p gateway.Participant) error {
+	if _, err := a.o.Store.Touch(ctx, p.Room, rooms.ParticipantID(p.ParticipantID)); err != nil {
+		return fmt.Errorf("room %s: %w", p.Room, err)
+	}
+	return nil
 }
