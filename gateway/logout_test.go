@@ -40,7 +40,7 @@ func TestLogout_CrossSiteCannotEndTheSession(t *testing.T) {
 	resp.Body.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, strings.Replace(e.URL, "http://", "ws://", 1)+"/room/r1/ws", &websocket.DialOptions{HTTPClient: c})
+	ws, _, err := websocket.Dial(ctx, strings.Replace(e.URL, "http://", "ws://", 1)+"/room/r1/ws", &websocket.DialOptions{HTTPClient: c, HTTPHeader: http.Header{"Origin": {e.URL}}})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

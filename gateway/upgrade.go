@@ -112,3 +112,8 @@ func (b *deadlineBody) Close() error {
 }
 
 func (b *deadlineBody) lift() { b.once.Do(func() { _ = b.rc.SetReadDeadline(time.Time{}) }) }
+
+// isUpgrade reports whether r asks for any upgrade. serve refuses every
+// one but a complete WebSocket handshake before other code sees it, so
+// past that point it means a WebSocket handshake.
+func isUpgrade(r *http.Request) bool { return classifyUpgrade(r) != notUpgrade }

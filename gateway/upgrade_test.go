@@ -215,9 +215,12 @@ func TestUpgrade_OnlyCompleteWebSocketHandshakesPass(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e.up.Reset()
 			head, body, _ := strings.Cut(tc.req, "\r\n\r\n")
-			req := head + "Host: gw\r\nCookie: " + cookie + "\r\n\r\n" + body
+			// A browser's own origin, so the edge's Origin check (cookie
+			// callers' upgrades and state changes) is not what answers.
+			own := "Host: gw\r\nOrigin: " + e.URL + "\r\nCookie: " + cookie + "\r\n\r\n"
+			req := head + own + body
 			if !strings.HasSuffix(head, "\r\n") {
-				req = head + "\r\nHost: gw\r\nCookie: " + cookie + "\r\n\r\n" + body
+				req = head + "\r\n" + own + body
 			}
 			resp, _, _ := rawExchange(t, e.URL, req)
 			if resp.StatusCode != tc.want {
