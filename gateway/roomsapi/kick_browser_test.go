@@ -72,7 +72,7 @@ func TestBrowser_RemovedDemoTabSaysSoAndNeverKnocks(t *testing.T) {
 	srv := httptest.NewServer(app)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { _ = app.Close() })
-	c := newCluster(t, clusterOptions{upstreamURL: srv.URL, policyConfig: staffTestUser})
+	c := newCluster(t, clusterOptions{upstreamURL: srv.URL, policyConfig: staffTestUser, policyTimeout: time.Minute})
 	n := c.nodes[0]
 	h := host("hanna")
 	c.createRoom(n, h, "standup", map[string]any{"lobby_enabled": false})

@@ -91,7 +91,7 @@ func readClose(t *testing.T, ws *websocket.Conn) (websocket.StatusCode, string) 
 // Before the fix the reconnect ran the join flow and put the removed
 // person back in the lobby.
 func TestKick_TabNeverKnocksAgainByItself(t *testing.T) {
-	c := newCluster(t, clusterOptions{})
+	c := newCluster(t, clusterOptions{policyTimeout: time.Minute})
 	n := c.nodes[0]
 	h := host("hanna")
 	c.createRoom(n, h, "townhall", map[string]any{"lobby_enabled": true})
@@ -110,7 +110,8 @@ func TestKick_TabNeverKnocksAgainByItself(t *testing.T) {
 	if r := call(t, b, http.MethodGet, n.URL+"/room/townhall", "", nil, nav...); r.Status != http.StatusOK {
 		t.Fatalf("page load after admission: %d %s", r.Status, r.Body)
 	}
-	conn, status, err := wsDial(n, "townhall", b, nil)
+	origin := http.Header{"Origin": {n.URL}} // a browser's socket names its page's origin
+	conn, status, err := wsDial(n, "townhall", b, origin)
 	if err != nil {
 		t.Fatalf("the admitted tab's WebSocket: %v (%d)", err, status)
 	}
@@ -133,7 +134,7 @@ func TestKick_TabNeverKnocksAgainByItself(t *testing.T) {
 	}
 
 	// What the tab does by itself: reconnect, background requests, reload.
-	if _, status, err := wsDial(n, "townhall", b, nil); err == nil || status != http.StatusForbidden {
+	if _, status, err := wsDial(n, "townhall", b, origin); err == nil || status != http.StatusForbidden {
 		t.Errorf("reconnect with the removed ticket: %v (%d), want 403", err, status)
 	}
 	bg := call(t, b, http.MethodGet, n.URL+"/room/townhall/state", "", nil, "Accept", "*/*", "Sec-Fetch-Mode", "cors", "Sec-Fetch-Dest", "empty")
