@@ -120,8 +120,12 @@ func TestFiles_BadReloadKeepsOldCertificate(t *testing.T) {
 		file    string
 		wantErr error
 	}{
-		{"expired", func(t *testing.T) pairFiles { return newPair(t, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour)) }, "cert_file", ErrExpired},
-		{"not yet valid", func(t *testing.T) pairFiles { return newPair(t, time.Now().Add(time.Hour), time.Now().Add(48*time.Hour)) }, "cert_file", ErrNotYetValid},
+		{"expired", func(t *testing.T) pairFiles {
+			return newPair(t, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
+		}, "cert_file", ErrExpired},
+		{"not yet valid", func(t *testing.T) pairFiles {
+			return newPair(t, time.Now().Add(time.Hour), time.Now().Add(48*time.Hour))
+		}, "cert_file", ErrNotYetValid},
 		{"key of another certificate", func(t *testing.T) pairFiles { p := validPair(t); p.key = other.key; return p }, "key_file", ErrKeyMismatch},
 		{"garbage certificate", func(t *testing.T) pairFiles { p := validPair(t); p.cert = []byte("not a certificate"); return p }, "cert_file", nil},
 		{"half-written key", func(t *testing.T) pairFiles { p := validPair(t); p.key = p.key[:40]; return p }, "key_file", nil},
