@@ -254,6 +254,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := request.Info{ID: newRequestID(), ClientIP: ip.String()}
 	r = r.WithContext(request.With(r.Context(), info))
 	rec.Header().Set("X-Request-Id", info.ID)
+	setHSTS(rec.Header(), g.opts.Config.PublicURL)
 
 	kind := g.serve(rec, r, trusted)
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +33,14 @@ type ServerOptions struct {
 	// Mount serves handlers beside the gateway by path prefix, outside its
 	// authentication (meetguard dev mounts its identity provider here).
 	Mount map[string]http.Handler
+	// TLS, when set, serves the public listener over TLS with it (its
+	// GetCertificate supplies reloadable or ACME certificates). Without
+	// it, tls.cert_file is read once.
+	TLS *tls.Config
+	// PlainListen and PlainHandler serve plain HTTP beside the public
+	// listener: ACME HTTP-01 challenges and a redirect to https.
+	PlainListen  string
+	PlainHandler http.Handler
 }
 
 // Serve runs the public listener (and the admin listener when configured)
@@ -73,21 +82,43 @@ func Serve(ctx context.Context, opts ServerOptions) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	servers := []*http.Server{srv}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
 		var err error
-		if cfg.TLS.CertFile != "" {
+		switch {
+		case opts.TLS != nil:
+			srv.TLSConfig = opts.TLS
+			err = srv.ServeTLS(ln, "", "")
+		case cfg.TLS.CertFile != "":
 			err = srv.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
-		} else {
+		default:
 			err = srv.Serve(ln)
 		}
 		errc <- err
 	}()
-	log.Info("gateway listening", zap.String("addr", ln.Addr().String()), zap.Bool("tls", cfg.TLS.CertFile != ""))
+	log.Info("gateway listening", zap.String("addr", ln.Addr().String()), zap.Bool("tls", opts.TLS != nil || cfg.TLS.CertFile != ""))
 	if opts.Started != nil {
 		opts.Started(ln.Addr().String())
 	}
 
+	if opts.PlainHandler != nil && opts.PlainListen != "" {
+		pln, err := net.Listen("tcp", opts.PlainListen)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("listen tls.acme.http_listen %s: %w", opts.PlainListen, err)
+		}
+		plain := &http.Server{
+			Handler:           opts.PlainHandler,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       30 * time.Second,
+			MaxHeaderBytes:    8 << 10,
+		}
+		servers = append(servers, plain)
+		go func() { errc <- plain.Serve(pln) }()
+		log.Info("acme http-01 listening", zap.String("addr", pln.Addr().String()))
+	}
 	if cfg.Admin.Listen != "" {
 		aln, err := net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {

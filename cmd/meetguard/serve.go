@@ -233,6 +233,10 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 			}
 		}()
 	}
+	listenerTLS, err := newListenerTLS(ctx, cfg, log, tlsOptions{})
+	if err != nil {
+		return err
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -354,7 +358,8 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	if err := audit.Write(ctx, auditLog, audit.GatewayStarted(version, cfg.PublicURL, engine.Revision())); err != nil {
 		return fmt.Errorf("audit gateway start: %w", err)
 	}
-	return gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: rt.listener, Metrics: reg, Logger: log, Started: rt.started, Mount: rt.mount})
+	return gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: rt.listener, Metrics: reg, Logger: log, Started: rt.started, Mount: rt.mount,
+		TLS: listenerTLS.config, PlainListen: listenerTLS.plainListen, PlainHandler: listenerTLS.plain})
 }
 
 // policyReady adapts the engine's status to a readiness check.

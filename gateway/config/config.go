@@ -188,10 +188,15 @@ type Admin struct {
 	Listen string `yaml:"listen"`
 }
 
-// TLS configures the public listener's certificate. Both or neither.
+// TLS configures the public listener's certificate: files (both or
+// neither; reloaded on SIGHUP and when they change) or acme. See
+// docs/operations.md for the TLS defaults (TLS 1.2+, X25519MLKEM768, h2).
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ACME obtains and renews the certificate automatically. Exclusive
+	// with cert_file.
+	ACME ACME `yaml:"acme"`
 }
 
 // Limits bounds what one client can make the gateway do.

@@ -22,6 +22,7 @@ func Complete(c *Config) error {
 }
 
 func (c *Config) applyDefaults() {
+	c.applyTLSDefaults()
 	if c.Listen == "" {
 		c.Listen = ":8080"
 		if c.TLS.CertFile != "" {
@@ -199,6 +200,7 @@ func (l *loader) validate(c *Config) {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		l.add("tls", "set both cert_file and key_file, or neither")
 	}
+	l.validateTLS(c)
 	if c.Assertion.TTL > 60*time.Second || c.Assertion.TTL < time.Second {
 		l.add("assertion.ttl", "must be between 1s and 60s")
 	}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/gateway/certs"
+	"github.com/meetguard/meetguard/gateway/config"
+)
+
+// listenerTLS is what the public listener serves with, built from tls.*.
+type listenerTLS struct {
+	config *tls.Config // nil: plain HTTP
+	// plainListen/plain serve ACME HTTP-01 and the https redirect.
+	plainListen string
+	plain       http.Handler
+}
+
+// tlsOptions are test switches for newListenerTLS.
+type tlsOptions struct {
+	// noWatch leaves file changes unwatched, so a test can tell a SIGHUP
+	// reload from a file-change one.
+	noWatch bool
+}
+
+// newListenerTLS loads the certificate files (and starts watching them)
+// or sets up ACME. Any error stops the start, naming the tls.* field.
+// Certificate files reload on SIGHUP and when they change; ACME renews by
+// itself.
+func newListenerTLS(ctx context.Context, cfg *config.Config, log *zap.Logger, o tlsOptions) (*listenerTLS, error) {
+	switch {
+	case cfg.TLS.ACME.Enabled:
+		a := cfg.TLS.ACME
+		cache, err := certs.DirCache(a.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("tls.acme.cache_dir: %w", err)
+		}
+		client := &http.Client{Timeout: 30 * time.Second}
+		if a.CAFile != "" {
+			pool, err := config.CertPool(a.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls.acme.ca_file: %w", err)
+			}
+			client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Proxy: http.ProxyFromEnvironment}
+		}
+		m, err := certs.NewACME(ctx, certs.ACMEOptions{
+			DirectoryURL: a.DirectoryURL, Email: a.Email, Hosts: a.Domains, Cache: cache,
+			RenewBefore: a.RenewBefore, HTTPClient: client, Logger: log.Named("acme"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tls.acme.directory_url: %w", err)
+		}
+		lt := &listenerTLS{config: certs.ServerConfig(m.GetCertificate, true)}
+		if a.HTTPListen != "" {
+			lt.plainListen, lt.plain = a.HTTPListen, m.HTTPHandler()
+		}
+		log.Info("tls: acme", zap.String("directory", a.DirectoryURL), zap.Strings("domains", a.Domains), zap.Bool("http_01", a.HTTPListen != ""))
+		return lt, nil
+	case cfg.TLS.CertFile != "":
+		f, err := certs.NewFiles(certs.FileOptions{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, Logger: log.Named("tls")})
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		if !o.noWatch {
+			go func() {
+				if err := f.Watch(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("tls certificate watch stopped; SIGHUP still reloads", zap.Error(err))
+				}
+			}()
+		}
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		go func() {
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					f.Reload("signal")
+				}
+			}
+		}()
+		log.Info("tls: certificate files", zap.String("serial", f.Serial()))
+		return &listenerTLS{config: certs.ServerConfig(f.GetCertificate, false)}, nil
+	}
+	return &listenerTLS{}, nil
+}
