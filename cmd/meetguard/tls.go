@@ -10,7 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/meetguard/meetguard/gateway/certs"
 	"github.com/meetguard/meetguard/gateway/config"
@@ -39,9 +41,18 @@ func newListenerTLS(ctx context.Context, cfg *config.Config, log *zap.Logger, o 
 	switch {
 	case cfg.TLS.ACME.Enabled:
 		a := cfg.TLS.ACME
-		cache, err := certs.DirCache(a.CacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("tls.acme.cache_dir: %w", err)
+		var cache autocert.Cache
+		if a.CacheDir == "" && cfg.Store.Kind == "redis" {
+			// Replicas share the account and certificates.
+			rc := redis.NewClient(&redis.Options{Addr: cfg.Store.Redis.Addr, Password: cfg.Store.Redis.Password, DB: cfg.Store.Redis.DB})
+			context.AfterFunc(ctx, func() { _ = rc.Close() })
+			cache = certs.NewRedisCache(rc, "meetguard:acme:")
+		} else {
+			dc, err := certs.DirCache(a.CacheDir)
+			if err != nil {
+				return nil, fmt.Errorf("tls.acme.cache_dir: %w", err)
+			}
+			cache = dc
 		}
 		client := &http.Client{Timeout: 30 * time.Second}
 		if a.CAFile != "" {

@@ -25,7 +25,8 @@ type ACME struct {
 	// Domains are the names certificates are requested for; no other SNI
 	// name is ever ordered. Default: public_url's host.
 	Domains []string `yaml:"domains"`
-	// CacheDir keeps the account key and certificates (0700). Required.
+	// CacheDir keeps the account key and certificates (0700). Default:
+	// with store.kind redis, Redis (shared by replicas); else required.
 	CacheDir string `yaml:"cache_dir"`
 	// HTTPListen serves HTTP-01 challenges and redirects other plain
 	// requests to https, e.g. ":80". Default "": only TLS-ALPN-01, answered
@@ -99,7 +100,9 @@ func (l *loader) validateTLS(c *Config) {
 		}
 	}
 	if a.CacheDir == "" {
-		l.add("tls.acme.cache_dir", "is required when tls.acme is enabled")
+		if c.Store.Kind != "redis" {
+			l.add("tls.acme.cache_dir", "is required when tls.acme is enabled (or store.kind: redis)")
+		}
 	} else if err := writableDir(a.CacheDir); err != nil {
 		l.add("tls.acme.cache_dir", "%v", err)
 	}

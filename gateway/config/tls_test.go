@@ -74,6 +74,7 @@ func TestValidateTLS_NamesTheField(t *testing.T) {
 		{"acme plain directory", "tls:\n  acme:\n    enabled: true\n    directory_url: http://ca.example.org/dir\n    cache_dir: " + dir + "\n", "tls.acme.directory_url: must be https"},
 		{"acme relative directory", "tls:\n  acme:\n    enabled: true\n    directory_url: /dir\n    cache_dir: " + dir + "\n", "tls.acme.directory_url: must be an absolute URL"},
 		{"acme no cache", "tls:\n  acme:\n    enabled: true\n", "tls.acme.cache_dir: is required"},
+		{"acme cache in redis", "store:\n  kind: redis\n  redis:\n    addr: 127.0.0.1:6379\nrooms:\n  ticket_key: " + strings.Repeat("t", 40) + "\ntls:\n  acme:\n    enabled: true\n", ""},
 		{"acme unwritable cache", "tls:\n  acme:\n    enabled: true\n    cache_dir: " + notDir + "/acme\n", "tls.acme.cache_dir: " + notDir + "/acme cannot be used"},
 		{"acme bad email", "tls:\n  acme:\n    enabled: true\n    email: ops\n    cache_dir: " + dir + "\n", "tls.acme.email: must be one email address"},
 		{"acme wildcard", "tls:\n  acme:\n    enabled: true\n    domains: ['*.example.org']\n    cache_dir: " + dir + "\n", "tls.acme.domains: \"*.example.org\" is not a fully qualified host name"},
