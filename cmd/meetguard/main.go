@@ -35,12 +35,16 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
+		usage(stdout)
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(ctx, nil, stdout, stderr)
 	}
 	cmd, ok := commands()[args[0]]
 	if !ok {
@@ -48,7 +52,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
+	if wantsHelp(args[1:]) {
+		// Asked-for help is output, not an error: it goes to stdout and
+		// succeeds, whichever flag set or group printed it.
+		if code := cmd(ctx, args[1:], stdout, stdout); code != exitUsage {
+			return code
+		}
+		return exitOK
+	}
 	return cmd(ctx, args[1:], stdout, stderr)
+}
+
+// wantsHelp reports a -h/--help flag before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 func usage(w io.Writer) {
@@ -61,6 +86,6 @@ commands:
   policy            test, check, eval, fmt and replay admission policies
   audit             verify, query, tail and report on the audit log
   e2ee              end-to-end key tools (headless client)
-  version           print the version
+  version           print the version, commit and Go version (also --version)
 `)
 }

@@ -38,6 +38,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		"eval":   runPolicyEval,
 		"fmt":    runPolicyFmt,
 		"replay": runPolicyReplay,
+		"init":   runPolicyInit,
 	}, args, stdout, stderr)
 }
 
@@ -47,6 +48,7 @@ func policyUsageText(w io.Writer) {
 DIR is a policy directory (default "policies"); --bundle FILE takes an OPA bundle instead.
 
 commands:
+  init DIR                           write the shipped bundle (policies, tests, data.json, schema) to edit
   test [DIR]                         run the Rego tests with coverage; non-zero exit on failure
   check [DIR]                        parse, compile, schema type-check and capability-check
   eval --input FILE [--explain] [DIR]  print the decision for an input document and why

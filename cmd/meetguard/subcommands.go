@@ -17,11 +17,12 @@ const (
 // help prints the usage and succeeds, no or an unknown subcommand prints it
 // and fails with exitUsage.
 func dispatch(ctx context.Context, group, usage string, subs map[string]command, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		if len(args) == 0 {
-			return exitUsage
-		}
+		return exitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
 	sub, ok := subs[args[0]]

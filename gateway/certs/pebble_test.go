@@ -98,11 +98,23 @@ func startPebble(t *testing.T, opts pebbleOptions) *pebble {
 	})
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: apiPool}}}
 	p := &pebble{DirectoryURL: fmt.Sprintf("https://127.0.0.1:%d/dir", listen), Client: client, mgmt: fmt.Sprintf("https://127.0.0.1:%d", mgmt)}
+	// Ready when both the ACME API and the management API (which pebble
+	// starts separately) answer.
+	up := func(u string) error {
+		resp, err := client.Get(u)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", u, resp.Status)
+		}
+		return nil
+	}
 	for i := 0; ; i++ {
-		resp, err := client.Get(p.DirectoryURL)
+		err := up(p.DirectoryURL)
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if err = up(p.mgmt + "/roots/0"); err == nil {
 				break
 			}
 		}
