@@ -16,7 +16,7 @@ import (
 // Config is the whole gateway configuration.
 type Config struct {
 	// Listen is the address of the gateway's public listener. Default ":8443"
-	// with TLS, ":8080" without.
+	// with TLS files, ":443" with tls.acme, ":8080" without.
 	Listen string `yaml:"listen"`
 	// PublicURL is the URL browsers use to reach the gateway. It decides cookie
 	// flags (Secure and __Host- when https), redirect URIs and the assertion
