@@ -63,7 +63,8 @@ func (c *Config) applyTLSDefaults() {
 // an expired or mismatched pair before a restart does) and the acme block.
 func (l *loader) validateTLS(c *Config) {
 	pub, _ := url.Parse(c.PublicURL)
-	if c.TLS.CertFile != "" && c.TLS.KeyFile != "" {
+	if c.TLS.CertFile != "" && c.TLS.KeyFile != "" && readable(c.TLS.CertFile) && readable(c.TLS.KeyFile) {
+		// (An unreadable file is reported by checkFiles.)
 		pair, err := certs.LoadPair(c.TLS.CertFile, c.TLS.KeyFile, time.Now())
 		var pe *certs.PairError
 		switch {
@@ -155,6 +156,15 @@ func writableDir(dir string) error {
 	}
 	_ = f.Close()
 	return os.Remove(f.Name())
+}
+
+func readable(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	_ = f.Close()
+	return true
 }
 
 func ipStrings(c *x509.Certificate) []string {

@@ -68,7 +68,7 @@ func TestValidateTLS_NamesTheField(t *testing.T) {
 		{"expired certificate", "tls:\n  cert_file: " + expired + "\n  key_file: " + expiredKey + "\n", "tls.cert_file: " + expired + ": certificate has expired"},
 		{"key of another certificate", "tls:\n  cert_file: " + good + "\n  key_file: " + expiredKey + "\n", "tls.key_file: " + expiredKey + ": private key does not match"},
 		{"certificate for another host", "tls:\n  cert_file: " + wrongName + "\n  key_file: " + wrongNameKey + "\n", "tls.cert_file: certificate is for [other.example.org], not public_url's host meet.example.org"},
-		{"missing certificate", "tls:\n  cert_file: " + dir + "/nope.crt\n  key_file: " + goodKey + "\n", "tls.cert_file: " + dir + "/nope.crt"},
+		{"missing certificate", "tls:\n  cert_file: " + dir + "/nope.crt\n  key_file: " + goodKey + "\n", "tls.cert_file: cannot read " + dir + "/nope.crt"},
 		{"acme valid", "tls:\n  acme:\n    enabled: true\n    email: ops@example.org\n    cache_dir: " + dir + "/acme\n", ""},
 		{"acme with files", "tls:\n  cert_file: " + good + "\n  key_file: " + goodKey + "\n  acme:\n    enabled: true\n    cache_dir: " + dir + "\n", "tls.acme.enabled: cannot be combined with tls.cert_file"},
 		{"acme plain directory", "tls:\n  acme:\n    enabled: true\n    directory_url: http://ca.example.org/dir\n    cache_dir: " + dir + "\n", "tls.acme.directory_url: must be https"},
