@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/sha256"
 	"sync"
 	"time"
 )
@@ -22,6 +23,7 @@ type MemoryStore struct {
 	mu       sync.Mutex
 	sessions map[string]Session
 	logins   map[string]Login
+	claims   map[[32]byte]time.Time // state digest -> until
 }
 
 // NewMemory returns a store whose expired entries are swept until ctx ends.
@@ -35,7 +37,7 @@ func NewMemory(ctx context.Context, opts MemoryOptions) *MemoryStore {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	m := &MemoryStore{opts: opts, sessions: map[string]Session{}, logins: map[string]Login{}}
+	m := &MemoryStore{opts: opts, sessions: map[string]Session{}, logins: map[string]Login{}, claims: map[[32]byte]time.Time{}}
 	go m.sweep(ctx)
 	return m
 }
@@ -68,6 +70,11 @@ func (m *MemoryStore) Sweep() {
 			delete(m.logins, k)
 		}
 	}
+	for k, until := range m.claims {
+		if !now.Before(until) {
+			delete(m.claims, k)
+		}
+	}
 }
 
 // GetSession returns a live session.
@@ -79,6 +86,24 @@ func (m *MemoryStore) GetSession(_ context.Context, id string) (Session, error) 
 		return Session{}, ErrNotFound
 	}
 	return s, nil
+}
+
+// ClaimState reports whether state is claimed for the first time; it is
+// remembered until until. Beyond MaxLogins remembered states it refuses
+// with ErrFull rather than forget one early.
+func (m *MemoryStore) ClaimState(_ context.Context, state string, until time.Time) (bool, error) {
+	k := sha256.Sum256([]byte(state))
+	now := m.opts.Clock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u, ok := m.claims[k]; ok && now.Before(u) {
+		return false, nil
+	}
+	if len(m.claims) >= m.opts.MaxLogins {
+		return false, ErrFull
+	}
+	m.claims[k] = until
+	return true, nil
 }
 
 // PutSession creates or replaces a session.

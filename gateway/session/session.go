@@ -51,14 +51,43 @@ type Login struct {
 	Expires  time.Time
 }
 
-// Store holds sessions and pending logins. Implementations must make
-// TakeLogin atomic so a state value is usable once.
+// ErrUnavailable wraps every failure to reach a shared store: callers
+// must refuse (fail closed), never fall back to anything they hold locally.
+var ErrUnavailable = errors.New("session store unavailable")
+
+// Store holds sessions and pending logins. The contract every
+// implementation keeps (sessiontest.Run checks it):
+//
+//   - GetSession returns ErrNotFound for an unknown, deleted or expired
+//     (now >= Expires) session, and the session exactly as last put.
+//   - PutSession creates or replaces; an entry past Expires is gone.
+//     ErrFull when a bound is reached (memory only).
+//   - DeleteSession is idempotent; once it returns, no GetSession on any
+//     node sharing the store sees the session.
+//   - TakeLogin is atomic: of any number of concurrent calls for one
+//     state, on any nodes, at most one returns the login.
+//   - ClaimState is take-once: it reports true for the first claim of a
+//     state until `until`, false for every later one (login callback
+//     replay protection when the login state travels in a cookie).
+//
+// A store that cannot be reached returns an error wrapping ErrUnavailable;
+// it never answers from a local copy.
 type Store interface {
 	GetSession(ctx context.Context, id string) (Session, error)
 	PutSession(ctx context.Context, s Session) error
 	DeleteSession(ctx context.Context, id string) error
 	PutLogin(ctx context.Context, l Login) error
 	TakeLogin(ctx context.Context, state string) (Login, error)
+	ClaimState(ctx context.Context, state string, until time.Time) (bool, error)
+}
+
+// EndWatcher is implemented by stores shared between nodes: Ended delivers
+// the ID of every session deleted on any node, so each node can cut its own
+// live connections of that session. The channel closes when events may
+// have been lost (the link to the store dropped); the caller then
+// re-checks its live sessions and subscribes again.
+type EndWatcher interface {
+	Ended(ctx context.Context) (<-chan string, error)
 }
 
 // IDFromHandle names a session in the store by a hash of its cookie handle,

@@ -67,6 +67,7 @@ func (s *Store) setHealthy(ok bool) {
 	s.healthy = ok
 	if !ok {
 		s.hub.Drop() // subscribers must learn they may have missed events
+		s.ended.drop()
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -83,7 +84,7 @@ func (s *Store) relay(ctx context.Context) {
 			s.mu.Unlock()
 			return
 		}
-		ps := s.client.Subscribe(ctx, s.channel)
+		ps := s.client.Subscribe(ctx, s.channel, s.sessChannel)
 		s.ps = ps
 		s.mu.Unlock()
 		wasHealthy, err := s.pump(ctx, ps)
@@ -129,6 +130,10 @@ func (s *Store) pump(ctx context.Context, ps *redis.PubSub) (wasHealthy bool, er
 				s.setHealthy(true)
 			}
 		case *redis.Message:
+			if m.Channel == s.sessChannel {
+				s.ended.publish(m.Payload)
+				continue
+			}
 			e, err := decodeEvent(m.Payload)
 			if err != nil {
 				s.log.Error("redisstore.bad_event", zap.Error(err))

@@ -51,12 +51,16 @@ type Store struct {
 	ownClient bool
 	prefix    string
 	channel   string
-	cfg       rooms.Config
-	log       *zap.Logger
-	hub       eventhub.Hub
-	common    []any // ARGV 2..7 of every room script (after the room id)
-	stop      context.CancelFunc
-	done      chan struct{}
+	// sessChannel carries the IDs of deleted sessions (sessions.go) on
+	// the same subscription as room events.
+	sessChannel string
+	ended       endHub
+	cfg         rooms.Config
+	log         *zap.Logger
+	hub         eventhub.Hub
+	common      []any // ARGV 2..7 of every room script (after the room id)
+	stop        context.CancelFunc
+	done        chan struct{}
 
 	mu      sync.Mutex
 	closed  bool
@@ -81,7 +85,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = "meetguard:"
 	}
-	s := &Store{client: o.Client, prefix: o.KeyPrefix, channel: o.KeyPrefix + "events",
+	s := &Store{client: o.Client, prefix: o.KeyPrefix, channel: o.KeyPrefix + "events", sessChannel: o.KeyPrefix + "sessions",
 		cfg: o.Rooms.WithDefaults(), log: o.Logger, done: make(chan struct{}), changed: make(chan struct{})}
 	if s.client == nil {
 		if o.URL == "" {
@@ -120,6 +124,7 @@ func (s *Store) Close() error {
 	}
 	<-s.done
 	s.hub.Drop()
+	s.ended.drop()
 	if s.ownClient {
 		return s.client.Close()
 	}
