@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -253,8 +252,17 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 		}
 	}()
 
-	store := session.NewMemory(ctx, session.MemoryOptions{})
 	codec, err := session.NewCodec([]byte(cfg.Session.Secret))
+	if err != nil {
+		return err
+	}
+	roomStore, err := openRoomStore(ctx, cfg, log.Named("rooms"))
+	if err != nil {
+		return err
+	}
+	defer roomStore.Close()
+	live := liveconn.NewRegistry()
+	store, err := openSessionStore(ctx, cfg, roomStore, live, log.Named("session"))
 	if err != nil {
 		return err
 	}
@@ -266,7 +274,6 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	if client == nil {
 		client = &http.Client{Timeout: cfg.OIDC.HTTPTimeout}
 	}
-	live := liveconn.NewRegistry()
 	for _, w := range config.Warnings(cfg) {
 		log.Warn("configuration warning", zap.String("warning", w))
 	}
@@ -291,11 +298,6 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	if err != nil {
 		return err
 	}
-	roomStore, err := openRoomStore(ctx, cfg, log.Named("rooms"))
-	if err != nil {
-		return err
-	}
-	defer roomStore.Close()
 	// Upstream adapters: each meeting server's own credential, minted only
 	// after admission (generic upstreams have none).
 	adapters := map[string]gateway.Adapter{}
@@ -407,6 +409,24 @@ func loadAssertionKey(path string) (ed25519.PrivateKey, error) {
 	return ek, nil
 }
 
+// openSessionStore keeps sessions where the rooms are: in Redis with
+// store.kind redis, so every node reads every session and a logout on one
+// node cuts the session's live connections on all of them; in this
+// process's memory otherwise (meetguard dev, one node).
+func openSessionStore(ctx context.Context, cfg *config.Config, roomStore rooms.Store, live *liveconn.Registry, log *zap.Logger) (session.Store, error) {
+	rs, ok := roomStore.(*redisstore.Store)
+	if !ok {
+		return session.NewMemory(ctx, session.MemoryOptions{}), nil
+	}
+	sealer, err := session.NewSealer([]byte(cfg.Session.Secret))
+	if err != nil {
+		return nil, fmt.Errorf("session.secret: %w", err)
+	}
+	st := rs.Sessions(sealer)
+	go live.FollowEnded(ctx, st, st, log)
+	return st, nil
+}
+
 // openRoomStore builds the room state store from store.kind and seeds the
 // permanent rooms. A Redis that is down at start does not stop the node:
 // rooms fail closed (503) until it is back, and seeding is retried.
@@ -414,11 +434,11 @@ func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (ro
 	var st rooms.Store
 	switch cfg.Store.Kind {
 	case "redis":
-		u := &url.URL{Scheme: "redis", Host: cfg.Store.Redis.Addr, Path: "/" + strconv.Itoa(cfg.Store.Redis.DB)}
-		if cfg.Store.Redis.Password != "" {
-			u.User = url.UserPassword("", cfg.Store.Redis.Password)
-		}
-		rs, err := redisstore.New(ctx, redisstore.Options{URL: u.String(), Rooms: cfg.Rooms.State(), Logger: log})
+		r := cfg.Store.Redis
+		rs, err := redisstore.New(ctx, redisstore.Options{Server: &redisstore.ClientOptions{
+			Addr: r.Addr, Password: r.Password, DB: r.DB,
+			SentinelMaster: r.Sentinel.Master, SentinelAddrs: r.Sentinel.Addrs, SentinelPassword: r.Sentinel.Password,
+		}, Rooms: cfg.Rooms.State(), Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("store.redis: %w", err)
 		}

@@ -159,11 +159,26 @@ type Store struct {
 
 // Redis configures the Redis store.
 type Redis struct {
-	// Addr is host:port. Required when store.kind is redis.
-	Addr         string `yaml:"addr"`
+	// Addr is host:port. Required when store.kind is redis, unless
+	// Sentinel names the primary instead.
+	Addr         string   `yaml:"addr"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"password_file"`
+	DB           int      `yaml:"db"`
+	Sentinel     Sentinel `yaml:"sentinel"`
+}
+
+// Sentinel finds the Redis primary through Redis Sentinel and follows its
+// failovers without a restart.
+type Sentinel struct {
+	// Master is the monitored primary's name (sentinel monitor NAME ...).
+	Master string `yaml:"master"`
+	// Addrs are the Sentinels' host:port; at least one.
+	Addrs []string `yaml:"addrs"`
+	// Password authenticates to the Sentinels (requirepass in
+	// sentinel.conf); store.redis.password authenticates to Redis.
 	Password     string `yaml:"password"`
 	PasswordFile string `yaml:"password_file"`
-	DB           int    `yaml:"db"`
 }
 
 // Audit configures the tamper-evident audit log.

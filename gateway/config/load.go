@@ -273,6 +273,7 @@ func (l *loader) readSecretFiles(c *Config) {
 		{"oidc.client_secret", &c.OIDC.ClientSecret, &c.OIDC.ClientSecretFile},
 		{"session.secret", &c.Session.Secret, &c.Session.SecretFile},
 		{"store.redis.password", &c.Store.Redis.Password, &c.Store.Redis.PasswordFile},
+		{"store.redis.sentinel.password", &c.Store.Redis.Sentinel.Password, &c.Store.Redis.Sentinel.PasswordFile},
 		{"rooms.ticket_key", &c.Rooms.TicketKey, &c.Rooms.TicketKeyFile},
 	}
 	for _, p := range pairs {

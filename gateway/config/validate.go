@@ -191,9 +191,7 @@ func (l *loader) validate(c *Config) {
 	switch c.Store.Kind {
 	case "memory":
 	case "redis":
-		if c.Store.Redis.Addr == "" {
-			l.add("store.redis.addr", "is required when store.kind is redis")
-		}
+		validateRedis(l, c.Store.Redis)
 	default:
 		l.add("store.kind", "must be memory or redis")
 	}
@@ -266,4 +264,30 @@ func contains(xs []string, s string) bool {
 
 func idx(path string, i int) string {
 	return path + "[" + strconv.Itoa(i) + "]"
+}
+
+// validateRedis checks that store.redis names one Redis: an address, or a
+// Sentinel-monitored primary, never both (which would win is a guess).
+func validateRedis(l *loader, r Redis) {
+	sn := r.Sentinel
+	switch {
+	case sn.Master == "" && len(sn.Addrs) == 0 && sn.Password == "":
+		if r.Addr == "" {
+			l.add("store.redis.addr", "is required when store.kind is redis (or set store.redis.sentinel)")
+		}
+		return
+	case r.Addr != "":
+		l.add("store.redis.addr", "set either addr or sentinel, not both")
+	}
+	if sn.Master == "" {
+		l.add("store.redis.sentinel.master", "is required with store.redis.sentinel")
+	}
+	if len(sn.Addrs) == 0 {
+		l.add("store.redis.sentinel.addrs", "is required with store.redis.sentinel: at least one host:port")
+	}
+	for i, a := range sn.Addrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			l.add("store.redis.sentinel.addrs["+strconv.Itoa(i)+"]", "must be host:port")
+		}
+	}
 }

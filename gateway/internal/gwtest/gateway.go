@@ -62,6 +62,15 @@ type Options struct {
 	Logger *zap.Logger
 	// Clock drives the authenticator's notion of now; default time.Now.
 	Clock func() time.Time
+	// PublicURL is the gateway's public URL; default http:// and the
+	// listener's address. Nodes of one cluster share it (tests put a
+	// balancer in front that sends each request to the node they pick).
+	PublicURL string
+	// Sessions is the session store; default a new memory store. Pass a
+	// shared (Redis) store to run nodes of one cluster; a store that is a
+	// session.EndWatcher also has its announced logouts cut this node's
+	// live connections, as the meetguard binary wires it.
+	Sessions session.Store
 	// Wire, when set, edits the gateway's options last, with the config
 	// complete: the place to build parts that need the config, such as
 	// an API the gateway mounts.
@@ -76,7 +85,10 @@ type Gateway struct {
 	Gateway  *gateway.Gateway
 	Config   *config.Config
 	Auth     *auth.Authenticator
+	// Sessions is the memory store when Options.Sessions was not set.
 	Sessions *session.MemoryStore
+	// Store is the session store in use.
+	Store session.Store
 }
 
 // Start runs a gateway until the test ends, and returns once its provider
@@ -94,6 +106,9 @@ func Start(t testing.TB, o Options) *Gateway {
 		}
 	}
 	public := "http://" + ln.Addr().String()
+	if o.PublicURL != "" {
+		public = o.PublicURL
+	}
 	idp := o.IdP
 	if idp == nil {
 		idp = testidp.Start(t, public+auth.CallbackPath)
@@ -118,7 +133,12 @@ func Start(t testing.TB, o Options) *Gateway {
 	if audit == nil {
 		audit = nopAudit{}
 	}
-	sessions := session.NewMemory(ctx, session.MemoryOptions{})
+	var sessions *session.MemoryStore
+	store := o.Sessions
+	if store == nil {
+		sessions = session.NewMemory(ctx, session.MemoryOptions{})
+		store = sessions
+	}
 	codec, err := session.NewCodec([]byte(cfg.Session.Secret))
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +154,7 @@ func Start(t testing.TB, o Options) *Gateway {
 		SubjectClaim: cfg.OIDC.SubjectClaim, BearerClients: cfg.OIDC.BearerClients,
 		PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
 		KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL, MaxClaimAge: cfg.Session.MaxClaimAge,
-		Store: sessions, Codec: codec, Audit: audit, Clock: o.Clock,
+		Store: store, Codec: codec, Audit: audit, Clock: o.Clock,
 		OnLogout: func(id string) {
 			gw.Live().Close(func(m liveconn.Meta) bool { return m.SessionID == id })
 		},
@@ -159,6 +179,9 @@ func Start(t testing.TB, o Options) *Gateway {
 	if gw, err = gateway.New(gwOpts); err != nil {
 		t.Fatal(err)
 	}
+	if w, ok := store.(session.EndWatcher); ok {
+		go gw.Live().FollowEnded(ctx, w, store, zap.NewNop())
+	}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -172,7 +195,7 @@ func Start(t testing.TB, o Options) *Gateway {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &Gateway{URL: public, IdP: idp, Gateway: gw, Config: cfg, Auth: authn, Sessions: sessions}
+	return &Gateway{URL: public, IdP: idp, Gateway: gw, Config: cfg, Auth: authn, Sessions: sessions, Store: store}
 }
 
 // Subject is the subject of the tokens Bearer signs, by default.

@@ -37,6 +37,9 @@ type Options struct {
 	// one dial attempt per try, so an outage fails requests in
 	// milliseconds (refused) to about two seconds (unreachable).
 	URL string
+	// Server is used when Client and URL are empty: one Redis or a
+	// Sentinel-managed primary (NewClient); the store owns that client.
+	Server *ClientOptions
 	// KeyPrefix namespaces every key and the event channel. Default
 	// "meetguard:".
 	KeyPrefix string
@@ -87,6 +90,13 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	s := &Store{client: o.Client, prefix: o.KeyPrefix, channel: o.KeyPrefix + "events", sessChannel: o.KeyPrefix + "sessions",
 		cfg: o.Rooms.WithDefaults(), log: o.Logger, done: make(chan struct{}), changed: make(chan struct{})}
+	if s.client == nil && o.URL == "" && o.Server != nil {
+		c, err := NewClient(*o.Server)
+		if err != nil {
+			return nil, &rooms.InvalidError{Field: "store.redis", Reason: err.Error()}
+		}
+		s.client, s.ownClient = c, true
+	}
 	if s.client == nil {
 		if o.URL == "" {
 			return nil, &rooms.InvalidError{Field: "store.redis.url", Reason: "required"}
