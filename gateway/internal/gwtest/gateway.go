@@ -80,11 +80,11 @@ type Options struct {
 // Gateway is a gateway serving on loopback until the test ends.
 type Gateway struct {
 	// URL is the gateway's public URL, http://127.0.0.1:port.
-	URL      string
-	IdP      *testidp.IdP
-	Gateway  *gateway.Gateway
-	Config   *config.Config
-	Auth     *auth.Authenticator
+	URL     string
+	IdP     *testidp.IdP
+	Gateway *gateway.Gateway
+	Config  *config.Config
+	Auth    *auth.Authenticator
 	// Sessions is the memory store when Options.Sessions was not set.
 	Sessions *session.MemoryStore
 	// Store is the session store in use.
