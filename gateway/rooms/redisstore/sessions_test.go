@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,4 +129,50 @@ func TestSessions_RedisDownFailsClosed(t *testing.T) {
 	if ok, err := st.ClaimState(ctx, "x", time.Now().Add(time.Minute)); ok || !errors.Is(err, session.ErrUnavailable) {
 		t.Errorf("ClaimState with Redis down: %v %v, want false and ErrUnavailable", ok, err)
 	}
+}
+
+// TestSessionFootprint reports Redis memory (used_memory) per session, with
+// tokens of realistic size (a 1 KiB ID token, a 100-byte refresh token,
+// six groups). It measures; it does not assert.
+func TestSessionFootprint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measurement only")
+	}
+	srv := redistest.Start(t) // its own server, so nothing else moves used_memory
+	c := srv.Client(t)
+	st := sessionNode(t, srv, "fp:")
+	ctx := context.Background()
+	used := func() int64 {
+		info, err := c.Info(ctx, "memory").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		t.Fatal("no used_memory in INFO")
+		return 0
+	}
+	const n = 5_000
+	before := used()
+	var size int
+	for range n {
+		s := sessiontest.Sample(session.IDFromHandle(session.NewHandle()))
+		s.IDToken = strings.Repeat("i", 1024)
+		s.RefreshToken = strings.Repeat("r", 100)
+		s.Identity.Subject = strings.Repeat("s", 36)
+		s.Identity.Groups = []string{"staff", "engineering", "meeting-hosts", "emea", "all-hands", "security"}
+		if size == 0 {
+			sealer, _ := session.NewSealer(testSecret)
+			raw, _ := sealer.SealSession(s)
+			size = len(raw)
+		}
+		if err := st.PutSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("redis sessions: %.0f B of Redis memory per session (sealed record %d B)", float64(used()-before)/n, size)
 }
