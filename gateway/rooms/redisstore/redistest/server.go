@@ -32,6 +32,7 @@ type Server struct {
 	cmd  *exec.Cmd
 	port int
 	out  *bytes.Buffer
+	args []string // extra redis-server arguments (a replica's --replicaof)
 }
 
 // Start runs redis-server for one test, or skips the test if the binary
@@ -50,7 +51,9 @@ func Start(t testing.TB) *Server {
 }
 
 // Launch runs redis-server on a free port; the caller must Kill it.
-func Launch() (*Server, error) {
+func Launch() (*Server, error) { return launch() }
+
+func launch(args ...string) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, ErrNotInstalled
 	}
@@ -60,14 +63,14 @@ func Launch() (*Server, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	s := &Server{port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	s := &Server{port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), args: args}
 	return s, s.start()
 }
 
 func (s *Server) start() error {
 	out := &bytes.Buffer{}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	cmd := exec.Command("redis-server", append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--loglevel", "warning"}, s.args...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("redistest: starting redis-server: %w", err)
