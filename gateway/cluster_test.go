@@ -49,11 +49,16 @@ type cluster struct {
 type callback struct{ url, cookie string }
 
 func newCluster(t *testing.T, shared bool, clock func() time.Time) *cluster {
+	return newClusterOn(t, shared, nil, clock)
+}
+
+// newClusterOn runs the nodes on a Sentinel-managed Redis when sent is set.
+func newClusterOn(t *testing.T, shared bool, sent *redistest.Sentinel, clock func() time.Time) *cluster {
 	t.Helper()
 	c := &cluster{t: t, URL: "http://" + clusterHost}
 	up := gwtest.StartUpstream(t, gwtest.UpstreamOptions{})
 	c.idp = testidp.Start(t, c.URL+auth.CallbackPath)
-	if shared {
+	if shared && sent == nil {
 		c.redis = redistest.Start(t)
 	}
 	for i := range c.nodes {
@@ -64,7 +69,13 @@ func newCluster(t *testing.T, shared bool, clock func() time.Time) *cluster {
 		c.addrs[i] = ln.Addr().String()
 		var store session.Store
 		if shared {
-			rs, err := redisstore.New(context.Background(), redisstore.Options{Client: c.redis.Client(t), KeyPrefix: "cluster:", Rooms: rooms.Config{}})
+			o := redisstore.Options{KeyPrefix: "cluster:", Rooms: rooms.Config{}}
+			if sent != nil {
+				o.Server = &redisstore.ClientOptions{SentinelMaster: redistest.MasterName, SentinelAddrs: []string{sent.Addr}}
+			} else {
+				o.Client = c.redis.Client(t)
+			}
+			rs, err := redisstore.New(context.Background(), o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,5 +353,47 @@ func TestCluster_RedisDownFailsClosed(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("login start with Redis down: %d", resp.StatusCode)
+	}
+}
+
+// The Redis primary dies under a two-node cluster that found it through
+// Sentinel: while the Sentinel fails over, both nodes refuse (503), never
+// serve the session from anything they hold and never send anyone to log
+// in again; then, without a restart, both serve the session again.
+func TestCluster_SentinelFailoverFailsClosedThenRecovers(t *testing.T) {
+	sent := redistest.StartSentinel(t)
+	c := newClusterOn(t, true, sent, nil)
+	b, resp := c.login(0, 1)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	ctx := context.Background()
+	if n, err := sent.Primary.Client(t).Wait(ctx, 1, 5*time.Second).Result(); err != nil || n != 1 {
+		t.Fatalf("WAIT for the replica: %d %v", n, err)
+	}
+	sent.Primary.Kill()
+	killed := time.Now()
+	refused := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for node := 0; ; node = 1 - node {
+		code := c.status(b, node)
+		if code == http.StatusOK {
+			break
+		}
+		if code != http.StatusServiceUnavailable {
+			t.Fatalf("node %d during failover: %d, want 503 (fail closed) or 200 once recovered", node, code)
+		}
+		refused++
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster never recovered after the failover")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("first request served %v after the primary was killed; %d refused (503) before", time.Since(killed).Round(time.Millisecond), refused)
+	for node := range 2 {
+		if code := c.status(b, node); code != http.StatusOK {
+			t.Errorf("node %d after failover: %d", node, code)
+		}
 	}
 }
