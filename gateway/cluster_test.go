@@ -252,7 +252,7 @@ func TestCluster_LogoutOnOneNodeEndsTheSessionAndItsWebSocketOnTheOther(t *testi
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c.on(0) // the WebSocket is held by node A
-	ws, _, err := websocket.Dial(ctx, "ws://"+clusterHost+"/room/r1/ws", &websocket.DialOptions{HTTPClient: b})
+	ws, _, err := websocket.Dial(ctx, "ws://"+clusterHost+"/room/r1/ws", &websocket.DialOptions{HTTPClient: b, HTTPHeader: http.Header{"Origin": {c.URL}}})
 	if err != nil {
 		t.Fatalf("dial through node A: %v", err)
 	}
@@ -395,5 +395,37 @@ func TestCluster_SentinelFailoverFailsClosedThenRecovers(t *testing.T) {
 		if code := c.status(b, node); code != http.StatusOK {
 			t.Errorf("node %d after failover: %d", node, code)
 		}
+	}
+}
+
+// A logout whose announcement a node never heard (its subscription was
+// down) must still cut that node's WebSocket once the subscription is
+// back: the node re-checks every session it holds connections for. Here
+// the session is deleted behind the gateway's back (no announcement at
+// all) and the node's subscription is cut; only the re-check can close it.
+func TestCluster_LostLogoutAnnouncementIsCaughtByTheRecheck(t *testing.T) {
+	c := newCluster(t, true, nil)
+	b, resp := c.login(0, 0)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c.on(0)
+	ws, _, err := websocket.Dial(ctx, "ws://"+clusterHost+"/room/r1/ws", &websocket.DialOptions{HTTPClient: b, HTTPHeader: http.Header{"Origin": {c.URL}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	rc := c.redis.Client(t)
+	if err := rc.Del(ctx, "cluster:sess:"+c.sessionID(b)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ws.Read(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("node A kept the WebSocket of a session that ended while its subscription was down (err=%v)", err)
 	}
 }
