@@ -341,7 +341,7 @@ func TestCluster_RedisDownFailsClosed(t *testing.T) {
 	}
 	// A new login cannot start either: there is nowhere to keep it.
 	c.on(0)
-	resp, err = noFollow(c.browser()).Get(c.URL + auth.LoginURL("/app"))
+	resp, err := noFollow(c.browser()).Get(c.URL + auth.LoginURL("/app"))
 	if err != nil {
 		t.Fatal(err)
 	}

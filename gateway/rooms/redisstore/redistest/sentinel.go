@@ -38,8 +38,13 @@ func StartSentinel(t testing.TB) *Sentinel {
 	if _, err := exec.LookPath("redis-sentinel"); err != nil {
 		t.Skip("redis-sentinel is not installed (apt-get install redis-sentinel): skipping the failover test")
 	}
-	primary := Start(t)
-	replica, err := launch("--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
+	// Replication writes an RDB file: keep it in the test's directory.
+	primary, err := launch("--dir", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(primary.Kill)
+	replica, err := launch("--dir", t.TempDir(), "--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
 	if err != nil {
 		t.Fatal(err)
 	}
