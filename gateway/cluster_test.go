@@ -44,6 +44,8 @@ type cluster struct {
 	rr   atomic.Int64
 	// lastCallback is the last callback request the balancer passed on.
 	lastCallback atomic.Pointer[callback]
+	// beforeCallback, when set, runs as a callback reaches the balancer.
+	beforeCallback func(state string)
 }
 
 type callback struct{ url, cookie string }
@@ -87,7 +89,7 @@ func newClusterOn(t *testing.T, shared bool, sent *redistest.Sentinel, clock fun
 			store = rs.Sessions(sealer)
 		}
 		c.nodes[i] = gwtest.Start(t, gwtest.Options{
-			Listener: ln, PublicURL: c.URL, IdP: c.idp, Sessions: store, Clock: clock,
+			Listener: ln, PublicURL: c.URL, IdP: c.idp, Sessions: store, SharedSessions: shared, Clock: clock,
 			Upstreams: []config.Upstream{{Name: "demo", URL: up.URL}},
 			Configure: func(cfg *config.Config) { cfg.Session.Secret = clusterSecret },
 			Admitter:  roleAdmitter{},
@@ -114,6 +116,9 @@ func (c *cluster) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	if r.URL.Path == auth.CallbackPath {
 		c.lastCallback.Store(&callback{url: r.URL.String(), cookie: r.Header.Get("Cookie")})
+		if c.beforeCallback != nil {
+			c.beforeCallback(r.URL.Query().Get("state"))
+		}
 	}
 	out := r.Clone(r.Context())
 	out.URL.Host, out.Host = c.addrs[n], clusterHost
@@ -242,6 +247,30 @@ func TestCluster_LoginStartedOnOneNodeCompletesOnTheOther(t *testing.T) {
 	}
 }
 
+// A provider that lets a code be redeemed twice (not every one refuses)
+// would let a callback captured on one node make a session on another; the
+// state claim in the shared store refuses it. Here another node's claim is
+// made directly in the store just before the callback arrives.
+func TestCluster_CallbackWhoseStateAnotherNodeTookIsRefused(t *testing.T) {
+	c := newCluster(t, true, nil)
+	c.beforeCallback = func(state string) {
+		first, err := c.nodes[0].Store.ClaimState(context.Background(), state, time.Now().Add(time.Minute))
+		if err != nil || !first {
+			t.Errorf("claiming the state first: %v %v", first, err)
+		}
+	}
+	b, resp := c.login(0, 1)
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Fatalf("callback whose state another node took: %d, want a refusal", resp.StatusCode)
+	}
+	for node := range 2 {
+		if st := c.status(b, node); st != http.StatusUnauthorized && st/100 != 3 {
+			t.Errorf("node %d answers %d after the refused callback, want no session", node, st)
+		}
+	}
+}
+
 func TestCluster_LogoutOnOneNodeEndsTheSessionAndItsWebSocketOnTheOther(t *testing.T) {
 	c := newCluster(t, true, nil)
 	b, resp := c.login(0, 0)
@@ -339,9 +368,29 @@ func TestCluster_RedisDownFailsClosed(t *testing.T) {
 			t.Errorf("node %d with Redis down: %d %s, want 503 unavailable", node, resp.StatusCode, body)
 		}
 	}
+	// Logout cannot end the session in Redis, so it must not pretend to:
+	// it answers 503 and leaves the cookie (clearing only the cookie would
+	// leave the session alive for any copy of it).
+	c.on(0)
+	req, _ := http.NewRequest(http.MethodPost, c.URL+auth.LogoutPath, nil)
+	req.Header.Set("Origin", c.URL)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	lo, err := noFollow(b).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo.Body.Close()
+	if lo.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("logout with Redis down: %d, want 503", lo.StatusCode)
+	}
+	for _, ck := range lo.Cookies() {
+		if ck.Name == c.nodes[0].Auth.CookieName() {
+			t.Errorf("logout with Redis down changed the session cookie (%q, max-age %d)", ck.Value, ck.MaxAge)
+		}
+	}
 	// A new login cannot start either: there is nowhere to keep it.
 	c.on(0)
-	resp, err := noFollow(c.browser()).Get(c.URL + auth.LoginURL("/app"))
+	resp, err = noFollow(c.browser()).Get(c.URL + auth.LoginURL("/app"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -282,7 +282,8 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, AccessTokenType: cfg.OIDC.AccessTokenType, GroupsClaim: cfg.OIDC.GroupsClaim,
 		SubjectClaim: cfg.OIDC.SubjectClaim, BearerClients: cfg.OIDC.BearerClients,
 		PublicURL: pub, HTTPClient: client, KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval,
-		SessionTTL: cfg.Session.TTL, MaxClaimAge: cfg.Session.MaxClaimAge, Store: store, Codec: codec, Logger: log.Named("auth"), Audit: auditLog,
+		SessionTTL: cfg.Session.TTL, MaxClaimAge: cfg.Session.MaxClaimAge, Store: store, SharedStore: cfg.Store.Kind == "redis",
+		Codec: codec, Logger: log.Named("auth"), Audit: auditLog,
 		OnLogout: func(sessionID string) {
 			live.Close(func(m liveconn.Meta) bool { return m.SessionID == sessionID })
 		},

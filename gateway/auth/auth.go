@@ -77,6 +77,12 @@ type Options struct {
 	// must renew them; a session that cannot renew them ends. 0 = no limit.
 	MaxClaimAge time.Duration
 	Store       session.Store
+	// SharedStore says Store is shared by every node (Redis). A callback
+	// then also claims its login state in Store once the code exchange has
+	// succeeded, so a callback replayed on another node is refused; the
+	// per-node replay set cannot see that node's claims. Claiming after the
+	// exchange keeps anonymous callbacks from writing to the shared store.
+	SharedStore bool
 	Codec       *session.Codec
 	Logger      *zap.Logger
 	Audit       Auditor

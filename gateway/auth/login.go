@@ -112,6 +112,17 @@ func (a *Authenticator) Callback(w http.ResponseWriter, r *http.Request) {
 		a.loginFailed(w, r, "code_exchange_failed", err)
 		return
 	}
+	if a.opts.SharedStore {
+		first, err := a.opts.Store.ClaimState(ctx, l.State, l.Expires)
+		if err != nil {
+			a.failPage(w, r, http.StatusServiceUnavailable, "store_unavailable", "Sign-in is unavailable right now. Please try again in a minute.", err)
+			return
+		}
+		if !first {
+			a.loginFailed(w, r, "state_replayed", errors.New("this login's callback was already taken on another node"))
+			return
+		}
+	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
 		a.loginFailed(w, r, "no_id_token", errors.New("token response has no id_token"))

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -39,14 +40,24 @@ func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	http.SetCookie(w, a.cookie(a.cookieName, "", -1))
 	w.Header().Set("Cache-Control", "no-store")
 	target := LoggedOutPath
 	if c, err := r.Cookie(a.cookieName); err == nil {
 		if handle, err := a.opts.Codec.Open(a.cookieName, c.Value); err == nil {
 			id := session.IDFromHandle(handle)
-			if s, err := a.opts.Store.GetSession(ctx, id); err == nil {
-				_ = a.opts.Store.DeleteSession(ctx, id)
+			s, err := a.opts.Store.GetSession(ctx, id)
+			if err == nil {
+				err = a.opts.Store.DeleteSession(ctx, id)
+			}
+			if err != nil && !errors.Is(err, session.ErrNotFound) {
+				// Clearing only the cookie would leave the session alive in
+				// a shared store for anyone holding a copy of the cookie:
+				// keep it and say the sign-out did not happen.
+				a.opts.Logger.Warn("logout: session store unavailable", zap.Error(err))
+				respond.Page(w, http.StatusServiceUnavailable, "Sign out", "Signing out is unavailable right now; you are still signed in. Please try again in a minute.", "")
+				return
+			}
+			if err == nil {
 				a.audit(ctx, "logout", zap.String("subject", s.Identity.Subject), zap.String("issuer", s.Identity.Issuer), zap.String("client_ip", request.ClientIP(r)))
 				if a.opts.OnLogout != nil {
 					a.opts.OnLogout(id)
@@ -64,6 +75,7 @@ func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	http.SetCookie(w, a.cookie(a.cookieName, "", -1))
 	// 303: the browser follows with a GET, never re-POSTing.
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }

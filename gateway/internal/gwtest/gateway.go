@@ -71,6 +71,8 @@ type Options struct {
 	// session.EndWatcher also has its announced logouts cut this node's
 	// live connections, as the meetguard binary wires it.
 	Sessions session.Store
+	// SharedSessions says Sessions is shared by several nodes (Redis).
+	SharedSessions bool
 	// Wire, when set, edits the gateway's options last, with the config
 	// complete: the place to build parts that need the config, such as
 	// an API the gateway mounts.
@@ -154,7 +156,7 @@ func Start(t testing.TB, o Options) *Gateway {
 		SubjectClaim: cfg.OIDC.SubjectClaim, BearerClients: cfg.OIDC.BearerClients,
 		PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
 		KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL, MaxClaimAge: cfg.Session.MaxClaimAge,
-		Store: store, Codec: codec, Audit: audit, Clock: o.Clock,
+		Store: store, SharedStore: o.SharedSessions, Codec: codec, Audit: audit, Clock: o.Clock,
 		OnLogout: func(id string) {
 			gw.Live().Close(func(m liveconn.Meta) bool { return m.SessionID == id })
 		},
