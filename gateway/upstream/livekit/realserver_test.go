@@ -427,6 +427,12 @@ func TestRealServer_WebhooksAreVerifiedAndBecomeParticipantEvents(t *testing.T) 
 		mu.Lock()
 		hooks = append(hooks, capturedHook{auth: r.Header.Get("Authorization"), body: body, status: rec.Code})
 		mu.Unlock()
+		// The event is reported inside ServeHTTP, before its delivery is
+		// captured here: wake the waiter again once it is.
+		select {
+		case got <- struct{}{}:
+		default:
+		}
 		w.WriteHeader(rec.Code)
 	}))
 	defer hook.Close()
@@ -457,7 +463,10 @@ func TestRealServer_WebhooksAreVerifiedAndBecomeParticipantEvents(t *testing.T) 
 	if err := a.RemoveParticipant(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	var gone livekit.Event
+	var (
+		gone livekit.Event
+		real capturedHook
+	)
 wait:
 	for {
 		mu.Lock()
@@ -466,8 +475,13 @@ wait:
 				gone = ev
 			}
 		}
+		for _, h := range hooks {
+			if gone.ID != "" && strings.Contains(string(h.body), gone.ID) {
+				real = h
+			}
+		}
 		mu.Unlock()
-		if gone.ID != "" {
+		if real.body != nil {
 			break
 		}
 		select {
@@ -476,8 +490,8 @@ wait:
 			break wait
 		}
 	}
-	if gone.ID == "" {
-		t.Fatalf("no participant left/aborted webhook; server log:\n%s", srv.Log())
+	if gone.ID == "" || real.body == nil {
+		t.Fatalf("no participant left/aborted webhook captured; server log:\n%s", srv.Log())
 	}
 	if gone.Room != "standup" || gone.Identity != a.Identity(p) || gone.Person != a.Person(p.Identity) || gone.Upstream != "lk" || gone.At.IsZero() {
 		t.Fatalf("event %+v", gone)
@@ -493,12 +507,6 @@ wait:
 	}
 	// Replays of what the real server sent: verbatim is acknowledged but
 	// not reported twice; any change is refused.
-	var real capturedHook
-	for _, h := range captured {
-		if strings.Contains(string(h.body), gone.ID) {
-			real = h
-		}
-	}
 	replay := func(auth string, body []byte) int {
 		req := httptest.NewRequest(http.MethodPost, "/hook", strings.NewReader(string(body)))
 		req.Header.Set("Authorization", auth)
