@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/assertion"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
@@ -53,51 +54,6 @@ type Auditor interface {
 	Ready() error
 }
 
-// Outcome is what admission decided.
-type Outcome int
-
-const (
-	// Denied: the caller does not get in.
-	Denied Outcome = iota
-	// Admitted: the caller gets in with Role.
-	Admitted
-	// Waiting: the caller waits in the lobby for a host.
-	Waiting
-)
-
-// RoomRequest is one attempt to reach a room path.
-type RoomRequest struct {
-	Identity identity.Identity
-	Upstream string
-	Room     string
-	HTTP     *http.Request
-}
-
-// Admission is the outcome for one RoomRequest.
-type Admission struct {
-	Outcome Outcome
-	Role    string
-	// ParticipantID names this admission so that kick and ban can find its
-	// connections.
-	ParticipantID string
-	// UserMessage is all the caller may be told.
-	UserMessage string
-	// WaitID identifies the caller's place in the lobby when Waiting.
-	WaitID string
-	// Cookies are set on the response when Admitted (e.g. a room ticket).
-	Cookies []*http.Cookie
-	// Respond, when set for Waiting or Denied, writes the whole answer
-	// instead of the gateway's default page or JSON (e.g. a waiting page
-	// that follows the lobby, or a passcode form).
-	Respond http.HandlerFunc
-}
-
-// Admitter decides room access. An error means no decision could be made;
-// the gateway then refuses (fail closed).
-type Admitter interface {
-	AdmitRequest(ctx context.Context, req RoomRequest) (Admission, error)
-}
-
 // ReadyChecker is anything whose readiness gates /readyz.
 type ReadyChecker interface {
 	Ready() error
@@ -107,7 +63,7 @@ type ReadyChecker interface {
 type Options struct {
 	Config    *config.Config
 	Auth      Authenticator
-	Admitter  Admitter
+	Admitter  admission.Admitter
 	Assertion *assertion.Signer
 	Audit     Auditor
 	Live      *liveconn.Registry
@@ -125,7 +81,7 @@ type Options struct {
 	Public map[string]http.Handler
 	// Adapters are the upstream kinds' adapters by upstream name; an
 	// upstream without one is generic.
-	Adapters map[string]Adapter
+	Adapters map[string]admission.Adapter
 	// Metrics registers the gateway's metrics; nil makes a private registry.
 	Metrics prometheus.Registerer
 }
@@ -226,8 +182,8 @@ func newTransport(l config.Limits) *http.Transport {
 type ctxKey struct{}
 
 type forwardInfo struct {
-	adapter    Adapter
-	admitted   *Participant
+	adapter    admission.Adapter
+	admitted   *admission.Participant
 	adapterErr error
 	id         identity.Identity
 	upstream   string
@@ -439,21 +395,21 @@ func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, tr
 	kind := "proxy"
 	if room, ok := up.rooms.Room(path); ok {
 		kind = "room"
-		adm, err := g.opts.Admitter.AdmitRequest(ctx, RoomRequest{Identity: id, Upstream: up.cfg.Name, Room: room, HTTP: r})
+		adm, err := g.opts.Admitter.AdmitRequest(ctx, admission.Request{Identity: id, Upstream: up.cfg.Name, Room: room, HTTP: r})
 		if err != nil {
 			g.opts.Logger.Error("admission failed closed", zap.String("room", room), zap.Error(err))
 			g.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "The meeting cannot be reached right now. Please try again shortly.")
 			return kind
 		}
 		switch {
-		case adm.Outcome == Admitted:
+		case adm.Outcome == admission.Admitted:
 			for _, c := range adm.Cookies {
 				http.SetCookie(w, c)
 			}
 		case adm.Respond != nil:
 			adm.Respond(w, r)
 			return kind
-		case adm.Outcome == Waiting:
+		case adm.Outcome == admission.Waiting:
 			g.waiting(w, r, room, adm)
 			return kind
 		default:
@@ -462,8 +418,8 @@ func (g *Gateway) serveProxy(w *statusRecorder, r *http.Request, path string, tr
 		}
 		fi.room, fi.role = room, adm.Role
 		meta.Room, meta.ParticipantID = room, adm.ParticipantID
-		fi.admitted = &Participant{Identity: id, Upstream: up.cfg.Name, Room: room, Role: adm.Role, ParticipantID: adm.ParticipantID}
-		if jr, ok := g.opts.Adapters[up.cfg.Name].(JoinRedirector); ok && wantsHTML(r) {
+		fi.admitted = &admission.Participant{Identity: id, Upstream: up.cfg.Name, Room: room, Role: adm.Role, ParticipantID: adm.ParticipantID}
+		if jr, ok := g.opts.Adapters[up.cfg.Name].(admission.JoinRedirector); ok && wantsHTML(r) {
 			target, err := jr.JoinURL(ctx, *fi.admitted)
 			if err != nil {
 				g.opts.Logger.Error("adapter join failed closed", zap.String("upstream", up.cfg.Name), zap.String("room", room), zap.Error(err))
@@ -637,7 +593,7 @@ func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, msg string) {
 	respond.Denied(w, msg)
 }
 
-func (g *Gateway) waiting(w http.ResponseWriter, r *http.Request, room string, adm Admission) {
+func (g *Gateway) waiting(w http.ResponseWriter, r *http.Request, room string, adm admission.Result) {
 	msg := adm.UserMessage
 	if msg == "" {
 		msg = "Please wait: a host will let you in."

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
@@ -24,8 +25,8 @@ import (
 // admission by policy is tested with the real policy engine.
 type roleAdmitter struct{}
 
-func (roleAdmitter) AdmitRequest(_ context.Context, req gateway.RoomRequest) (gateway.Admission, error) {
-	return gateway.Admission{Outcome: gateway.Admitted, Role: "participant", ParticipantID: "p-" + req.Identity.Subject}, nil
+func (roleAdmitter) AdmitRequest(_ context.Context, req admission.Request) (admission.Result, error) {
+	return admission.Result{Outcome: admission.Admitted, Role: "participant", ParticipantID: "p-" + req.Identity.Subject}, nil
 }
 
 // env is a running gateway in front of a recording upstream, with an

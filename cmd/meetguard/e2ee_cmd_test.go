@@ -21,6 +21,7 @@ import (
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
 	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/assertion"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
@@ -137,8 +138,8 @@ func startE2EEGateway(t *testing.T) *e2eeGateway {
 
 type e2eeTestAdmitter struct{}
 
-func (e2eeTestAdmitter) AdmitRequest(context.Context, gateway.RoomRequest) (gateway.Admission, error) {
-	return gateway.Admission{Outcome: gateway.Denied}, nil
+func (e2eeTestAdmitter) AdmitRequest(context.Context, admission.Request) (admission.Result, error) {
+	return admission.Result{Outcome: admission.Denied}, nil
 }
 
 // join admits user to room in the rooms store and returns its token and room ticket.

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/assertion"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
@@ -301,7 +302,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	}
 	// Upstream adapters: each meeting server's own credential, minted only
 	// after admission (generic upstreams have none).
-	adapters := map[string]gateway.Adapter{}
+	adapters := map[string]admission.Adapter{}
 	public := map[string]http.Handler{}
 	for _, u := range cfg.Upstreams {
 		a, err := upstream.New(ctx, u, upstream.Options{
@@ -478,7 +479,7 @@ func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (ro
 }
 
 // newRoomsAPI builds the rooms API, which is also the gateway's admitter.
-func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine *policy.Engine, auditLog *audit.Log, live *liveconn.Registry, adapters map[string]gateway.Adapter, devices roomsapi.Devices, log *zap.Logger) (*roomsapi.API, error) {
+func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine *policy.Engine, auditLog *audit.Log, live *liveconn.Registry, adapters map[string]admission.Adapter, devices roomsapi.Devices, log *zap.Logger) (*roomsapi.API, error) {
 	key := []byte(cfg.Rooms.TicketKey)
 	if len(key) == 0 {
 		// One node with the memory store: tickets need only verify here,

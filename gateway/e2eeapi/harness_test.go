@@ -21,6 +21,7 @@ import (
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
 	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/assertion"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
@@ -100,8 +101,8 @@ func (m preRegistering) ForecastRole(r *http.Request, room string) (string, erro
 // refusingAdmitter turns every proxied room request away: these tests only use the gateway's API.
 type refusingAdmitter struct{}
 
-func (refusingAdmitter) AdmitRequest(context.Context, gateway.RoomRequest) (gateway.Admission, error) {
-	return gateway.Admission{Outcome: gateway.Denied}, nil
+func (refusingAdmitter) AdmitRequest(context.Context, admission.Request) (admission.Result, error) {
+	return admission.Result{Outcome: admission.Denied}, nil
 }
 
 // env is a real gateway (OIDC bearer tokens from an independent provider, real audit log, rooms memory store,

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
@@ -54,7 +54,7 @@ func TestRegister_KeyBeforeAdmissionInE2EERequiredRoom(t *testing.T) {
 	}
 
 	p := e.admit(alice, room, rooms.RoleHost)
-	if err := e.api.OnAdmitted(e.ctx, room, gateway.Participant{Identity: alice.id, Room: room, Role: string(p.Role), ParticipantID: string(p.ID)}); err != nil {
+	if err := e.api.OnAdmitted(e.ctx, room, admission.Participant{Identity: alice.id, Room: room, Role: string(p.Role), ParticipantID: string(p.ID)}); err != nil {
 		t.Fatal(err)
 	}
 	e.run(ca)
@@ -77,7 +77,7 @@ func TestRegister_KeyBeforeAdmissionInE2EERequiredRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	pg := e.admit(gina, room, rooms.RoleHost)
-	err = e.api.OnAdmitted(e.ctx, room, gateway.Participant{Identity: gina.id, Room: room, Role: string(pg.Role), ParticipantID: string(pg.ID)})
+	err = e.api.OnAdmitted(e.ctx, room, admission.Participant{Identity: gina.id, Room: room, Role: string(pg.Role), ParticipantID: string(pg.ID)})
 	if !errors.Is(err, e2eeapi.ErrRoleChanged) {
 		t.Fatalf("role change: %v", err)
 	}

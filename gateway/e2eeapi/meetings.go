@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/policy"
@@ -327,7 +327,7 @@ func (h *Handler) caller(ctx context.Context, r *http.Request, room string) (*e2
 // OnAdmitted takes a key that p registered before its admission into the roster at once (the rooms API calls
 // it right after admitting p). Without the call the key is taken in on p's first e2ee request. A key registered
 // for another role than p was admitted with is dropped and ErrRoleChanged returned: p must register again.
-func (h *Handler) OnAdmitted(ctx context.Context, room string, p gateway.Participant) error {
+func (h *Handler) OnAdmitted(ctx context.Context, room string, p admission.Participant) error {
 	m, err := h.lockMeeting(ctx, room, false)
 	if err != nil || m == nil {
 		return err

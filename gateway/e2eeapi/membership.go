@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
@@ -17,7 +17,7 @@ type Membership interface {
 	// Member returns the caller's admission to room (from its room ticket), or an error when the caller is not
 	// a member. Waiting-room callers are not members. An error wrapping rooms.ErrStoreUnavailable is answered
 	// 503, any other 403.
-	Member(r *http.Request, room string) (gateway.Participant, error)
+	Member(r *http.Request, room string) (admission.Participant, error)
 	// CanRegisterKey returns nil when the caller may register a device key for room: it is a member, or the
 	// admission policy would admit it once its key is registered (an e2ee_required room admits no one without
 	// a registered key, so registration must come first).
@@ -55,27 +55,27 @@ type TicketMembership struct {
 }
 
 // Member implements Membership.
-func (m TicketMembership) Member(r *http.Request, room string) (gateway.Participant, error) {
+func (m TicketMembership) Member(r *http.Request, room string) (admission.Participant, error) {
 	id, ok := identity.From(r.Context())
 	if !ok {
-		return gateway.Participant{}, errors.New("e2eeapi: no verified identity")
+		return admission.Participant{}, errors.New("e2eeapi: no verified identity")
 	}
 	token := r.Header.Get(TicketHeader)
 	if token == "" {
-		return gateway.Participant{}, fmt.Errorf("e2eeapi: no room ticket")
+		return admission.Participant{}, fmt.Errorf("e2eeapi: no room ticket")
 	}
 	t, err := m.Tickets.Verify(token, room, id.SessionID)
 	if err != nil {
-		return gateway.Participant{}, err
+		return admission.Participant{}, err
 	}
 	p, err := m.Store.Touch(r.Context(), room, t.Participant)
 	if err != nil {
-		return gateway.Participant{}, err
+		return admission.Participant{}, err
 	}
 	if p.Subject != rooms.SubjectKey(id.Key()) {
-		return gateway.Participant{}, fmt.Errorf("e2eeapi: ticket of another subject: %w", rooms.ErrTicketInvalid)
+		return admission.Participant{}, fmt.Errorf("e2eeapi: ticket of another subject: %w", rooms.ErrTicketInvalid)
 	}
-	return gateway.Participant{Identity: id, Room: room, Role: string(p.Role), ParticipantID: string(p.ID)}, nil
+	return admission.Participant{Identity: id, Room: room, Role: string(p.Role), ParticipantID: string(p.ID)}, nil
 }
 
 // CanRegisterKey implements Membership: members only.

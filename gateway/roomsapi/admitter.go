@@ -9,25 +9,25 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/respond"
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
 
-// AdmitRequest implements gateway.Admitter for every request on a room
+// AdmitRequest implements admission.Admitter for every request on a room
 // path. A request with a valid ticket whose admission still stands goes
 // through (a browser's ticket cookie is renewed once half its life is
 // gone). Anything else runs the join: admitted callers get their ticket as
 // a cookie and go through, waiting browsers get the waiting page, refused
 // browsers a page with the passcode form, apps the JSON answers.
-func (a *API) AdmitRequest(ctx context.Context, req gateway.RoomRequest) (gateway.Admission, error) {
+func (a *API) AdmitRequest(ctx context.Context, req admission.Request) (admission.Result, error) {
 	r, id, room := req.HTTP, req.Identity, req.Room
 	held, err := a.heldTicket(ctx, r, room, id)
 	var nt *noTicketError
 	switch {
 	case err == nil:
-		adm := gateway.Admission{Outcome: gateway.Admitted, Role: string(held.participant.Role), ParticipantID: string(held.participant.ID)}
+		adm := admission.Result{Outcome: admission.Admitted, Role: string(held.participant.Role), ParticipantID: string(held.participant.ID)}
 		if held.source == fromCookie && timeLeft(held.ticket) < a.o.Tickets.TTL()/2 {
 			tok, exp, err := a.o.Tickets.Issue(room, held.participant, binding(id))
 			if err == nil {
@@ -36,7 +36,7 @@ func (a *API) AdmitRequest(ctx context.Context, req gateway.RoomRequest) (gatewa
 		}
 		return adm, nil
 	case !errors.As(err, &nt):
-		return gateway.Admission{}, err
+		return admission.Result{}, err
 	case nt.presented == fromHeader:
 		// An app that sends a ticket means to use that admission; making it
 		// a fresh join would quietly take a second seat.
@@ -46,7 +46,7 @@ func (a *API) AdmitRequest(ctx context.Context, req gateway.RoomRequest) (gatewa
 		// A tab whose ticket stopped working (a host removed it, or it
 		// left) reloads itself: it is told so, and knocks again only if
 		// the person asks to.
-		return gateway.Admission{Outcome: gateway.Denied, Respond: a.removedPage(room, nt.revoked)}, nil
+		return admission.Result{Outcome: admission.Denied, Respond: a.removedPage(room, nt.revoked)}, nil
 	case nt.presented == fromCookie, !mayJoin(r, id):
 		// A ticket that fails refuses the request (no fresh join instead);
 		// a WebSocket or a page's background request never knocks by
@@ -63,24 +63,24 @@ func (a *API) AdmitRequest(ctx context.Context, req gateway.RoomRequest) (gatewa
 	}
 	res, err := a.join(ctx, joinRequest{id: id, room: room, r: r, via: "proxy", noKnock: !topLevelNavigation(r)})
 	if err != nil {
-		return gateway.Admission{}, err
+		return admission.Result{}, err
 	}
 	switch res.kind {
 	case joinAdmitted:
-		adm := gateway.Admission{Outcome: gateway.Admitted, Role: string(res.participant.Role), ParticipantID: string(res.participant.ID),
+		adm := admission.Result{Outcome: admission.Admitted, Role: string(res.participant.Role), ParticipantID: string(res.participant.ID),
 			Cookies: a.ticketCookies(room, res.ticket, res.expires, a.roomPaths(room))}
 		if html {
 			adm.Cookies = append(adm.Cookies, a.waitCookie(path, "", true))
 		}
 		return adm, nil
 	case joinWaiting:
-		adm := gateway.Admission{Outcome: gateway.Waiting, WaitID: string(res.wait), UserMessage: res.message}
+		adm := admission.Result{Outcome: admission.Waiting, WaitID: string(res.wait), UserMessage: res.message}
 		if html {
 			adm.Respond = a.waitingPage(room, res.wait, res.message, a.waitCookie(path, res.wait, false))
 		}
 		return adm, nil
 	case joinRateLimited, joinLobbyFull:
-		return gateway.Admission{Outcome: gateway.Denied, Respond: a.tooManyResponse(html, res)}, nil
+		return admission.Result{Outcome: admission.Denied, Respond: a.tooManyResponse(html, res)}, nil
 	default:
 		return a.refusal(room, html), nil
 	}
@@ -89,8 +89,8 @@ func (a *API) AdmitRequest(ctx context.Context, req gateway.RoomRequest) (gatewa
 // refusal is the one answer of every refused room request: the refusal
 // page for a browser, the gateway's JSON refusal (respond.Denied) for
 // anything else.
-func (a *API) refusal(room string, html bool) gateway.Admission {
-	adm := gateway.Admission{Outcome: gateway.Denied, UserMessage: DeniedMessage}
+func (a *API) refusal(room string, html bool) admission.Result {
+	adm := admission.Result{Outcome: admission.Denied, UserMessage: DeniedMessage}
 	if html {
 		adm.Respond = a.deniedPage(room)
 	}
@@ -101,49 +101,49 @@ func (a *API) refusal(room string, html bool) gateway.Admission {
 // cookie names a knock that, if still the caller's, is shown again (or
 // turned into a ticket if a host admitted it meanwhile) instead of knocking
 // once more.
-func (a *API) resumeWait(ctx context.Context, r *http.Request, id identity.Identity, room, path string) (gateway.Admission, bool, error) {
+func (a *API) resumeWait(ctx context.Context, r *http.Request, id identity.Identity, room, path string) (admission.Result, bool, error) {
 	c, err := r.Cookie(WaitCookie)
 	if err != nil {
-		return gateway.Admission{}, false, nil
+		return admission.Result{}, false, nil
 	}
 	wid := rooms.WaitID(c.Value)
 	if wid.Validate() != nil {
-		return gateway.Admission{}, false, nil
+		return admission.Result{}, false, nil
 	}
 	o, err := a.o.Store.WaitStatus(ctx, room, wid)
 	switch {
 	case errors.Is(err, rooms.ErrNotFound) || errors.Is(err, rooms.ErrInvalid):
-		return gateway.Admission{}, false, nil
+		return admission.Result{}, false, nil
 	case err != nil:
-		return gateway.Admission{}, false, a.storeFailure(ctx, "wait_status", err)
+		return admission.Result{}, false, a.storeFailure(ctx, "wait_status", err)
 	case o.Subject != subjectKey(id):
-		return gateway.Admission{}, false, nil
+		return admission.Result{}, false, nil
 	}
 	switch o.Status {
 	case rooms.Waiting:
 		if err := a.o.Store.Heartbeat(ctx, room, wid); errors.Is(err, rooms.ErrNotFound) {
-			return gateway.Admission{}, false, nil
+			return admission.Result{}, false, nil
 		} else if err != nil {
-			return gateway.Admission{}, false, a.storeFailure(ctx, "heartbeat", err)
+			return admission.Result{}, false, a.storeFailure(ctx, "heartbeat", err)
 		}
-		return gateway.Admission{Outcome: gateway.Waiting, WaitID: string(wid),
+		return admission.Result{Outcome: admission.Waiting, WaitID: string(wid),
 			Respond: a.waitingPage(room, wid, "", a.waitCookie(path, wid, false))}, true, nil
 	case rooms.Admitted:
 		p, err := a.o.Store.Touch(ctx, room, o.Participant.ID)
 		if errors.Is(err, rooms.ErrNotAdmitted) {
-			return gateway.Admission{}, false, nil
+			return admission.Result{}, false, nil
 		} else if err != nil {
-			return gateway.Admission{}, false, a.storeFailure(ctx, "touch", err)
+			return admission.Result{}, false, a.storeFailure(ctx, "touch", err)
 		}
 		tok, exp, err := a.o.Tickets.Issue(room, p, binding(id))
 		if err != nil {
-			return gateway.Admission{}, false, err
+			return admission.Result{}, false, err
 		}
 		cookies := append(a.ticketCookies(room, tok, exp, a.roomPaths(room)), a.waitCookie(path, "", true))
-		return gateway.Admission{Outcome: gateway.Admitted, Role: string(p.Role), ParticipantID: string(p.ID), Cookies: cookies}, true, nil
+		return admission.Result{Outcome: admission.Admitted, Role: string(p.Role), ParticipantID: string(p.ID), Cookies: cookies}, true, nil
 	}
 	// Denied: tell the caller once; a reload knocks afresh.
-	return gateway.Admission{Outcome: gateway.Denied, Respond: func(w http.ResponseWriter, r *http.Request) {
+	return admission.Result{Outcome: admission.Denied, Respond: func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, a.waitCookie(path, "", true))
 		a.deniedPage(room)(w, r)
 	}}, true, nil
@@ -151,7 +151,7 @@ func (a *API) resumeWait(ctx context.Context, r *http.Request, id identity.Ident
 
 // requestRoomPath is the room's path on the upstream that serves this
 // request, where the wait cookie belongs.
-func (a *API) requestRoomPath(req gateway.RoomRequest) string {
+func (a *API) requestRoomPath(req admission.Request) string {
 	if p, ok := a.o.RoomPaths[req.Upstream]; ok {
 		return strings.Replace(p, "{room}", req.Room, 1)
 	}

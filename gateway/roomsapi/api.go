@@ -18,7 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/liveconn"
@@ -113,8 +113,8 @@ type Options struct {
 	// "redis").
 	StoreKind string
 	// Adapters are the upstreams' adapters by name; those implementing
-	// gateway.ParticipantRemover are told about kicks and bans.
-	Adapters map[string]gateway.Adapter
+	// admission.ParticipantRemover are told about kicks and bans.
+	Adapters map[string]admission.Adapter
 	// Devices fills the policy input's device object; nil means no
 	// registered key.
 	Devices Devices

@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/liveconn"
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
@@ -216,11 +216,11 @@ func (a *API) sweep(ctx context.Context, force bool) {
 	}
 }
 
-// RecheckAdmission implements gateway.AdmissionRechecker: it asks the
+// RecheckAdmission implements admission.Rechecker: it asks the
 // store whether the participant is still admitted (renewing the lease, as
 // any room-path request does). Called right after a WebSocket is taken
 // over, it catches a kick that landed during the handshake.
-func (a *API) RecheckAdmission(ctx context.Context, p gateway.Participant) error {
+func (a *API) RecheckAdmission(ctx context.Context, p admission.Participant) error {
 	if _, err := a.o.Store.Touch(ctx, p.Room, rooms.ParticipantID(p.ParticipantID)); err != nil {
 		return fmt.Errorf("room %s: %w", p.Room, err)
 	}

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
@@ -76,7 +77,7 @@ type clusterOptions struct {
 	// auditAsync writes the audit log without waiting for fsync
 	// (benchmarks of the CPU cost alone).
 	auditAsync bool
-	adapters   map[string]gateway.Adapter
+	adapters   map[string]admission.Adapter
 	devices    roomsapi.Devices
 	logger     *zap.Logger
 	// clock is the memory store's clock (rooms end, bans lapse); default

@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/respond"
@@ -276,11 +276,11 @@ func (a *API) denyWaiting(ctx context.Context, w http.ResponseWriter, rt route, 
 func (a *API) tellAdapters(room string, known []rooms.Participant, revoked []rooms.ParticipantID) {
 	type remover struct {
 		name string
-		r    gateway.ParticipantRemover
+		r    admission.ParticipantRemover
 	}
 	var removers []remover
 	for name, ad := range a.o.Adapters {
-		if r, ok := ad.(gateway.ParticipantRemover); ok {
+		if r, ok := ad.(admission.ParticipantRemover); ok {
 			removers = append(removers, remover{name, r})
 		}
 	}
@@ -301,7 +301,7 @@ func (a *API) tellAdapters(room string, known []rooms.Participant, revoked []roo
 			}
 			iss, sub := splitKey(p.Subject)
 			for _, rm := range removers {
-				gp := gateway.Participant{
+				gp := admission.Participant{
 					Identity: identity.Identity{Issuer: iss, Subject: sub, Name: p.Name},
 					Upstream: rm.name, Room: room, Role: string(p.Role), ParticipantID: string(p.ID),
 				}

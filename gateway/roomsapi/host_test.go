@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/roomsapi"
 )
 
@@ -81,15 +81,15 @@ func TestHostActions_OnlyHostsOfThatRoom(t *testing.T) {
 // participants the gateway asked it to remove.
 type recordingRemover struct {
 	mu   sync.Mutex
-	got  []gateway.Participant
+	got  []admission.Participant
 	done chan struct{}
 }
 
-func (r *recordingRemover) Forward(context.Context, *httputil.ProxyRequest, *gateway.Participant) error {
+func (r *recordingRemover) Forward(context.Context, *httputil.ProxyRequest, *admission.Participant) error {
 	return nil
 }
 
-func (r *recordingRemover) RemoveParticipant(_ context.Context, p gateway.Participant) error {
+func (r *recordingRemover) RemoveParticipant(_ context.Context, p admission.Participant) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, p)
@@ -104,7 +104,7 @@ func (r *recordingRemover) RemoveParticipant(_ context.Context, p gateway.Partic
 // meeting server's adapter whom to drop.
 func TestSuspend_LocksRemovesEveryoneButHostsAndEmptiesLobby(t *testing.T) {
 	rm := &recordingRemover{done: make(chan struct{}, 1)}
-	c := newCluster(t, clusterOptions{adapters: map[string]gateway.Adapter{"demo": rm}})
+	c := newCluster(t, clusterOptions{adapters: map[string]admission.Adapter{"demo": rm}})
 	n := c.nodes[0]
 	h := host("hanna")
 	c.createRoom(n, h, "weekly", map[string]any{"lobby_enabled": true})

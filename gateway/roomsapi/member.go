@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/policy"
@@ -18,22 +18,22 @@ import (
 // for the caller and whose admission still stands, renewed by Touch.
 // Waiting-room clients are not members. Errors wrap ErrNotMember, or
 // rooms.ErrStoreUnavailable when the state could not be read (answer 503).
-func (a *API) Member(r *http.Request, room string) (gateway.Participant, error) {
+func (a *API) Member(r *http.Request, room string) (admission.Participant, error) {
 	id, ok := identity.From(r.Context())
 	if !ok {
-		return gateway.Participant{}, fmt.Errorf("%w: no verified identity", ErrNotMember)
+		return admission.Participant{}, fmt.Errorf("%w: no verified identity", ErrNotMember)
 	}
 	if err := rooms.ValidateRoomID(room); err != nil {
-		return gateway.Participant{}, fmt.Errorf("%w: %w", ErrNotMember, err)
+		return admission.Participant{}, fmt.Errorf("%w: %w", ErrNotMember, err)
 	}
 	held, err := a.heldTicket(r.Context(), r, room, id)
 	var nt *noTicketError
 	if errors.As(err, &nt) {
-		return gateway.Participant{}, fmt.Errorf("%w: no valid ticket for room %s", ErrNotMember, room)
+		return admission.Participant{}, fmt.Errorf("%w: no valid ticket for room %s", ErrNotMember, room)
 	} else if err != nil {
-		return gateway.Participant{}, err
+		return admission.Participant{}, err
 	}
-	return gateway.Participant{Identity: id, Room: room, Role: string(held.participant.Role), ParticipantID: string(held.participant.ID)}, nil
+	return admission.Participant{Identity: id, Room: room, Role: string(held.participant.Role), ParticipantID: string(held.participant.ID)}, nil
 }
 
 // ForecastRole is the role the caller has in room (a member) or would get

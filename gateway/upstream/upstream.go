@@ -19,7 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/upstream/bbb"
 	"github.com/meetguard/meetguard/gateway/upstream/jitsi"
@@ -49,7 +49,7 @@ type Options struct {
 }
 
 // New returns the adapter of one validated upstream, or nil for generic.
-func New(ctx context.Context, u config.Upstream, opts Options) (gateway.Adapter, error) {
+func New(ctx context.Context, u config.Upstream, opts Options) (admission.Adapter, error) {
 	log := opts.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -104,9 +104,9 @@ func New(ctx context.Context, u config.Upstream, opts Options) (gateway.Adapter,
 	return nil, fmt.Errorf("%w: upstream %s: unknown kind %q", ErrKind, u.Name, u.Kind)
 }
 
-// built returns a kind's adapter as a gateway.Adapter, and a nil interface
+// built returns a kind's adapter as a admission.Adapter, and a nil interface
 // (not a typed nil pointer) on error, so callers can test a == nil.
-func built[A gateway.Adapter](a A, err error) (gateway.Adapter, error) {
+func built[A admission.Adapter](a A, err error) (admission.Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
@@ -140,7 +140,7 @@ func KeyServerPath(upstream string) string {
 
 // Endpoints are the handlers an adapter needs mounted, by path (exact for
 // a webhook, prefix for a key server), or nil.
-func Endpoints(upstream string, a gateway.Adapter) map[string]http.Handler {
+func Endpoints(upstream string, a admission.Adapter) map[string]http.Handler {
 	switch a := a.(type) {
 	case *livekit.Adapter:
 		return map[string]http.Handler{WebhookPath(upstream): a.Webhook()}

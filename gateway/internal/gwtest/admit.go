@@ -3,7 +3,7 @@ package gwtest
 import (
 	"context"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 )
 
 // RoomRoles admits every caller to every room, with the role set for the
@@ -16,16 +16,16 @@ type RoomRoles struct {
 	Deny  map[string]bool
 }
 
-// AdmitRequest implements gateway.Admitter.
-func (r RoomRoles) AdmitRequest(_ context.Context, req gateway.RoomRequest) (gateway.Admission, error) {
+// AdmitRequest implements admission.Admitter.
+func (r RoomRoles) AdmitRequest(_ context.Context, req admission.Request) (admission.Result, error) {
 	if r.Deny[req.Room] {
-		return gateway.Admission{Outcome: gateway.Denied, UserMessage: "no"}, nil
+		return admission.Result{Outcome: admission.Denied, UserMessage: "no"}, nil
 	}
 	role := r.Roles[req.Room]
 	if role == "" {
 		role = "participant"
 	}
-	return gateway.Admission{Outcome: gateway.Admitted, Role: role, ParticipantID: ParticipantID(req.Identity.Subject, req.Room)}, nil
+	return admission.Result{Outcome: admission.Admitted, Role: role, ParticipantID: ParticipantID(req.Identity.Subject, req.Room)}, nil
 }
 
 // ParticipantID is the id RoomRoles gives an admission.

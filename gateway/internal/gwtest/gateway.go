@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/assertion"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
@@ -52,9 +53,9 @@ type Options struct {
 	Configure func(*config.Config)
 	// Admitter decides admission; default RoomRoles{} (everyone a
 	// participant).
-	Admitter gateway.Admitter
+	Admitter admission.Admitter
 	// Adapters builds the upstream adapters once the public URL is known.
-	Adapters func(publicURL string) map[string]gateway.Adapter
+	Adapters func(publicURL string) map[string]admission.Adapter
 	// Audit records the authenticator's and the gateway's events; default
 	// one that discards them.
 	Audit Auditor

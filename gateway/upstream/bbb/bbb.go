@@ -32,7 +32,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/claim"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/pseudonym"
 )
@@ -102,8 +102,8 @@ type Adapter struct {
 }
 
 var (
-	_ gateway.Adapter        = (*Adapter)(nil)
-	_ gateway.JoinRedirector = (*Adapter)(nil)
+	_ admission.Adapter        = (*Adapter)(nil)
+	_ admission.JoinRedirector = (*Adapter)(nil)
 )
 
 // New returns an Adapter. It does not call the API.
@@ -155,13 +155,13 @@ func New(_ context.Context, opts Options) (*Adapter, error) {
 
 // Forward passes requests through: BigBlueButton's own client and
 // endpoints authenticate with the session token join handed out.
-func (a *Adapter) Forward(context.Context, *httputil.ProxyRequest, *gateway.Participant) error {
+func (a *Adapter) Forward(context.Context, *httputil.ProxyRequest, *admission.Participant) error {
 	return nil
 }
 
 // JoinURL creates the room's meeting if needed, joins the admitted person
 // to it, and returns the session URL to send the browser to.
-func (a *Adapter) JoinURL(ctx context.Context, p gateway.Participant) (string, error) {
+func (a *Adapter) JoinURL(ctx context.Context, p admission.Participant) (string, error) {
 	role, listenOnly, err := roleFor(p.Role)
 	if err != nil {
 		return "", err
@@ -240,7 +240,7 @@ func (a *Adapter) createQuery(room string, st Settings) string {
 	return strings.Join(q, "&")
 }
 
-func (a *Adapter) joinQuery(p gateway.Participant, role string, listenOnly bool, createTime string) string {
+func (a *Adapter) joinQuery(p admission.Participant, role string, listenOnly bool, createTime string) string {
 	q := []string{
 		"fullName=" + url.QueryEscape(claim.DisplayName(p.Identity.DisplayName())),
 		"meetingID=" + url.QueryEscape(p.Room),
@@ -260,7 +260,7 @@ func (a *Adapter) joinQuery(p gateway.Participant, role string, listenOnly bool,
 
 // UserID is the pseudonym BigBlueButton knows a person by: stable across
 // joins, unlinkable to the OIDC subject without the secret.
-func (a *Adapter) UserID(p gateway.Participant) string {
+func (a *Adapter) UserID(p admission.Participant) string {
 	return "mg-" + a.users.Of(12, p.Identity.Issuer, p.Identity.Subject)
 }
 

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/upstream/bbb"
 )
@@ -133,8 +133,8 @@ func newAdapter(t testing.TB, f *fakeBBB, mutate func(*bbb.Options)) *bbb.Adapte
 	return a
 }
 
-func person(sub, room, role string) gateway.Participant {
-	return gateway.Participant{
+func person(sub, room, role string) admission.Participant {
+	return admission.Participant{
 		Identity: identity.Identity{Issuer: "https://idp.test", Subject: sub, Name: "Grace Hopper"},
 		Upstream: "bbb", Room: room, Role: role, ParticipantID: sub + "/" + room,
 	}

@@ -6,18 +6,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 )
 
-func startBBBGateway(t *testing.T, f *fakeBBB, adm gateway.Admitter) *gwtest.Gateway {
+func startBBBGateway(t *testing.T, f *fakeBBB, adm admission.Admitter) *gwtest.Gateway {
 	t.Helper()
 	return gwtest.Start(t, gwtest.Options{
 		Upstreams: []config.Upstream{{Name: "bbb", URL: f.srv.URL, Kind: "bbb",
 			BBB: &config.BBB{Secret: secret}}},
-		Adapters: func(string) map[string]gateway.Adapter {
-			return map[string]gateway.Adapter{"bbb": newAdapter(t, f, nil)}
+		Adapters: func(string) map[string]admission.Adapter {
+			return map[string]admission.Adapter{"bbb": newAdapter(t, f, nil)}
 		},
 		Admitter: adm,
 	})

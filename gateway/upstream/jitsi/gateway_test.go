@@ -8,7 +8,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 	"github.com/meetguard/meetguard/gateway/upstream/jitsi"
@@ -28,9 +28,9 @@ func TestGateway_TokenReachesProsodyOnlyOnTheAdmittedConnection(t *testing.T) {
 	env := gwtest.Start(t, gwtest.Options{
 		Upstreams: []config.Upstream{{Name: "meet", URL: jitsiWeb.URL, Kind: "jitsi", Rooms: config.UpstreamRooms{Path: roomPath},
 			Jitsi: &config.Jitsi{AppID: "meetguard", Subject: "meet.example.org", AppSecret: appSecret}}},
-		Adapters: func(string) map[string]gateway.Adapter {
+		Adapters: func(string) map[string]admission.Adapter {
 			a = hsAdapter(t, func(o *jitsi.Options) { o.URL = jitsiWeb.URL; o.Clock = nil })
-			return map[string]gateway.Adapter{"meet": a}
+			return map[string]admission.Adapter{"meet": a}
 		},
 		Admitter: gwtest.RoomRoles{Roles: map[string]string{"standup": "host"}, Deny: map[string]bool{"board": true}},
 	})

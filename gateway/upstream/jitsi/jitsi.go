@@ -44,7 +44,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"go.uber.org/zap"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/claim"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/pseudonym"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/roompath"
@@ -116,7 +116,7 @@ type cachedToken struct {
 	renewAt time.Time
 }
 
-var _ gateway.Adapter = (*Adapter)(nil)
+var _ admission.Adapter = (*Adapter)(nil)
 
 // New returns an Adapter.
 func New(_ context.Context, opts Options) (*Adapter, error) {
@@ -223,7 +223,7 @@ var xmpp = map[string]bool{"/xmpp-websocket": true, "/http-bind": true}
 // paths, with the room token on the connection only. Requests outside
 // rooms (static assets) pass unchanged, except the XMPP endpoints, which
 // are refused without an admission.
-func (a *Adapter) Forward(_ context.Context, pr *httputil.ProxyRequest, p *gateway.Participant) error {
+func (a *Adapter) Forward(_ context.Context, pr *httputil.ProxyRequest, p *admission.Participant) error {
 	if p == nil {
 		if hasXMPPSegment(pr.In.URL.Path) {
 			return ErrOutsideRoom
@@ -308,7 +308,7 @@ type User struct {
 
 // token mints (or reuses for half its life: BOSH polls often, and RS256
 // costs a millisecond) the room token of one admission.
-func (a *Adapter) token(p gateway.Participant) (string, error) {
+func (a *Adapter) token(p admission.Participant) (string, error) {
 	moderator, affiliation := "false", "member"
 	switch p.Role {
 	case "host":

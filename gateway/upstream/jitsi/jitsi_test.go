@@ -28,7 +28,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/upstream/jitsi"
 )
@@ -80,14 +80,14 @@ func rsAdapter(t testing.TB, mutate func(*jitsi.Options)) *jitsi.Adapter {
 	})
 }
 
-func person(sub, room, role string) gateway.Participant {
-	return gateway.Participant{
+func person(sub, room, role string) admission.Participant {
+	return admission.Participant{
 		Identity: identity.Identity{Issuer: "https://idp.test", Subject: sub, Name: "Ada Lovelace", Email: sub + "@example.org", SessionID: "s-" + sub},
 		Upstream: "meet", Room: room, Role: role, ParticipantID: sub + "/" + room,
 	}
 }
 
-func forward(a gateway.Adapter, p *gateway.Participant, target string) (*http.Request, error) {
+func forward(a admission.Adapter, p *admission.Participant, target string) (*http.Request, error) {
 	in := httptest.NewRequest(http.MethodGet, "http://gateway.test/", nil)
 	u, err := url.Parse("http://gateway.test" + target)
 	if err != nil {
@@ -100,7 +100,7 @@ func forward(a gateway.Adapter, p *gateway.Participant, target string) (*http.Re
 	return out, err
 }
 
-func tokenOf(t testing.TB, a gateway.Adapter, p gateway.Participant) string {
+func tokenOf(t testing.TB, a admission.Adapter, p admission.Participant) string {
 	t.Helper()
 	out, err := forward(a, &p, "/meet/"+p.Room+"/xmpp-websocket?room="+p.Room)
 	if err != nil {
@@ -243,7 +243,7 @@ func TestForward_HostileRequestsAreRefused(t *testing.T) {
 	roomNamedLikeEndpoint := person("alice", "xmpp-websocket", "participant")
 	cases := []struct {
 		name, target string
-		p            *gateway.Participant
+		p            *admission.Participant
 		want         error
 	}{
 		{"websocket without admission", "/xmpp-websocket?room=standup", nil, jitsi.ErrOutsideRoom},
@@ -317,7 +317,7 @@ func TestToken_RolesAndViewers(t *testing.T) {
 	}
 }
 
-func ptr(p gateway.Participant) *gateway.Participant { return &p }
+func ptr(p admission.Participant) *admission.Participant { return &p }
 
 func TestToken_ReusedForHalfItsLifeThenRenewed(t *testing.T) {
 	now := fixedNow

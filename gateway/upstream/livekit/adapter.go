@@ -13,7 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/pseudonym"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/roompath"
@@ -84,8 +84,8 @@ type Adapter struct {
 }
 
 var (
-	_ gateway.Adapter            = (*Adapter)(nil)
-	_ gateway.ParticipantRemover = (*Adapter)(nil)
+	_ admission.Adapter            = (*Adapter)(nil)
+	_ admission.ParticipantRemover = (*Adapter)(nil)
 )
 
 // New returns an Adapter. It does not contact the server: a LiveKit that
@@ -156,7 +156,7 @@ func New(_ context.Context, opts Options) (*Adapter, error) {
 
 // Forward lets only an admitted room's signalling through, with a token
 // minted for that room and role in place of whatever the client sent.
-func (a *Adapter) Forward(_ context.Context, pr *httputil.ProxyRequest, p *gateway.Participant) error {
+func (a *Adapter) Forward(_ context.Context, pr *httputil.ProxyRequest, p *admission.Participant) error {
 	if p == nil {
 		return ErrOutsideRoom
 	}
@@ -186,7 +186,7 @@ func (a *Adapter) Forward(_ context.Context, pr *httputil.ProxyRequest, p *gatew
 }
 
 // Identity is the LiveKit identity of one admission.
-func (a *Adapter) Identity(p gateway.Participant) string {
+func (a *Adapter) Identity(p admission.Participant) string {
 	device := p.ParticipantID
 	if device == "" {
 		device = "session:" + p.Identity.SessionID

@@ -16,7 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/upstream/livekit"
 )
 
@@ -131,7 +131,7 @@ func TestForward_UnknownRoleIsRefused(t *testing.T) {
 	}
 }
 
-func forwardErr(a gateway.Adapter, p *gateway.Participant, target string) error {
+func forwardErr(a admission.Adapter, p *admission.Participant, target string) error {
 	in := httptest.NewRequest(http.MethodGet, "http://gateway.test/", nil)
 	u, err := url.Parse("http://gateway.test" + target)
 	if err != nil {
@@ -147,7 +147,7 @@ func TestForward_OnlyTheAdmittedRoomsSignallingGoesThrough(t *testing.T) {
 	p := person("alice", "standup", "participant")
 	cases := []struct {
 		name, target string
-		p            *gateway.Participant
+		p            *admission.Participant
 		want         error
 		wantPath     string
 	}{

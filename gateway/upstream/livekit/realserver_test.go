@@ -17,7 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
@@ -45,7 +45,7 @@ func newAdapter(t testing.TB, srv *livekittest.Server, mutate func(*livekit.Opti
 
 // mint runs Forward the way the gateway does after admission and returns
 // the token it put on the outbound request.
-func mint(t testing.TB, a *livekit.Adapter, p gateway.Participant) string {
+func mint(t testing.TB, a *livekit.Adapter, p admission.Participant) string {
 	t.Helper()
 	out := forward(t, a, &p, "/lk/room/"+p.Room+"/rtc/validate?access_token=client-sent")
 	tok, ok := strings.CutPrefix(out.Header.Get("Authorization"), "Bearer ")
@@ -55,7 +55,7 @@ func mint(t testing.TB, a *livekit.Adapter, p gateway.Participant) string {
 	return tok
 }
 
-func forward(t testing.TB, a gateway.Adapter, p *gateway.Participant, target string) *http.Request {
+func forward(t testing.TB, a admission.Adapter, p *admission.Participant, target string) *http.Request {
 	t.Helper()
 	in := httptest.NewRequest(http.MethodGet, "http://gateway.test"+target, nil)
 	out := in.Clone(in.Context())
@@ -66,8 +66,8 @@ func forward(t testing.TB, a gateway.Adapter, p *gateway.Participant, target str
 	return out
 }
 
-func person(sub, room, role string) gateway.Participant {
-	return gateway.Participant{
+func person(sub, room, role string) admission.Participant {
+	return admission.Participant{
 		Identity: identity.Identity{Issuer: "https://idp.test", Subject: sub, Name: "Ada " + sub, SessionID: "s-" + sub},
 		Upstream: "lk", Room: room, Role: role, ParticipantID: sub + "/" + room,
 	}
@@ -181,16 +181,16 @@ type lkEnv struct {
 	gw      *gwtest.Gateway
 }
 
-func startLKGateway(t testing.TB, srvOpts livekittest.Options, adm gateway.Admitter, mutate func(*livekit.Options)) *lkEnv {
+func startLKGateway(t testing.TB, srvOpts livekittest.Options, adm admission.Admitter, mutate func(*livekit.Options)) *lkEnv {
 	t.Helper()
 	srv := livekittest.Start(t, srvOpts)
 	e := &lkEnv{srv: srv}
 	e.gw = gwtest.Start(t, gwtest.Options{
 		Upstreams: []config.Upstream{{Name: "lk", URL: srv.URL, Kind: "livekit", Prefix: "/lk/", Rooms: config.UpstreamRooms{Path: roomPath},
 			LiveKit: &config.LiveKit{APIKey: srv.APIKey, APISecret: srv.APISecret}}},
-		Adapters: func(string) map[string]gateway.Adapter {
+		Adapters: func(string) map[string]admission.Adapter {
 			e.adapter = newAdapter(t, srv, mutate)
-			return map[string]gateway.Adapter{"lk": e.adapter}
+			return map[string]admission.Adapter{"lk": e.adapter}
 		},
 		Admitter: adm,
 	})
@@ -198,11 +198,11 @@ func startLKGateway(t testing.TB, srvOpts livekittest.Options, adm gateway.Admit
 }
 
 // admitted is the participant the gateway admitted for the test subject.
-func (e *lkEnv) admitted(sub, room, role string) gateway.Participant {
+func (e *lkEnv) admitted(sub, room, role string) admission.Participant {
 	if sub == "" {
 		sub = gwtest.Subject
 	}
-	return gateway.Participant{
+	return admission.Participant{
 		Identity: identity.Identity{Issuer: e.gw.IdP.URL, Subject: sub},
 		Upstream: "lk", Room: room, Role: role, ParticipantID: gwtest.ParticipantID(sub, room),
 	}
@@ -376,7 +376,7 @@ func TestRealServer_BanRemovesEveryDeviceOfThePersonOnly(t *testing.T) {
 	laptop := phone
 	laptop.ParticipantID = "bob/standup/laptop"
 	other := person("carol", "standup", "participant")
-	for _, p := range []gateway.Participant{phone, laptop, other} {
+	for _, p := range []admission.Participant{phone, laptop, other} {
 		q := url.Values{"access_token": {mint(t, a, p)}, "protocol": {"16"}, "sdk": {"go"}}
 		c, _, err := websocket.Dial(ctx, srv.WSURL()+"/rtc?"+q.Encode(), nil)
 		if err != nil {
@@ -393,7 +393,7 @@ func TestRealServer_BanRemovesEveryDeviceOfThePersonOnly(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ban := gateway.Participant{Identity: identity.Identity{Issuer: phone.Identity.Issuer, Subject: "bob"}, Room: "standup"}
+	ban := admission.Participant{Identity: identity.Identity{Issuer: phone.Identity.Issuer, Subject: "bob"}, Room: "standup"}
 	if err := a.RemoveParticipant(ctx, ban); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 )
 
 // ErrRoomService wraps every failed room-service call.
@@ -23,7 +23,7 @@ var ErrRoomService = errors.New("livekit: room service call failed")
 // already gone is not an error. Without ParticipantID and SessionID (a ban
 // of a person rather than of one admission), every identity minted for
 // that person in the room is removed.
-func (a *Adapter) RemoveParticipant(ctx context.Context, p gateway.Participant) error {
+func (a *Adapter) RemoveParticipant(ctx context.Context, p admission.Participant) error {
 	if p.Room == "" {
 		return fmt.Errorf("%w: no room", ErrRoomService)
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/upstream/internal/claim"
 )
 
@@ -59,7 +59,7 @@ func grantFor(role, room string) (personGrant, error) {
 }
 
 // token mints the access token of one admission.
-func (a *Adapter) token(p gateway.Participant) (string, error) {
+func (a *Adapter) token(p admission.Participant) (string, error) {
 	if p.Room == "" {
 		return "", ErrOutsideRoom
 	}
