@@ -28,31 +28,42 @@ const subscribeWait = 2 * time.Second
 // subscription is confirmed, so no event published after it returns is
 // missed without the channel closing.
 func (s *Store) Subscribe(ctx context.Context) (<-chan rooms.Event, error) {
+	var ch <-chan rooms.Event
+	err := s.whenSubscribed(ctx, "subscribe: event", rooms.ErrStoreUnavailable, func() { ch = s.hub.Subscribe(ctx) })
+	return ch, err
+}
+
+// whenSubscribed calls attach, with s.mu held, once the node's Redis
+// subscription is confirmed, so that the subscriber attached misses nothing
+// published after whenSubscribed returns without its channel closing. It
+// fails with an error wrapping unavailable when the store is closed, the
+// subscription is down, ctx ends, or subscribeWait passes first. Every
+// fan-out of the relay (room events, session ends) subscribes through it.
+func (s *Store) whenSubscribed(ctx context.Context, what string, unavailable error, attach func()) error {
 	deadline := time.NewTimer(subscribeWait)
 	defer deadline.Stop()
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			return nil, fmt.Errorf("%w: redisstore closed", rooms.ErrStoreUnavailable)
+			return fmt.Errorf("%w: redisstore closed", unavailable)
 		}
 		if s.healthy {
-			ch := s.hub.Subscribe(ctx)
+			attach()
 			s.mu.Unlock()
-			return ch, nil
+			return nil
 		}
-		if s.down {
-			s.mu.Unlock()
-			return nil, fmt.Errorf("%w: redisstore subscribe: event subscription is down", rooms.ErrStoreUnavailable)
-		}
-		changed := s.changed
+		down, changed := s.down, s.changed
 		s.mu.Unlock()
+		if down {
+			return fmt.Errorf("%w: redisstore %s subscription is down", unavailable, what)
+		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: redisstore subscribe: %w", rooms.ErrStoreUnavailable, ctx.Err())
+			return fmt.Errorf("%w: redisstore %s subscription: %w", unavailable, what, ctx.Err())
 		case <-deadline.C:
-			return nil, fmt.Errorf("%w: redisstore subscribe: event subscription is down", rooms.ErrStoreUnavailable)
+			return fmt.Errorf("%w: redisstore %s subscription is down", unavailable, what)
 		}
 	}
 }

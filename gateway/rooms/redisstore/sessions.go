@@ -150,34 +150,9 @@ func (x *Sessions) ClaimState(ctx context.Context, state string, until time.Time
 // once the node's subscription is confirmed, and the channel closes when
 // the subscription drops (announcements may have been lost).
 func (x *Sessions) Ended(ctx context.Context) (<-chan string, error) {
-	s := x.st
-	deadline := time.NewTimer(subscribeWait)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return nil, fmt.Errorf("%w: redisstore closed", session.ErrUnavailable)
-		}
-		if s.healthy {
-			ch := s.ended.subscribe(ctx)
-			s.mu.Unlock()
-			return ch, nil
-		}
-		if s.down {
-			s.mu.Unlock()
-			return nil, fmt.Errorf("%w: redisstore: session subscription is down", session.ErrUnavailable)
-		}
-		changed := s.changed
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %w", session.ErrUnavailable, ctx.Err())
-		case <-deadline.C:
-			return nil, fmt.Errorf("%w: redisstore: session subscription is down", session.ErrUnavailable)
-		}
-	}
+	var ch <-chan string
+	err := x.st.whenSubscribed(ctx, "session", session.ErrUnavailable, func() { ch = x.st.ended.subscribe(ctx) })
+	return ch, err
 }
 
 // endHub fans session-ended announcements out to this node's watchers. A
