@@ -36,6 +36,7 @@ func (g *Gateway) auditAuthRejected(r *http.Request, err error) {
 		return
 	}
 	reason := auth.RejectReason(err)
+	g.opts.Security.TokenRejected(reason)
 	iss, kid := unverifiedIssuerKID(h)
 	ip := request.ClientIP(r)
 	g.authRejections.Add(ip+"\x00"+reason+"\x00"+iss+"\x00"+kid, func() []zap.Field {

@@ -31,6 +31,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/liveconn"
+	"github.com/meetguard/meetguard/gateway/metrics"
 	"github.com/meetguard/meetguard/gateway/reqpath"
 	"github.com/meetguard/meetguard/gateway/request"
 	"github.com/meetguard/meetguard/gateway/respond"
@@ -84,6 +85,8 @@ type Options struct {
 	Adapters map[string]admission.Adapter
 	// Metrics registers the gateway's metrics; nil makes a private registry.
 	Metrics prometheus.Registerer
+	// Security counts refused bearer tokens by reason; nil counts nothing.
+	Security *metrics.Set
 }
 
 // Gateway is the public HTTP handler.
@@ -91,7 +94,7 @@ type Gateway struct {
 	opts      Options
 	trusted   []netip.Prefix
 	upstreams []*upstream
-	metrics   *metrics
+	metrics   *httpMetrics
 	origins   originGuard
 	// originRefusals counts refused cross-origin requests into
 	// origin.refused records.

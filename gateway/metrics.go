@@ -12,13 +12,13 @@ import (
 	"github.com/meetguard/meetguard/gateway/liveconn"
 )
 
-type metrics struct {
+type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer, live *liveconn.Registry) (*metrics, error) {
-	m := &metrics{
+func newMetrics(reg prometheus.Registerer, live *liveconn.Registry) (*httpMetrics, error) {
+	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "meetguard", Name: "http_requests_total",
 			Help: "Requests answered by the gateway, by route kind and status code.",
@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer, live *liveconn.Registry) (*metrics, e
 	return m, nil
 }
 
-func (m *metrics) observe(route string, status int, d time.Duration) {
+func (m *httpMetrics) observe(route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/liveconn"
+	"github.com/meetguard/meetguard/gateway/metrics"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/rooms/memstore"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore"
@@ -156,6 +158,10 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	log := rt.logger
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sec, err := metrics.New(metrics.Options{Registerer: reg})
+	if err != nil {
+		return err
+	}
 
 	// Audit first: nothing may happen unrecorded.
 	auditKey, err := audit.LoadOrCreateKey(cfg.Audit.KeyFile)
@@ -178,6 +184,12 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 		Mirror: mirror, Logger: log.Named("audit"), StrictSchema: rt.strictAudit})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
+	}
+	// Every writer records through aud, which counts what became durable
+	// (the security metrics) and how long it took.
+	aud := sec.Audit(auditLog)
+	if err := sec.AuditQueue(auditLog.QueueDepth); err != nil {
+		return err
 	}
 	defer func() {
 		reason := "shutdown"
@@ -218,7 +230,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 			default:
 				return // the same revision again: nothing changed
 			}
-			if err := audit.Write(context.Background(), auditLog, fact); err != nil {
+			if err := audit.Write(context.Background(), aud, fact); err != nil {
 				log.Error("audit policy reload", zap.Error(err))
 			}
 		},
@@ -257,11 +269,12 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	if err != nil {
 		return err
 	}
-	roomStore, err := openRoomStore(ctx, cfg, log.Named("rooms"))
+	roomStore, err := openRoomStore(ctx, cfg, log.Named("rooms"), sec)
 	if err != nil {
 		return err
 	}
 	defer roomStore.Close()
+	go sec.FollowLobby(ctx, roomStore, cfg.Rooms.State().WithDefaults().WaitTTL)
 	live := liveconn.NewRegistry()
 	store, err := openSessionStore(ctx, cfg, roomStore, live, log.Named("session"))
 	if err != nil {
@@ -284,7 +297,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 		SubjectClaim: cfg.OIDC.SubjectClaim, BearerClients: cfg.OIDC.BearerClients,
 		PublicURL: pub, HTTPClient: client, KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval,
 		SessionTTL: cfg.Session.TTL, MaxClaimAge: cfg.Session.MaxClaimAge, Store: store, SharedStore: cfg.Store.Kind == "redis",
-		Codec: codec, Logger: log.Named("auth"), Audit: auditLog,
+		Codec: codec, Logger: log.Named("auth"), Audit: aud, OnProviderFailure: sec.OIDCFailure,
 		OnLogout: func(sessionID string) {
 			live.Close(func(m liveconn.Meta) bool { return m.SessionID == sessionID })
 		},
@@ -311,7 +324,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 				if ev.Person == "" {
 					log.Warn("meeting server reports a participant the gateway did not admit", zap.String("upstream", ev.Upstream), zap.String("room", ev.Room), zap.String("identity", ev.Identity))
 				}
-				return audit.Write(ctx, auditLog, audit.UpstreamParticipant(ev.Upstream, ev.Room, string(ev.Kind), ev.Person, ev.Identity, ev.ID))
+				return audit.Write(ctx, aud, audit.UpstreamParticipant(ev.Upstream, ev.Room, string(ev.Kind), ev.Person, ev.Identity, ev.ID))
 			},
 		})
 		if err != nil {
@@ -325,7 +338,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 		}
 	}
 	devices := &e2eeDevices{}
-	roomsAPI, err := newRoomsAPI(ctx, cfg, roomStore, engine, auditLog, live, adapters, devices, log.Named("rooms"))
+	roomsAPI, err := newRoomsAPI(ctx, cfg, roomStore, engine, aud, sec, live, adapters, devices, log.Named("rooms"))
 	if err != nil {
 		return err
 	}
@@ -334,7 +347,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 		return fmt.Errorf("e2ee.key_file: %w", err)
 	}
 	e2eeAPI, err := e2eeapi.New(ctx, e2eeapi.Options{
-		SigningKey: e2eeKey, Membership: roomsAPI, Rooms: roomStore, Audit: auditLog,
+		SigningKey: e2eeKey, Membership: roomsAPI, Rooms: roomStore, Audit: aud,
 		PublicOrigin:    pub.Scheme + "://" + pub.Host,
 		AllowClassicKEM: func(context.Context, string) (bool, error) { return cfg.E2EE.AllowClassicKEM, nil },
 		Logger:          log.Named("e2ee"),
@@ -351,15 +364,15 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	gw, err := gateway.New(gateway.Options{
 		Adapters: adapters,
 		Public:   public,
-		Config:   cfg, Auth: authn, Admitter: roomsAPI, Assertion: signer, Audit: auditLog, Live: live,
-		Logger: log.Named("access"), Metrics: reg,
+		Config:   cfg, Auth: authn, Admitter: roomsAPI, Assertion: signer, Audit: aud, Live: live,
+		Logger: log.Named("access"), Metrics: reg, Security: sec,
 		Ready: map[string]gateway.ReadyChecker{"policy": policyReady{engine}, "rooms": roomsAPI},
 		API:   map[string]http.Handler{roomsapi.Prefix: e2eeAPI.Wrap(roomsAPI)},
 	})
 	if err != nil {
 		return err
 	}
-	if err := audit.Write(ctx, auditLog, audit.GatewayStarted(version, cfg.PublicURL, engine.Revision())); err != nil {
+	if err := audit.Write(ctx, aud, audit.GatewayStarted(version, cfg.PublicURL, engine.Revision())); err != nil {
 		return fmt.Errorf("audit gateway start: %w", err)
 	}
 	return gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: rt.listener, Metrics: reg, Logger: log, Started: rt.started, Mount: rt.mount,
@@ -432,7 +445,7 @@ func openSessionStore(ctx context.Context, cfg *config.Config, roomStore rooms.S
 // openRoomStore builds the room state store from store.kind and seeds the
 // permanent rooms. A Redis that is down at start does not stop the node:
 // rooms fail closed (503) until it is back, and seeding is retried.
-func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (rooms.Store, error) {
+func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger, sec *metrics.Set) (rooms.Store, error) {
 	var st rooms.Store
 	switch cfg.Store.Kind {
 	case "redis":
@@ -440,7 +453,7 @@ func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (ro
 		rs, err := redisstore.New(ctx, redisstore.Options{Server: &redisstore.ClientOptions{
 			Addr: r.Addr, Password: r.Password, DB: r.DB,
 			SentinelMaster: r.Sentinel.Master, SentinelAddrs: r.Sentinel.Addrs, SentinelPassword: r.Sentinel.Password,
-		}, Rooms: cfg.Rooms.State(), Logger: log})
+		}, Rooms: cfg.Rooms.State(), Logger: log, Hooks: []redis.Hook{sec.RedisHook()}})
 		if err != nil {
 			return nil, fmt.Errorf("store.redis: %w", err)
 		}
@@ -479,7 +492,7 @@ func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (ro
 }
 
 // newRoomsAPI builds the rooms API, which is also the gateway's admitter.
-func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine *policy.Engine, auditLog *audit.Log, live *liveconn.Registry, adapters map[string]admission.Adapter, devices roomsapi.Devices, log *zap.Logger) (*roomsapi.API, error) {
+func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine *policy.Engine, auditLog roomsapi.Auditor, sec *metrics.Set, live *liveconn.Registry, adapters map[string]admission.Adapter, devices roomsapi.Devices, log *zap.Logger) (*roomsapi.API, error) {
 	key := []byte(cfg.Rooms.TicketKey)
 	if len(key) == 0 {
 		// One node with the memory store: tickets need only verify here,
@@ -505,7 +518,7 @@ func newRoomsAPI(ctx context.Context, cfg *config.Config, st rooms.Store, engine
 		paths[u.Name] = u.Rooms.Path
 	}
 	return roomsapi.New(ctx, roomsapi.Options{
-		Store: st, Tickets: tickets, Passcodes: passcodes, Policy: engine, Audit: auditLog, Live: live,
+		Store: st, Tickets: tickets, Passcodes: passcodes, Policy: sec.Policy(engine), Audit: auditLog, Live: live, Metrics: sec,
 		PublicURL: pub, RoomPaths: paths, Rooms: cfg.Rooms.State(), LobbyByDefault: *cfg.Rooms.LobbyByDefault,
 		StoreKind: cfg.Store.Kind, Adapters: adapters, Devices: devices, Logger: log,
 	})

@@ -24,7 +24,7 @@ func TestServe_RedisStoreKindKeepsSessionsInRedis(t *testing.T) {
 	cfg := &config.Config{Session: config.Session{Secret: strings.Repeat("s", 40)},
 		Store: config.Store{Kind: "redis", Redis: config.Redis{Addr: srv.Addr}}}
 	open := func() session.Store {
-		rs, err := openRoomStore(t.Context(), cfg, zap.NewNop())
+		rs, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func TestServe_RedisStoreKindKeepsSessionsInRedis(t *testing.T) {
 	}
 
 	cfg.Store = config.Store{Kind: "memory"}
-	rs, err := openRoomStore(t.Context(), cfg, zap.NewNop())
+	rs, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

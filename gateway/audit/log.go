@@ -356,6 +356,15 @@ func (l *Log) Ready() error {
 	return nil
 }
 
+// QueueDepth is how many records (the log's own checkpoints included) are
+// sequenced but not yet durable: those waiting for, or in, the next write
+// and fsync. A depth that keeps growing means the disk cannot keep up.
+func (l *Log) QueueDepth() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.head.seq - l.durable.seq)
+}
+
 // PublicKey returns the key that verifies this log's checkpoints.
 func (l *Log) PublicKey() ed25519.PublicKey { return l.pub }
 

@@ -88,7 +88,10 @@ type Options struct {
 	Audit       Auditor
 	// OnLogout is told which session ended so live connections can be cut.
 	OnLogout func(sessionID string)
-	Clock    func() time.Time
+	// OnProviderFailure is told of each failed call to the provider:
+	// "discovery", "jwks" or "refresh" (metrics). Optional.
+	OnProviderFailure func(op string)
+	Clock             func() time.Time
 }
 
 // Authenticator holds the long-lived provider state. It becomes ready once
@@ -206,6 +209,7 @@ func (a *Authenticator) discoverLoop(ctx context.Context) {
 		a.mu.Lock()
 		a.lastError = err
 		a.mu.Unlock()
+		a.providerFailure("discovery")
 		a.opts.Logger.Warn("oidc discovery failed; retrying", zap.String("issuer", a.opts.Issuer), zap.Error(err), zap.Duration("retry_in", delay))
 		select {
 		case <-ctx.Done():
@@ -255,7 +259,8 @@ func (a *Authenticator) discover(ctx context.Context) (*providerState, error) {
 	for i, alg := range algs {
 		joseAlgs[i] = jose.SignatureAlgorithm(alg)
 	}
-	ks := &keySet{url: meta.JWKSURI, client: a.opts.HTTPClient, algs: joseAlgs, minInterval: a.opts.KeyRefetchInterval, clock: a.opts.Clock}
+	ks := &keySet{url: meta.JWKSURI, client: a.opts.HTTPClient, algs: joseAlgs, minInterval: a.opts.KeyRefetchInterval, clock: a.opts.Clock,
+		onFailure: func() { a.providerFailure("jwks") }}
 	keys, err := fetchJWKS(ctx, a.opts.HTTPClient, meta.JWKSURI)
 	if err != nil {
 		return nil, err
@@ -516,6 +521,7 @@ func (a *Authenticator) doRefresh(ctx context.Context, s session.Session) (sessi
 		}
 	}
 	if err != nil {
+		a.providerFailure("refresh")
 		reason := "refresh_failed"
 		if errors.Is(err, ErrGroupsOverage) {
 			reason = "groups_overage"
@@ -559,4 +565,11 @@ func shortID(id string) string {
 		return id[:8]
 	}
 	return id
+}
+
+// providerFailure reports a failed call to the provider (metrics).
+func (a *Authenticator) providerFailure(op string) {
+	if a.opts.OnProviderFailure != nil {
+		a.opts.OnProviderFailure(op)
+	}
 }

@@ -31,6 +31,8 @@ type keySet struct {
 	algs        []jose.SignatureAlgorithm
 	minInterval time.Duration
 	clock       func() time.Time
+	// onFailure, if set, is told of each failed refetch.
+	onFailure func()
 
 	mu        sync.Mutex
 	keys      []jose.JSONWebKey
@@ -95,6 +97,9 @@ func (k *keySet) refetch(ctx context.Context) bool {
 	k.fetches++
 	keys, err := fetchJWKS(ctx, k.client, k.url)
 	if err != nil {
+		if k.onFailure != nil {
+			k.onFailure()
+		}
 		return false
 	}
 	k.keys = keys

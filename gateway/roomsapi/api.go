@@ -22,6 +22,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/liveconn"
+	"github.com/meetguard/meetguard/gateway/metrics"
 	"github.com/meetguard/meetguard/gateway/request"
 	"github.com/meetguard/meetguard/gateway/respond"
 	"github.com/meetguard/meetguard/gateway/rooms"
@@ -119,6 +120,9 @@ type Options struct {
 	// registered key.
 	Devices Devices
 	Logger  *zap.Logger
+	// Metrics counts what only the rooms API sees (wrong passcodes); nil
+	// counts nothing.
+	Metrics *metrics.Set
 	// WaitTimeout is the longest a long-poll on a waiting entry lasts.
 	// Default 25s.
 	WaitTimeout time.Duration

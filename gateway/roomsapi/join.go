@@ -166,6 +166,7 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 			// backoff cannot tell which guesses hit a real room; only a
 			// real passcode room's budget is charged.
 			f = rooms.FailurePasscode
+			a.o.Metrics.PasscodeFailure()
 			if facts.Exists && facts.PasscodeRequired {
 				at.Room = jr.room
 			}

@@ -46,6 +46,9 @@ type Options struct {
 	Rooms     rooms.Config
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
+	// Hooks are added to the client the store creates from URL or Server
+	// (metrics); a caller passing Client adds its own.
+	Hooks []redis.Hook
 }
 
 // Store is the Redis rooms.Store.
@@ -108,6 +111,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = time.Second, time.Second, time.Second, time.Second
 		opt.MaxRetries, opt.DialerRetries = 1, 1
 		s.client, s.ownClient = redis.NewClient(opt), true
+	}
+	if s.ownClient {
+		for _, h := range o.Hooks {
+			s.client.AddHook(h)
+		}
 	}
 	c := s.cfg
 	s.common = []any{s.channel, c.ParticipantLease.Milliseconds(), c.EmptyRoomTTL.Milliseconds(),
