@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadE2EE } from './build.mjs';
+import { loadE2EE } from '../testlib/build.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const v = JSON.parse(readFileSync(join(here, '..', '..', 'crypto', 'testdata', 'e2ee-vectors.json'), 'utf8'));

@@ -316,6 +316,13 @@ export class Client {
     } catch (e) {
       const k = kindOf(e);
       if (since === 0 && (k === ErrNotMember || k === ErrNoRoster)) return this.status(); // not admitted yet
+      if (k === ErrNotMember) {
+        // The gateway no longer serves this member (kicked, banned, ticket gone): it will never see the epoch
+        // that removes it, so it drops every key now rather than keep decrypting until the grace of nothing.
+        this.state = 'removed';
+        this.wipe();
+        throw new E2EEError(ErrRemoved, 'the gateway no longer serves this client (removed from the room)');
+      }
       throw e;
     }
     const update = parseRosterUpdate(raw);
