@@ -4,9 +4,13 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint unit build dev bench
+.PHONY: test lint unit web-test build dev bench
 
-test: lint unit
+test: lint unit web-test
+
+# The browser code's Node tests (web/: run `npm ci` there first): type check, then node --test.
+web-test:
+	cd web && npx tsc -p . && node --test test/
 
 build:
 	$(GO) build -o bin/meetguard ./cmd/meetguard
