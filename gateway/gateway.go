@@ -35,6 +35,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/reqpath"
 	"github.com/meetguard/meetguard/gateway/request"
 	"github.com/meetguard/meetguard/gateway/respond"
+	"github.com/meetguard/meetguard/gateway/web"
 )
 
 // Authenticator proves who a request comes from.
@@ -279,7 +280,7 @@ func (g *Gateway) serveOwn(w *statusRecorder, r *http.Request, path string) stri
 		g.opts.Auth.Logout(w, r)
 		return "logout"
 	case auth.LoggedOutPath:
-		respond.Page(w, http.StatusOK, "Signed out", "You are signed out of meetguard.", `<a href="/">Sign in again</a>`)
+		respond.Page(w, r, http.StatusOK, web.T("signedout.title"), web.Message{Text: web.T("signedout.text"), Link: &web.Link{Href: "/", Label: web.T("signin.again")}})
 		return "logged_out"
 	case "/.meetguard/healthz":
 		respond.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -580,7 +581,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, cod
 		msg = "You cannot join this meeting."
 	}
 	if wantsHTML(r) {
-		respond.Page(w, status, "meetguard", msg, "")
+		respond.Page(w, r, status, web.T("refusal.title"), web.Message{Text: web.Literal(msg)})
 		return
 	}
 	respond.JSONError(w, status, code, msg)
@@ -602,7 +603,7 @@ func (g *Gateway) waiting(w http.ResponseWriter, r *http.Request, room string, a
 		msg = "Please wait: a host will let you in."
 	}
 	if wantsHTML(r) {
-		respond.Page(w, http.StatusAccepted, "Waiting room", msg, "")
+		respond.Page(w, r, http.StatusAccepted, web.T("waiting.title"), web.Message{Text: web.Literal(msg)})
 		return
 	}
 	respond.JSON(w, http.StatusAccepted, map[string]string{"status": "waiting", "wait_id": adm.WaitID, "message": msg})

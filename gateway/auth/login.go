@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/request"
 	"github.com/meetguard/meetguard/gateway/respond"
 	"github.com/meetguard/meetguard/gateway/session"
+	"github.com/meetguard/meetguard/gateway/web"
 )
 
 // loginTTL bounds how long a person may take at the provider's login page.
@@ -206,7 +206,7 @@ func (a *Authenticator) failPage(w http.ResponseWriter, r *http.Request, status 
 			a.opts.Logger.Error("audit record failed", zap.Error(aerr))
 		}
 	}
-	respond.Page(w, status, "Sign-in", msg, template.HTML(`<a href="`+LoginPath+`">Sign in again</a>`))
+	respond.Page(w, r, status, web.T("signin.title"), web.Message{Text: web.Literal(msg), Link: &web.Link{Href: LoginPath, Label: web.T("signin.again")}})
 }
 
 func truncate(s string, n int) string {

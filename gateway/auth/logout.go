@@ -2,7 +2,6 @@ package auth
 
 import (
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 
@@ -11,12 +10,13 @@ import (
 	"github.com/meetguard/meetguard/gateway/request"
 	"github.com/meetguard/meetguard/gateway/respond"
 	"github.com/meetguard/meetguard/gateway/session"
+	"github.com/meetguard/meetguard/gateway/web"
 )
 
 // logoutForm is the confirmation a GET shows: logging out cuts the
 // person's live meeting connections, so it must be their own deliberate
 // POST from this origin, never a link or a navigation another site starts.
-const logoutForm = template.HTML(`<form method="post" action="` + LogoutPath + `"><button type="submit">Sign out</button></form>`)
+func logoutForm() *web.Form { return &web.Form{Action: LogoutPath, Button: web.T("signout.button")} }
 
 // Logout ends the session here and, when the provider supports it, there.
 // It changes state only on a same-origin POST; a GET shows a confirmation
@@ -24,7 +24,7 @@ const logoutForm = template.HTML(`<form method="post" action="` + LogoutPath + `
 func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		respond.Page(w, http.StatusOK, "Sign out", "Sign out of meetguard? Your open meetings through this browser will be disconnected.", logoutForm)
+		respond.Page(w, r, http.StatusOK, web.T("signout.title"), web.Message{Text: web.T("signout.confirm"), Form: logoutForm()})
 		return
 	case http.MethodPost:
 	default:
@@ -32,11 +32,11 @@ func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 		respond.JSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Use POST to sign out.")
 		return
 	}
-	if !a.sameOrigin(r) {
+	if web.CheckCSRF(r, a.opts.PublicURL.Scheme+"://"+a.opts.PublicURL.Host) != nil {
 		a.opts.Logger.Info("cross-site logout refused", zap.String("origin", truncate(r.Header.Get("Origin"), 128)),
 			zap.String("sec_fetch_site", truncate(r.Header.Get("Sec-Fetch-Site"), 32)))
-		respond.Page(w, http.StatusForbidden, "Sign out", "This sign-out did not come from meetguard's own page.",
-			template.HTML(`<a href="`+LogoutPath+`">Sign out from here</a>`))
+		respond.Page(w, r, http.StatusForbidden, web.T("signout.title"), web.Message{Text: web.T("signout.foreign"),
+			Link: &web.Link{Href: LogoutPath, Label: web.T("signout.from_here")}})
 		return
 	}
 	ctx := r.Context()
@@ -54,7 +54,7 @@ func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 				// a shared store for anyone holding a copy of the cookie:
 				// keep it and say the sign-out did not happen.
 				a.opts.Logger.Warn("logout: session store unavailable", zap.Error(err))
-				respond.Page(w, http.StatusServiceUnavailable, "Sign out", "Signing out is unavailable right now; you are still signed in. Please try again in a minute.", "")
+				respond.Page(w, r, http.StatusServiceUnavailable, web.T("signout.title"), web.Message{Text: web.T("signout.unavailable")})
 				return
 			}
 			if err == nil {
@@ -78,21 +78,4 @@ func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, a.cookie(a.cookieName, "", -1))
 	// 303: the browser follows with a GET, never re-POSTing.
 	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
-// sameOrigin is the rooms API's CSRF rule for a state-changing browser
-// request: refused when Origin names another origin (or "null") or
-// Sec-Fetch-Site is not same-origin; accepted only with positive proof,
-// Origin equal to the gateway's own, Sec-Fetch-Site: same-origin, or the
-// Meetguard-CSRF header no other site can send without a CORS preflight.
-func (a *Authenticator) sameOrigin(r *http.Request) bool {
-	own := a.opts.PublicURL.Scheme + "://" + a.opts.PublicURL.Host
-	origin, site := r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site")
-	if origin != "" && origin != own {
-		return false
-	}
-	if site != "" && site != "same-origin" {
-		return false
-	}
-	return origin == own || site == "same-origin" || r.Header.Get("Meetguard-CSRF") == "1"
 }

@@ -3,6 +3,7 @@ package demoapp
 import (
 	"errors"
 	"fmt"
+	"github.com/meetguard/meetguard/gateway/web"
 	"net/http"
 	"net/url"
 	"sync"
@@ -151,23 +152,23 @@ func (a *App) isClosing() bool {
 	return a.closing
 }
 
-func (a *App) handleIndex(w http.ResponseWriter, _ *http.Request) {
-	render(w, http.StatusOK, "index", nil)
+func (a *App) handleIndex(w http.ResponseWriter, r *http.Request) {
+	render(w, r, http.StatusOK, "demo.index", web.T("demo.index_title"), nil)
 }
 
 func (a *App) handleRoom(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("name")
 	if !validRoom(room) {
-		render(w, http.StatusNotFound, "message", messagePage{Title: "No such room", Text: "Room names are 1-64 letters, digits, '.', '_' or '-'."})
+		render(w, r, http.StatusNotFound, "message", web.T("demo.no_room"), web.Message{Text: web.T("demo.no_room_text")})
 		return
 	}
 	id, err := a.identify(r.Context(), r.Header, room)
 	if err != nil {
 		a.log.Info("demoapp: request refused", zap.String("room", room), zap.Error(err))
-		render(w, statusFor(err), "message", messagePage{Title: "Not admitted", Text: err.Error()})
+		render(w, r, statusFor(err), "message", web.T("demo.not_admitted"), web.Message{Text: web.Literal(err.Error())})
 		return
 	}
-	render(w, http.StatusOK, "room", roomPage{Room: room, Me: id})
+	render(w, r, http.StatusOK, "demo.room", web.Literal(room), roomPage{Room: room, Me: id})
 }
 
 // validRoom keeps room names to what reads well in a URL and a page.

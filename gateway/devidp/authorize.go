@@ -58,7 +58,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		p.message(w, http.StatusServiceUnavailable, "Busy", "Too many sign-ins are in progress; try again in a few minutes.")
 		return
 	}
-	p.renderLogin(w, id, &req)
+	p.renderLogin(w, r, id, &req)
 }
 
 // parseAuthorize checks an authorization request. fatal means the client or

@@ -20,6 +20,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/respond"
 	"github.com/meetguard/meetguard/gateway/rooms"
+	"github.com/meetguard/meetguard/gateway/web"
 )
 
 // Auditor writes to the tamper-evident audit log; an error means the record is not durable.
@@ -219,13 +220,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // crossSite reports whether a cookie-authenticated request shows signs of coming from another site. The
 // binary media type already makes browsers preflight cross-site posts (which the gateway never grants); this
 // also keeps other sites from driving the GETs with a member's cookie.
-func (h *Handler) crossSite(r *http.Request) bool {
-	if origin := r.Header.Get("Origin"); origin != "" && h.opts.PublicOrigin != "" && origin != h.opts.PublicOrigin {
-		return true
-	}
-	site := r.Header.Get("Sec-Fetch-Site")
-	return site != "" && site != "same-origin" && site != "none"
-}
+func (h *Handler) crossSite(r *http.Request) bool { return web.CrossSite(r, h.opts.PublicOrigin) }
 
 // fail answers an error: protocol refusals with the status of docs/e2ee.md section 11 and the error text
 // (which describes the caller's own message, never a secret), everything else with a fixed message.

@@ -13,6 +13,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/respond"
 	"github.com/meetguard/meetguard/gateway/rooms"
+	"github.com/meetguard/meetguard/gateway/web"
 )
 
 // AdmitRequest implements admission.Admitter for every request on a room
@@ -173,7 +174,7 @@ func (a *API) tooManyResponse(html bool, res joinResult) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		if html {
-			respond.Page(w, http.StatusTooManyRequests, "meetguard", msg, "")
+			respond.Page(w, r, http.StatusTooManyRequests, web.T("refusal.title"), web.Message{Text: web.Literal(msg)})
 			return
 		}
 		respond.JSON(w, http.StatusTooManyRequests, map[string]any{"status": status, "message": msg, "retry_after_seconds": secs})
