@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
 )
 
 const e2eeUsage = `usage: meetguard e2ee join --room R --gateway URL (--token T | --token-file F) [flags]
@@ -196,7 +197,7 @@ type followTransport struct {
 
 func (t followTransport) Roster(ctx context.Context, since uint64) ([]byte, error) {
 	b, err := t.Transport.Roster(ctx, since)
-	var he *e2ee.HTTPError
+	var he *e2eehttp.Error
 	switch {
 	case since > 0 && errors.Is(err, e2ee.ErrNotMember):
 		t.stop(errNoLongerMember)
@@ -230,7 +231,7 @@ func e2eeJoin(ctx context.Context, o joinOptions, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "meetguard e2ee join: "+format+"\n", args...)
 		return e2eeExitError
 	}
-	tr, err := e2ee.NewHTTPTransport(e2ee.HTTPTransportOptions{Gateway: o.gateway, Room: o.room, Authorize: o.authorize})
+	tr, err := e2eehttp.NewTransport(e2eehttp.Options{Gateway: o.gateway, Room: o.room, Authorize: o.authorize})
 	if err != nil {
 		return fail("%v", err)
 	}

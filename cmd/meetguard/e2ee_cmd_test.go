@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/assertion"
@@ -186,7 +187,7 @@ func TestE2EEJoin_PrintsTheSecurityCodeOtherMembersSee(t *testing.T) {
 		exit <- run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token-file", tokenFile, "--ticket", aliceTicket}, &stdout, &stderr)
 	}()
 
-	tr, err := e2ee.NewHTTPTransport(e2ee.HTTPTransportOptions{Gateway: g.base, Room: room, Authorize: func(r *http.Request) error {
+	tr, err := e2eehttp.NewTransport(e2eehttp.Options{Gateway: g.base, Room: room, Authorize: func(r *http.Request) error {
 		r.Header.Set("Authorization", "Bearer "+bobToken)
 		r.Header.Set(e2eeapi.TicketHeader, bobTicket)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"go.uber.org/zap"
 )
 
@@ -19,8 +20,8 @@ type AuthorityOptions struct {
 	Instance string // required: the meeting instance id; a new meeting in the same room is a new instance
 	// SigningKey is the gateway's credential-signing key; clients are configured with its public half. Required.
 	SigningKey ed25519.PrivateKey
-	// Store holds all state as bytes. Default: NewMemoryStore(Clock).
-	Store Store
+	// Store holds all state as bytes. Default: e2eestore.NewMemory(Clock).
+	Store e2eestore.Store
 	// AllowClassicKEM admits DHKEM(X25519) device keys; the room's policy decides. Default false: X-Wing only.
 	AllowClassicKEM bool
 	// NonceTTL is how long a registration nonce lives. Default 2 minutes.
@@ -49,7 +50,7 @@ type Authority struct {
 	room, instance string
 	key            ed25519.PrivateKey
 	pub            ed25519.PublicKey
-	store          Store
+	store          e2eestore.Store
 	allowClassic   bool
 	nonceTTL       time.Duration
 	credTTL        time.Duration
@@ -64,8 +65,6 @@ type Authority struct {
 	mu      sync.Mutex
 	head    *Roster              // nil before epoch 1
 	members map[Hash]*Credential // credentials of the head's members; replaced, never mutated
-	version uint64               // change counter: a wake-up hint for clients
-	changed chan struct{}        // closed and replaced on every change
 	// lastPost is when each member last posted a key package; rate limits are per process, which bounds what
 	// one gateway node serves.
 	lastPost map[Hash]time.Time
@@ -100,13 +99,12 @@ func NewAuthority(ctx context.Context, opts AuthorityOptions) (*Authority, error
 		onEvent:       opts.OnEvent,
 		prefix:        "e2ee/" + url.PathEscape(opts.Room) + "/" + url.PathEscape(opts.Instance) + "/",
 		members:       map[Hash]*Credential{},
-		changed:       make(chan struct{}),
 	}
 	if a.clock == nil {
 		a.clock = SystemClock{}
 	}
 	if a.store == nil {
-		a.store = NewMemoryStore(a.clock)
+		a.store = e2eestore.NewMemory(a.clock)
 	}
 	if a.nonceTTL <= 0 {
 		a.nonceTTL = 2 * time.Minute
@@ -133,7 +131,7 @@ func NewAuthority(ctx context.Context, opts AuthorityOptions) (*Authority, error
 // load resumes from the stored head, refusing a store written for another key, room or instance.
 func (a *Authority) load(ctx context.Context) error {
 	raw, err := a.store.Get(ctx, a.k("head"))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, e2eestore.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -194,11 +192,8 @@ func (a *Authority) reload(ctx context.Context) error {
 	if head == nil || head == a.head {
 		return nil
 	}
-	if err := a.adopt(ctx, head); err != nil {
-		return err
-	}
-	a.bump()
-	return nil
+	// The node that signed the epochs has counted the change; adopting them here is not another one.
+	return a.adopt(ctx, head)
 }
 
 func (a *Authority) k(suffix string) string { return a.prefix + suffix }
@@ -221,35 +216,36 @@ func (a *Authority) Head() *Roster {
 	return a.head
 }
 
-// Version is the change counter; it grows on every epoch and accepted bundle.
-func (a *Authority) Version() uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.version
-}
-
-// Wait blocks until the version exceeds after or ctx ends, and returns the version. HTTP long-polls use it.
-func (a *Authority) Wait(ctx context.Context, after uint64) (uint64, error) {
-	for {
-		a.mu.Lock()
-		v, ch := a.version, a.changed
-		a.mu.Unlock()
-		if v > after {
-			return v, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return v, ctx.Err()
-		}
+// CurrentHead returns the head after following the epochs other gateway nodes sharing the store have signed;
+// Head returns the head this Authority knows without asking the store.
+func (a *Authority) CurrentHead(ctx context.Context) (*Roster, error) {
+	if err := a.refresh(ctx); err != nil {
+		return nil, err
 	}
+	return a.Head(), nil
 }
 
-// bump records a change and wakes waiters; the caller holds a.mu.
-func (a *Authority) bump() {
-	a.version++
-	close(a.changed)
-	a.changed = make(chan struct{})
+// Version is the change counter; it grows on every epoch and accepted bundle, on whichever gateway node
+// sharing the store made the change.
+func (a *Authority) Version(ctx context.Context) (uint64, error) {
+	return a.store.Counter(ctx, a.k(versionKey))
+}
+
+// Wait blocks until the version exceeds after or ctx ends, and returns the version. HTTP long-polls use it; the
+// store wakes them on every node sharing it.
+func (a *Authority) Wait(ctx context.Context, after uint64) (uint64, error) {
+	return a.store.WaitAbove(ctx, a.k(versionKey), after)
+}
+
+// versionKey holds the change counter: a wake-up hint for clients, shared by every node.
+const versionKey = "version"
+
+// bump counts a change and wakes waiters on every node. The change is made and stored already, so a failure
+// only delays the waiters until their long-poll ends (they then ask again); it is logged, not returned.
+func (a *Authority) bump(ctx context.Context) {
+	if _, err := a.store.Incr(ctx, a.k(versionKey)); err != nil {
+		a.log.Warn("e2ee.version", zap.Error(err))
+	}
 }
 
 // Purge deletes all stored state of this meeting instance; call it when the meeting ends. The Authority then
@@ -257,10 +253,10 @@ func (a *Authority) bump() {
 func (a *Authority) Purge(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// The change counter goes too: the store wakes every long-poll of this instance on every node.
 	if err := a.store.DeletePrefix(ctx, a.prefix); err != nil {
 		return fmt.Errorf("e2ee: purge: %w", err)
 	}
 	a.head, a.members = nil, map[Hash]*Credential{}
-	a.bump()
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -48,7 +49,7 @@ func (a *Authority) IssueNonce(ctx context.Context, id Identity) (*Challenge, er
 // takeNonce consumes the nonce and returns to whom and until when it was issued.
 func (a *Authority) takeNonce(ctx context.Context, nonce [32]byte) (Identity, time.Time, error) {
 	raw, err := a.store.Take(ctx, a.k("nonce/"+Hash(nonce).String()))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, e2eestore.ErrNotFound) {
 		return Identity{}, time.Time{}, fmt.Errorf("%w: unknown or already used", ErrNonce)
 	}
 	if err != nil {
@@ -149,7 +150,7 @@ func (a *Authority) kemAllowed(k KEM) error {
 // KeyPackageOf returns the newest key package registered or posted by the holder of credential h.
 func (a *Authority) KeyPackageOf(ctx context.Context, h Hash) (*KeyPackage, error) {
 	raw, err := a.store.Get(ctx, a.k("kp/"+h.String()))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, e2eestore.ErrNotFound) {
 		return nil, fmt.Errorf("%w: no key package for %s", ErrUnknownCredential, h.Short())
 	}
 	if err != nil {
@@ -160,7 +161,7 @@ func (a *Authority) KeyPackageOf(ctx context.Context, h Hash) (*KeyPackage, erro
 
 func (a *Authority) credential(ctx context.Context, h Hash) (*Credential, error) {
 	raw, err := a.store.Get(ctx, a.k("cred/"+h.String()))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, e2eestore.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownCredential, h.Short())
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/cryptobyte"
 
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/crypto/sframe"
 )
 
@@ -23,6 +24,10 @@ func (a *Authority) PostKeyPackage(ctx context.Context, sender Hash, data []byte
 	}()
 	kp, err := ParseKeyPackage(data)
 	if err != nil {
+		return err
+	}
+	// The sender may have been admitted (or removed) through another gateway node.
+	if err := a.refresh(ctx); err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -150,7 +155,7 @@ func (a *Authority) PostCommit(ctx context.Context, sender Hash, epoch uint64, d
 	now := a.clock.Now()
 	if h.Generation > 0 {
 		prev, err := a.store.Get(ctx, a.k(epochKey("commit", epoch)+fmt.Sprintf("%03d", h.Generation-1)))
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, e2eestore.ErrNotFound) {
 			return fmt.Errorf("%w: generation %d before %d", ErrUnknownEpoch, h.Generation, h.Generation-1)
 		}
 		if err != nil {
@@ -163,7 +168,7 @@ func (a *Authority) PostCommit(ctx context.Context, sender Hash, epoch uint64, d
 	// Create orders commits: across gateway nodes sharing the store, the first of a generation wins.
 	at := binary.BigEndian.AppendUint64(nil, uint64(now.UnixMilli()))
 	if err := a.store.Create(ctx, a.k(epochKey("commit", epoch)+fmt.Sprintf("%03d", h.Generation)), at, 0); err != nil {
-		if errors.Is(err, ErrExists) {
+		if errors.Is(err, e2eestore.ErrExists) {
 			return fmt.Errorf("%w: generation %d of epoch %d already committed", ErrConflict, h.Generation, epoch)
 		}
 		return fmt.Errorf("e2ee: store commit: %w", err)
@@ -183,7 +188,7 @@ func (a *Authority) PostCommit(ctx context.Context, sender Hash, epoch uint64, d
 	if err := a.store.DeletePrefix(ctx, a.k(epochKey("sealed", epoch)+sender.String())); err != nil {
 		return fmt.Errorf("e2ee: drop committer's old sealed secret: %w", err)
 	}
-	a.bump()
+	a.bump(ctx)
 	a.log.Debug(string(EventCommit), zap.String("committer", sender.Short()), zap.Uint64("epoch", epoch),
 		zap.Uint8("generation", h.Generation), zap.Int("recipients", len(co.entries)))
 	a.emit(ctx, Event{Kind: EventCommit, Op: "post_commit", Credential: sender, Epoch: epoch, Members: len(head.Members)})
@@ -200,7 +205,7 @@ func (a *Authority) SealedFor(ctx context.Context, recipient Hash, epoch uint64)
 		return nil, err
 	}
 	raw, err := a.store.Get(ctx, a.k(epochKey("sealed", epoch)+recipient.String()))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, e2eestore.ErrNotFound) {
 		return marshalSealedSecrets(nil)
 	}
 	if err != nil {

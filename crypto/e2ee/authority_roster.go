@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"go.uber.org/zap"
 )
 
@@ -143,7 +144,7 @@ func (a *Authority) advanceOnce(ctx context.Context, op string, force bool, chan
 	// Create, not Put: a second signer of the same epoch (another process sharing the store) loses here
 	// instead of forking the chain.
 	if err := a.store.Create(ctx, a.k(fmt.Sprintf("roster/%020d", epoch)), next.raw, 0); err != nil {
-		if errors.Is(err, ErrExists) {
+		if errors.Is(err, e2eestore.ErrExists) {
 			return nil, fmt.Errorf("%w: epoch %d already signed", ErrConflict, epoch)
 		}
 		return nil, fmt.Errorf("e2ee: store roster: %w", err)
@@ -160,7 +161,7 @@ func (a *Authority) advanceOnce(ctx context.Context, op string, force bool, chan
 		}
 	}
 	a.head, a.members = next, c.members
-	a.bump()
+	a.bump(ctx)
 	a.log.Info(string(EventEpoch), zap.String("op", op), zap.Uint64("epoch", epoch),
 		zap.Int("members", len(members)), zap.Bool("locked", c.locked), zap.String("roster", next.Hash().Short()))
 	a.emit(ctx, Event{Kind: EventEpoch, Op: op, Epoch: epoch, Members: len(members)})
@@ -177,12 +178,19 @@ func (a *Authority) Roster(ctx context.Context, requester Hash, since uint64) (_
 			a.reject(ctx, "roster", Identity{}, requester, since, err)
 		}
 	}()
+	// The version is read before the head: a change after this read counts above it, so the client's next
+	// long-poll wakes for it instead of missing it.
+	version, err := a.store.Counter(ctx, a.k(versionKey))
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: version: %w", err)
+	}
 	if err := a.refresh(ctx); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
-	head, members, version := a.head, a.members, a.version
+	head, members := a.head, a.members
 	a.mu.Unlock()
+
 	if head == nil {
 		return nil, ErrNoRoster
 	}
@@ -240,7 +248,7 @@ func (a *Authority) Roster(ctx context.Context, requester Hash, since uint64) (_
 
 func (a *Authority) roster(ctx context.Context, epoch uint64) (*Roster, error) {
 	raw, err := a.store.Get(ctx, a.k(fmt.Sprintf("roster/%020d", epoch)))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, e2eestore.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %d", ErrUnknownEpoch, epoch)
 	}
 	if err != nil {

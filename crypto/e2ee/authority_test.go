@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/crypto/sframe"
 )
 
@@ -459,7 +460,7 @@ func TestAuthority_PurgeLeavesNothingBehind(t *testing.T) {
 	if err := m.authority.Purge(m.ctx); err != nil {
 		t.Fatal(err)
 	}
-	if left := must[[]Entry](t)(m.store.List(m.ctx, "")); len(left) != 0 || m.authority.Head() != nil {
+	if left := must[[]e2eestore.Entry](t)(m.store.List(m.ctx, "")); len(left) != 0 || m.authority.Head() != nil {
 		t.Fatalf("after purge: %d entries, head %v", len(left), m.authority.Head())
 	}
 	if _, err := m.authority.Roster(m.ctx, alice.cred.Hash(), 0); !errors.Is(err, ErrNoRoster) {

@@ -6,6 +6,7 @@
 // relays sealed keys, and it must never hold, derive or log a base key or an SFrame key. The Client runs in a
 // participant (a bot, a recorder, a test, the `meetguard e2ee join` command): it verifies every credential,
 // every roster epoch and every bundle, and refuses — halts with an alarm — whatever an honest gateway would never
-// send. Neither side speaks HTTP; the gateway maps the Authority's methods to endpoints and a Transport carries
-// the client's calls. docs/e2ee.md is the specification.
+// send. Neither side speaks HTTP: the gateway maps the Authority's methods to endpoints, and a Transport carries
+// the client's calls (package e2eehttp holds the HTTP binding both sides share). The Authority keeps its state in
+// an e2eestore.Store; this package never talks to a database itself. docs/e2ee.md is the specification.
 package e2ee

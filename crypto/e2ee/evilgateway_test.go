@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/crypto/sframe"
 )
 
@@ -484,8 +485,8 @@ func TestEvilGateway_ForkIsRefusedByBothSides(t *testing.T) {
 	carol := m.join("carol")
 	settle(t, alice, bob, carol)
 
-	storeB := NewMemoryStore(m.clock)
-	for _, e := range must[[]Entry](t)(m.store.List(ctx, "")) {
+	storeB := e2eestore.NewMemory(m.clock)
+	for _, e := range must[[]e2eestore.Entry](t)(m.store.List(ctx, "")) {
 		if err := storeB.Put(ctx, e.Key, e.Value, 0); err != nil {
 			t.Fatal(err)
 		}
@@ -531,7 +532,7 @@ func TestEvilGateway_CannotComputeTheSecurityCode(t *testing.T) {
 	e := newEvilRoom(t)
 	code := e.alice.client.Status().SecurityCode
 	var public [][]byte
-	for _, it := range must[[]Entry](t)(e.m.store.List(e.m.ctx, "")) {
+	for _, it := range must[[]e2eestore.Entry](t)(e.m.store.List(e.m.ctx, "")) {
 		public = append(public, it.Value)
 	}
 	public = append(public, e.authority.PublicKey(), e.head.raw)

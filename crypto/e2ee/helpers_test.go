@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"go.uber.org/zap"
 )
 
@@ -37,7 +38,7 @@ type meeting struct {
 	ctx       context.Context
 	clock     *fakeClock
 	authKey   ed25519.PrivateKey
-	store     *MemoryStore
+	store     *e2eestore.Memory
 	authority *Authority
 	logger    *zap.Logger
 }
@@ -49,7 +50,7 @@ func newMeeting(t testing.TB, configure func(*AuthorityOptions)) *meeting {
 		t.Fatal(err)
 	}
 	m := &meeting{t: t, ctx: context.Background(), clock: newFakeClock(), authKey: key, logger: zap.NewNop()}
-	m.store = NewMemoryStore(m.clock)
+	m.store = e2eestore.NewMemory(m.clock)
 	opts := AuthorityOptions{Room: "board-room", Instance: "2026-03-02T09:00Z#1", SigningKey: key, Store: m.store, Clock: m.clock}
 	if configure != nil {
 		configure(&opts)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -84,7 +85,7 @@ func TestAuthority_StoreAndLogsNeverHoldMediaKeys(t *testing.T) {
 	recordKeys(alice, bob, dave)
 
 	var stored bytes.Buffer
-	for _, e := range must[[]Entry](t)(m.store.List(m.ctx, "")) {
+	for _, e := range must[[]e2eestore.Entry](t)(m.store.List(m.ctx, "")) {
 		stored.WriteString(e.Key)
 		stored.Write(e.Value)
 	}

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 )
 
 // The TypeScript client (web/src/e2ee) as the victim of the evil gateway: the same deviations
@@ -55,7 +57,15 @@ type webParty struct {
 }
 
 // serveTransport exposes tr as the e2ee endpoints of docs/e2ee.md section 11 (the paths' last element names
-// the endpoint), with the Authority's errors mapped by ErrorStatus as gateway/e2eeapi does.
+// the endpoint), with the Authority's errors mapped by e2eehttp.ErrorStatus as gateway/e2eeapi does
+// (httpErrorStatus: this package cannot import e2eehttp, which imports it, so the external test file
+// e2eehttp_hook_test.go hands it in).
+// httpErrorStatus is e2eehttp.ErrorStatus, set by e2eehttp_hook_test.go.
+var httpErrorStatus func(error) (int, string)
+
+// SetHTTPErrorStatus lets the external test package hand in e2eehttp.ErrorStatus.
+func SetHTTPErrorStatus(f func(error) (int, string)) { httpErrorStatus = f }
+
 func serveTransport(t *testing.T, tr Transport) string {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -64,26 +74,26 @@ func serveTransport(t *testing.T, tr Transport) string {
 		var out []byte
 		var err error
 		switch ep := pathpkg.Base(r.URL.Path); {
-		case ep == EndpointNonce:
+		case ep == "nonce":
 			out, err = tr.Challenge(ctx)
-		case ep == EndpointRegister:
+		case ep == "register":
 			out, err = tr.Register(ctx, body)
-		case ep == EndpointRoster:
+		case ep == "roster":
 			out, err = tr.Roster(ctx, num("since"))
-		case ep == EndpointKeyPackages && r.Method == http.MethodPost:
+		case ep == "keypackages" && r.Method == http.MethodPost:
 			err = tr.PostKeyPackage(ctx, body)
-		case ep == EndpointKeyPackages:
+		case ep == "keypackages":
 			out, err = tr.KeyPackages(ctx, num("epoch"))
-		case ep == EndpointCommits:
+		case ep == "commits":
 			err = tr.PostCommit(ctx, num("epoch"), body)
-		case ep == EndpointKeys:
+		case ep == "keys":
 			out, err = tr.SealedKeys(ctx, num("epoch"))
 		default:
 			http.NotFound(w, r)
 			return
 		}
 		if err != nil {
-			status, code := ErrorStatus(err)
+			status, code := httpErrorStatus(err)
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "message": err.Error()})
@@ -93,7 +103,7 @@ func serveTransport(t *testing.T, tr Transport) string {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		w.Header().Set("Content-Type", ContentType)
+		w.Header().Set("Content-Type", "application/octet-stream")
 		_, _ = w.Write(out)
 	})
 	srv := httptest.NewServer(h)
@@ -459,7 +469,7 @@ func TestWebClient_EvilGatewayForkAndCode(t *testing.T) {
 
 	t.Run("the gateway's data does not yield the code", func(t *testing.T) {
 		var public [][]byte
-		for _, it := range must[[]Entry](t)(m.store.List(ctx, "")) {
+		for _, it := range must[[]e2eestore.Entry](t)(m.store.List(ctx, "")) {
 			public = append(public, it.Value)
 		}
 		public = append(public, m.authority.PublicKey(), e.head.raw)
@@ -473,8 +483,8 @@ func TestWebClient_EvilGatewayForkAndCode(t *testing.T) {
 		}
 	})
 
-	storeB := NewMemoryStore(m.clock)
-	for _, en := range must[[]Entry](t)(m.store.List(ctx, "")) {
+	storeB := e2eestore.NewMemory(m.clock)
+	for _, en := range must[[]e2eestore.Entry](t)(m.store.List(ctx, "")) {
 		if err := storeB.Put(ctx, en.Key, en.Value, 0); err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/identity"
 )
@@ -44,7 +45,7 @@ func (h *Handler) onEvent(ctx context.Context, e e2ee.Event) {
 		}
 		h.recordEpoch(ctx, e.Room, e.Instance, e.Epoch, e.Members, reason, causeOf(ctx))
 	case e2ee.EventRejected:
-		_, code := e2ee.ErrorStatus(e.Err)
+		_, code := e2eehttp.ErrorStatus(e.Err)
 		h.auditRejected(ctx, e.Room, e.Instance, e.Identity.Subject, e.Credential, e.Op, code)
 	}
 }
@@ -87,7 +88,7 @@ func (h *Handler) auditRefusal(ctx context.Context, room string, id identity.Ide
 		reason = "not_admitted"
 	default:
 		var status int
-		if status, reason = e2ee.ErrorStatus(err); status >= http.StatusInternalServerError {
+		if status, reason = e2eehttp.ErrorStatus(err); status >= http.StatusInternalServerError {
 			return
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
 
@@ -79,9 +80,9 @@ func newRelayRoom(b *testing.B, kem e2ee.KEM, members int) *relayRoom {
 }
 
 func (rr *relayRoom) do(b *testing.B, u *user, method, endpoint, query string, body []byte, want int) int {
-	req, _ := http.NewRequest(method, rr.e.URL+e2ee.APIPath(benchRoom)+endpoint+"?"+query, bytes.NewReader(body))
+	req, _ := http.NewRequest(method, rr.e.URL+e2eehttp.APIPath(benchRoom)+endpoint+"?"+query, bytes.NewReader(body))
 	if method == http.MethodPost {
-		req.Header.Set("Content-Type", e2ee.ContentType)
+		req.Header.Set("Content-Type", e2eehttp.ContentType)
 	}
 	_ = u.authorize(benchRoom)(req)
 	resp, err := http.DefaultClient.Do(req)
@@ -142,7 +143,7 @@ func benchKick(b *testing.B, n int) {
 	join := func() (*e2ee.Client, rooms.ParticipantID) {
 		u := e.user(fmt.Sprintf("member%03d", next))
 		p := e.admit(u, room, rooms.RoleParticipant)
-		tr, err := e2ee.NewHTTPTransport(e2ee.HTTPTransportOptions{Gateway: e.URL, Room: room, Authorize: u.authorize(room), MaxWait: 5 * time.Second})
+		tr, err := e2eehttp.NewTransport(e2eehttp.Options{Gateway: e.URL, Room: room, Authorize: u.authorize(room), MaxWait: 5 * time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
 
@@ -159,20 +160,20 @@ func TestEndpoints_HostileRequestsGetClearErrors(t *testing.T) {
 		{"missing epoch", "GET", "keys", "", "", nil, 400, "bad_request"},
 		{"wait without after", "GET", "roster", "since=0&wait=5s", "", nil, 400, "bad_request"},
 		{"bad duration", "GET", "wait", "after=0&wait=forever", "", nil, 400, "bad_request"},
-		{"wrong method", "POST", "roster", "", e2ee.ContentType, nil, 405, "method_not_allowed"},
+		{"wrong method", "POST", "roster", "", e2eehttp.ContentType, nil, 405, "method_not_allowed"},
 		{"wrong method for register", "GET", "register", "", "", nil, 405, "method_not_allowed"},
 		{"form post", "POST", "register", "", "application/x-www-form-urlencoded", []byte("a=b"), 415, "unsupported_media_type"},
 		{"no content type", "POST", "nonce", "", "-", nil, 415, "unsupported_media_type"},
-		{"body on nonce", "POST", "nonce", "", e2ee.ContentType, []byte{0}, 400, "bad_request"},
-		{"garbage registration", "POST", "register", "", e2ee.ContentType, []byte("garbage"), 400, "malformed"},
-		{"oversized registration", "POST", "register", "", e2ee.ContentType, make([]byte, 9<<10), 413, "body_too_large"},
-		{"replayed registration", "POST", "register", "", e2ee.ContentType, rec.registrations[0], 403, "nonce"},
-		{"garbage commit", "POST", "commits", "epoch=" + epoch, e2ee.ContentType, []byte("garbage"), 400, "malformed"},
-		{"oversized commit", "POST", "commits", "epoch=" + epoch, e2ee.ContentType, make([]byte, 65<<10), 413, "body_too_large"},
-		{"garbage key package", "POST", "keypackages", "", e2ee.ContentType, []byte("garbage"), 400, "malformed"},
-		{"oversized key package", "POST", "keypackages", "", e2ee.ContentType, make([]byte, 5<<10), 413, "body_too_large"},
+		{"body on nonce", "POST", "nonce", "", e2eehttp.ContentType, []byte{0}, 400, "bad_request"},
+		{"garbage registration", "POST", "register", "", e2eehttp.ContentType, []byte("garbage"), 400, "malformed"},
+		{"oversized registration", "POST", "register", "", e2eehttp.ContentType, make([]byte, 9<<10), 413, "body_too_large"},
+		{"replayed registration", "POST", "register", "", e2eehttp.ContentType, rec.registrations[0], 403, "nonce"},
+		{"garbage commit", "POST", "commits", "epoch=" + epoch, e2eehttp.ContentType, []byte("garbage"), 400, "malformed"},
+		{"oversized commit", "POST", "commits", "epoch=" + epoch, e2eehttp.ContentType, make([]byte, 65<<10), 413, "body_too_large"},
+		{"garbage key package", "POST", "keypackages", "", e2eehttp.ContentType, []byte("garbage"), 400, "malformed"},
+		{"oversized key package", "POST", "keypackages", "", e2eehttp.ContentType, make([]byte, 5<<10), 413, "body_too_large"},
 		{"key packages without epoch", "GET", "keypackages", "", "", nil, 400, "bad_request"},
-		{"key package post with epoch", "POST", "keypackages", "epoch=1", e2ee.ContentType, []byte{1}, 400, "bad_request"},
+		{"key package post with epoch", "POST", "keypackages", "epoch=1", e2eehttp.ContentType, []byte{1}, 400, "bad_request"},
 		{"wrong method for key packages", "PUT", "keypackages", "", "", nil, 405, "method_not_allowed"},
 		{"future epoch", "GET", "keys", "epoch=999", "", nil, 404, "unknown_epoch"},
 		{"roster beyond head", "GET", "roster", "since=999", "", nil, 404, "unknown_epoch"},
@@ -181,7 +182,7 @@ func TestEndpoints_HostileRequestsGetClearErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tc.method, e.URL+e2ee.APIPath(room)+tc.endpoint+"?"+tc.q, bytes.NewReader(tc.body))
+			req, _ := http.NewRequest(tc.method, e.URL+e2eehttp.APIPath(room)+tc.endpoint+"?"+tc.q, bytes.NewReader(tc.body))
 			_ = alice.authorize(room)(req)
 			switch tc.c {
 			case "":
@@ -272,7 +273,7 @@ func TestEndpoints_ClassicKEMOnlyWhereTheRoomAllows(t *testing.T) {
 		e.createRoom("browsers", alice, rooms.SettingsChange{})
 		e.admit(alice, "browsers", rooms.RoleHost)
 		_, err := e.client(alice, "browsers", e2ee.KEMX25519).Register(e.ctx)
-		var he *e2ee.HTTPError
+		var he *e2eehttp.Error
 		switch {
 		case allow && err != nil:
 			t.Errorf("classic KEM refused where allowed: %v", err)

@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/respond"
 	"github.com/meetguard/meetguard/gateway/rooms"
@@ -37,7 +39,7 @@ type Options struct {
 	Rooms      RoomState  // required
 	Audit      Auditor    // required
 	// Store holds every Authority's state. Default: an in-memory store, which ties each room to this process.
-	Store e2ee.Store
+	Store e2eestore.Store
 	// AllowClassicKEM says whether a room admits DHKEM(X25519) device keys (browsers without ML-KEM). It is
 	// asked once per meeting instance, when its Authority starts. Default: never, X-Wing only.
 	AllowClassicKEM func(ctx context.Context, room string) (bool, error)
@@ -96,7 +98,7 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 		opts.Clock = e2ee.SystemClock{}
 	}
 	if opts.Store == nil {
-		opts.Store = e2ee.NewMemoryStore(opts.Clock)
+		opts.Store = e2eestore.NewMemory(opts.Clock)
 	}
 	if opts.MaxBundleBytes == 0 {
 		opts.MaxBundleBytes = defaultMaxBundleBytes
@@ -152,7 +154,7 @@ var (
 	errUnavailable   = errors.New("e2eeapi: unavailable")
 	errBadRequest    = errors.New("e2eeapi: bad request")
 	errUnauthorized  = errors.New("e2eeapi: no verified identity")
-	errMediaType     = errors.New("e2eeapi: content type must be " + e2ee.ContentType)
+	errMediaType     = errors.New("e2eeapi: content type must be " + e2eehttp.ContentType)
 	errCrossSite     = errors.New("e2eeapi: cross-site request refused")
 	errNotRegistered = errors.New("e2eeapi: no registered key for this admission")
 )
@@ -180,7 +182,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodPost {
 		// A non-form media type also makes browsers preflight cross-site posts.
-		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != e2ee.ContentType {
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != e2eehttp.ContentType {
 			h.fail(w, r, room, name, errMediaType)
 			return
 		}
@@ -195,21 +197,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch name {
-	case e2ee.EndpointAuthority:
+	case e2eehttp.EndpointAuthority:
 		err = h.serveAuthority(w, r, room)
-	case e2ee.EndpointNonce:
+	case e2eehttp.EndpointNonce:
 		err = h.serveNonce(w, r, room, id)
-	case e2ee.EndpointRegister:
+	case e2eehttp.EndpointRegister:
 		err = h.serveRegister(w, r, room, id)
-	case e2ee.EndpointRoster:
+	case e2eehttp.EndpointRoster:
 		err = h.serveRoster(w, r, room, q)
-	case e2ee.EndpointKeyPackages:
+	case e2eehttp.EndpointKeyPackages:
 		err = h.serveKeyPackages(w, r, room, id, q)
-	case e2ee.EndpointCommits:
+	case e2eehttp.EndpointCommits:
 		err = h.serveCommits(w, r, room, id, q)
-	case e2ee.EndpointKeys:
+	case e2eehttp.EndpointKeys:
 		err = h.serveKeys(w, r, room, q)
-	case e2ee.EndpointWait:
+	case e2eehttp.EndpointWait:
 		err = h.serveWait(w, r, room, q)
 	}
 	if err != nil {
@@ -247,7 +249,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, room, name string
 	case errors.Is(err, errBadRequest):
 		status, code, msg = http.StatusBadRequest, "bad_request", err.Error()
 	default:
-		status, code = e2ee.ErrorStatus(err)
+		status, code = e2eehttp.ErrorStatus(err)
 		if status < 500 {
 			msg = err.Error()
 		} else if status == http.StatusServiceUnavailable {
@@ -280,7 +282,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 }
 
 func writeBinary(w http.ResponseWriter, b []byte) {
-	w.Header().Set("Content-Type", e2ee.ContentType)
+	w.Header().Set("Content-Type", e2eehttp.ContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/rooms"
@@ -68,7 +68,7 @@ func TestServeHTTP_CookieCallsFromOtherSitesRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodGet, e2ee.APIPath("standup")+"roster?since=0", nil)
+			r := httptest.NewRequest(http.MethodGet, e2eehttp.APIPath("standup")+"roster?since=0", nil)
 			for k, v := range tc.headers {
 				r.Header.Set(k, v)
 			}

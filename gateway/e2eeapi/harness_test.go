@@ -20,6 +20,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/assertion"
@@ -116,7 +118,7 @@ type env struct {
 	rooms     *memstore.Store
 	tickets   *rooms.Tickets
 	api       *e2eeapi.Handler
-	store     *e2ee.MemoryStore
+	store     *e2eestore.Memory
 	auditLog  *audit.Log
 	auditPath string
 	logs      *lockedBuffer
@@ -188,7 +190,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	_, e2eeKey, _ := ed25519.GenerateKey(nil)
-	e.store = e2ee.NewMemoryStore(nil)
+	e.store = e2eestore.NewMemory(nil)
 	var membership e2eeapi.Membership = preRegistering{TicketMembership: e2eeapi.TicketMembership{Store: e.rooms, Tickets: e.tickets}, rooms: e.rooms, env: e}
 	if o.membership != nil {
 		membership = o.membership(e)
@@ -296,9 +298,9 @@ func (u *user) authorize(room string) func(*http.Request) error {
 	}
 }
 
-func (e *env) transport(u *user, room string) *e2ee.HTTPTransport {
+func (e *env) transport(u *user, room string) *e2eehttp.Transport {
 	e.t.Helper()
-	tr, err := e2ee.NewHTTPTransport(e2ee.HTTPTransportOptions{Gateway: e.URL, Room: room, Authorize: u.authorize(room), MaxWait: 5 * time.Second})
+	tr, err := e2eehttp.NewTransport(e2eehttp.Options{Gateway: e.URL, Room: room, Authorize: u.authorize(room), MaxWait: 5 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -388,7 +390,7 @@ func exchangeFrames(t testing.TB, clients []*e2ee.Client) {
 // call sends one raw request to an e2ee endpoint as u (nil: anonymous) with u's ticket for room.
 func (e *env) call(u *user, method, room, endpoint, query string, body []byte) (*http.Response, []byte) {
 	e.t.Helper()
-	target := e.URL + e2ee.APIPath(room) + endpoint
+	target := e.URL + e2eehttp.APIPath(room) + endpoint
 	if query != "" {
 		target += "?" + query
 	}
@@ -397,7 +399,7 @@ func (e *env) call(u *user, method, room, endpoint, query string, body []byte) (
 		e.t.Fatal(err)
 	}
 	if method == http.MethodPost {
-		req.Header.Set("Content-Type", e2ee.ContentType)
+		req.Header.Set("Content-Type", e2eehttp.ContentType)
 	}
 	if u != nil {
 		_ = u.authorize(room)(req)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
 	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
 	"github.com/meetguard/meetguard/gateway/rooms"
@@ -140,7 +141,7 @@ func TestRegister_AuditFailureFailsClosed(t *testing.T) {
 
 	fa.fail.Store(true)
 	_, err := ca.Register(e.ctx)
-	var he *e2ee.HTTPError
+	var he *e2eehttp.Error
 	if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable {
 		t.Fatalf("register without an audit log: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/rooms"
@@ -125,6 +126,10 @@ func (h *Handler) lockMeeting(ctx context.Context, room string, create bool) (*m
 			return nil, err
 		}
 		if !m.ended {
+			if err := h.loadShared(ctx, m); err != nil {
+				m.unlock()
+				return nil, err
+			}
 			return m, nil
 		}
 		m.mu.Unlock()
@@ -174,7 +179,22 @@ func (h *Handler) ensureAuthority(ctx context.Context, m *meeting) error {
 	}
 	m.authority = a
 	h.log.Info("e2ee meeting started", zap.String("room", m.room), zap.String("instance", instance), zap.Bool("classic_kem", classic))
-	return nil
+	// Another node may have bound members of this instance already.
+	return h.loadShared(ctx, m)
+}
+
+// joinExisting starts serving the room's current meeting instance, which another node may have started; it is
+// ErrNoRoster when there is none. m is locked.
+func (h *Handler) joinExisting(ctx context.Context, m *meeting) error {
+	if m.authority != nil {
+		return nil
+	}
+	if _, err := h.opts.Store.Get(ctx, instanceKey(m.room)); errors.Is(err, e2eestore.ErrNotFound) {
+		return e2ee.ErrNoRoster
+	} else if err != nil {
+		return storeErr("meeting instance", err)
+	}
+	return h.ensureAuthority(ctx, m)
 }
 
 // instance returns the room's current meeting instance id, creating one if there is none.
@@ -186,7 +206,7 @@ func (h *Handler) instance(ctx context.Context, room string) (string, error) {
 	if err == nil {
 		return fresh, nil
 	}
-	if !errors.Is(err, e2ee.ErrExists) {
+	if !errors.Is(err, e2eestore.ErrExists) {
 		return "", fmt.Errorf("%w: meeting instance: %w", errUnavailable, err)
 	}
 	b, err := h.opts.Store.Get(ctx, instanceKey(room))
@@ -269,26 +289,36 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 		return nil, fmt.Errorf("%w: audit: %w", errUnavailable, err)
 	}
 	if !isMember {
-		m.pending[sessionKey(id)] = &pendingKey{cred: cred, kem: kp.KEM, subject: rooms.SubjectKey(id.Key()),
-			expires: h.opts.Clock.Now().Add(h.opts.PendingTTL)}
+		if err := h.savePending(ctx, m, sessionKey(id), &pendingKey{cred: cred, kem: kp.KEM, subject: rooms.SubjectKey(id.Key()),
+			expires: h.opts.Clock.Now().Add(h.opts.PendingTTL)}); err != nil {
+			return nil, err
+		}
 		return cred, nil
 	}
 	ctx = withCause(ctx, "registered")
 	if err := h.supersede(ctx, m, p.id, cred); err != nil {
 		return nil, err
 	}
-	m.members[p.id] = &binding{cred: cred, kem: kp.KEM, session: p.session}
-	delete(m.pending, p.session) // a key this session registered before its admission is superseded
+	// Bound before it is admitted: a node reconciling meanwhile reads the roster before the bindings, so it
+	// never takes out a credential it has not seen bound.
+	if err := h.saveMember(ctx, m, p.id, &binding{cred: cred, kem: kp.KEM, session: p.session}); err != nil {
+		return nil, err
+	}
+	// A key this session registered before its admission is superseded.
+	if err := h.dropPending(ctx, m, p.session); err != nil {
+		return nil, err
+	}
 	if err := h.admit(ctx, m, cred.Hash()); err != nil {
-		delete(m.members, p.id)
+		_ = h.dropMember(ctx, m, p.id)
 		return nil, err
 	}
 	return cred, nil
 }
 
 // caller returns the room's Authority and the credential bound to the caller's admission, after checking
-// that the caller is a member. A key registered before the admission is taken into the roster here if nobody
-// called OnAdmitted.
+// that the caller is a member. The binding is read from the Store, so a member registered through another
+// gateway node is served here too. A key registered before the admission is taken into the roster here if
+// nobody called OnAdmitted.
 func (h *Handler) caller(ctx context.Context, r *http.Request, room string) (*e2ee.Authority, e2ee.Hash, error) {
 	p, err := h.member(r, room)
 	if err != nil {
@@ -296,21 +326,22 @@ func (h *Handler) caller(ctx context.Context, r *http.Request, room string) (*e2
 	}
 	if m := h.existing(room); m != nil {
 		if v := m.view.Load(); v != nil && v.authority != nil {
-			if cred, ok := v.bound[p.id]; ok {
+			cred, ok, err := h.boundCredential(ctx, room, v.authority.Instance(), p.id)
+			if err != nil {
+				return nil, e2ee.Hash{}, err
+			}
+			if ok {
 				return v.authority, cred, nil
 			}
 		}
 	}
-	m, err := h.lockMeeting(ctx, room, false)
+	m, err := h.lockMeeting(ctx, room, true)
 	if err != nil {
 		return nil, e2ee.Hash{}, err
 	}
-	if m == nil {
-		return nil, e2ee.Hash{}, e2ee.ErrNoRoster
-	}
 	defer m.unlock()
-	if m.authority == nil {
-		return nil, e2ee.Hash{}, e2ee.ErrNoRoster
+	if err := h.joinExisting(ctx, m); err != nil {
+		return nil, e2ee.Hash{}, err
 	}
 	b := m.members[p.id]
 	if b == nil {
@@ -328,12 +359,17 @@ func (h *Handler) caller(ctx context.Context, r *http.Request, room string) (*e2
 // it right after admitting p). Without the call the key is taken in on p's first e2ee request. A key registered
 // for another role than p was admitted with is dropped and ErrRoleChanged returned: p must register again.
 func (h *Handler) OnAdmitted(ctx context.Context, room string, p admission.Participant) error {
-	m, err := h.lockMeeting(ctx, room, false)
-	if err != nil || m == nil {
+	m, err := h.lockMeeting(ctx, room, true)
+	if err != nil {
 		return err
 	}
 	defer m.unlock()
-	if m.authority == nil || m.members[p.ParticipantID] != nil || p.ParticipantID == "" {
+	if err := h.joinExisting(ctx, m); errors.Is(err, e2ee.ErrNoRoster) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if m.members[p.ParticipantID] != nil || p.ParticipantID == "" {
 		return nil
 	}
 	return h.promote(withCause(ctx, "admitted"), m, participant{id: p.ParticipantID, role: p.Role, session: sessionKey(p.Identity)})
@@ -347,7 +383,9 @@ func (h *Handler) supersede(ctx context.Context, m *meeting, pid string, cred *e
 	var gone []e2ee.Hash
 	for id, b := range m.members {
 		if id == pid || b.cred.SigningKey.Equal(cred.SigningKey) {
-			delete(m.members, id)
+			if err := h.dropMember(ctx, m, id); err != nil {
+				return err
+			}
 			gone = append(gone, b.cred.Hash())
 		}
 	}
@@ -366,7 +404,9 @@ func (h *Handler) promote(ctx context.Context, m *meeting, p participant) error 
 	if pk == nil {
 		return nil
 	}
-	delete(m.pending, p.session)
+	if err := h.dropPending(ctx, m, p.session); err != nil {
+		return err
+	}
 	if !h.opts.Clock.Now().Before(pk.expires) {
 		return nil
 	}
@@ -377,9 +417,11 @@ func (h *Handler) promote(ctx context.Context, m *meeting, p participant) error 
 	if err := h.supersede(ctx, m, p.id, pk.cred); err != nil {
 		return err
 	}
-	m.members[p.id] = &binding{cred: pk.cred, kem: pk.kem, session: p.session}
+	if err := h.saveMember(ctx, m, p.id, &binding{cred: pk.cred, kem: pk.kem, session: p.session}); err != nil {
+		return err
+	}
 	if err := h.admit(ctx, m, pk.cred.Hash()); err != nil {
-		delete(m.members, p.id)
+		_ = h.dropMember(ctx, m, p.id)
 		return err
 	}
 	return nil
@@ -427,10 +469,13 @@ func (h *Handler) end(ctx context.Context, m *meeting, reason string) error {
 		if err := a.Purge(ctx); err != nil {
 			errs = append(errs, err)
 		}
+		if err := h.opts.Store.DeletePrefix(ctx, sharedPrefix(m.room, a.Instance())); err != nil {
+			errs = append(errs, err)
+		}
 		h.auditEpoch(ctx, m.room, a.Instance(), epoch, 0, reason)
 		h.log.Info("e2ee meeting ended", zap.String("room", m.room), zap.String("instance", a.Instance()), zap.String("reason", reason))
 	}
-	if _, err := h.opts.Store.Take(ctx, instanceKey(m.room)); err != nil && !errors.Is(err, e2ee.ErrNotFound) {
+	if _, err := h.opts.Store.Take(ctx, instanceKey(m.room)); err != nil && !errors.Is(err, e2eestore.ErrNotFound) {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
@@ -448,18 +493,23 @@ func (h *Handler) end(ctx context.Context, m *meeting, reason string) error {
 // DeviceFacts is the policy input's device object for id in room: whether the session has a registered,
 // unexpired device key here, its fingerprint (SHA256: and the unpadded base64 of the SHA-256 of the Ed25519
 // device key, stable across sessions of one device) and whether its KEM has a post-quantum part.
-func (h *Handler) DeviceFacts(_ context.Context, room string, id identity.Identity) (policy.Device, error) {
-	m := h.existing(room)
-	if m == nil {
-		return policy.Device{}, nil
+func (h *Handler) DeviceFacts(ctx context.Context, room string, id identity.Identity) (policy.Device, error) {
+	var mine []sessionCredential
+	if m := h.existing(room); m != nil {
+		if v := m.view.Load(); v != nil {
+			mine = v.sessions[sessionKey(id)]
+		}
 	}
-	v := m.view.Load()
-	if v == nil {
-		return policy.Device{}, nil
+	if len(mine) == 0 {
+		// Registered through another gateway node, perhaps.
+		var err error
+		if mine, err = h.sharedDevices(ctx, room, sessionKey(id)); err != nil {
+			return policy.Device{}, err
+		}
 	}
 	now := h.opts.Clock.Now()
 	var best *sessionCredential
-	for _, sc := range v.sessions[sessionKey(id)] {
+	for _, sc := range mine {
 		if (sc.pending.IsZero() || now.Before(sc.pending)) && now.Before(sc.cred.NotAfter) &&
 			(best == nil || sc.cred.NotAfter.After(best.cred.NotAfter)) {
 			best = &sc
@@ -591,6 +641,19 @@ func (h *Handler) reconcile(ctx context.Context, room, cause string) {
 		log.Warn("e2ee: reconcile: read room", zap.Error(err))
 		return
 	}
+	// The roster is read before the bindings: a node binds a credential before admitting it, so every member
+	// of the head read here is bound in what is read next, whichever node registered it.
+	var head *e2ee.Roster
+	if a := m.authority; a != nil {
+		if head, err = a.CurrentHead(ctx); err != nil {
+			log.Warn("e2ee: reconcile: read roster", zap.Error(err))
+			return
+		}
+		if err := h.loadShared(ctx, m); err != nil {
+			log.Warn("e2ee: reconcile: read bindings", zap.Error(err))
+			return
+		}
+	}
 	live := make(map[string]bool, len(rm.Participants))
 	for _, p := range rm.Participants {
 		live[string(p.ID)] = true
@@ -598,7 +661,9 @@ func (h *Handler) reconcile(ctx context.Context, room, cause string) {
 	bound := map[e2ee.Hash]bool{}
 	for pid, b := range m.members {
 		if !live[pid] {
-			delete(m.members, pid)
+			if err := h.dropMember(ctx, m, pid); err != nil {
+				log.Warn("e2ee: reconcile: unbind", zap.Error(err))
+			}
 			continue
 		}
 		bound[b.cred.Hash()] = true
@@ -610,7 +675,9 @@ func (h *Handler) reconcile(ctx context.Context, room, cause string) {
 	now := h.opts.Clock.Now()
 	for sk, pk := range m.pending {
 		if banned[pk.subject] || !now.Before(pk.expires) {
-			delete(m.pending, sk)
+			if err := h.dropPending(ctx, m, sk); err != nil {
+				log.Warn("e2ee: reconcile: drop pending key", zap.Error(err))
+			}
 		}
 	}
 	m.locked = rm.Locked
@@ -625,11 +692,21 @@ func (h *Handler) reconcile(ctx context.Context, room, cause string) {
 		return
 	}
 	ctx = withCause(ctx, cause)
-	if head := a.Head(); head != nil {
-		gone := slices.DeleteFunc(slices.Clone(head.Members), func(c e2ee.Hash) bool { return bound[c] })
-		if len(gone) > 0 {
-			if _, err := a.Remove(ctx, gone...); err != nil {
+	if head != nil {
+		// Every node reconciles the same room event; a node whose removal another node made first finds the
+		// credential gone (ErrNotMember) and removes what is left.
+		for attempt := 0; attempt < 3; attempt++ {
+			gone := slices.DeleteFunc(slices.Clone(a.Head().Members), func(c e2ee.Hash) bool { return bound[c] })
+			if len(gone) == 0 {
+				break
+			}
+			_, err := a.Remove(ctx, gone...)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, e2ee.ErrNotMember) || attempt == 2 {
 				log.Error("e2ee: remove ended admissions from the roster", zap.Int("credentials", len(gone)), zap.Error(err))
+				break
 			}
 		}
 		if head := a.Head(); head.Locked != rm.Locked {

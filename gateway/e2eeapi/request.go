@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
 
@@ -22,14 +22,14 @@ type endpoint struct {
 }
 
 var endpoints = map[string]endpoint{
-	e2ee.EndpointAuthority:   {method: "GET"},
-	e2ee.EndpointNonce:       {method: "POST"},
-	e2ee.EndpointRegister:    {method: "POST"},
-	e2ee.EndpointRoster:      {method: "GET", params: []string{"since", "after", "wait"}},
-	e2ee.EndpointKeyPackages: {method: "GET POST", params: []string{"epoch"}},
-	e2ee.EndpointCommits:     {method: "POST", params: []string{"epoch"}, required: []string{"epoch"}},
-	e2ee.EndpointKeys:        {method: "GET", params: []string{"epoch"}, required: []string{"epoch"}},
-	e2ee.EndpointWait:        {method: "GET", params: []string{"after", "wait"}, required: []string{"after"}},
+	e2eehttp.EndpointAuthority:   {method: "GET"},
+	e2eehttp.EndpointNonce:       {method: "POST"},
+	e2eehttp.EndpointRegister:    {method: "POST"},
+	e2eehttp.EndpointRoster:      {method: "GET", params: []string{"since", "after", "wait"}},
+	e2eehttp.EndpointKeyPackages: {method: "GET POST", params: []string{"epoch"}},
+	e2eehttp.EndpointCommits:     {method: "POST", params: []string{"epoch"}, required: []string{"epoch"}},
+	e2eehttp.EndpointKeys:        {method: "GET", params: []string{"epoch"}, required: []string{"epoch"}},
+	e2eehttp.EndpointWait:        {method: "GET", params: []string{"after", "wait"}, required: []string{"after"}},
 }
 
 // isE2EEPath reports whether an escaped, canonical request path is below some room's e2ee endpoints, whether

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
@@ -441,7 +442,7 @@ func TestSecurityMetrics_MoveWithRealTraffic(t *testing.T) {
 			t.Fatalf("hanna join: %d %v", st, body)
 		}
 		tok, ticket := n.token(hanna), body["ticket"].(string)
-		tr, err := e2ee.NewHTTPTransport(e2ee.HTTPTransportOptions{Gateway: n.gw.URL, Room: "standup", MaxWait: 5 * time.Second,
+		tr, err := e2eehttp.NewTransport(e2eehttp.Options{Gateway: n.gw.URL, Room: "standup", MaxWait: 5 * time.Second,
 			Authorize: func(r *http.Request) error {
 				r.Header.Set("Authorization", "Bearer "+tok)
 				r.Header.Set(e2eeapi.TicketHeader, ticket)
@@ -461,7 +462,7 @@ func TestSecurityMetrics_MoveWithRealTraffic(t *testing.T) {
 		// gus is banned: his key exchange is refused and recorded.
 		req, _ := http.NewRequest(http.MethodPost, n.gw.URL+roomsapi.Prefix+"standup/e2ee/nonce", nil)
 		req.Header.Set("Authorization", "Bearer "+n.token(gus))
-		req.Header.Set("Content-Type", e2ee.ContentType)
+		req.Header.Set("Content-Type", e2eehttp.ContentType)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -79,6 +79,7 @@ func (s *Store) setHealthy(ok bool) {
 	if !ok {
 		s.hub.Drop() // subscribers must learn they may have missed events
 		s.ended.drop()
+		s.counters.drop()
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -95,7 +96,7 @@ func (s *Store) relay(ctx context.Context) {
 			s.mu.Unlock()
 			return
 		}
-		ps := s.client.Subscribe(ctx, s.channel, s.sessChannel)
+		ps := s.client.Subscribe(ctx, s.channel, s.sessChannel, s.e2eeChannel)
 		s.ps = ps
 		s.mu.Unlock()
 		wasHealthy, err := s.pump(ctx, ps)
@@ -141,8 +142,12 @@ func (s *Store) pump(ctx context.Context, ps *redis.PubSub) (wasHealthy bool, er
 				s.setHealthy(true)
 			}
 		case *redis.Message:
-			if m.Channel == s.sessChannel {
+			switch m.Channel {
+			case s.sessChannel:
 				s.ended.publish(m.Payload)
+				continue
+			case s.e2eeChannel:
+				s.counters.publish(m.Payload)
 				continue
 			}
 			e, err := decodeEvent(m.Payload)

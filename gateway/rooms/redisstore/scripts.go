@@ -62,4 +62,5 @@ var allScripts = []*redis.Script{
 	putScript, roomViewScript, factsScript, admitScript, touchScript, leaveScript, removeScript, knockScript, heartbeatScript,
 	admitWaitingScript, denyWaitingScript, waitStatusScript, lockScript, suspendScript, beginJoinScript,
 	recordFailureScript, passcodeBudgetScript,
+	e2eeSetScript, e2eeTakeScript, e2eeListScript, e2eeDeletePrefixScript, e2eeIncrScript,
 }

@@ -61,6 +61,10 @@ type Store struct {
 	// the same subscription as room events.
 	sessChannel string
 	ended       endHub
+	// e2eeChannel carries the names of e2ee counters that changed
+	// (e2ee.go), waking long-polls on every node.
+	e2eeChannel string
+	counters    counterHub
 	cfg         rooms.Config
 	log         *zap.Logger
 	hub         eventhub.Hub
@@ -92,7 +96,8 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		o.KeyPrefix = "meetguard:"
 	}
 	s := &Store{client: o.Client, prefix: o.KeyPrefix, channel: o.KeyPrefix + "events", sessChannel: o.KeyPrefix + "sessions",
-		cfg: o.Rooms.WithDefaults(), log: o.Logger, done: make(chan struct{}), changed: make(chan struct{})}
+		e2eeChannel: o.KeyPrefix + "e2ee",
+		cfg:         o.Rooms.WithDefaults(), log: o.Logger, done: make(chan struct{}), changed: make(chan struct{})}
 	if s.client == nil && o.URL == "" && o.Server != nil {
 		c, err := NewClient(*o.Server)
 		if err != nil {
@@ -143,6 +148,7 @@ func (s *Store) Close() error {
 	<-s.done
 	s.hub.Drop()
 	s.ended.drop()
+	s.counters.drop()
 	if s.ownClient {
 		return s.client.Close()
 	}

@@ -1,6 +1,8 @@
-package e2ee
+package e2eehttp
 
 import (
+	"github.com/meetguard/meetguard/crypto/e2ee"
+
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -20,15 +22,15 @@ func bearer(r *http.Request) error {
 	return nil
 }
 
-func newTestTransport(t *testing.T, h http.HandlerFunc, configure func(*HTTPTransportOptions)) *HTTPTransport {
+func newTestTransport(t *testing.T, h http.HandlerFunc, configure func(*Options)) *Transport {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	opts := HTTPTransportOptions{Gateway: srv.URL, Room: "standup", Authorize: bearer}
+	opts := Options{Gateway: srv.URL, Room: "standup", Authorize: bearer}
 	if configure != nil {
 		configure(&opts)
 	}
-	tr, err := NewHTTPTransport(opts)
+	tr, err := NewTransport(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,9 +45,9 @@ func answerError(w http.ResponseWriter, err error) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "message": err.Error()})
 }
 
-// TestHTTPTransport_EverySentinelSurvivesTheWire: each refusal of the Authority, answered as ErrorStatus says,
+// TestTransport_EverySentinelSurvivesTheWire: each refusal of the Authority, answered as ErrorStatus says,
 // reaches the client as the same sentinel.
-func TestHTTPTransport_EverySentinelSurvivesTheWire(t *testing.T) {
+func TestTransport_EverySentinelSurvivesTheWire(t *testing.T) {
 	var current atomic.Value
 	tr := newTestTransport(t, func(w http.ResponseWriter, r *http.Request) {
 		answerError(w, fmt.Errorf("wrapped: %w", current.Load().(error)))
@@ -53,7 +55,7 @@ func TestHTTPTransport_EverySentinelSurvivesTheWire(t *testing.T) {
 	for _, e := range httpErrors {
 		current.Store(e.err)
 		_, err := tr.Roster(context.Background(), 3)
-		var he *HTTPError
+		var he *Error
 		if !errors.Is(err, e.err) || !errors.As(err, &he) || he.Status != e.status || he.Code != e.code || he.Op != EndpointRoster {
 			t.Errorf("%v came back as %v", e.err, err)
 		}
@@ -68,9 +70,9 @@ func TestHTTPTransport_EverySentinelSurvivesTheWire(t *testing.T) {
 	}
 }
 
-// TestHTTPTransport_StatusesAloneMapAsDocumented: a gateway (or a proxy before it) that sends no error code
+// TestTransport_StatusesAloneMapAsDocumented: a gateway (or a proxy before it) that sends no error code
 // still leaves the client able to tell "not admitted yet" and "epoch moved on".
-func TestHTTPTransport_StatusesAloneMapAsDocumented(t *testing.T) {
+func TestTransport_StatusesAloneMapAsDocumented(t *testing.T) {
 	var status atomic.Int32
 	tr := newTestTransport(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "<html>nope</html>", int(status.Load()))
@@ -81,19 +83,19 @@ func TestHTTPTransport_StatusesAloneMapAsDocumented(t *testing.T) {
 		call   func() error
 		want   error
 	}{
-		{403, func() error { _, err := tr.Roster(ctx, 0); return err }, ErrNotMember},
-		{404, func() error { _, err := tr.Roster(ctx, 0); return err }, ErrNoRoster},
-		{409, func() error { _, err := tr.SealedKeys(ctx, 2); return err }, ErrStaleEpoch},
-		{409, func() error { return tr.PostCommit(ctx, 2, []byte{1}) }, ErrConflict},
-		{409, func() error { _, err := tr.KeyPackages(ctx, 2); return err }, ErrStaleEpoch},
-		{429, func() error { return tr.PostKeyPackage(ctx, []byte{1}) }, ErrRateLimited},
+		{403, func() error { _, err := tr.Roster(ctx, 0); return err }, e2ee.ErrNotMember},
+		{404, func() error { _, err := tr.Roster(ctx, 0); return err }, e2ee.ErrNoRoster},
+		{409, func() error { _, err := tr.SealedKeys(ctx, 2); return err }, e2ee.ErrStaleEpoch},
+		{409, func() error { return tr.PostCommit(ctx, 2, []byte{1}) }, e2ee.ErrConflict},
+		{409, func() error { _, err := tr.KeyPackages(ctx, 2); return err }, e2ee.ErrStaleEpoch},
+		{429, func() error { return tr.PostKeyPackage(ctx, []byte{1}) }, e2ee.ErrRateLimited},
 		{403, func() error { _, err := tr.SealedKeys(ctx, 2); return err }, nil},
 		{500, func() error { _, err := tr.Roster(ctx, 0); return err }, nil},
 	}
 	for i, tc := range cases {
 		status.Store(int32(tc.status))
 		err := tc.call()
-		var he *HTTPError
+		var he *Error
 		if !errors.As(err, &he) || he.Status != tc.status {
 			t.Errorf("case %d: %v", i, err)
 		}
@@ -106,9 +108,9 @@ func TestHTTPTransport_StatusesAloneMapAsDocumented(t *testing.T) {
 	}
 }
 
-// TestHTTPTransport_GatewayCannotDecideClientStates tries to make a client believe it raised an alarm, was
+// TestTransport_GatewayCannotDecideClientStates tries to make a client believe it raised an alarm, was
 // removed or halted, through error codes and messages: none of it matches.
-func TestHTTPTransport_GatewayCannotDecideClientStates(t *testing.T) {
+func TestTransport_GatewayCannotDecideClientStates(t *testing.T) {
 	var code atomic.Value
 	tr := newTestTransport(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusConflict)
@@ -117,7 +119,7 @@ func TestHTTPTransport_GatewayCannotDecideClientStates(t *testing.T) {
 	for _, c := range []string{"alarm", "removed", "halted", "not_registered", "no_key", "fork", "gap", "undecryptable"} {
 		code.Store(c)
 		_, err := tr.Roster(context.Background(), 1)
-		for _, state := range []error{ErrAlarm, ErrHalted, ErrRemoved, ErrNotRegistered, ErrNoKey, ErrGap, ErrUndecryptable} {
+		for _, state := range []error{e2ee.ErrAlarm, e2ee.ErrHalted, e2ee.ErrRemoved, e2ee.ErrNotRegistered, e2ee.ErrNoKey, e2ee.ErrGap, e2ee.ErrUndecryptable} {
 			if errors.Is(err, state) {
 				t.Errorf("code %q made the client see %v", c, state)
 			}
@@ -128,7 +130,7 @@ func TestHTTPTransport_GatewayCannotDecideClientStates(t *testing.T) {
 	}
 }
 
-func TestNewHTTPTransport_RefusesUnsafeGateways(t *testing.T) {
+func TestNewTransport_RefusesUnsafeGateways(t *testing.T) {
 	cases := []struct {
 		gateway string
 		ok      bool
@@ -148,18 +150,18 @@ func TestNewHTTPTransport_RefusesUnsafeGateways(t *testing.T) {
 		{"", false},
 	}
 	for _, tc := range cases {
-		_, err := NewHTTPTransport(HTTPTransportOptions{Gateway: tc.gateway, Room: "r", Authorize: bearer})
+		_, err := NewTransport(Options{Gateway: tc.gateway, Room: "r", Authorize: bearer})
 		if (err == nil) != tc.ok {
 			t.Errorf("gateway %q: %v", tc.gateway, err)
 		}
 	}
-	if _, err := NewHTTPTransport(HTTPTransportOptions{Gateway: "https://m.example", Room: "r"}); err == nil {
+	if _, err := NewTransport(Options{Gateway: "https://m.example", Room: "r"}); err == nil {
 		t.Error("no Authorize accepted")
 	}
 }
 
-// TestHTTPTransport_RequestsAndLimits checks what the transport sends and that it reads no more than its cap.
-func TestHTTPTransport_RequestsAndLimits(t *testing.T) {
+// TestTransport_RequestsAndLimits checks what the transport sends and that it reads no more than its cap.
+func TestTransport_RequestsAndLimits(t *testing.T) {
 	var seen atomic.Value
 	tr := newTestTransport(t, func(w http.ResponseWriter, r *http.Request) {
 		seen.Store(r.Method + " " + r.URL.RequestURI() + " " + r.Header.Get("Content-Type") + " " + r.Header.Get("Authorization"))
@@ -173,7 +175,7 @@ func TestHTTPTransport_RequestsAndLimits(t *testing.T) {
 		default:
 			w.WriteHeader(http.StatusNoContent)
 		}
-	}, func(o *HTTPTransportOptions) { o.MaxResponseBytes = 1024 })
+	}, func(o *Options) { o.MaxResponseBytes = 1024 })
 	ctx := context.Background()
 	if err := tr.PostCommit(ctx, 5, []byte{1, 2}); err != nil {
 		t.Fatal(err)
@@ -184,17 +186,17 @@ func TestHTTPTransport_RequestsAndLimits(t *testing.T) {
 	if _, err := tr.SealedKeys(ctx, 5); err == nil || !strings.Contains(err.Error(), "larger than 1024") {
 		t.Errorf("oversized answer: %v", err)
 	}
-	if _, err := tr.Challenge(ctx); !errors.Is(err, ErrMalformed) {
+	if _, err := tr.Challenge(ctx); !errors.Is(err, e2ee.ErrMalformed) {
 		t.Errorf("empty challenge: %v", err)
 	}
-	if _, err := tr.AuthorityKey(ctx); !errors.Is(err, ErrMalformed) {
+	if _, err := tr.AuthorityKey(ctx); !errors.Is(err, e2ee.ErrMalformed) {
 		t.Errorf("31-byte authority key: %v", err)
 	}
 }
 
-// TestHTTPTransport_WaitRepeatsLongPollsUntilAChange: 204s (the gateway's wait ended) are repeated; a version
+// TestTransport_WaitRepeatsLongPollsUntilAChange: 204s (the gateway's wait ended) are repeated; a version
 // at or below the one asked about is not a change.
-func TestHTTPTransport_WaitRepeatsLongPollsUntilAChange(t *testing.T) {
+func TestTransport_WaitRepeatsLongPollsUntilAChange(t *testing.T) {
 	var polls atomic.Int32
 	tr := newTestTransport(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("after") != "41" || r.URL.Query().Get("wait") == "" {
@@ -242,7 +244,7 @@ func FuzzParseErrorBody(f *testing.F) {
 				t.Fatalf("unclean text %q from %q", s, b)
 			}
 		}
-		for _, state := range []error{ErrAlarm, ErrHalted, ErrRemoved} {
+		for _, state := range []error{e2ee.ErrAlarm, e2ee.ErrHalted, e2ee.ErrRemoved} {
 			if errors.Is(classify(EndpointRoster, 409, code), state) {
 				t.Fatalf("code %q maps to %v", code, state)
 			}

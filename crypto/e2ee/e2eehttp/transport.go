@@ -1,6 +1,9 @@
-package e2ee
+package e2eehttp
 
 import (
+	"github.com/meetguard/meetguard/crypto/e2ee"
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
+
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -40,52 +43,52 @@ const (
 )
 
 // httpErrors is the one table between this package's sentinels and HTTP: the gateway answers with ErrorStatus,
-// the HTTPTransport maps the code back. Order matters: the first match wins.
+// the Transport maps the code back. Order matters: the first match wins.
 var httpErrors = []struct {
 	err    error
 	status int
 	code   string
 }{
-	{ErrMalformed, http.StatusBadRequest, "malformed"},
-	{ErrUnsupportedKEM, http.StatusBadRequest, "unsupported_kem"},
-	{ErrNonce, http.StatusForbidden, "nonce"},
-	{ErrBadSignature, http.StatusForbidden, "bad_signature"},
-	{ErrWrongSender, http.StatusForbidden, "wrong_sender"},
-	{ErrKEMNotAllowed, http.StatusForbidden, "kem_not_allowed"},
-	{ErrNotMember, http.StatusForbidden, "not_member"},
-	{ErrContextMismatch, http.StatusForbidden, "context_mismatch"},
-	{ErrUnknownCredential, http.StatusNotFound, "unknown_credential"},
-	{ErrUnknownEpoch, http.StatusNotFound, "unknown_epoch"},
-	{ErrNoRoster, http.StatusNotFound, "no_roster"},
-	{ErrStaleEpoch, http.StatusConflict, "stale_epoch"},
-	{ErrReplay, http.StatusConflict, "replay"},
-	{ErrFork, http.StatusConflict, "fork"},
-	{ErrLocked, http.StatusConflict, "locked"},
-	{ErrConflict, http.StatusConflict, "conflict"},
-	{ErrRoomFull, http.StatusConflict, "room_full"},
-	{ErrCredentialExpired, http.StatusConflict, "credential_expired"},
-	{ErrIdentityMismatch, http.StatusForbidden, "identity_mismatch"},
-	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
+	{e2ee.ErrMalformed, http.StatusBadRequest, "malformed"},
+	{e2ee.ErrUnsupportedKEM, http.StatusBadRequest, "unsupported_kem"},
+	{e2ee.ErrNonce, http.StatusForbidden, "nonce"},
+	{e2ee.ErrBadSignature, http.StatusForbidden, "bad_signature"},
+	{e2ee.ErrWrongSender, http.StatusForbidden, "wrong_sender"},
+	{e2ee.ErrKEMNotAllowed, http.StatusForbidden, "kem_not_allowed"},
+	{e2ee.ErrNotMember, http.StatusForbidden, "not_member"},
+	{e2ee.ErrContextMismatch, http.StatusForbidden, "context_mismatch"},
+	{e2ee.ErrUnknownCredential, http.StatusNotFound, "unknown_credential"},
+	{e2ee.ErrUnknownEpoch, http.StatusNotFound, "unknown_epoch"},
+	{e2ee.ErrNoRoster, http.StatusNotFound, "no_roster"},
+	{e2ee.ErrStaleEpoch, http.StatusConflict, "stale_epoch"},
+	{e2ee.ErrReplay, http.StatusConflict, "replay"},
+	{e2ee.ErrFork, http.StatusConflict, "fork"},
+	{e2ee.ErrLocked, http.StatusConflict, "locked"},
+	{e2ee.ErrConflict, http.StatusConflict, "conflict"},
+	{e2ee.ErrRoomFull, http.StatusConflict, "room_full"},
+	{e2ee.ErrCredentialExpired, http.StatusConflict, "credential_expired"},
+	{e2ee.ErrIdentityMismatch, http.StatusForbidden, "identity_mismatch"},
+	{e2ee.ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
 }
 
 // ErrorStatus maps an error of the Authority to the HTTP status and error code a gateway answers with
-// (docs/e2ee.md section 11). Context ends are 503 "unavailable"; anything unknown is 500 "internal".
+// (docs/e2ee.md section 11). Context ends and an unreachable store are 503 "unavailable"; anything unknown is 500 "internal".
 func ErrorStatus(err error) (status int, code string) {
 	for _, e := range httpErrors {
 		if errors.Is(err, e.err) {
 			return e.status, e.code
 		}
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, e2eestore.ErrUnavailable) {
 		return http.StatusServiceUnavailable, "unavailable"
 	}
 	return http.StatusInternalServerError, "internal"
 }
 
-// HTTPError is a gateway's refusal as an HTTPTransport saw it. When the code names one of this package's
-// gateway-side sentinels (ErrNotMember, ErrStaleEpoch, ...), errors.Is matches it. A gateway can never make a
+// Error is a gateway's refusal as an Transport saw it. When the code names one of this package's
+// gateway-side sentinels (e2ee.ErrNotMember, e2ee.ErrStaleEpoch, ...), errors.Is matches it. A gateway can never make a
 // client believe it raised an alarm, was removed or halted: those states are decided by the client alone.
-type HTTPError struct {
+type Error struct {
 	Op      string // the endpoint
 	Status  int
 	Code    string // the gateway's error code, "" if it sent none
@@ -93,7 +96,7 @@ type HTTPError struct {
 	kind    error
 }
 
-func (e *HTTPError) Error() string {
+func (e *Error) Error() string {
 	s := fmt.Sprintf("e2ee: %s: HTTP %d", e.Op, e.Status)
 	if e.Code != "" {
 		s += " " + e.Code
@@ -105,7 +108,7 @@ func (e *HTTPError) Error() string {
 }
 
 // Unwrap returns the sentinel the status and code stand for, if any.
-func (e *HTTPError) Unwrap() error { return e.kind }
+func (e *Error) Unwrap() error { return e.kind }
 
 // maxErrorBody bounds what is read of an error answer.
 const maxErrorBody = 4 << 10
@@ -148,17 +151,25 @@ func classify(op string, status int, code string) error {
 	}
 	switch {
 	case op == EndpointRoster && status == http.StatusForbidden:
-		return ErrNotMember
+		return e2ee.ErrNotMember
 	case op == EndpointRoster && status == http.StatusNotFound:
-		return ErrNoRoster
+		return e2ee.ErrNoRoster
 	case (op == EndpointKeys || op == EndpointKeyPackages) && status == http.StatusConflict:
-		return ErrStaleEpoch
+		return e2ee.ErrStaleEpoch
 	case op == EndpointCommits && status == http.StatusConflict:
-		return ErrConflict
+		return e2ee.ErrConflict
 	case status == http.StatusTooManyRequests:
-		return ErrRateLimited
+		return e2ee.ErrRateLimited
 	}
 	return nil
+}
+
+// maxRoom is the longest room name the wire format carries (as crypto/e2ee checks it).
+const maxRoom = 256
+
+// malformed is e2ee's error for a message that breaks the encoding: the caller matches e2ee.ErrMalformed.
+func malformed(what, field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s.%s: %s", e2ee.ErrMalformed, what, field, fmt.Sprintf(format, args...))
 }
 
 // parseWaitResponse reads the body of a 200 answer to wait: the gateway's change counter, uint64 big-endian.
@@ -169,8 +180,8 @@ func parseWaitResponse(b []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-// HTTPTransportOptions configures an HTTPTransport.
-type HTTPTransportOptions struct {
+// Options configures an Transport.
+type Options struct {
 	// Gateway is the gateway's origin, e.g. https://meet.example.com. Plain http is refused except on a loopback
 	// address: the requests carry bearer tokens and tickets. Required.
 	Gateway string
@@ -190,9 +201,9 @@ type HTTPTransportOptions struct {
 	MaxResponseBytes int64
 }
 
-// HTTPTransport is the Transport of a client that talks to a real gateway over HTTP (docs/e2ee.md section 11).
+// Transport is the e2ee.Transport of a client that talks to a real gateway over HTTP (docs/e2ee.md section 11).
 // It carries one session: the identity behind Authorize and the room ticket, never a name of the caller.
-type HTTPTransport struct {
+type Transport struct {
 	base       string
 	room       string
 	authorize  func(*http.Request) error
@@ -203,8 +214,8 @@ type HTTPTransport struct {
 	roomPrefix string
 }
 
-// NewHTTPTransport checks opts and returns a transport for one session in opts.Room.
-func NewHTTPTransport(opts HTTPTransportOptions) (*HTTPTransport, error) {
+// NewTransport checks opts and returns a transport for one session in opts.Room.
+func NewTransport(opts Options) (*Transport, error) {
 	u, err := url.Parse(opts.Gateway)
 	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("e2ee: http transport: Gateway %q must be an origin such as https://meet.example.com", opts.Gateway)
@@ -218,13 +229,13 @@ func NewHTTPTransport(opts HTTPTransportOptions) (*HTTPTransport, error) {
 	default:
 		return nil, fmt.Errorf("e2ee: http transport: Gateway %q: scheme must be https", opts.Gateway)
 	}
-	if err := checkText("http transport", "room", opts.Room, 1, maxRoom); err != nil {
-		return nil, err
+	if len(opts.Room) < 1 || len(opts.Room) > maxRoom || !utf8.ValidString(opts.Room) {
+		return nil, malformed("http transport", "room", "length %d outside 1..%d or not UTF-8", len(opts.Room), maxRoom)
 	}
 	if opts.Authorize == nil {
 		return nil, errors.New("e2ee: http transport: Authorize is required")
 	}
-	t := &HTTPTransport{
+	t := &Transport{
 		base:      u.Scheme + "://" + u.Host,
 		room:      opts.Room,
 		authorize: opts.Authorize,
@@ -261,8 +272,8 @@ func loopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// do sends one request and returns the body of a 2xx answer (nil for 204), or an *HTTPError.
-func (t *HTTPTransport) do(ctx context.Context, method, op string, query url.Values, body []byte) (int, []byte, error) {
+// do sends one request and returns the body of a 2xx answer (nil for 204), or an *Error.
+func (t *Transport) do(ctx context.Context, method, op string, query url.Values, body []byte) (int, []byte, error) {
 	u := t.roomPrefix + op
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -290,7 +301,7 @@ func (t *HTTPTransport) do(ctx context.Context, method, op string, query url.Val
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		code, msg := parseErrorBody(b)
-		return resp.StatusCode, nil, &HTTPError{Op: op, Status: resp.StatusCode, Code: code, Message: msg,
+		return resp.StatusCode, nil, &Error{Op: op, Status: resp.StatusCode, Code: code, Message: msg,
 			kind: classify(op, resp.StatusCode, code)}
 	}
 	if resp.StatusCode == http.StatusNoContent {
@@ -307,19 +318,19 @@ func (t *HTTPTransport) do(ctx context.Context, method, op string, query url.Val
 }
 
 // call is do under the per-request deadline, for answers that must carry a body.
-func (t *HTTPTransport) call(ctx context.Context, method, op string, query url.Values, body []byte) ([]byte, error) {
+func (t *Transport) call(ctx context.Context, method, op string, query url.Values, body []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	status, b, err := t.do(ctx, method, op, query, body)
 	if err == nil && status == http.StatusNoContent {
-		return nil, fmt.Errorf("e2ee: %s: %w: empty answer", op, ErrMalformed)
+		return nil, fmt.Errorf("e2ee: %s: %w: empty answer", op, e2ee.ErrMalformed)
 	}
 	return b, err
 }
 
 // AuthorityKey fetches the gateway's credential-signing public key. Trusting it is trust on first use over TLS;
 // a client that can learn the key out of band (configuration) should pin that instead.
-func (t *HTTPTransport) AuthorityKey(ctx context.Context) (ed25519.PublicKey, error) {
+func (t *Transport) AuthorityKey(ctx context.Context) (ed25519.PublicKey, error) {
 	b, err := t.call(ctx, http.MethodGet, EndpointAuthority, nil, nil)
 	if err != nil {
 		return nil, err
@@ -330,50 +341,50 @@ func (t *HTTPTransport) AuthorityKey(ctx context.Context) (ed25519.PublicKey, er
 	return ed25519.PublicKey(b), nil
 }
 
-// Challenge implements Transport.
-func (t *HTTPTransport) Challenge(ctx context.Context) ([]byte, error) {
+// Challenge implements e2ee.Transport.
+func (t *Transport) Challenge(ctx context.Context) ([]byte, error) {
 	return t.call(ctx, http.MethodPost, EndpointNonce, nil, nil)
 }
 
-// Register implements Transport.
-func (t *HTTPTransport) Register(ctx context.Context, registration []byte) ([]byte, error) {
+// Register implements e2ee.Transport.
+func (t *Transport) Register(ctx context.Context, registration []byte) ([]byte, error) {
 	return t.call(ctx, http.MethodPost, EndpointRegister, nil, registration)
 }
 
-// Roster implements Transport.
-func (t *HTTPTransport) Roster(ctx context.Context, since uint64) ([]byte, error) {
+// Roster implements e2ee.Transport.
+func (t *Transport) Roster(ctx context.Context, since uint64) ([]byte, error) {
 	return t.call(ctx, http.MethodGet, EndpointRoster, url.Values{"since": {strconv.FormatUint(since, 10)}}, nil)
 }
 
-// PostKeyPackage implements Transport.
-func (t *HTTPTransport) PostKeyPackage(ctx context.Context, keyPackage []byte) error {
+// PostKeyPackage implements e2ee.Transport.
+func (t *Transport) PostKeyPackage(ctx context.Context, keyPackage []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	_, _, err := t.do(ctx, http.MethodPost, EndpointKeyPackages, nil, keyPackage)
 	return err
 }
 
-// KeyPackages implements Transport.
-func (t *HTTPTransport) KeyPackages(ctx context.Context, epoch uint64) ([]byte, error) {
+// KeyPackages implements e2ee.Transport.
+func (t *Transport) KeyPackages(ctx context.Context, epoch uint64) ([]byte, error) {
 	return t.call(ctx, http.MethodGet, EndpointKeyPackages, url.Values{"epoch": {strconv.FormatUint(epoch, 10)}}, nil)
 }
 
-// PostCommit implements Transport.
-func (t *HTTPTransport) PostCommit(ctx context.Context, epoch uint64, commit []byte) error {
+// PostCommit implements e2ee.Transport.
+func (t *Transport) PostCommit(ctx context.Context, epoch uint64, commit []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	_, _, err := t.do(ctx, http.MethodPost, EndpointCommits, url.Values{"epoch": {strconv.FormatUint(epoch, 10)}}, commit)
 	return err
 }
 
-// SealedKeys implements Transport.
-func (t *HTTPTransport) SealedKeys(ctx context.Context, epoch uint64) ([]byte, error) {
+// SealedKeys implements e2ee.Transport.
+func (t *Transport) SealedKeys(ctx context.Context, epoch uint64) ([]byte, error) {
 	return t.call(ctx, http.MethodGet, EndpointKeys, url.Values{"epoch": {strconv.FormatUint(epoch, 10)}}, nil)
 }
 
-// Wait implements Transport with long-polls of at most MaxWait, repeated until the gateway's counter exceeds
+// Wait implements e2ee.Transport with long-polls of at most MaxWait, repeated until the gateway's counter exceeds
 // after or ctx ends.
-func (t *HTTPTransport) Wait(ctx context.Context, after uint64) (uint64, error) {
+func (t *Transport) Wait(ctx context.Context, after uint64) (uint64, error) {
 	for {
 		wait := t.maxWait
 		if dl, ok := ctx.Deadline(); ok {
