@@ -132,6 +132,8 @@ type envOptions struct {
 	classic    bool
 	maxWait    time.Duration
 	maxBundle  int64
+	// public mounts unauthenticated handlers under /.well-known/meetguard/ (the meeting page in browser tests).
+	public map[string]http.Handler
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -214,7 +216,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "rooms API", http.StatusTeapot) })
 	gw, err := gateway.New(gateway.Options{
 		Config: cfg, Auth: e.authn, Admitter: refusingAdmitter{}, Assertion: signer, Audit: e.auditLog, Logger: logger.Named("access"),
-		API: map[string]http.Handler{"/.meetguard/api/v1/rooms/": e.api.Wrap(notFound)},
+		API:    map[string]http.Handler{"/.meetguard/api/v1/rooms/": e.api.Wrap(notFound)},
+		Public: o.public,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -32,19 +32,29 @@ class Meeting {
   private readonly used = new Map<string, Set<number>>(); // identity → key indexes set
   private last: Status | null = null;
   private encryptionErrors = 0;
+  private announced = false;
+  private lastError = '';
+  private received = 0;
+
+  private noteError(e: unknown): void {
+    this.lastError = String((e as Error)?.message ?? e);
+  }
   private readonly abort = new AbortController();
 
   async start(cfg: MeetingConfig): Promise<void> {
     const room = new Room({
       adaptiveStream: false,
       dynacast: false,
-      encryption: { keyProvider: this.keys, worker: new Worker(new URL('e2ee-worker.js', import.meta.url), { type: 'module' }) },
+      // `e2ee` rather than `encryption`: media is end-to-end encrypted, data messages are not, because the one data
+      // message this page sends (its credential hash, public anyway) is how peers learn which key is whose.
+      e2ee: { keyProvider: this.keys, worker: new Worker(new URL('e2ee-worker.js', import.meta.url), { type: 'module' }) },
     });
     this.room = room;
     room.on(RoomEvent.EncryptionError, () => {
       this.encryptionErrors++;
     });
     room.on(RoomEvent.DataReceived, (payload, participant, _kind, t) => {
+      this.received++;
       if (t !== topic || !participant) return;
       try {
         const msg = JSON.parse(new TextDecoder().decode(payload));
@@ -56,7 +66,7 @@ class Meeting {
         /* not ours */
       }
     });
-    room.on(RoomEvent.ParticipantConnected, () => void this.announce());
+    room.on(RoomEvent.ParticipantConnected, () => void this.announce().catch((e) => this.noteError(e)));
     room.on(RoomEvent.TrackSubscribed, (track, _pub, participant) => this.attach(track, participant));
     await room.setE2EEEnabled(true);
     if (!cfg.withoutKeys) {
@@ -69,6 +79,7 @@ class Meeting {
         this.last = st;
         this.render(st);
         void this.installKeys();
+        if (!this.announced && st.state === 'member') void this.announce().catch((e) => this.noteError(e));
       });
       void this.client.run(this.abort.signal).then((reason) => {
         if (reason) this.render(this.client!.status(), reason);
@@ -76,14 +87,17 @@ class Meeting {
     } else {
       $('state').textContent = 'Joined without meetguard keys.';
     }
-    await room.connect(cfg.livekitURL, cfg.livekitToken, { autoSubscribe: true });
+    await room.connect(cfg.livekitURL, cfg.livekitToken, { autoSubscribe: true, peerConnectionTimeout: 45_000 });
+    await this.installKeys();
     await room.localParticipant.enableCameraAndMicrophone();
-    await this.announce();
+    // Data messages wait for the publisher connection, which the first published track opens.
+    void this.announce().catch((e) => this.noteError(e));
   }
 
   private async announce(): Promise<void> {
     const cred = this.client?.credential();
-    if (!cred || !this.room) return;
+    if (!cred || !this.room || this.room.state !== 'connected') return;
+    this.announced = true;
     const msg = new TextEncoder().encode(JSON.stringify({ credential: hex(cred.hash) }));
     await this.room.localParticipant.publishData(msg, { reliable: true, topic });
   }
@@ -101,7 +115,7 @@ class Meeting {
     const c = this.client;
     if (!room || !c) return;
     const mk = c.mediaKeys(LiveKitStream);
-    const local = room.localParticipant.identity;
+    const local = room.state === 'connected' ? room.localParticipant.identity : '';
     if (!mk) {
       const st = c.status();
       if (st.state === 'removed' || st.state === 'halted') for (const [id, s] of this.used) await this.keys.dropKey(id, s);
@@ -175,9 +189,10 @@ class Meeting {
   }
 
   /** stats sums the inbound video counters of this page (for tests and the debug panel). */
-  async stats(): Promise<{ framesDecoded: number; framesReceived: number; encryptionErrors: number; remoteEncrypted: boolean[] }> {
+  async stats(): Promise<{ framesDecoded: number; framesReceived: number; packetsReceived: number; encryptionErrors: number; remoteEncrypted: boolean[]; mapped: number; received: number; lastError: string; announced: boolean }> {
     let framesDecoded = 0;
     let framesReceived = 0;
+    let packetsReceived = 0;
     const remoteEncrypted: boolean[] = [];
     for (const p of this.room?.remoteParticipants.values() ?? []) {
       for (const pub of (p as Participant).trackPublications.values()) {
@@ -191,11 +206,12 @@ class Meeting {
           if (s.type === 'inbound-rtp') {
             framesDecoded += s.framesDecoded ?? 0;
             framesReceived += s.framesReceived ?? 0;
+            packetsReceived += s.packetsReceived ?? 0;
           }
         });
       }
     }
-    return { framesDecoded, framesReceived, encryptionErrors: this.encryptionErrors, remoteEncrypted };
+    return { framesDecoded, framesReceived, packetsReceived, encryptionErrors: this.encryptionErrors, remoteEncrypted, mapped: this.credOf.size, received: this.received, lastError: this.lastError, announced: this.announced };
   }
 }
 
