@@ -131,10 +131,16 @@ func (g originGuard) checkWith(r *http.Request, id identity.Identity, api bool) 
 // and records the attempt: someone's browser was made to reach the gateway
 // from another site.
 func (g *Gateway) refuseForeignOrigin(w http.ResponseWriter, r *http.Request, id identity.Identity) {
+	g.noteForeignOrigin(r, id)
+	g.refuse(w, r, http.StatusForbidden, "csrf", "Cross-site request refused.")
+}
+
+// noteForeignOrigin writes the log line and counts the audit record of a
+// refused cross-origin request.
+func (g *Gateway) noteForeignOrigin(r *http.Request, id identity.Identity) {
 	g.opts.Logger.Info("request from a foreign origin refused", zap.String("origin", r.Header.Get("Origin")),
 		zap.String("path", r.URL.EscapedPath()), zap.Bool("upgrade", isUpgrade(r)))
 	g.auditOriginRefused(r, id)
-	g.refuse(w, r, http.StatusForbidden, "csrf", "Cross-site request refused.")
 }
 
 // auditOriginRefused counts the refusal; the audit log gets one

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,7 +30,8 @@ type ServerOptions struct {
 	// Started is called with the public address once listening.
 	Started func(addr string)
 	// Mount serves handlers beside the gateway by path prefix, outside its
-	// authentication (meetguard dev mounts its identity provider here).
+	// authentication (meetguard dev mounts its identity provider here); see
+	// Gateway.Mount.
 	Mount map[string]http.Handler
 	// TLS, when set, serves the public listener over TLS with it (its
 	// GetCertificate supplies reloadable or ACME certificates). Without
@@ -59,22 +59,14 @@ func Serve(ctx context.Context, opts ServerOptions) error {
 			return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 		}
 	}
-	var handler http.Handler = opts.Gateway
 	if len(opts.Mount) > 0 {
-		// A plain prefix match, not ServeMux: ServeMux would clean and
-		// redirect paths before the gateway's own path checks saw them.
-		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			for prefix, h := range opts.Mount {
-				if strings.HasPrefix(r.URL.Path, prefix) {
-					h.ServeHTTP(w, r)
-					return
-				}
-			}
-			opts.Gateway.ServeHTTP(w, r)
-		})
+		if err := opts.Gateway.Mount(opts.Mount); err != nil {
+			_ = ln.Close()
+			return err
+		}
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           opts.Gateway,
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
