@@ -21,6 +21,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/demoapp"
 	"github.com/meetguard/meetguard/gateway/devidp"
+	"github.com/meetguard/meetguard/gateway/web"
 )
 
 // devIdPPrefix is where the development provider is mounted on the
@@ -157,7 +158,8 @@ func dev(ctx context.Context, o devOptions) error {
 }
 
 func printBanner(w io.Writer, base, auditPath string, idp *devidp.Provider) {
-	fmt.Fprintf(w, "\nmeetguard dev is running. Open %s/room/demo in a browser.\n\n", base)
+	fmt.Fprintf(w, "\nmeetguard dev is running. Open %s/room/demo in a browser.\n", base)
+	fmt.Fprintf(w, "Host console (sign in as Alice): %s%s\n\n", base, web.ConsolePath("demo"))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  demo user\temail\tgroups\tMFA")
 	for _, u := range idp.Users() {

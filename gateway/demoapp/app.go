@@ -168,7 +168,11 @@ func (a *App) handleRoom(w http.ResponseWriter, r *http.Request) {
 		render(w, r, statusFor(err), "message", web.T("demo.not_admitted"), web.Message{Text: web.Literal(err.Error())})
 		return
 	}
-	render(w, r, http.StatusOK, "demo.room", web.Literal(room), roomPage{Room: room, Me: id})
+	page := roomPage{Room: room, Me: id}
+	if id.Role == "host" {
+		page.Console = web.ConsolePath(room)
+	}
+	render(w, r, http.StatusOK, "demo.room", web.Literal(room), page)
 }
 
 // validRoom keeps room names to what reads well in a URL and a page.

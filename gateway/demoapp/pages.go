@@ -13,6 +13,8 @@ import (
 type roomPage struct {
 	Room string
 	Me   identity
+	// Console links a host to the gateway's host console for the room.
+	Console string
 }
 
 // render writes the page tmpl ("demo.index", "demo.room" or "message").

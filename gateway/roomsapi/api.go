@@ -153,6 +153,7 @@ type API struct {
 	log       *zap.Logger
 	failures  failureThrottle
 	conns     *tracker
+	consoles  *consoles
 	decisions chan struct{}
 }
 
@@ -219,6 +220,7 @@ func New(ctx context.Context, o Options) (*API, error) {
 		failures: failureThrottle{last: map[string]time.Time{}},
 	}
 	a.conns = newTracker()
+	a.consoles = newConsoles()
 	a.decisions = make(chan struct{}, o.MaxConcurrentDecisions)
 	return a, nil
 }

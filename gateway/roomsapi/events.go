@@ -55,6 +55,7 @@ func (a *API) Run(ctx context.Context) error {
 		if !first {
 			// Whatever happened while unsubscribed: ask the store.
 			a.sweep(ctx, true)
+			a.consoles.notifyAll()
 		}
 		first = false
 		for e := range events {
@@ -68,8 +69,10 @@ func (a *API) Run(ctx context.Context) error {
 	return nil
 }
 
-// apply closes this node's connections of every admission e ended.
+// apply closes this node's connections of every admission e ended, and
+// tells the room's open host consoles.
 func (a *API) apply(e rooms.Event) {
+	a.consoles.notify(e.Room)
 	if len(e.Revoked) == 0 {
 		return
 	}

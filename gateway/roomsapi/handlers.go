@@ -53,6 +53,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.serveLeave(ctx, w, r, id, rt.room)
 	case opPutRoom:
 		a.servePut(ctx, w, r, id, rt.room)
+	case opConsole:
+		a.serveConsole(ctx, w, r, id, rt.room)
+	case opEvents:
+		a.serveRoomEvents(ctx, w, r, id, rt.room)
 	default:
 		a.serveHostAction(ctx, w, r, id, rt)
 	}

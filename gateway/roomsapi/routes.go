@@ -26,6 +26,8 @@ const (
 	opSuspend
 	opUnban
 	opRemove
+	opConsole
+	opEvents
 )
 
 // route is a parsed API request path.
@@ -38,7 +40,9 @@ type route struct {
 
 // changesState is true for the calls a cross-site page must not be able to
 // make with a browser's cookies.
-func (r route) changesState() bool { return r.op != opGetRoom && r.op != opWait }
+func (r route) changesState() bool {
+	return r.op != opGetRoom && r.op != opWait && r.op != opConsole && r.op != opEvents
+}
 
 var (
 	errNoRoute     = errors.New("no such endpoint")
@@ -82,6 +86,11 @@ func parseRoute(method, path string) (route, error) {
 			return route{}, &methodError{allow: "GET, PUT"}
 		}
 		return rt, nil
+	case len(seg) == 2 && (seg[1] == "console" || seg[1] == "events"):
+		rt.op, want = opConsole, http.MethodGet
+		if seg[1] == "events" {
+			rt.op = opEvents
+		}
 	case len(seg) == 2:
 		switch seg[1] {
 		case "join":

@@ -1,0 +1,84 @@
+(()=>{
+"use strict";
+// The host console. It shows the host view of the room that
+// GET rooms/{room}/events pushes after every change, and each button is one
+// call of the rooms API (same CSRF header, same host check, same audit).
+// Strings come from the page's JSON block, in the page's language.
+const $=id=>document.getElementById(id);
+const t=JSON.parse($("mg-text").textContent);
+const room=$("console").dataset.room;
+const api="/.meetguard/api/v1/rooms/"+encodeURIComponent(room);
+const baseTitle=document.title;
+let view=null,known=new Set(),first=true;
+function el(tag,cls,text){const e=document.createElement(tag);if(cls)e.className=cls;if(text!==undefined)e.textContent=text;return e;}
+function btn(label,cls,fn){const b=el("button",cls,label);b.type="button";b.addEventListener("click",fn);return b;}
+function ago(secs){secs=Math.max(0,Math.round(secs));return secs<120?t.seconds.replace("%d",secs):t.minutes.replace("%d",Math.round(secs/60));}
+function since(iso){return ago((Date.now()-Date.parse(iso))/1000);}
+async function call(path,method,body){
+ const r=await fetch(api+path,{method:method||"POST",credentials:"same-origin",headers:{"Content-Type":"application/json","Accept":"application/json","Meetguard-CSRF":"1"},body:JSON.stringify(body||{})}).catch(()=>null);
+ if(!r||!r.ok){say(t.failed);return false;}
+ return true;
+}
+function say(text){const a=$("announce");a.hidden=false;a.textContent=text;}
+function confirmAsk(text,withReason){
+ return new Promise(res=>{
+  const d=$("confirm");$("confirm-text").textContent=text;$("reason-row").hidden=!withReason;$("reason").value="";
+  d.returnValue="";d.addEventListener("close",()=>res(d.returnValue==="yes"?{reason:$("reason").value}:null),{once:true});
+  d.showModal();$("confirm-yes").focus();
+ });
+}
+function drawWaiting(list){
+ const ul=$("waiting");ul.replaceChildren();
+ for(const w of list){
+  const li=el("li","person"+(w.age_seconds>60&&w.last_seen&&(Date.now()-Date.parse(w.last_seen))>45000?" stale":""));
+  const who=el("div");who.append(el("strong","",w.name||t.unnamed));
+  const meta=[w.role,w.device,t.waited.replace("%s",ago(w.age_seconds||0))];
+  if(li.classList.contains("stale"))meta.push(t.stale);
+  who.append(el("div","muted small",meta.filter(Boolean).join(" · ")));
+  const act=el("div","actions");
+  act.append(btn(t.admit,"",()=>call("/lobby/"+encodeURIComponent(w.id)+"/admit")),
+   btn(t.deny,"secondary",async()=>{if(await confirmAsk(t.confirm_deny.replace("%s",w.name||t.unnamed),false))call("/lobby/"+encodeURIComponent(w.id)+"/deny");}));
+  act.lastChild.setAttribute("aria-label",t.deny+" "+(w.name||""));act.firstChild.setAttribute("aria-label",t.admit+" "+(w.name||""));
+  li.append(who,act);ul.append(li);
+ }
+ $("nwaiting").textContent=String(list.length);$("waiting-empty").hidden=list.length>0;$("admit-all").disabled=list.length===0;
+ document.title=(list.length?"("+list.length+") ":"")+baseTitle;
+}
+function drawPeople(list){
+ const ul=$("people");ul.replaceChildren();
+ for(const p of list){
+  const li=el("li","person");const who=el("div");who.append(el("strong","",p.name||t.unnamed));
+  who.append(el("div","muted small",[p.role,t.joined.replace("%s",since(p.joined_at))].join(" · ")));
+  const act=el("div","actions");
+  if(p.role!=="host"){
+   act.append(btn(t.remove,"secondary",async()=>{if(await confirmAsk(t.confirm_remove.replace("%s",p.name||t.unnamed),false))call("/participants/"+encodeURIComponent(p.id)+"/remove");}),
+    btn(t.ban,"danger",async()=>{const c=await confirmAsk(t.confirm_ban.replace("%s",p.name||t.unnamed),true);if(c)call("/participants/"+encodeURIComponent(p.id)+"/remove",null,c.reason?{ban:true,reason:c.reason}:{ban:true});}));
+   act.firstChild.setAttribute("aria-label",t.remove+" "+(p.name||""));act.lastChild.setAttribute("aria-label",t.ban+" "+(p.name||""));
+  }
+  li.append(who,act);ul.append(li);
+ }
+ $("npeople").textContent=String(list.length);
+}
+function draw(v){
+ view=v;
+ const waiting=v.waiting||[];
+ const fresh=waiting.filter(w=>!known.has(w.id));
+ if(!first&&fresh.length)say(t.knock.replace("%s",fresh.map(w=>w.name||t.unnamed).join(", ")));
+ known=new Set(waiting.map(w=>w.id));first=false;
+ drawWaiting(waiting);drawPeople(v.participants||[]);
+ $("lockstate").textContent=v.locked?t.locked:t.unlocked;
+ $("lock").hidden=!!v.locked;$("unlock").hidden=!v.locked;
+ $("pcstate").textContent=v.passcode_set?t.passcode_on:t.passcode_off;$("pc-clear").disabled=!v.passcode_set;
+}
+$("admit-all").addEventListener("click",async()=>{for(const w of (view&&view.waiting)||[])await call("/lobby/"+encodeURIComponent(w.id)+"/admit");});
+$("lock").addEventListener("click",()=>call("/lock"));
+$("unlock").addEventListener("click",()=>call("/unlock"));
+$("suspend").addEventListener("click",async()=>{if(await confirmAsk(t.confirm_suspend,false))call("/suspend");});
+$("passcode").addEventListener("submit",async e=>{e.preventDefault();const i=$("pc-input");if(await call("","PUT",{passcode:i.value})){i.value="";say(t.passcode_saved);}});
+$("pc-clear").addEventListener("click",async()=>{if(await confirmAsk(t.confirm_clear,false)&&await call("","PUT",{passcode:""}))say(t.passcode_cleared);});
+const es=new EventSource(api+"/events");
+es.addEventListener("open",()=>{$("conn").textContent=t.live;});
+es.addEventListener("room",e=>{$("conn").textContent=t.live;draw(JSON.parse(e.data));});
+es.addEventListener("ended",()=>{es.close();$("conn").textContent=t.ended;});
+es.addEventListener("error",()=>{if(es.readyState!==EventSource.CLOSED)$("conn").textContent=t.reconnecting;});
+})();
