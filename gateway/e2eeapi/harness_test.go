@@ -63,7 +63,7 @@ func (l *lockedBuffer) Bytes() []byte {
 // are forecast for the room's owner.
 type preRegistering struct {
 	e2eeapi.TicketMembership
-	rooms *memstore.Store
+	rooms rooms.Store
 	env   *env
 }
 
@@ -115,10 +115,11 @@ type env struct {
 	URL       string
 	idp       *testidp.IdP
 	authn     *auth.Authenticator
-	rooms     *memstore.Store
+	rooms     rooms.Store
 	tickets   *rooms.Tickets
 	api       *e2eeapi.Handler
-	store     *e2eestore.Memory
+	store     e2eestore.Store
+	e2eeKey   ed25519.PrivateKey
 	auditLog  *audit.Log
 	auditPath string
 	logs      *lockedBuffer
@@ -134,6 +135,15 @@ type envOptions struct {
 	maxBundle  int64
 	// public mounts unauthenticated handlers under /.well-known/meetguard/ (the meeting page in browser tests).
 	public map[string]http.Handler
+	// node makes this gateway a node of a cluster: it shares peer's identity provider and e2ee authority key (nil
+	// for the first node) and uses the rooms and e2ee stores stores returns, which all nodes share.
+	node *clusterNode
+}
+
+// clusterNode configures one gateway node of several sharing their state.
+type clusterNode struct {
+	peer   *env
+	stores func(t testing.TB) (rooms.Store, e2eestore.Store)
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -146,7 +156,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	public := "http://" + ln.Addr().String()
 	e := &env{t: t, ctx: ctx, URL: public, logs: &lockedBuffer{}}
-	e.idp = testidp.Start(t, public+auth.CallbackPath)
+	if o.node != nil && o.node.peer != nil {
+		e.idp = o.node.peer.idp
+	} else {
+		e.idp = testidp.Start(t, public+auth.CallbackPath)
+	}
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), e.logs, zap.DebugLevel))
 
 	cfg := &config.Config{
@@ -184,15 +198,22 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.rooms, err = memstore.New(ctx, memstore.Options{Logger: logger}); err != nil {
-		t.Fatal(err)
+	if o.node != nil {
+		e.rooms, e.store = o.node.stores(t)
+	} else {
+		if e.rooms, err = memstore.New(ctx, memstore.Options{Logger: logger}); err != nil {
+			t.Fatal(err)
+		}
+		e.store = e2eestore.NewMemory(nil)
 	}
 	t.Cleanup(func() { _ = e.rooms.Close() })
 	if e.tickets, err = rooms.NewTickets(rooms.TicketOptions{Key: bytes.Repeat([]byte{7}, 32), TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	_, e2eeKey, _ := ed25519.GenerateKey(nil)
-	e.store = e2eestore.NewMemory(nil)
+	_, e.e2eeKey, _ = ed25519.GenerateKey(nil)
+	if o.node != nil && o.node.peer != nil {
+		e.e2eeKey = o.node.peer.e2eeKey
+	}
 	var membership e2eeapi.Membership = preRegistering{TicketMembership: e2eeapi.TicketMembership{Store: e.rooms, Tickets: e.tickets}, rooms: e.rooms, env: e}
 	if o.membership != nil {
 		membership = o.membership(e)
@@ -202,7 +223,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		auditor = o.audit
 	}
 	e.api, err = e2eeapi.New(ctx, e2eeapi.Options{
-		SigningKey: e2eeKey, Membership: membership, Rooms: e.rooms, Audit: auditor, Store: e.store,
+		SigningKey: e.e2eeKey, Membership: membership, Rooms: e.rooms, Audit: auditor, Store: e.store,
 		AllowClassicKEM: func(context.Context, string) (bool, error) { return o.classic, nil },
 		MaxWait:         o.maxWait, MaxBundleBytes: o.maxBundle, Logger: logger.Named("e2ee"),
 	})
