@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/assertion"
@@ -347,7 +348,7 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 		return fmt.Errorf("e2ee.key_file: %w", err)
 	}
 	e2eeAPI, err := e2eeapi.New(ctx, e2eeapi.Options{
-		SigningKey: e2eeKey, Membership: roomsAPI, Rooms: roomStore, Audit: aud,
+		SigningKey: e2eeKey, Membership: roomsAPI, Rooms: roomStore, Audit: aud, Store: e2eeStore(roomStore),
 		PublicOrigin:    pub.Scheme + "://" + pub.Host,
 		AllowClassicKEM: func(context.Context, string) (bool, error) { return cfg.E2EE.AllowClassicKEM, nil },
 		Logger:          log.Named("e2ee"),
@@ -440,6 +441,16 @@ func openSessionStore(ctx context.Context, cfg *config.Config, roomStore rooms.S
 	st := rs.Sessions(sealer)
 	go live.FollowEnded(ctx, st, st, log)
 	return st, nil
+}
+
+// e2eeStore keeps the end-to-end key exchange's state where the rooms are:
+// in Redis with store.kind redis, so any node serves any member and a kick
+// on one node cuts keys on all of them; in this process's memory otherwise.
+func e2eeStore(roomStore rooms.Store) e2eestore.Store {
+	if rs, ok := roomStore.(*redisstore.Store); ok {
+		return rs.E2EE()
+	}
+	return e2eestore.NewMemory(nil)
 }
 
 // openRoomStore builds the room state store from store.kind and seeds the
