@@ -3,6 +3,8 @@ package e2eeapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,7 +17,7 @@ import (
 
 // twoNodes starts two gateways that share one real redis-server, as two nodes behind a load balancer do: the
 // rooms store, its events and the e2ee store are Redis, each node with its own client and relay.
-func twoNodes(t *testing.T) (a, b *env) {
+func twoNodes(t testing.TB) (a, b *env) {
 	t.Helper()
 	srv, err := redistest.Launch()
 	if errors.Is(err, redistest.ErrNotInstalled) {
@@ -112,4 +114,42 @@ func TestCluster_EveryNodeServesEveryMember(t *testing.T) {
 	if _, err := tr.SealedKeys(b.ctx, st.Epoch); err != nil {
 		t.Fatalf("node B refuses the sealed keys: %v", err)
 	}
+}
+
+// BenchmarkCluster_KickToKeys measures, per kick, the time from a kick handled on node A to every remaining
+// member (one on node A, two on node B) holding the next epoch's secret. Each iteration admits a fresh member
+// through node B and kicks it through node A. Run with -benchtime=5x; it reports ms/kick.
+func BenchmarkCluster_KickToKeys(b *testing.B) {
+	a, nb := twoNodes(b)
+	const room = "bench-kick"
+	alice, bob, carol := a.user("alice"), a.user("bob"), a.user("carol")
+	a.createRoom(room, alice, rooms.SettingsChange{})
+	a.admit(alice, room, rooms.RoleHost)
+	nb.admit(bob, room, rooms.RoleParticipant)
+	nb.admit(carol, room, rooms.RoleParticipant)
+	stay := []*e2ee.Client{a.client(alice, room, e2ee.KEMXWing), nb.client(bob, room, e2ee.KEMXWing), nb.client(carol, room, e2ee.KEMXWing)}
+	for _, c := range stay {
+		a.run(c)
+	}
+	a.settle(stay, 3)
+	var total time.Duration
+	n := 0
+	for i := 0; b.Loop(); i++ {
+		n++
+		b.StopTimer()
+		u := a.user(fmt.Sprintf("guest%d", i))
+		p := nb.admit(u, room, rooms.RoleParticipant)
+		c := nb.client(u, room, e2ee.KEMXWing)
+		stop, _ := nb.run(c)
+		a.settle(append(slices.Clone(stay), c), 4)
+		b.StartTimer()
+		start := time.Now()
+		if _, err := a.rooms.Remove(a.ctx, room, p.ID, false); err != nil {
+			b.Fatal(err)
+		}
+		a.settle(stay, 3)
+		total += time.Since(start)
+		stop()
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(max(n, 1)), "ms/kick")
 }

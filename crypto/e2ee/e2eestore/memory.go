@@ -185,16 +185,14 @@ func (s *Memory) Counter(ctx context.Context, key string) (uint64, error) {
 
 // WaitAbove implements Store.
 func (s *Memory) WaitAbove(ctx context.Context, key string, after uint64) (uint64, error) {
-	seen := false
 	for {
 		s.mu.Lock()
 		_, exists := s.live(key)
 		v, ch := s.counter(key), s.changed
 		s.mu.Unlock()
-		if v > after || (seen && !exists) {
+		if v > after || (!exists && after > 0) {
 			return v, nil
 		}
-		seen = seen || exists
 		select {
 		case <-ch:
 		case <-ctx.Done():

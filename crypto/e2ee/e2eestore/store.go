@@ -44,8 +44,9 @@ type Entry struct {
 //     wakes every WaitAbove of that key on every node. It keeps the entry's ttl (a counter Put with a ttl
 //     still expires). Counter reads it (0 when absent). The counter is a
 //     wake-up hint for clients' long-polls, so DeletePrefix may reset it.
-//   - WaitAbove returns the counter once it exceeds after, or 0 once a counter it saw is deleted
-//     (DeletePrefix: the meeting ended); when ctx ends first it returns the value it last read and ctx's error. A shared store's waiter sees another node's Incr within a second even if its
+//   - WaitAbove returns the counter once it exceeds after, or 0 as soon as the counter is absent although
+//     after > 0 (it was deleted: the meeting ended); when ctx ends first it returns the value it last read and
+//     ctx's error. A shared store's waiter sees another node's Incr within a second even if its
 //     notification was lost.
 //
 // A store that cannot be reached returns an error wrapping ErrUnavailable.

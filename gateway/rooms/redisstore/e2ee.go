@@ -170,17 +170,15 @@ const counterRecheck = time.Second
 func (x *E2EE) WaitAbove(ctx context.Context, key string, after uint64) (uint64, error) {
 	t := time.NewTimer(counterRecheck)
 	defer t.Stop()
-	seen := false
 	for {
 		changed := x.st.counters.watch(key)
 		v, exists, err := x.counter(ctx, key)
 		if err != nil {
 			return after, err
 		}
-		if v > after || (seen && !exists) {
+		if v > after || (!exists && after > 0) {
 			return v, nil
 		}
-		seen = seen || exists
 		t.Reset(counterRecheck)
 		select {
 		case <-changed:

@@ -349,11 +349,14 @@ func testWaitDeleted(t *testing.T, a, b e2eestore.Store) {
 		}
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // let the waiter read the counter once; the test holds either way
 	if err := a.DeletePrefix(ctx, "e2ee/r/i/"); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("WaitAbove of a deleted counter: %v", err)
+	}
+	// Asked after the delete, it answers at once too.
+	if got, err := b.WaitAbove(ctx, "e2ee/r/i/version", v); err != nil || got != 0 {
+		t.Fatalf("WaitAbove after the delete = %d, %v; want 0 at once", got, err)
 	}
 }
