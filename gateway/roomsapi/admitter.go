@@ -47,7 +47,7 @@ func (a *API) AdmitRequest(ctx context.Context, req admission.Request) (admissio
 		// A tab whose ticket stopped working (a host removed it, or it
 		// left) reloads itself: it is told so, and knocks again only if
 		// the person asks to.
-		return admission.Result{Outcome: admission.Denied, Respond: a.removedPage(room, nt.revoked)}, nil
+		return admission.Result{Outcome: admission.Denied, Respond: signedIn(id, a.removedPage(room, nt.revoked))}, nil
 	case nt.presented == fromCookie, !mayJoin(r, id):
 		// A ticket that fails refuses the request (no fresh join instead);
 		// a WebSocket or a page's background request never knocks by
@@ -77,7 +77,7 @@ func (a *API) AdmitRequest(ctx context.Context, req admission.Request) (admissio
 	case joinWaiting:
 		adm := admission.Result{Outcome: admission.Waiting, WaitID: string(res.wait), UserMessage: res.message}
 		if html {
-			adm.Respond = a.waitingPage(room, res.wait, res.message, a.waitCookie(path, res.wait, false))
+			adm.Respond = signedIn(id, a.waitingPage(room, res.wait, res.message, a.waitCookie(path, res.wait, false)))
 		}
 		return adm, nil
 	case joinRateLimited, joinLobbyFull:
@@ -128,7 +128,7 @@ func (a *API) resumeWait(ctx context.Context, r *http.Request, id identity.Ident
 			return admission.Result{}, false, a.storeFailure(ctx, "heartbeat", err)
 		}
 		return admission.Result{Outcome: admission.Waiting, WaitID: string(wid),
-			Respond: a.waitingPage(room, wid, "", a.waitCookie(path, wid, false))}, true, nil
+			Respond: signedIn(id, a.waitingPage(room, wid, "", a.waitCookie(path, wid, false)))}, true, nil
 	case rooms.Admitted:
 		p, err := a.o.Store.Touch(ctx, room, o.Participant.ID)
 		if errors.Is(err, rooms.ErrNotAdmitted) {

@@ -30,6 +30,14 @@ func (p *pages) write(w http.ResponseWriter, r *http.Request, status int, title 
 	p.web.Render(w, r, status, web.View{Template: "waiting", Title: title, Script: "waiting.js", Data: d})
 }
 
+// signedIn lets a page handler say who is signed in ("Signed in as …,
+// not you? Sign out"): the proxy calls it with its own request.
+func signedIn(id identity.Identity, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h(w, r.WithContext(identity.With(r.Context(), id)))
+	}
+}
+
 // waitingPage answers a browser sent to the lobby: 202, its wait cookie,
 // and the page that follows the lobby until a host decides.
 func (a *API) waitingPage(room string, wait rooms.WaitID, message string, cookie *http.Cookie) http.HandlerFunc {
