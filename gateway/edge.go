@@ -32,13 +32,13 @@ type edgeFacts struct {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	ip, trusted := clientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), g.trusted)
+	ip, trusted := clientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), g.now().trusted)
 	asked := takeAskedRequest(r.Header, trusted)
 	stripIncoming(r.Header, trusted)
 	info := request.Info{ID: newRequestID(), ClientIP: ip.String()}
 	r = r.WithContext(request.With(r.Context(), info))
 	rec.Header().Set("X-Request-Id", info.ID)
-	setHSTS(rec.Header(), g.opts.Config.PublicURL)
+	setHSTS(rec.Header(), g.now().cfg.PublicURL)
 
 	kind := g.serve(rec, r, edgeFacts{requestID: info.ID, trusted: trusted, asked: asked})
 

@@ -40,7 +40,7 @@ func newTransport(l config.Limits) *http.Transport {
 // under.
 func (g *Gateway) route(path string) *upstream {
 	var best *upstream
-	for _, u := range g.upstreams {
+	for _, u := range g.now().upstreams {
 		p := u.cfg.Prefix
 		if path == strings.TrimSuffix(p, "/") || strings.HasPrefix(path, p) || p == "/" {
 			if best == nil || len(p) > len(best.cfg.Prefix) {

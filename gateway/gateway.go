@@ -11,10 +11,7 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,11 +80,11 @@ type Options struct {
 
 // Gateway is the public HTTP handler.
 type Gateway struct {
-	opts      Options
-	trusted   []netip.Prefix
-	upstreams []*upstream
-	metrics   *httpMetrics
-	origins   originGuard
+	opts Options
+	// routing is what a configuration reload replaces (Reload); read it
+	// with g.now().
+	routing atomic.Pointer[routing]
+	metrics *httpMetrics
 	// originRefusals counts refused cross-origin requests into
 	// origin.refused records.
 	originRefusals *audit.Aggregator
@@ -114,18 +111,11 @@ func New(opts Options) (*Gateway, error) {
 		opts.Metrics = prometheus.NewRegistry()
 	}
 	g := &Gateway{opts: opts}
-	for _, c := range opts.Config.TrustedProxies {
-		p, err := netip.ParsePrefix(c)
-		if err != nil {
-			return nil, fmt.Errorf("trusted_proxies: %w", err)
-		}
-		g.trusted = append(g.trusted, p.Masked())
-	}
-	origins, err := newOriginGuard(opts.Config.PublicURL, opts.Config.AllowedOrigins)
+	rt, err := g.newRouting(opts.Config)
 	if err != nil {
 		return nil, err
 	}
-	g.origins = origins
+	g.routing.Store(rt)
 	g.originRefusals = audit.NewAggregator(audit.AggregatorOptions{Audit: opts.Audit, Event: audit.EventOriginRefused, Overflow: originOverflow, Logger: opts.Logger})
 	g.authRejections = audit.NewAggregator(audit.AggregatorOptions{Audit: opts.Audit, Event: audit.EventAuthRejected, Overflow: authOverflow,
 		MaxKeys: authRejectMaxKeys, Logger: opts.Logger})
@@ -134,18 +124,6 @@ func New(opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
-	transport := newTransport(opts.Config.Limits)
-	for _, uc := range opts.Config.Upstreams {
-		target, err := url.Parse(uc.URL)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %s: %w", uc.Name, err)
-		}
-		rp, err := config.ParseRoomPattern(uc.Rooms.Path)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %s: %w", uc.Name, err)
-		}
-		g.upstreams = append(g.upstreams, &upstream{cfg: uc, rooms: rp, target: target, transport: transport})
-	}
 	if err := g.Mount(nil); err != nil {
 		return nil, err
 	}

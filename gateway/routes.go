@@ -182,12 +182,12 @@ func (g *Gateway) serveAPI(h http.Handler) routed {
 			return "api"
 		}
 		w.subject = id.Subject
-		if err := g.origins.checkAPI(r, id); err != nil {
+		if err := g.now().origins.checkAPI(r, id); err != nil {
 			g.refuseForeignOrigin(w, r, id)
 			return "foreign_origin"
 		}
 		// Handlers set tighter caps per endpoint; this is the ceiling.
-		r.Body = http.MaxBytesReader(w, r.Body, g.opts.Config.Limits.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, g.now().cfg.Limits.MaxBodyBytes)
 		h.ServeHTTP(w, r.WithContext(identity.With(r.Context(), id)))
 		return "api"
 	}

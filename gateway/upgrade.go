@@ -82,7 +82,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 // the connection would cancel the request's context while a long answer
 // (an event stream) is still being written.
 func (g *Gateway) boundBody(w http.ResponseWriter, r *http.Request) {
-	lim := g.opts.Config.Limits
+	lim := g.now().cfg.Limits
 	if r.Body == nil || r.Body == http.NoBody {
 		return
 	}

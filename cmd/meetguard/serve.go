@@ -36,6 +36,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/liveconn"
 	"github.com/meetguard/meetguard/gateway/metrics"
+	"github.com/meetguard/meetguard/gateway/reload"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/rooms/memstore"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore"
@@ -71,7 +72,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	defer func() { _ = logger.Sync() }()
-	if err := runGateway(ctx, cfg, runtime{logger: logger}); err != nil {
+	if err := runGateway(ctx, cfg, runtime{logger: logger, configPath: *path}); err != nil {
 		logger.Error("gateway stopped", zap.Error(err))
 		return 1
 	}
@@ -149,6 +150,9 @@ type runtime struct {
 	// strictAudit refuses audit records that differ from the documented
 	// schema (dev and tests), see audit.Options.StrictSchema.
 	strictAudit bool
+	// configPath is the file SIGHUP reloads (serve); "" reloads only the
+	// policy (dev).
+	configPath string
 }
 
 // runGateway builds every part from a validated config and serves until
@@ -250,22 +254,6 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	if err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if err := engine.Reload(ctx); err != nil {
-					log.Warn("policy reload on SIGHUP rejected; last good revision keeps serving", zap.Error(err))
-				}
-			}
-		}
-	}()
-
 	codec, err := session.NewCodec([]byte(cfg.Session.Secret))
 	if err != nil {
 		return err
@@ -373,6 +361,32 @@ func runGateway(ctx context.Context, cfg *config.Config, rt runtime) (runErr err
 	if err != nil {
 		return err
 	}
+	// SIGHUP: the configuration file again (request-path settings,
+	// upstreams, limits) and the policy; certificate files reload on
+	// their own handler (tls.go). meetguard dev has no file: policy only.
+	reloadConfig := func(ctx context.Context) error { return engine.Reload(ctx) }
+	if rt.configPath != "" {
+		rl, err := reload.New(reload.Options{Path: rt.configPath, Lookup: os.LookupEnv, Config: cfg, Gateway: gw, Policy: engine,
+			Audit: aud, Logger: log.Named("reload")})
+		if err != nil {
+			return err
+		}
+		reloadConfig = func(ctx context.Context) error { _, err := rl.Reload(ctx); return err }
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				// Each part logs and audits its own outcome.
+				_ = reloadConfig(ctx)
+			}
+		}
+	}()
 	if err := audit.Write(ctx, aud, audit.GatewayStarted(version, cfg.PublicURL, engine.Revision())); err != nil {
 		return fmt.Errorf("audit gateway start: %w", err)
 	}

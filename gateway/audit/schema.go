@@ -41,6 +41,7 @@ const (
 	FieldTrigger           = "trigger"
 	FieldShadow            = "shadow"
 	FieldChanged           = "changed"
+	FieldRestartRequired   = "restart_required"
 	FieldStore             = "store"
 	FieldSuppressed        = "suppressed"
 	FieldUpstream          = "upstream"
@@ -110,7 +111,7 @@ var schema = []EventSpec{
 	{EventE2EERejected, []string{FieldRoom, FieldSubject, FieldReason, FieldOp}, []string{FieldInstance, FieldKeyID}},
 	{EventPolicyReload, []string{FieldRevision, FieldPreviousRevision, FieldTrigger, FieldShadow}, nil},
 	{EventPolicyReloadRejected, []string{FieldRevision, FieldCurrentRevision, FieldError, FieldTrigger, FieldShadow}, nil},
-	{EventConfigReload, []string{FieldRevision, FieldPreviousRevision, FieldChanged}, nil},
+	{EventConfigReload, []string{FieldRevision, FieldPreviousRevision, FieldChanged}, []string{FieldRestartRequired}},
 	{EventConfigReloadRejected, []string{FieldRevision, FieldCurrentRevision, FieldError}, nil},
 	{EventStoreFailure, []string{FieldStore, FieldOp, FieldError, FieldSuppressed}, nil},
 	{EventGatewayStart, []string{FieldVersion, FieldPublicURL, FieldPolicyRevision}, nil},
