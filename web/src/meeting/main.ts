@@ -15,7 +15,7 @@ export interface MeetingConfig {
   livekitToken: string;
   expectSubject?: string;
   expectIssuer?: string;
-  /** test only: join LiveKit with E2EE but without meetguard's keys ("a bomber with a token") */
+  /** test only: join LiveKit with E2EE but without meetguard's keys ("a bomber with a token"); it only watches */
   withoutKeys?: boolean;
   /** headers for every key-exchange request (a page uses its session cookie and ticket cookie instead) */
   headers?: Record<string, string>;
@@ -89,7 +89,7 @@ class Meeting {
     }
     await room.connect(cfg.livekitURL, cfg.livekitToken, { autoSubscribe: true, peerConnectionTimeout: 45_000 });
     await this.installKeys();
-    await room.localParticipant.enableCameraAndMicrophone();
+    if (!cfg.withoutKeys) await room.localParticipant.enableCameraAndMicrophone();
     // Data messages wait for the publisher connection, which the first published track opens.
     void this.announce().catch((e) => this.noteError(e));
   }
