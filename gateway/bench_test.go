@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/session"
 )
 
@@ -139,7 +140,7 @@ func newBenchEnv(b *testing.B, upstreamURL string) *env {
 
 // sessionCookie logs in once and returns the Cookie header value.
 func (e *env) sessionCookie(tb testing.TB) string {
-	c := browser(tb)
+	c := browsertest.Client(tb)
 	resp := e.idp.BrowserLogin(tb, c, e.URL+auth.LoginURL("/"))
 	resp.Body.Close()
 	u, _ := url.Parse(e.URL)

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
@@ -126,13 +126,9 @@ func (c *cluster) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (c *cluster) browser() *http.Client {
-	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: c}
-}
-
-func noFollow(b *http.Client) *http.Client {
-	return &http.Client{Jar: b.Jar, Transport: b.Transport, Timeout: b.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	b := browsertest.Client(c.t)
+	b.Transport = c
+	return b
 }
 
 // login starts the login on node `start` and lets the provider's redirect
@@ -154,7 +150,7 @@ func (c *cluster) status(b *http.Client, node int) int {
 	c.on(node)
 	req, _ := http.NewRequest(http.MethodGet, c.URL+"/app", nil)
 	req.Header.Set("Accept", "application/json")
-	resp, err := noFollow(b).Do(req)
+	resp, err := browsertest.NoFollow(b).Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -170,7 +166,7 @@ func (c *cluster) logout(b *http.Client, node int) {
 	req, _ := http.NewRequest(http.MethodPost, c.URL+auth.LogoutPath, nil)
 	req.Header.Set("Origin", c.URL)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	resp, err := noFollow(b).Do(req)
+	resp, err := browsertest.NoFollow(b).Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -358,7 +354,7 @@ func TestCluster_RedisDownFailsClosed(t *testing.T) {
 		c.on(node)
 		req, _ := http.NewRequest(http.MethodGet, c.URL+"/app", nil)
 		req.Header.Set("Accept", "application/json")
-		resp, err := noFollow(b).Do(req)
+		resp, err := browsertest.NoFollow(b).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,7 +371,7 @@ func TestCluster_RedisDownFailsClosed(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, c.URL+auth.LogoutPath, nil)
 	req.Header.Set("Origin", c.URL)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	lo, err := noFollow(b).Do(req)
+	lo, err := browsertest.NoFollow(b).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +386,7 @@ func TestCluster_RedisDownFailsClosed(t *testing.T) {
 	}
 	// A new login cannot start either: there is nowhere to keep it.
 	c.on(0)
-	resp, err = noFollow(c.browser()).Get(c.URL + auth.LoginURL("/app"))
+	resp, err = browsertest.NoFollow(c.browser()).Get(c.URL + auth.LoginURL("/app"))
 	if err != nil {
 		t.Fatal(err)
 	}

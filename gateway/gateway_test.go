@@ -20,6 +20,7 @@ import (
 
 	"github.com/meetguard/meetguard/gateway/assertion"
 	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
 	"github.com/meetguard/meetguard/gateway/session"
@@ -84,7 +85,7 @@ func TestBrowserLogin_ReachesUpstreamWithVerifiedIdentity(t *testing.T) {
 
 func TestSessionCookie_Flags(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	c := browser(t)
+	c := browsertest.Client(t)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp := get(t, c, e.URL+auth.LoginURL("/app"), nil)
 	resp.Body.Close()
@@ -217,14 +218,10 @@ func (e *env) jwksFetches(t *testing.T) int {
 
 func TestCallback_HostileRequestsFail(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	noFollow := func(c *http.Client) *http.Client {
-		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		return c
-	}
 	// startLogin begins a login and returns the client (with its login
 	// cookie) and the state the gateway generated.
 	startLogin := func() (*http.Client, string) {
-		c := noFollow(browser(t))
+		c := browsertest.NoFollow(browsertest.Client(t))
 		resp := get(t, c, e.URL+auth.LoginURL("/app"), nil)
 		resp.Body.Close()
 		loc, _ := url.Parse(resp.Header.Get("Location"))
@@ -248,7 +245,7 @@ func TestCallback_HostileRequestsFail(t *testing.T) {
 		}
 	})
 	t.Run("replayed state", func(t *testing.T) {
-		c := browser(t)
+		c := browsertest.Client(t)
 		resp := e.idp.BrowserLogin(t, c, e.URL+auth.LoginURL("/app"))
 		resp.Body.Close()
 		first := resp.Request
@@ -258,7 +255,7 @@ func TestCallback_HostileRequestsFail(t *testing.T) {
 		if !strings.Contains(first.URL.Path, auth.CallbackPath) {
 			t.Fatalf("could not find the callback request in the redirect chain")
 		}
-		fresh := noFollow(browser(t))
+		fresh := browsertest.NoFollow(browsertest.Client(t))
 		fresh.Jar = c.Jar
 		resp = get(t, fresh, first.URL.String(), nil)
 		resp.Body.Close()
@@ -267,7 +264,7 @@ func TestCallback_HostileRequestsFail(t *testing.T) {
 		}
 	})
 	tamperLogin := func(t *testing.T, mut func(*session.Login)) *http.Response {
-		c := browser(t)
+		c := browsertest.Client(t)
 		c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
 			if strings.HasPrefix(req.URL.String(), e.idp.URL) && req.URL.Path == "/auth" {
 				// The login state lives only in the sealed cookie; a
@@ -304,7 +301,7 @@ func TestCallback_HostileRequestsFail(t *testing.T) {
 func TestLogin_OpenRedirectPayloadsStayOnOrigin(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	for _, rd := range []string{"//evil.example/x", "/\\evil.example", "/%09/evil.example", "https://evil.example/", "/\t/evil.example", "javascript:alert(1)", "/%2F%2Fevil.example"} {
-		c := browser(t)
+		c := browsertest.Client(t)
 		resp := e.idp.BrowserLogin(t, c, e.URL+auth.LoginPath+"?rd="+url.QueryEscape(rd))
 		resp.Body.Close()
 		if got := resp.Request.URL; got.Host != strings.TrimPrefix(e.URL, "http://") || got.Path != "/" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
@@ -82,17 +82,10 @@ func newEnvTB(t testing.TB, o envOptions) *env {
 	return e
 }
 
-// browser is an HTTP client with a cookie jar that does not follow
-// redirects off the test's servers.
-func browser(t testing.TB) *http.Client {
-	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, Timeout: 10 * time.Second}
-}
-
 // login runs the full browser flow and returns the logged-in client.
 func (e *env) login(path string) (*http.Client, *http.Response) {
 	e.t.Helper()
-	c := browser(e.t)
+	c := browsertest.Client(e.t)
 	resp := e.idp.BrowserLogin(e.t, c, e.URL+path)
 	return c, resp
 }

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"testing"
 
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/config"
 )
 
@@ -23,7 +24,7 @@ func TestHSTS_OnlyWhenPublicURLIsHTTPS(t *testing.T) {
 			// Every answer carries it, including refusals and redirects to
 			// login: the first response a browser sees must pin https.
 			for _, path := range []string{"/", "/room/x", "/%2e%2e/etc"} {
-				resp := get(t, browser(t), e.URL+path, nil)
+				resp := get(t, browsertest.Client(t), e.URL+path, nil)
 				resp.Body.Close()
 				if got := resp.Header.Get("Strict-Transport-Security"); got != tt.want {
 					t.Fatalf("%s: Strict-Transport-Security %q, want %q", path, got, tt.want)

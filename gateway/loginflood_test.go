@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/session"
 )
 
@@ -118,12 +119,8 @@ func TestLogin_AnonymousFloodDoesNotLockOutRealSignIns(t *testing.T) {
 // or used after it expired.
 func TestCallback_StateIsSingleUseAndBoundToItsCookie(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	noFollow := func(c *http.Client) *http.Client {
-		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		return c
-	}
 	t.Run("cookie edited without the key", func(t *testing.T) {
-		c := noFollow(browser(t))
+		c := browsertest.NoFollow(browsertest.Client(t))
 		resp := get(t, c, e.URL+auth.LoginURL("/app"), nil)
 		resp.Body.Close()
 		loc, _ := url.Parse(resp.Header.Get("Location"))
@@ -142,7 +139,7 @@ func TestCallback_StateIsSingleUseAndBoundToItsCookie(t *testing.T) {
 		}
 	})
 	t.Run("expired login", func(t *testing.T) {
-		c := browser(t)
+		c := browsertest.Client(t)
 		c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
 			if strings.HasPrefix(req.URL.String(), e.idp.URL) && req.URL.Path == "/auth" {
 				e.editLoginCookie(c, func(l *session.Login) { l.Expires = l.Expires.Add(-11 * 60 * 1e9) })

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/audit"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 )
@@ -171,7 +172,7 @@ func TestOrigin_APIStateChangesNeedProofOfOrigin(t *testing.T) {
 			})}
 		},
 	})
-	c := browser(t)
+	c := browsertest.Client(t)
 	resp := g.IdP.BrowserLogin(t, c, g.URL+"/app")
 	resp.Body.Close()
 	bearer := "Bearer " + g.IdP.Sign(t, g.IdP.Claims(g.IdP.ClientID), "")

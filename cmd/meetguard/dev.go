@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/meetguard/meetguard/gateway/app"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/demoapp"
 	"github.com/meetguard/meetguard/gateway/devidp"
@@ -92,9 +93,9 @@ func dev(ctx context.Context, o devOptions) error {
 	if err != nil {
 		return fmt.Errorf("demo app: %w", err)
 	}
-	app := &http.Server{Handler: appHandler, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = app.Serve(appLn) }()
-	defer app.Close()
+	demo := &http.Server{Handler: appHandler, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = demo.Serve(appLn) }()
+	defer demo.Close()
 
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -141,20 +142,20 @@ func dev(ctx context.Context, o devOptions) error {
 	}
 
 	printBanner(o.stdout, base, auditPath, idp)
-	return runGateway(ctx, cfg, runtime{
-		logger:   o.logger,
-		listener: ln,
+	return runGateway(ctx, cfg, app.Deps{
+		Logger:   o.logger,
+		Listener: ln,
 		// The gateway reaches the provider on its own listener.
-		httpClient: &http.Client{Timeout: 10 * time.Second},
-		mount:      map[string]http.Handler{devIdPPrefix + "/": idp},
+		HTTPClient: &http.Client{Timeout: 10 * time.Second},
+		Mount:      map[string]http.Handler{devIdPPrefix + "/": idp},
 		// A record that drifts from docs/audit.md fails here first.
-		strictAudit: true,
-		started: func(string) {
+		StrictAudit: true,
+		Started: func(string) {
 			if o.ready != nil {
 				o.ready(base)
 			}
 		},
-	})
+	}, "")
 }
 
 func printBanner(w io.Writer, base, auditPath string, idp *devidp.Provider) {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,21 +16,16 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/meetguard/meetguard/crypto/e2ee"
 	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
-	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/admission"
-	"github.com/meetguard/meetguard/gateway/assertion"
+	"github.com/meetguard/meetguard/gateway/app"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/devidp"
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
 	"github.com/meetguard/meetguard/gateway/rooms"
-	"github.com/meetguard/meetguard/gateway/rooms/memstore"
-	"github.com/meetguard/meetguard/gateway/session"
 )
 
 type syncBuffer struct {
@@ -56,7 +50,7 @@ func (s *syncBuffer) String() string {
 type e2eeGateway struct {
 	base    string
 	authn   *auth.Authenticator
-	rooms   *memstore.Store
+	rooms   rooms.Store
 	tickets *rooms.Tickets
 	api     *e2eeapi.Handler
 }
@@ -80,59 +74,33 @@ func startE2EEGateway(t *testing.T) *e2eeGateway {
 	}
 	cfg := &config.Config{
 		Listen: ln.Addr().String(), PublicURL: g.base,
-		OIDC:      config.OIDC{Issuer: idp.Issuer(), ClientID: "meetguard-test", ClientSecret: "test-secret"},
-		Session:   config.Session{Secret: strings.Repeat("s", 32)},
+		OIDC:      config.OIDC{Issuer: idp.Issuer(), ClientID: "meetguard-test", ClientSecret: "test-secret", KeyRefetchInterval: time.Hour},
+		Session:   config.Session{Secret: strings.Repeat("s", 32), TTL: time.Hour},
 		Upstreams: []config.Upstream{{Name: "demo", URL: "http://127.0.0.1:9"}},
+		Audit:     config.Audit{Path: filepath.Join(t.TempDir(), "audit.log")},
+		Rooms:     config.Rooms{TicketKey: strings.Repeat("\x01", 32), TicketTTL: time.Hour},
 	}
 	if err := config.Complete(cfg); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	_, auditKey, _ := ed25519.GenerateKey(nil)
-	auditLog, err := audit.Open(ctx, audit.Options{Path: filepath.Join(dir, "audit.log"), SigningKey: auditKey, Sync: audit.SyncAsync, StrictSchema: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = auditLog.Close() })
-	codec, _ := session.NewCodec([]byte(cfg.Session.Secret))
-	pub, _ := url.Parse(g.base)
-	g.authn, err = auth.New(ctx, auth.Options{
-		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret, Scopes: cfg.OIDC.Scopes,
-		Audiences: cfg.OIDC.Audiences, PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
-		KeyRefetchInterval: time.Hour, SessionTTL: time.Hour, Store: session.NewMemory(ctx, session.MemoryOptions{}),
-		Codec: codec, Audit: auditLog,
+	a, err := app.New(ctx, cfg, app.Deps{
+		Listener: ln, Mount: map[string]http.Handler{devIdPPrefix + "/": idp},
+		HTTPClient: &http.Client{Timeout: 5 * time.Second}, StrictAudit: true, AuditSync: audit.SyncAsync,
+		Admitter: e2eeTestAdmitter{},
+		E2EE: func(a *app.App, o *e2eeapi.Options) {
+			o.Membership = e2eeapi.TicketMembership{Store: a.Rooms, Tickets: a.Tickets}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.rooms, err = memstore.New(ctx, memstore.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	if g.tickets, err = rooms.NewTickets(rooms.TicketOptions{Key: bytes.Repeat([]byte{1}, 32), TTL: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	_, e2eeKey, _ := ed25519.GenerateKey(nil)
-	g.api, err = e2eeapi.New(ctx, e2eeapi.Options{
-		SigningKey: e2eeKey, Membership: e2eeapi.TicketMembership{Store: g.rooms, Tickets: g.tickets}, Rooms: g.rooms, Audit: auditLog,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := assertion.New(assertion.Options{Issuer: g.base, TTL: cfg.Assertion.TTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(gateway.Options{
-		Config: cfg, Auth: g.authn, Admitter: e2eeTestAdmitter{}, Assertion: signer, Audit: auditLog,
-		API: map[string]http.Handler{"/.meetguard/api/v1/rooms/": g.api.Wrap(http.NotFoundHandler())},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g.authn, g.rooms, g.tickets, g.api = a.Auth, a.Rooms, a.Tickets, a.E2EE
+	served := make(chan struct{})
 	go func() {
-		_ = gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: ln, Logger: zap.NewNop(),
-			Mount: map[string]http.Handler{devIdPPrefix + "/": idp}})
+		defer close(served)
+		_ = a.Serve(ctx)
 	}()
+	t.Cleanup(func() { cancel(); <-served; _ = a.Close(context.Background()) })
 	waitReady(t, g.base)
 	return g
 }

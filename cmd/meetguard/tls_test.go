@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/meetguard/meetguard/gateway/app"
 	"github.com/meetguard/meetguard/gateway/config"
 )
 
@@ -71,15 +72,17 @@ func TestServeTLS_SIGHUPReloadsCertificateFiles(t *testing.T) {
 	defer cancel()
 	cfg := &config.Config{TLS: config.TLS{CertFile: certPath, KeyFile: keyPath}}
 	// Files are not watched here, so only the signal can reload them.
-	lt, err := newListenerTLS(ctx, cfg, zap.NewNop(), tlsOptions{noWatch: true})
+	lt, err := app.NewListenerTLS(ctx, cfg, zap.NewNop(), app.TLSOptions{NoWatch: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What runGateway does on SIGHUP, for the certificate files alone.
+	defer onHangup(ctx, func(context.Context) { lt.Reload("signal") })()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{TLSConfig: lt.config, ReadHeaderTimeout: time.Second, Handler: http.NotFoundHandler()}
+	srv := &http.Server{TLSConfig: lt.Config, ReadHeaderTimeout: time.Second, Handler: http.NotFoundHandler()}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	defer srv.Close()
 	addr := ln.Addr().String()

@@ -1,6 +1,8 @@
-// Package browsertest starts real headless Chromium for tests that check
-// what a person sees: login pages, room pages, waiting pages and their
-// scripts under the pages' own CSP.
+// Package browsertest gives tests a browser: real headless Chromium for
+// tests that check what a person sees (login pages, room pages, waiting
+// pages and their scripts under the pages' own CSP), and Client, a
+// cookie-keeping HTTP client for tests that only follow the redirects and
+// cookies of a browser flow.
 //
 // It is for tests only. It launches Chromium with the flags this
 // workplace's closed network needs (no background networking, updates or
@@ -10,8 +12,11 @@ package browsertest
 
 import (
 	"context"
+	"net/http"
+	"net/http/cookiejar"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -49,4 +54,22 @@ func Start(t testing.TB) context.Context {
 	tab, cancelTab := chromedp.NewContext(actx)
 	t.Cleanup(cancelTab)
 	return tab
+}
+
+// Client is an HTTP client with its own cookie jar that follows redirects,
+// as a browser does; NoFollow makes one that stops at each redirect.
+func Client(t testing.TB) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second}
+}
+
+// NoFollow is c (same jar, transport and timeout) without following
+// redirects, so a test reads where each response sends the browser.
+func NoFollow(c *http.Client) *http.Client {
+	return &http.Client{Jar: c.Jar, Transport: c.Transport, Timeout: c.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"golang.org/x/oauth2"
 )
 
@@ -49,7 +50,7 @@ func TestAuthorize_UntrustedClientOrRedirectNeverRedirects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			q := goodAuthorize()
 			tt.edit(q)
-			resp, err := browser(t).Get(h.issuer + "/authorize?" + q.Encode())
+			resp, err := browsertest.NoFollow(browsertest.Client(t)).Get(h.issuer + "/authorize?" + q.Encode())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +93,7 @@ func TestAuthorize_BadRequestsRedirectWithError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			q := goodAuthorize()
 			tt.edit(q)
-			resp, err := browser(t).Get(h.issuer + "/authorize?" + q.Encode())
+			resp, err := browsertest.NoFollow(browsertest.Client(t)).Get(h.issuer + "/authorize?" + q.Encode())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +113,7 @@ func TestAuthorize_BadRequestsRedirectWithError(t *testing.T) {
 
 func TestAuthorize_LoginPageListsUsersUnderStrictCSP(t *testing.T) {
 	h := newHarness(t)
-	resp, err := browser(t).Get(h.issuer + "/authorize?" + goodAuthorize().Encode())
+	resp, err := browsertest.NoFollow(browsertest.Client(t)).Get(h.issuer + "/authorize?" + goodAuthorize().Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,13 +151,13 @@ func TestLogin_ForgedSubmissionsRefused(t *testing.T) {
 		wantStatus int
 	}{
 		{"cross-site form post", func(t *testing.T) *http.Response {
-			c := browser(t)
+			c := browsertest.NoFollow(browsertest.Client(t))
 			id := openLogin(t, c, h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 			return h.submitLogin(t, c, url.Values{"request": {id}, "user": {"alice"}},
 				http.Header{"Sec-Fetch-Site": {"cross-site"}})
 		}, http.StatusForbidden},
 		{"cross-origin Origin header", func(t *testing.T) *http.Response {
-			c := browser(t)
+			c := browsertest.NoFollow(browsertest.Client(t))
 			id := openLogin(t, c, h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 			return h.submitLogin(t, c, url.Values{"request": {id}, "user": {"alice"}},
 				http.Header{"Origin": {"http://evil.test"}})
@@ -164,33 +165,33 @@ func TestLogin_ForgedSubmissionsRefused(t *testing.T) {
 		{"request id from another browser", func(t *testing.T) *http.Response {
 			// The attacker starts a login; the victim's browser, which has
 			// its own browser cookie, is made to submit it.
-			id := openLogin(t, browser(t), h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-			victim := browser(t)
+			id := openLogin(t, browsertest.NoFollow(browsertest.Client(t)), h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+			victim := browsertest.NoFollow(browsertest.Client(t))
 			openLogin(t, victim, h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 			return h.submitLogin(t, victim, url.Values{"request": {id}, "user": {"alice"}}, nil)
 		}, http.StatusForbidden},
 		{"browser without cookie", func(t *testing.T) *http.Response {
-			id := openLogin(t, browser(t), h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-			return h.submitLogin(t, browser(t), url.Values{"request": {id}, "user": {"alice"}}, nil)
+			id := openLogin(t, browsertest.NoFollow(browsertest.Client(t)), h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+			return h.submitLogin(t, browsertest.NoFollow(browsertest.Client(t)), url.Values{"request": {id}, "user": {"alice"}}, nil)
 		}, http.StatusForbidden},
 		{"replayed request id", func(t *testing.T) *http.Response {
-			c := browser(t)
+			c := browsertest.NoFollow(browsertest.Client(t))
 			id := openLogin(t, c, h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 			readAll(t, h.submitLogin(t, c, url.Values{"request": {id}, "user": {"alice"}}, nil))
 			return h.submitLogin(t, c, url.Values{"request": {id}, "user": {"alice"}}, nil)
 		}, http.StatusBadRequest},
 		{"made-up request id", func(t *testing.T) *http.Response {
-			c := browser(t)
+			c := browsertest.NoFollow(browsertest.Client(t))
 			openLogin(t, c, h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 			return h.submitLogin(t, c, url.Values{"request": {randomToken()}, "user": {"alice"}}, nil)
 		}, http.StatusBadRequest},
 		{"unknown user", func(t *testing.T) *http.Response {
-			c := browser(t)
+			c := browsertest.NoFollow(browsertest.Client(t))
 			id := openLogin(t, c, h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 			return h.submitLogin(t, c, url.Values{"request": {id}, "user": {"root"}}, nil)
 		}, http.StatusBadRequest},
 		{"expired login page", func(t *testing.T) *http.Response {
-			c := browser(t)
+			c := browsertest.NoFollow(browsertest.Client(t))
 			id := openLogin(t, c, h.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 			h.clock.Advance(loginTTL + time.Second)
 			return h.submitLogin(t, c, url.Values{"request": {id}, "user": {"alice"}}, nil)
@@ -209,7 +210,7 @@ func TestLogin_ForgedSubmissionsRefused(t *testing.T) {
 
 func TestLogin_CancelRedirectsAccessDenied(t *testing.T) {
 	h := newHarness(t)
-	c := browser(t)
+	c := browsertest.NoFollow(browsertest.Client(t))
 	id := openLogin(t, c, h.cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 	resp := h.submitLogin(t, c, url.Values{"request": {id}, "cancel": {"1"}}, nil)
 	readAll(t, resp)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/oauth2"
 )
@@ -100,21 +100,6 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-// browser is an HTTP client with a cookie jar that does not follow redirects,
-// so tests can read where the provider sends the user.
-func browser(t *testing.T) *http.Client {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &http.Client{
-		Jar:           jar,
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 var requestField = regexp.MustCompile(`name="request" value="([^"]+)"`)
 
 // openLogin GETs an authorization URL and returns the login request id from
@@ -158,7 +143,7 @@ func (h *harness) submitLogin(t *testing.T, c *http.Client, form url.Values, hea
 // relying party would receive.
 func (h *harness) login(t *testing.T, authURL, user string) *url.URL {
 	t.Helper()
-	c := browser(t)
+	c := browsertest.NoFollow(browsertest.Client(t))
 	id := openLogin(t, c, authURL)
 	resp := h.submitLogin(t, c, url.Values{"request": {id}, "user": {user}}, nil)
 	body := readAll(t, resp)

@@ -15,6 +15,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"golang.org/x/oauth2"
 )
 
@@ -150,7 +151,7 @@ func TestLogout_PostLogoutRedirectValidated(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := browser(t).Get(h.issuer + "/logout?" + tt.q.Encode())
+			resp, err := browsertest.NoFollow(browsertest.Client(t)).Get(h.issuer + "/logout?" + tt.q.Encode())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +167,7 @@ func TestLogout_WithHintRevokesRefreshTokens(t *testing.T) {
 	h := newHarness(t)
 	tok := h.signIn(t)
 	rawID, _ := tok.Extra("id_token").(string)
-	resp, err := browser(t).Get(h.issuer + "/logout?" + url.Values{"id_token_hint": {rawID}}.Encode())
+	resp, err := browsertest.NoFollow(browsertest.Client(t)).Get(h.issuer + "/logout?" + url.Values{"id_token_hint": {rawID}}.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}

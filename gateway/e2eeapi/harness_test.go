@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,7 +23,7 @@ import (
 	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/admission"
-	"github.com/meetguard/meetguard/gateway/assertion"
+	"github.com/meetguard/meetguard/gateway/app"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
@@ -33,7 +32,6 @@ import (
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/rooms/memstore"
-	"github.com/meetguard/meetguard/gateway/session"
 )
 
 type lockedBuffer struct {
@@ -163,6 +161,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), e.logs, zap.DebugLevel))
 
+	e.auditPath = filepath.Join(t.TempDir(), "audit.log")
 	cfg := &config.Config{
 		Listen:    ln.Addr().String(),
 		PublicURL: public,
@@ -172,30 +171,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Session:   config.Session{Secret: strings.Repeat("s", 32)},
 		Upstreams: []config.Upstream{{Name: "demo", URL: "http://127.0.0.1:9"}},
 		Limits:    config.Limits{ReadHeaderTimeout: 2 * time.Second},
+		Audit:     config.Audit{Path: e.auditPath},
+		Rooms:     config.Rooms{TicketKey: strings.Repeat("\x07", 32), TicketTTL: time.Hour},
 	}
 	if err := config.Complete(cfg); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	_, auditKey, _ := ed25519.GenerateKey(nil)
-	e.auditPath = filepath.Join(dir, "audit.log")
-	if e.auditLog, err = audit.Open(ctx, audit.Options{Path: e.auditPath, SigningKey: auditKey, Sync: audit.SyncAsync, Logger: logger, StrictSchema: true}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.auditLog.Close() })
-	codec, err := session.NewCodec([]byte(cfg.Session.Secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := url.Parse(public)
-	e.authn, err = auth.New(ctx, auth.Options{
-		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
-		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, GroupsClaim: cfg.OIDC.GroupsClaim, PublicURL: pub,
-		HTTPClient: &http.Client{Timeout: 5 * time.Second}, KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval,
-		SessionTTL: cfg.Session.TTL, Store: session.NewMemory(ctx, session.MemoryOptions{}), Codec: codec,
-		Audit: e.auditLog, Logger: logger,
-	})
-	if err != nil {
 		t.Fatal(err)
 	}
 	if o.node != nil {
@@ -207,45 +186,43 @@ func newEnv(t testing.TB, o envOptions) *env {
 		e.store = e2eestore.NewMemory(nil)
 	}
 	t.Cleanup(func() { _ = e.rooms.Close() })
-	if e.tickets, err = rooms.NewTickets(rooms.TicketOptions{Key: bytes.Repeat([]byte{7}, 32), TTL: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
 	_, e.e2eeKey, _ = ed25519.GenerateKey(nil)
 	if o.node != nil && o.node.peer != nil {
 		e.e2eeKey = o.node.peer.e2eeKey
 	}
-	var membership e2eeapi.Membership = preRegistering{TicketMembership: e2eeapi.TicketMembership{Store: e.rooms, Tickets: e.tickets}, rooms: e.rooms, env: e}
-	if o.membership != nil {
-		membership = o.membership(e)
-	}
-	var auditor e2eeapi.Auditor = e.auditLog
-	if o.audit != nil {
-		auditor = o.audit
-	}
-	e.api, err = e2eeapi.New(ctx, e2eeapi.Options{
-		SigningKey: e.e2eeKey, Membership: membership, Rooms: e.rooms, Audit: auditor, Store: e.store,
-		AllowClassicKEM: func(context.Context, string) (bool, error) { return o.classic, nil },
-		MaxWait:         o.maxWait, MaxBundleBytes: o.maxBundle, Logger: logger.Named("e2ee"),
+	a, err := app.New(ctx, cfg, app.Deps{
+		Listener: ln, Logger: logger, HTTPClient: &http.Client{Timeout: 5 * time.Second},
+		StrictAudit: true, AuditSync: audit.SyncAsync, Rooms: e.rooms,
+		Admitter: refusingAdmitter{},
+		E2EE: func(a *app.App, eo *e2eeapi.Options) {
+			// The parts a membership may hold on to.
+			e.auditLog, e.tickets = a.AuditLog, a.Tickets
+			eo.Membership = preRegistering{TicketMembership: e2eeapi.TicketMembership{Store: e.rooms, Tickets: e.tickets}, rooms: e.rooms, env: e}
+			if o.membership != nil {
+				eo.Membership = o.membership(e)
+			}
+			if o.audit != nil {
+				eo.Audit = o.audit
+			}
+			eo.SigningKey, eo.Store, eo.MaxWait, eo.MaxBundleBytes = e.e2eeKey, e.store, o.maxWait, o.maxBundle
+			eo.AllowClassicKEM = func(context.Context, string) (bool, error) { return o.classic, nil }
+		},
+		Gateway: func(g *gateway.Options) {
+			if o.public != nil {
+				g.Public = o.public
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := assertion.New(assertion.Options{Issuer: public, TTL: cfg.Assertion.TTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	notFound := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "rooms API", http.StatusTeapot) })
-	gw, err := gateway.New(gateway.Options{
-		Config: cfg, Auth: e.authn, Admitter: refusingAdmitter{}, Assertion: signer, Audit: e.auditLog, Logger: logger.Named("access"),
-		API:    map[string]http.Handler{"/.meetguard/api/v1/rooms/": e.api.Wrap(notFound)},
-		Public: o.public,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.authn, e.api = a.Auth, a.E2EE
+	served := make(chan struct{})
 	go func() {
-		_ = gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: ln, Logger: logger})
+		defer close(served)
+		_ = a.Serve(ctx)
 	}()
+	t.Cleanup(func() { cancel(); <-served; _ = a.Close(context.Background()) })
 	deadline := time.Now().Add(10 * time.Second)
 	for e.authn.Ready() != nil {
 		if time.Now().After(deadline) {

@@ -13,6 +13,7 @@ import (
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/assertion"
 	"github.com/meetguard/meetguard/gateway/audit"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/demoapp"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 	"github.com/meetguard/meetguard/gateway/roomsapi"
@@ -68,7 +69,7 @@ func testFrontProxy(t *testing.T, start frontProxy) {
 	}
 
 	t.Run("login", func(t *testing.T) {
-		b := browser()
+		b := browsertest.NoFollow(browsertest.Client(t))
 		r := call(t, b, http.MethodGet, front+"/room/standup", "", nil, "Accept", "text/html")
 		// nginx makes the Location absolute, on its own address.
 		loc := strings.TrimPrefix(r.Header.Get("Location"), front)

@@ -10,12 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +22,10 @@ import (
 
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/admission"
+	"github.com/meetguard/meetguard/gateway/app"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
@@ -141,8 +140,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 	if o.redis {
 		c.redis = redistest.Start(t)
 	}
-	ticketKey := make([]byte, 32)
-	_, _ = rand.Read(ticketKey)
+	ticketKey := hex.EncodeToString(randomBytes(32))
 	roomCfg := rooms.Config{}
 	if o.rooms != nil {
 		o.rooms(&roomCfg)
@@ -160,19 +158,17 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 			redisClients[i] = c.redis.Client(t)
 		}
 	}
-	var served sync.WaitGroup
 	var closers []func()
 	// Registered before any gateway starts, so it runs after they have all
 	// stopped: the stores and audit logs outlive the gateways' requests.
 	t.Cleanup(func() {
 		cancel()
-		served.Wait()
 		for _, f := range closers {
 			f()
 		}
 	})
 	for i, ln := range lns {
-		n := &node{URL: "http://" + ln.Addr().String(), live: liveconn.NewRegistry()}
+		n := &node{URL: "http://" + ln.Addr().String()}
 		var err error
 		if o.redis {
 			n.store, err = redisstore.New(ctx, redisstore.Options{Client: redisClients[i], Rooms: roomCfg, KeyPrefix: "mg:"})
@@ -198,10 +194,6 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 		}
 		st := n.store
 		closers = append(closers, func() { _ = st.Close(); _ = alog.Close() })
-		tickets, err := rooms.NewTickets(rooms.TicketOptions{Key: ticketKey})
-		if err != nil {
-			t.Fatal(err)
-		}
 		// Small Argon2id costs keep the suite fast; the defaults are
 		// measured in the rooms package.
 		passcodes, err := rooms.NewPasscodes(rooms.PasscodeOptions{Params: rooms.PasscodeParams{MemoryKiB: 256, Time: 1, Threads: 1}})
@@ -218,6 +210,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 			Upstreams: []config.Upstream{{Name: "demo", URL: cmp.Or(o.upstreamURL, c.up.URL)}},
 			Configure: func(cfg *config.Config) {
 				cfg.Limits.ReadHeaderTimeout = 5 * time.Second
+				cfg.Rooms.TicketKey = ticketKey
 				if o.trustLoopback {
 					cfg.TrustedProxies = []string{"127.0.0.1/32"}
 				}
@@ -225,33 +218,22 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 					o.configure(cfg)
 				}
 			},
-			Audit: alog,
-			// The rooms API needs the completed config (the room path) and
-			// is then the gateway's admitter, readiness check and API.
-			Wire: func(cfg *config.Config, gw *gateway.Options) {
-				pub, err := url.Parse(cfg.PublicURL)
-				if err != nil {
-					t.Fatal(err)
+			Audit:  alog,
+			Policy: c.engine,
+			Rooms:  n.store,
+			Adapters: func(string) map[string]admission.Adapter {
+				return o.adapters
+			},
+			// The rooms API is the gateway's admitter, readiness check and API.
+			RoomsAPI: func(_ *app.App, ro *roomsapi.Options) {
+				ro.Passcodes, ro.Rooms, ro.LobbyByDefault, ro.StoreKind = passcodes, roomCfg, true, kind
+				ro.Logger, ro.LeaveGrace, ro.SweepInterval = logger.Named("node"+string(rune('A'+i))), o.leaveGrace, o.sweep
+				if o.devices != nil {
+					ro.Devices = o.devices
 				}
-				n.api, err = roomsapi.New(ctx, roomsapi.Options{
-					Store: n.store, Tickets: tickets, Passcodes: passcodes, Policy: c.engine, Audit: alog, Live: n.live,
-					PublicURL: pub, RoomPaths: map[string]string{"demo": cfg.Upstreams[0].Rooms.Path}, Rooms: roomCfg,
-					LobbyByDefault: true, StoreKind: kind, Adapters: o.adapters, Devices: o.devices,
-					Logger: logger.Named("node" + string(rune('A'+i))), LeaveGrace: o.leaveGrace, SweepInterval: o.sweep,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				served.Add(1)
-				go func() {
-					defer served.Done()
-					_ = n.api.Run(ctx)
-				}()
-				gw.Admitter, gw.Live, gw.Adapters = n.api, n.live, o.adapters
-				gw.Ready = map[string]gateway.ReadyChecker{"rooms": n.api}
-				gw.API = map[string]http.Handler{roomsapi.Prefix: n.api}
 			},
 		})
+		n.api, n.live = g.App.RoomsAPI, g.App.Live
 		n.gw = g.Gateway
 		c.nodes = append(c.nodes, n)
 	}
@@ -313,9 +295,7 @@ func (c *cluster) token(w who) string {
 	if w.groups == nil {
 		cl["groups"] = []string{}
 	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	cl["jti"] = hex.EncodeToString(b)
+	cl["jti"] = hex.EncodeToString(randomBytes(8))
 	return c.idp.Sign(c.t, cl, "")
 }
 
@@ -462,20 +442,18 @@ func (c *cluster) auditEntries() []*audit.Entry {
 	return out
 }
 
-// browser is a cookie-keeping client that does not follow redirects.
-func browser() *http.Client {
-	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
-
 // login signs a browser in through the provider's real login form. The
 // provider's test user has an address outside the staff domain: a guest.
 func (c *cluster) login(n *node) *http.Client {
 	c.t.Helper()
-	jar, _ := cookiejar.New(nil)
-	cl := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	cl := browsertest.Client(c.t)
 	resp := c.idp.BrowserLogin(c.t, cl, n.URL+auth.LoginPath+"?rd=/")
 	resp.Body.Close()
-	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return cl
+	return browsertest.NoFollow(cl)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/roomsapi"
 )
@@ -84,7 +85,7 @@ func TestJoin_ProxyWithoutTicketJoinsAndSetsRoomCookie(t *testing.T) {
 	n := c.nodes[0]
 	c.createRoom(n, host("hanna"), "standup", nil)
 	tok := c.token(staff("bob"))
-	cl := browser()
+	cl := browsertest.NoFollow(browsertest.Client(t))
 	r := call(t, cl, http.MethodGet, n.URL+"/room/standup", tok, nil)
 	if r.Status != http.StatusOK {
 		t.Fatalf("first request: %d %s", r.Status, r.Body)

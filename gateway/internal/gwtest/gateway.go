@@ -1,6 +1,7 @@
-// Package gwtest runs the real gateway for tests: gateway.New with the real
-// OpenID Connect authenticator (auth.New) against the test identity
-// provider in testidp, served on a loopback listener until the test ends.
+// Package gwtest runs the real gateway for tests, built by app.New as
+// `meetguard serve` builds it (the real OpenID Connect authenticator
+// against the test identity provider in testidp), served on a loopback
+// listener until the test ends.
 // It also holds the stand-ins those tests put around it: a recording
 // upstream, an in-memory audit log and a simple room admitter.
 //
@@ -13,7 +14,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +22,14 @@ import (
 
 	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/admission"
-	"github.com/meetguard/meetguard/gateway/assertion"
+	"github.com/meetguard/meetguard/gateway/app"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
-	"github.com/meetguard/meetguard/gateway/liveconn"
+	"github.com/meetguard/meetguard/gateway/rooms"
+	"github.com/meetguard/meetguard/gateway/roomsapi"
 	"github.com/meetguard/meetguard/gateway/session"
+	"github.com/meetguard/meetguard/policy"
 )
 
 // Auditor receives the audit events of both the authenticator and the
@@ -52,8 +54,16 @@ type Options struct {
 	// defaults.
 	Configure func(*config.Config)
 	// Admitter decides admission; default RoomRoles{} (everyone a
-	// participant).
+	// participant). Unused when RoomsAPI is set.
 	Admitter admission.Admitter
+	// RoomsAPI, when set, has the real rooms API (with Policy and Rooms)
+	// admit and serve the rooms API, its options edited by RoomsAPI.
+	RoomsAPI func(a *app.App, o *roomsapi.Options)
+	// Policy is the rooms API's policy engine; default the shipped
+	// policies.
+	Policy *policy.Engine
+	// Rooms is the room state; default a new memory store.
+	Rooms rooms.Store
 	// Adapters builds the upstream adapters once the public URL is known.
 	Adapters func(publicURL string) map[string]admission.Adapter
 	// Audit records the authenticator's and the gateway's events; default
@@ -92,6 +102,8 @@ type Gateway struct {
 	Sessions *session.MemoryStore
 	// Store is the session store in use.
 	Store session.Store
+	// App is the whole built gateway and its parts.
+	App *app.App
 }
 
 // Start runs a gateway until the test ends, and returns once its provider
@@ -132,73 +144,49 @@ func Start(t testing.TB, o Options) *Gateway {
 	if err := config.Complete(cfg); err != nil {
 		t.Fatal(err)
 	}
-	audit := o.Audit
-	if audit == nil {
-		audit = nopAudit{}
-	}
-	var sessions *session.MemoryStore
-	store := o.Sessions
-	if store == nil {
-		sessions = session.NewMemory(ctx, session.MemoryOptions{})
-		store = sessions
-	}
-	codec, err := session.NewCodec([]byte(cfg.Session.Secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := url.Parse(cfg.PublicURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gw *gateway.Gateway
-	authn, err := auth.New(ctx, auth.Options{
-		Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.OIDC.ClientSecret,
-		Scopes: cfg.OIDC.Scopes, Audiences: cfg.OIDC.Audiences, AccessTokenType: cfg.OIDC.AccessTokenType, GroupsClaim: cfg.OIDC.GroupsClaim,
-		SubjectClaim: cfg.OIDC.SubjectClaim, BearerClients: cfg.OIDC.BearerClients,
-		PublicURL: pub, HTTPClient: &http.Client{Timeout: 5 * time.Second},
-		KeyRefetchInterval: cfg.OIDC.KeyRefetchInterval, SessionTTL: cfg.Session.TTL, MaxClaimAge: cfg.Session.MaxClaimAge,
-		Store: store, SharedStore: o.SharedSessions, Codec: codec, Audit: audit, Clock: o.Clock,
-		OnLogout: func(id string) {
-			gw.Live().Close(func(m liveconn.Meta) bool { return m.SessionID == id })
+	deps := app.Deps{
+		Listener: ln, Logger: o.Logger, HTTPClient: &http.Client{Timeout: 5 * time.Second}, Clock: o.Clock,
+		Audit: o.Audit, Sessions: o.Sessions, SharedSessions: o.SharedSessions, Policy: o.Policy, Rooms: o.Rooms,
+		Admitter: o.Admitter, RoomsAPI: o.RoomsAPI, NoE2EE: true,
+		Gateway: func(gw *gateway.Options) {
+			if o.Wire != nil {
+				o.Wire(cfg, gw)
+			}
 		},
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	signer, err := assertion.New(assertion.Options{Issuer: public, TTL: cfg.Assertion.TTL})
-	if err != nil {
-		t.Fatal(err)
+	if deps.Audit == nil {
+		deps.Audit = nopAudit{}
 	}
-	gwOpts := gateway.Options{Config: cfg, Auth: authn, Admitter: o.Admitter, Assertion: signer, Audit: audit, Logger: o.Logger}
-	if gwOpts.Admitter == nil {
-		gwOpts.Admitter = RoomRoles{}
+	if o.RoomsAPI != nil {
+		deps.Admitter = nil
+	} else if deps.Admitter == nil {
+		deps.Admitter = RoomRoles{}
 	}
 	if o.Adapters != nil {
-		gwOpts.Adapters = o.Adapters(public)
+		deps.Adapters = o.Adapters(public)
 	}
-	if o.Wire != nil {
-		o.Wire(cfg, &gwOpts)
-	}
-	if gw, err = gateway.New(gwOpts); err != nil {
+	a, err := app.New(ctx, cfg, deps)
+	if err != nil {
 		t.Fatal(err)
-	}
-	if w, ok := store.(session.EndWatcher); ok {
-		go gw.Live().FollowEnded(ctx, w, store, zap.NewNop())
 	}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		_ = gateway.Serve(ctx, gateway.ServerOptions{Config: cfg, Gateway: gw, Listener: ln})
+		_ = a.Serve(ctx)
 	}()
-	t.Cleanup(func() { cancel(); <-served })
+	t.Cleanup(func() { cancel(); <-served; _ = a.Close(context.Background()) })
 	deadline := time.Now().Add(10 * time.Second)
-	for authn.Ready() != nil {
+	for a.Auth.Ready() != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("provider never became ready: %v", authn.Ready())
+			t.Fatalf("provider never became ready: %v", a.Auth.Ready())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &Gateway{URL: public, IdP: idp, Gateway: gw, Config: cfg, Auth: authn, Sessions: sessions, Store: store}
+	sessions, _ := a.Sessions.(*session.MemoryStore)
+	if o.Sessions != nil {
+		sessions = nil
+	}
+	return &Gateway{URL: public, IdP: idp, Gateway: a.Gateway, Config: cfg, Auth: a.Auth, Sessions: sessions, Store: a.Sessions, App: a}
 }
 
 // Subject is the subject of the tokens Bearer signs, by default.

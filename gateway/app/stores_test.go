@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway/config"
-	"github.com/meetguard/meetguard/gateway/liveconn"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore/redistest"
 	"github.com/meetguard/meetguard/gateway/session"
@@ -29,7 +28,7 @@ func TestServe_RedisStoreKindKeepsSessionsInRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = rs.Close() })
-		st, err := openSessionStore(t.Context(), cfg, rs, liveconn.NewRegistry(), zap.NewNop())
+		st, err := openSessionStore(t.Context(), cfg, rs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +58,7 @@ func TestServe_RedisStoreKindKeepsSessionsInRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rs.Close()
-	if st, _ := openSessionStore(t.Context(), cfg, rs, liveconn.NewRegistry(), zap.NewNop()); st == nil {
+	if st, _ := openSessionStore(t.Context(), cfg, rs); st == nil {
 		t.Fatal("no memory store")
 	} else if _, ok := st.(*session.MemoryStore); !ok {
 		t.Fatalf("store.kind memory gave a %T", st)

@@ -1,13 +1,10 @@
-package main
+package app
 
 import (
 	"context"
 	"crypto/tls"
 	"fmt"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,26 +15,37 @@ import (
 	"github.com/meetguard/meetguard/gateway/config"
 )
 
-// listenerTLS is what the public listener serves with, built from tls.*.
-type listenerTLS struct {
-	config *tls.Config // nil: plain HTTP
-	// plainListen/plain serve ACME HTTP-01 and the https redirect.
-	plainListen string
-	plain       http.Handler
+// ListenerTLS is what the public listener serves with, built from tls.*.
+type ListenerTLS struct {
+	Config *tls.Config // nil: plain HTTP
+	// PlainListen and Plain serve ACME HTTP-01 and the https redirect.
+	PlainListen string
+	Plain       http.Handler
+	// files are the certificate files when tls.cert_file is set: Reload
+	// reads them again.
+	files *certs.Files
 }
 
-// tlsOptions are test switches for newListenerTLS.
-type tlsOptions struct {
-	// noWatch leaves file changes unwatched, so a test can tell a SIGHUP
+// Reload reads the certificate files again (SIGHUP); ACME renews by
+// itself and plain HTTP has nothing to reload.
+func (l *ListenerTLS) Reload(trigger string) {
+	if l != nil && l.files != nil {
+		l.files.Reload(trigger)
+	}
+}
+
+// TLSOptions are test switches for NewListenerTLS.
+type TLSOptions struct {
+	// NoWatch leaves file changes unwatched, so a test can tell a SIGHUP
 	// reload from a file-change one.
-	noWatch bool
+	NoWatch bool
 }
 
-// newListenerTLS loads the certificate files (and starts watching them)
-// or sets up ACME. Any error stops the start, naming the tls.* field.
-// Certificate files reload on SIGHUP and when they change; ACME renews by
+// NewListenerTLS loads the certificate files (and, until ctx ends, watches
+// them) or sets up ACME. Any error stops the start, naming the tls.* field.
+// Certificate files reload when they change and on Reload; ACME renews by
 // itself.
-func newListenerTLS(ctx context.Context, cfg *config.Config, log *zap.Logger, o tlsOptions) (*listenerTLS, error) {
+func NewListenerTLS(ctx context.Context, cfg *config.Config, log *zap.Logger, o TLSOptions) (*ListenerTLS, error) {
 	switch {
 	case cfg.TLS.ACME.Enabled:
 		a := cfg.TLS.ACME
@@ -69,9 +77,9 @@ func newListenerTLS(ctx context.Context, cfg *config.Config, log *zap.Logger, o 
 		if err != nil {
 			return nil, fmt.Errorf("tls.acme.directory_url: %w", err)
 		}
-		lt := &listenerTLS{config: certs.ServerConfig(m.GetCertificate, true)}
+		lt := &ListenerTLS{Config: certs.ServerConfig(m.GetCertificate, true)}
 		if a.HTTPListen != "" {
-			lt.plainListen, lt.plain = a.HTTPListen, m.HTTPHandler()
+			lt.PlainListen, lt.Plain = a.HTTPListen, m.HTTPHandler()
 		}
 		log.Info("tls: acme", zap.String("directory", a.DirectoryURL), zap.Strings("domains", a.Domains), zap.Bool("http_01", a.HTTPListen != ""))
 		return lt, nil
@@ -80,28 +88,15 @@ func newListenerTLS(ctx context.Context, cfg *config.Config, log *zap.Logger, o 
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		if !o.noWatch {
+		if !o.NoWatch {
 			go func() {
 				if err := f.Watch(ctx); err != nil && ctx.Err() == nil {
 					log.Warn("tls certificate watch stopped; SIGHUP still reloads", zap.Error(err))
 				}
 			}()
 		}
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		go func() {
-			defer signal.Stop(hup)
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-hup:
-					f.Reload("signal")
-				}
-			}
-		}()
 		log.Info("tls: certificate files", zap.String("serial", f.Serial()))
-		return &listenerTLS{config: certs.ServerConfig(f.GetCertificate, false)}, nil
+		return &ListenerTLS{Config: certs.ServerConfig(f.GetCertificate, false), files: f}, nil
 	}
-	return &listenerTLS{}, nil
+	return &ListenerTLS{}, nil
 }
