@@ -66,7 +66,11 @@ func (r *roster) join(room string, m *member) {
 	}
 	members[m] = struct{}{}
 	you := m.presence
-	deliver(m, mustJSON(event{Type: "welcome", You: &you, Roster: snapshot(members)}))
+	welcome := event{Type: "welcome", You: &you, Roster: snapshot(members)}
+	if m.Role == "viewer" {
+		welcome = forViewer(welcome)
+	}
+	deliver(m, mustJSON(welcome))
 	r.broadcastLocked(room, event{Type: "joined", Member: &you}, m)
 }
 
@@ -108,11 +112,41 @@ func (r *roster) all() []*member {
 
 func (r *roster) broadcastLocked(room string, ev event, except *member) {
 	msg := mustJSON(ev)
+	var redacted []byte
 	for m := range r.rooms[room] {
-		if m != except {
+		switch {
+		case m == except:
+		case m.Role == "viewer":
+			if redacted == nil {
+				redacted = mustJSON(forViewer(ev))
+			}
+			deliver(m, redacted)
+		default:
 			deliver(m, msg)
 		}
 	}
+}
+
+// forViewer drops other people's email addresses from ev: guests (the
+// viewer role) see names only, never the addresses of the people in the
+// room.
+func forViewer(ev event) event {
+	if ev.Member != nil && ev.Member.Email != "" {
+		p := *ev.Member
+		p.Email = ""
+		ev.Member = &p
+	}
+	if ev.Roster != nil {
+		list := make([]presence, len(ev.Roster))
+		copy(list, ev.Roster)
+		for i := range list {
+			if ev.You == nil || list[i].ID != ev.You.ID {
+				list[i].Email = ""
+			}
+		}
+		ev.Roster = list
+	}
+	return ev
 }
 
 func deliver(m *member, msg []byte) {
