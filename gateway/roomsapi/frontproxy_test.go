@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,12 +235,22 @@ func runProxy(t *testing.T, addr string, cmd *exec.Cmd, logFile string) {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group, so that stopping it also stops nginx's workers.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		// A graceful stop: nginx's workers outlive a killed master.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
 		out.Close()
 	})
 	waitListening(t, addr, func() string { b, _ := os.ReadFile(logFile); return string(b) })
