@@ -4,7 +4,7 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint unit web-test build dev bench
+.PHONY: test lint unit web-test deploy-check build dev bench
 
 test: lint unit web-test
 
@@ -28,3 +28,13 @@ unit:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+
+# The deploy recipes' checks that need promtool and Helm v4 (large builds,
+# not run by CI unless MEETGUARD_DEPLOY_TOOLS=1): builds both into the user
+# cache, then runs the tests that use them.
+DEPLOY_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/meetguard
+deploy-check:
+	GOBIN=$(DEPLOY_CACHE)/promtool $(GO) install github.com/prometheus/prometheus/cmd/promtool@v0.316.0
+	GOBIN=$(DEPLOY_CACHE)/helm $(GO) install helm.sh/helm/v4/cmd/helm@v4.3.2
+	MEETGUARD_PROMTOOL=$(DEPLOY_CACHE)/promtool/promtool MEETGUARD_HELM=$(DEPLOY_CACHE)/helm/helm \
+		$(GO) test -count=1 -run 'Promtool|Helm|DeployFiles' ./gateway/metrics/ ./cmd/meetguard/

@@ -1,4 +1,4 @@
-package deploy_test
+package main_test
 
 import (
 	"bufio"
@@ -78,7 +78,7 @@ func parseContainerfile(t *testing.T, path string) []stage {
 // (Building the image needs a container engine; .ci/run builds it with
 // buildah when one is installed, see docs/operations.md.)
 func TestContainerfile_Recipe(t *testing.T) {
-	const path = "container/Containerfile"
+	const path = "../../deploy/container/Containerfile"
 	stages := parseContainerfile(t, path)
 	if len(stages) < 2 {
 		t.Fatalf("%s: %d stage(s), want a build stage and a runtime stage", path, len(stages))
@@ -137,7 +137,7 @@ func TestContainerfile_BinaryIsStatic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the whole binary")
 	}
-	cmd := buildCommand(t, parseContainerfile(t, "container/Containerfile"))
+	cmd := buildCommand(t, parseContainerfile(t, "../../deploy/container/Containerfile"))
 	env, args := []string{}, []string{}
 	fields := regexp.MustCompile(`"[^"]*"|\S+`).FindAllString(cmd, -1)
 	i := 0
@@ -163,7 +163,7 @@ func TestContainerfile_BinaryIsStatic(t *testing.T) {
 		args = append(args, f)
 	}
 	c := exec.Command("go", append([]string{"build"}, args...)...)
-	c.Dir = ".."
+	c.Dir = "../.."
 	c.Env = append(os.Environ(), env...)
 	if b, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("go build %v: %v\n%s", args, err, b)
@@ -191,7 +191,7 @@ func TestContainerfile_BinaryIsStatic(t *testing.T) {
 // meetguard hardened as the image expects (read-only root, tmpfs /tmp,
 // non-root, no capabilities, no privilege gain).
 func TestCompose_Services(t *testing.T) {
-	b, err := os.ReadFile("container/compose.yaml")
+	b, err := os.ReadFile("../../deploy/container/compose.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestCompose_Services(t *testing.T) {
 	if mg.Build == nil {
 		t.Fatal("meetguard service is not built from the recipe")
 	}
-	if _, err := os.Stat(filepath.Join("container", mg.Build.Context, mg.Build.Dockerfile)); err != nil {
+	if _, err := os.Stat(filepath.Join("../../deploy/container", mg.Build.Context, mg.Build.Dockerfile)); err != nil {
 		t.Errorf("meetguard build: %v", err)
 	}
 	if !mg.ReadOnly || len(mg.Tmpfs) == 0 || !strings.HasPrefix(mg.Tmpfs[0], "/tmp") {
@@ -236,7 +236,7 @@ func TestCompose_Services(t *testing.T) {
 	}
 	for _, v := range mg.Volumes {
 		if src, _, _ := strings.Cut(v, ":"); strings.HasPrefix(src, "./") {
-			if _, err := os.Stat(filepath.Join("container", src)); err != nil {
+			if _, err := os.Stat(filepath.Join("../../deploy/container", src)); err != nil {
 				t.Errorf("meetguard volume %s: %v", v, err)
 			}
 		}
@@ -247,7 +247,7 @@ func TestCompose_Services(t *testing.T) {
 // with env.example's variables filled in, as `meetguard config validate`
 // would: a recipe whose config the gateway refuses is no recipe.
 func TestCompose_ConfigValidates(t *testing.T) {
-	b, err := os.ReadFile("container/meetguard.yaml")
+	b, err := os.ReadFile("../../deploy/container/meetguard.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestCompose_ConfigValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{}
-	example, err := os.ReadFile("container/env.example")
+	example, err := os.ReadFile("../../deploy/container/env.example")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package deploy_test
+package main_test
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/config"
 )
 
-const chart = "helm/meetguard"
+const chart = "../../deploy/helm/meetguard"
 
 // helm finds the Helm v4 that .ci/run builds, or skips.
 func helm(t *testing.T) string {
