@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"strings"
+
+	"github.com/meetguard/meetguard/gateway/rooms"
 )
 
 // RoomPattern says which request paths belong to which meeting room: the
@@ -33,20 +35,9 @@ func (p RoomPattern) Room(path string) (string, bool) {
 }
 
 // ValidRoomID limits room IDs to what is safe in a path, a header, a log line
-// and a Redis key: 1 to 64 of [A-Za-z0-9._-], not starting with a dot.
+// and a Redis key; it is rooms.ValidateRoomID, the one rule for room IDs.
 func ValidRoomID(id string) bool {
-	if id == "" || len(id) > 64 || id[0] == '.' {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
+	return rooms.ValidateRoomID(id) == nil
 }
 
 // Owns reports whether path is at or below the room prefix, valid room or

@@ -15,7 +15,11 @@ func TestParsePath_OnlyE2EEEndpointsOfValidRooms(t *testing.T) {
 		ok         bool
 	}{
 		{"/.meetguard/api/v1/rooms/standup/e2ee/roster", "standup", "roster", true},
-		{"/.meetguard/api/v1/rooms/a.b_c~d-e/e2ee/nonce", "a.b_c~d-e", "nonce", true},
+		{"/.meetguard/api/v1/rooms/a.b_c-d/e2ee/nonce", "a.b_c-d", "nonce", true},
+		{"/.meetguard/api/v1/rooms/a~b/e2ee/nonce", "", "", false},
+		{"/.meetguard/api/v1/rooms/.hidden/e2ee/nonce", "", "", false},
+		{"/.meetguard/api/v1/rooms/" + strings.Repeat("r", 64) + "/e2ee/roster", strings.Repeat("r", 64), "roster", true},
+		{"/.meetguard/api/v1/rooms/" + strings.Repeat("r", 65) + "/e2ee/roster", "", "", false},
 		{"/.meetguard/api/v1/rooms/standup/e2ee/", "", "", false},
 		{"/.meetguard/api/v1/rooms/standup/e2ee", "", "", false},
 		{"/.meetguard/api/v1/rooms/standup/e2ee/roster/", "", "", false},

@@ -17,7 +17,7 @@ type SubjectKey string
 // keep keys and logs sane.
 const (
 	MaxSubjectKeyLen = 512
-	MaxRoomIDLen     = 128
+	MaxRoomIDLen     = 64
 	MaxNameLen       = 128
 	MaxTags          = 32
 	MaxTagLen        = 64
@@ -101,30 +101,32 @@ func validID(s string) bool {
 	return err == nil && len(b) == idBytes
 }
 
-// ValidateRoomID reports whether id can name a room: 1 to 128 characters
-// from A-Z a-z 0-9 . _ ~ - (the URL path segment alphabet that needs no
-// escaping), and not "." or "..".
+// ValidateRoomID reports whether id can name a room: 1 to 64 of A-Z a-z 0-9
+// . _ - and not starting with a dot. It is the one rule for room IDs: the
+// edge's room paths (config.ValidRoomID), the rooms API, the e2ee API and the
+// stores all use it, so a room that can be created can also be joined, and an
+// ID is safe in a path, a header, a log line and a Redis key.
 func ValidateRoomID(id string) error {
 	if id == "" {
 		return invalid("room", "empty")
 	}
 	if len(id) > MaxRoomIDLen {
-		return invalid("room", "longer than 128 characters")
+		return invalid("room", "longer than 64 characters")
 	}
-	if id == "." || id == ".." {
-		return invalid("room", "must not be a dot segment")
+	if id[0] == '.' {
+		return invalid("room", "must not start with a dot")
 	}
 	for i := 0; i < len(id); i++ {
-		if !unreservedByte(id[i]) {
-			return invalid("room", "only A-Z a-z 0-9 . _ ~ - are allowed")
+		if !roomIDByte(id[i]) {
+			return invalid("room", "only A-Z a-z 0-9 . _ - are allowed")
 		}
 	}
 	return nil
 }
 
-func unreservedByte(c byte) bool {
+func roomIDByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~'
+		c == '-' || c == '.' || c == '_'
 }
 
 // validateName checks a display name shown to hosts: optional, at most
@@ -182,4 +184,9 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// unreservedByte is RFC 3986's unreserved set, which tags may use.
+func unreservedByte(c byte) bool {
+	return roomIDByte(c) || c == '~'
 }
