@@ -4,11 +4,17 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint unit web-test deploy-check build dev bench
+.PHONY: test web-deps lint unit web-test deploy-check build dev bench
 
-test: lint unit web-test
+test: web-deps lint unit web-test
 
-# The browser code's Node tests (web/: run `npm ci` there first): type check, then node --test.
+# The browser code's npm packages, exactly as the lockfile pins them (the Go
+# tests of the web client and the bundles need them too).
+web-deps: web/node_modules/.package-lock.json
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+
+# The browser code's Node tests: type check, then node --test.
 web-test:
 	cd web && npx tsc -p . && node --test test/
 
