@@ -21,7 +21,8 @@ const auditUsage = `usage: meetguard audit <command> [flags] FILE...
 
 commands:
   verify [--key FILE.pub]... [--sealed] FILE...
-        check the hash chain and checkpoint signatures across rotated files.
+        check the hash chain and checkpoint signatures across rotated files;
+        the logs of several nodes are verified chain by chain (one per node).
         exit 0 intact, 1 tampered (names the first bad record), 3 torn tail
         (a crash during a write, not tampering), 2 usage or read error
   query [filters] [--json] FILE...
@@ -29,11 +30,14 @@ commands:
   tail [-f] [-n N] [filters] [--json] FILE
         print the last N matching records of the active file; -f follows it
   report --room R [--since T] [--until T] [--markdown] [--key FILE.pub] FILE...
-        the story of one meeting, with the log's integrity
+        the story of one meeting, with the log's integrity; the logs of
+        several nodes make one time-ordered story
   keygen --out FILE
         create an audit signing key (FILE, mode 0600) and FILE.pub
 
-filters: --room R  --subject S (subject, actor or target)  --event E (name or glob: room.*)
+FILE... may be the logs of several gateway nodes (every record names its node):
+         query and report interleave them by time, verify checks each node's chain
+filters: --node N  --room R  --subject S (subject, actor or target)  --event E (name or glob: room.*)
          --decision allow|lobby|deny  --since T  --until T
 times:   RFC 3339 (2026-03-02T09:00:00Z), a date (2026-03-02), or a duration ago (2h)
 keys:    without --key, FILE.pub beside the log is used; pass --key with a copy you trust
@@ -71,19 +75,21 @@ func (k *auditKeyFiles) Set(v string) error { *k = append(*k, v); return nil }
 
 var auditRotatedSuffix = regexp.MustCompile(`\.\d{12}(\.[^.]*)?$`)
 
-// auditLoadKeys reads the --key files, or finds FILE.pub beside the log.
+// auditLoadKeys reads the --key files, or finds FILE.pub beside each log
+// (each node's, when the files are several nodes' logs).
 func auditLoadKeys(flagged auditKeyFiles, files []string, stderr io.Writer) ([]ed25519.PublicKey, error) {
 	if len(flagged) == 0 {
+		found := map[string]bool{}
 		for _, f := range files {
 			for _, cand := range []string{f + ".pub", auditRotatedSuffix.ReplaceAllString(f, "$1") + ".pub"} {
 				if _, err := os.Stat(cand); err == nil {
-					flagged = append(flagged, cand)
-					fmt.Fprintf(stderr, "using public key %s found beside the log; pass --key with a copy you trust\n", cand)
+					if !found[cand] {
+						found[cand] = true
+						flagged = append(flagged, cand)
+						fmt.Fprintf(stderr, "using public key %s found beside the log; pass --key with a copy you trust\n", cand)
+					}
 					break
 				}
-			}
-			if len(flagged) > 0 {
-				break
 			}
 		}
 		if len(flagged) == 0 {
@@ -119,11 +125,44 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "meetguard audit verify: %v\n", err)
 		return auditExitUsage
 	}
-	res, err := audit.Verify(ctx, files, audit.VerifyOptions{Keys: pubs, RequireSealed: *sealed})
+	results, err := audit.VerifyNodes(ctx, files, audit.VerifyOptions{Keys: pubs, RequireSealed: *sealed})
 	if err != nil {
 		fmt.Fprintf(stderr, "meetguard audit verify: %v\n", err)
 		return auditExitUsage
 	}
+	if len(results) == 1 {
+		return auditPrintVerify(stdout, "", results[0].VerifyResult)
+	}
+	// Several nodes: each chain's verdict, prefixed with its node, then
+	// the worst of them (tampered before torn before intact).
+	code := auditExitIntact
+	var tampered, torn []string
+	for _, r := range results {
+		prefix := "node " + audit.NodeName(r.Node) + ": "
+		switch auditPrintVerify(stdout, prefix, r.VerifyResult) {
+		case auditExitTampered:
+			tampered = append(tampered, audit.NodeName(r.Node))
+		case auditExitTorn:
+			torn = append(torn, audit.NodeName(r.Node))
+		}
+	}
+	switch {
+	case len(tampered) > 0:
+		fmt.Fprintf(stdout, "%d nodes: TAMPERED (%s)\n", len(results), strings.Join(tampered, ", "))
+		code = auditExitTampered
+	case len(torn) > 0:
+		fmt.Fprintf(stdout, "%d nodes: TRUNCATED (torn tail) (%s); every other record verifies\n", len(results), strings.Join(torn, ", "))
+		code = auditExitTorn
+	default:
+		fmt.Fprintf(stdout, "%d nodes: OK, every chain verifies\n", len(results))
+	}
+	return code
+}
+
+// auditPrintVerify prints one chain's verdict, each line starting with
+// prefix, and returns its exit code.
+func auditPrintVerify(out io.Writer, prefix string, res *audit.VerifyResult) int {
+	stdout := prefixWriter{w: out, prefix: prefix}
 	verified := "no record verified"
 	if res.Records > 0 {
 		verified = fmt.Sprintf("records seq %d–%d verify", res.FirstSeq, res.LastSeq)
@@ -154,12 +193,36 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return auditExitIntact
 }
 
+// prefixWriter starts every line with prefix.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if p.prefix == "" {
+		return p.w.Write(b)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	var out strings.Builder
+	for _, l := range lines {
+		if l != "" {
+			out.WriteString(p.prefix + l)
+		}
+	}
+	if _, err := io.WriteString(p.w, out.String()); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
 type auditFilterFlags struct {
-	room, subject, event, decision, since, until string
+	node, room, subject, event, decision, since, until string
 }
 
 func auditAddFilterFlags(flags *flag.FlagSet) *auditFilterFlags {
 	f := &auditFilterFlags{}
+	flags.StringVar(&f.node, "node", "", "only records written by this gateway node (node.id)")
 	flags.StringVar(&f.room, "room", "", "only records of this room")
 	flags.StringVar(&f.subject, "subject", "", "only records whose subject, actor or target is this identity")
 	flags.StringVar(&f.event, "event", "", "only this event (or glob, e.g. room.*)")
@@ -170,7 +233,7 @@ func auditAddFilterFlags(flags *flag.FlagSet) *auditFilterFlags {
 }
 
 func (f *auditFilterFlags) filter(now time.Time) (audit.Filter, error) {
-	out := audit.Filter{Room: f.room, Subject: f.subject, Event: f.event, Decision: f.decision}
+	out := audit.Filter{Node: f.node, Room: f.room, Subject: f.subject, Event: f.event, Decision: f.decision}
 	switch f.decision {
 	case "", audit.DecisionAllow, audit.DecisionLobby, audit.DecisionDeny:
 	default:
@@ -306,7 +369,7 @@ func auditReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if pubs, kerr := auditLoadKeys(keys, files, stderr); kerr != nil {
 		r.Integrity = "NOT VERIFIED: " + kerr.Error()
 	} else {
-		r.Integrity = audit.IntegritySummary(audit.Verify(ctx, files, audit.VerifyOptions{Keys: pubs}))
+		r.Integrity = audit.NodesIntegritySummary(audit.VerifyNodes(ctx, files, audit.VerifyOptions{Keys: pubs}))
 	}
 	write := r.WriteText
 	if *markdown {

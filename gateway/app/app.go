@@ -303,7 +303,7 @@ func (a *App) openAudit(ctx context.Context) error {
 		}
 		trusted = append(trusted, keys...)
 	}
-	l, err := audit.Open(ctx, audit.Options{Path: cfg.Audit.Path, SigningKey: key, TrustedKeys: trusted, Sync: a.deps.AuditSync,
+	l, err := audit.Open(ctx, audit.Options{Path: cfg.Audit.Path, Node: cfg.Node.ID, SigningKey: key, TrustedKeys: trusted, Sync: a.deps.AuditSync,
 		Mirror: mirror, Logger: a.log.Named("audit"), StrictSchema: a.deps.StrictAudit})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)

@@ -122,9 +122,9 @@ func writeBenchLog(b *testing.B, n int) (string, int64) {
 	for seq := uint64(1); seq <= uint64(n); seq++ {
 		buf = buf[:0]
 		if seq%1000 == 1 {
-			buf, prev = appendRecord(buf, seq, ts, EventCheckpoint, &prev, appendCheckpointMembers(nil, keyID, 1000, reasonCount), key)
+			buf, prev = appendRecord(buf, seq, ts, EventCheckpoint, "", &prev, appendCheckpointMembers(nil, keyID, 1000, reasonCount), key)
 		} else {
-			buf, prev = appendRecord(buf, seq, ts, EventAdmissionDecision, &prev, members, nil)
+			buf, prev = appendRecord(buf, seq, ts, EventAdmissionDecision, "", &prev, members, nil)
 		}
 		w.Write(buf)
 		ts = ts.Add(time.Millisecond)

@@ -14,10 +14,13 @@ import (
 
 // Entry is one record as the auditor tools read it.
 type Entry struct {
-	Seq     uint64
-	Time    time.Time
-	Event   string
-	Members []Member // in written order, without seq, ts, event, prev, sig, hash
+	Seq   uint64
+	Time  time.Time
+	Event string
+	// Node is the gateway node whose chain holds the record (its "node"
+	// member; "" in logs written without Options.Node).
+	Node    string
+	Members []Member // in written order, without seq, ts, event, prev, node, sig, hash
 	Raw     []byte   // the line as stored, without its newline
 	File    string
 	Line    int
@@ -98,6 +101,12 @@ func ParseEntry(line []byte) (*Entry, error) {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return nil, malformed("member %q: %v", key, err)
+		}
+		if key == "node" {
+			if err := json.Unmarshal(raw, &e.Node); err != nil {
+				return nil, malformed("node: %v", err)
+			}
+			continue
 		}
 		if reservedKeys[key] {
 			continue

@@ -30,10 +30,10 @@ var secretKeyWords = [...][]byte{
 }
 
 // reservedKeys are written by the log itself.
-var reservedKeys = map[string]bool{"seq": true, "ts": true, "event": true, "prev": true, "hash": true, "sig": true}
+var reservedKeys = map[string]bool{"seq": true, "ts": true, "event": true, "prev": true, "node": true, "hash": true, "sig": true}
 
 // ErrReservedKey is returned by Record for a field named like one of the
-// members the log writes itself (seq, ts, event, prev, hash, sig).
+// members the log writes itself (seq, ts, event, prev, node, hash, sig).
 var ErrReservedKey = errors.New("audit: field key is reserved")
 
 // ErrInvalidEvent is returned by Record for an event name that is not

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,8 @@ func FuzzParseHeader(f *testing.F) {
 		f.Add(line)
 	}
 	f.Add([]byte(`{"seq":1}`))
+	f.Add([]byte(`{"seq":2,"ts":"2026-03-02T09:00:00.000000000Z","event":"lobby.knock","prev":"` + strings.Repeat("0", 64) + `","node":"gw-1","room":"r","hash":"` + strings.Repeat("0", 64) + `"}`))
+	f.Add([]byte(`{"seq":2,"ts":"2026-03-02T09:00:00.000000000Z","event":"lobby.knock","prev":"` + strings.Repeat("0", 64) + `","node":7,"hash":"` + strings.Repeat("0", 64) + `"}`))
 	f.Add([]byte(`{"seq":01,"ts":"2026-03-02T09:00:00.000000000Z","event":"x","prev":"00","hash":"00"}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		h, err := parseHeader(line)

@@ -320,7 +320,7 @@ func (l *Log) write(ctx context.Context, event string, fields []zap.Field) error
 // (or Open runs alone).
 func (l *Log) appendLocked(now time.Time, event string, members []byte) {
 	var sum [hashLen]byte
-	l.pending, sum = appendRecord(l.pending, l.head.seq+1, now, event, &l.head.hash, members, nil)
+	l.pending, sum = appendRecord(l.pending, l.head.seq+1, now, event, l.opts.Node, &l.head.hash, members, nil)
 	l.head.seq++
 	l.head.hash = sum
 	l.head.sinceCheckpoint++
@@ -330,7 +330,7 @@ func (l *Log) appendLocked(now time.Time, event string, members []byte) {
 func (l *Log) appendCheckpoint(now time.Time, reason string) {
 	members := appendCheckpointMembers(nil, l.keyID, l.opts.CheckpointEvery, reason)
 	var sum [hashLen]byte
-	l.pending, sum = appendRecord(l.pending, l.head.seq+1, now, EventCheckpoint, &l.head.hash, members, l.opts.SigningKey)
+	l.pending, sum = appendRecord(l.pending, l.head.seq+1, now, EventCheckpoint, l.opts.Node, &l.head.hash, members, l.opts.SigningKey)
 	l.head = chainState{seq: l.head.seq + 1, hash: sum, lastCheckpoint: now}
 	l.batch.end = l.head
 }

@@ -65,6 +65,12 @@ type Options struct {
 	// STEM.SEQ.EXT (audit.log → audit.000000000001.log, SEQ being the first
 	// record's seq), and Open writes the public key beside it as Path+".pub".
 	Path string
+	// Node names the gateway node that writes this log (config node.id).
+	// Every record carries it as its "node" member, so that the logs of
+	// several nodes can be verified chain by chain and read as one story
+	// (GroupByNode, ReadMerged). It must be ValidNodeID and unique per
+	// node. Default "": no node member (a single gateway).
+	Node string
 	// SigningKey signs checkpoints. Required. Keep it apart from every other
 	// key (LoadOrCreateKey).
 	SigningKey ed25519.PrivateKey
@@ -133,6 +139,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.CheckpointEvery < 0 || o.CheckpointInterval < 0 || o.RetryInterval < 0 {
 		errs = append(errs, errors.New("audit: CheckpointEvery, CheckpointInterval and RetryInterval must not be negative"))
 	}
+	if o.Node != "" {
+		if err := ValidNodeID(o.Node); err != nil {
+			errs = append(errs, fmt.Errorf("audit: Options.Node: %w", err))
+		}
+	}
 	if o.Sync != SyncDurable && o.Sync != SyncAsync {
 		errs = append(errs, fmt.Errorf("audit: Options.Sync: unknown mode %d", int(o.Sync)))
 	}
@@ -166,4 +177,24 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// MaxNodeIDLen is the longest node id.
+const MaxNodeIDLen = 64
+
+// ValidNodeID checks a node id: 1 to 64 of A-Z a-z 0-9 . _ - (a host name
+// fits). The id is written into every record unescaped, so nothing else is
+// allowed.
+func ValidNodeID(id string) error {
+	if id == "" || len(id) > MaxNodeIDLen {
+		return fmt.Errorf("node id %q: want 1 to %d characters", id, MaxNodeIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return fmt.Errorf("node id %q: only A-Z a-z 0-9 . _ - are allowed", id)
+		}
+	}
+	return nil
 }

@@ -13,6 +13,8 @@ import (
 // Filter selects records for query, tail and report. Zero fields match
 // everything.
 type Filter struct {
+	// Node keeps the records of one gateway node (Entry.Node).
+	Node string
 	Room string
 	// Subject matches the subject, actor or target member (so one person's
 	// own admissions and what they did or suffered as a host action), in
@@ -28,6 +30,9 @@ type Filter struct {
 
 // Match reports whether e passes the filter.
 func (f *Filter) Match(e *Entry) bool {
+	if f.Node != "" && e.Node != f.Node {
+		return false
+	}
 	if f.Room != "" && e.Str(FieldRoom) != f.Room {
 		return false
 	}
@@ -90,9 +95,12 @@ const (
 // EntryWriter prints entries in a Format. Table rows have fixed column
 // widths so that a followed log (tail -f) stays aligned.
 type EntryWriter struct {
-	w      *bufio.Writer
-	format Format
-	header bool
+	// ShowNode adds a NODE column after TIME (table format), for the logs
+	// of several nodes.
+	ShowNode bool
+	w        *bufio.Writer
+	format   Format
+	header   bool
 }
 
 // NewEntryWriter returns a writer; call Flush when done.
@@ -108,12 +116,20 @@ func (ew *EntryWriter) Write(e *Entry) error {
 		ew.w.Write(e.Raw)
 		return ew.w.WriteByte('\n')
 	}
+	clock := e.Time.Format("2006-01-02T15:04:05.000Z")
 	if !ew.header {
 		ew.header = true
-		fmt.Fprintf(ew.w, strings.TrimRight(tableRow, "\n"), "TIME", "SEQ", "EVENT", "ROOM", "WHO", "DETAIL")
+		first := "TIME"
+		if ew.ShowNode {
+			first = fmt.Sprintf("%-24s %-16s", "TIME", "NODE")
+		}
+		fmt.Fprintf(ew.w, strings.TrimRight(tableRow, "\n"), first, "SEQ", "EVENT", "ROOM", "WHO", "DETAIL")
 		ew.w.WriteByte('\n')
 	}
-	row := fmt.Sprintf(tableRow, e.Time.Format("2006-01-02T15:04:05.000Z"), fmt.Sprint(e.Seq), e.Event,
+	if ew.ShowNode {
+		clock = fmt.Sprintf("%-24s %-16s", clock, NodeName(e.Node))
+	}
+	row := fmt.Sprintf(tableRow, clock, fmt.Sprint(e.Seq), e.Event,
 		dash(e.Str(FieldRoom)), dash(who(e)), detail(e))
 	_, err := ew.w.WriteString(strings.TrimRight(row, " \n") + "\n")
 	return err
@@ -172,18 +188,30 @@ func detail(e *Entry) string {
 }
 
 // Query prints the records of files that pass f, and returns how many.
+// Files may be the logs of several nodes: their records come time-ordered
+// (MergedReader), and the table gets a NODE column.
 func Query(ctx context.Context, w io.Writer, files []string, f Filter, format Format) (int, ReadStats, error) {
+	m, err := NewMergedReader(files)
+	if err != nil {
+		return 0, ReadStats{}, err
+	}
 	ew := NewEntryWriter(w, format)
+	ew.ShowNode = len(m.Nodes) > 1
 	n := 0
-	st, err := ReadEntries(ctx, files, func(e *Entry) error {
+	for e, rerr := range m.Entries(ctx) {
+		if err = rerr; err != nil {
+			break
+		}
 		if !f.Match(e) {
-			return nil
+			continue
 		}
 		n++
-		return ew.Write(e)
-	})
+		if err = ew.Write(e); err != nil {
+			break
+		}
+	}
 	if ferr := ew.Flush(); err == nil {
 		err = ferr
 	}
-	return n, st, err
+	return n, m.Stats, err
 }

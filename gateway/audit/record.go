@@ -15,7 +15,7 @@ import (
 
 // The line format (docs/audit.md, "Record format"):
 //
-//	{"seq":S,"ts":"T","event":"E","prev":"P"[,MEMBERS][,"sig":"G"],"hash":"H"}\n
+//	{"seq":S,"ts":"T","event":"E","prev":"P"[,"node":"N"][,MEMBERS][,"sig":"G"],"hash":"H"}\n
 //
 // H = hex(SHA-256(line without its trailing `,"hash":"H"}` + "}")): the hash
 // covers the exact bytes written, so verifying never re-encodes JSON.
@@ -38,10 +38,11 @@ const MaxRecordBytes = 1 << 20
 var zeroHash [hashLen]byte
 
 // appendRecord appends one complete line (with its newline) to dst and
-// returns the grown slice and the record's hash. members is a list of JSON
-// object members without braces, or empty. A non-nil signer makes the record
-// a signed checkpoint.
-func appendRecord(dst []byte, seq uint64, ts time.Time, event string, prev *[hashLen]byte, members []byte, signer ed25519.PrivateKey) ([]byte, [hashLen]byte) {
+// returns the grown slice and the record's hash. node (a ValidNodeID, or ""
+// for none) names the gateway node whose chain this is. members is a list of
+// JSON object members without braces, or empty. A non-nil signer makes the
+// record a signed checkpoint.
+func appendRecord(dst []byte, seq uint64, ts time.Time, event, node string, prev *[hashLen]byte, members []byte, signer ed25519.PrivateKey) ([]byte, [hashLen]byte) {
 	start := len(dst)
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
@@ -52,6 +53,11 @@ func appendRecord(dst []byte, seq uint64, ts time.Time, event string, prev *[has
 	dst = append(dst, `","prev":"`...)
 	dst = hex.AppendEncode(dst, prev[:])
 	dst = append(dst, '"')
+	if node != "" {
+		dst = append(dst, `,"node":"`...)
+		dst = append(dst, node...)
+		dst = append(dst, '"')
+	}
 	if len(members) > 0 {
 		dst = append(dst, ',')
 		dst = append(dst, members...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,11 +16,15 @@ import (
 type Report struct {
 	Room         string
 	Since, Until time.Time // the window asked for (zero: open)
-	FirstSeq     uint64
-	LastSeq      uint64
-	First, Last  time.Time
-	Records      int
-	Integrity    string // set by the caller, e.g. IntegritySummary(Verify(...))
+	// Nodes are the gateway nodes whose records the report holds, in name
+	// order ("" for records without a node id). With more than one, seq
+	// numbers are per node and the timeline names each record's node.
+	Nodes       []string
+	FirstSeq    uint64 // of the first record in time (with several nodes: that record's node's seq)
+	LastSeq     uint64
+	First, Last time.Time
+	Records     int
+	Integrity   string // set by the caller, e.g. IntegritySummary(Verify(...))
 
 	Admitted     []Admission
 	Refused      []Refusal
@@ -34,6 +39,7 @@ type Report struct {
 // Admission is someone let into the meeting.
 type Admission struct {
 	Time           time.Time
+	Node           string
 	Seq            uint64
 	Subject        string
 	Role           string
@@ -46,6 +52,7 @@ type Admission struct {
 // Refusal is someone the policy denied.
 type Refusal struct {
 	Time           time.Time
+	Node           string
 	Seq            uint64
 	Subject        string
 	Reasons        []string
@@ -68,6 +75,7 @@ type LobbyVisit struct {
 // Moment is one line of the story.
 type Moment struct {
 	Time  time.Time
+	Node  string
 	Seq   uint64
 	Event string
 	Text  string
@@ -86,12 +94,14 @@ func contextEvent(event string) bool {
 }
 
 // BuildReport reads files and tells the story of opts.Room in the window.
+// Files may be the logs of several nodes: their records are told in time
+// order (MergedReader).
 func BuildReport(ctx context.Context, files []string, opts ReportOptions) (*Report, error) {
 	r := &Report{Room: opts.Room, Since: opts.Since, Until: opts.Until}
 	window := Filter{Since: opts.Since, Until: opts.Until}
 	room := Filter{Room: opts.Room}
 	lobby := map[string]int{} // subject → index in r.Lobby of a visit still waiting
-	_, err := ReadEntries(ctx, files, func(e *Entry) error {
+	_, err := ReadMerged(ctx, files, func(e *Entry) error {
 		if !window.Match(e) || !(room.Match(e) || contextEvent(e.Event)) {
 			return nil
 		}
@@ -110,7 +120,10 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 	}
 	r.Records++
 	r.LastSeq, r.Last = e.Seq, e.Time
-	m := Moment{Time: e.Time, Seq: e.Seq, Event: e.Event}
+	if i, found := slices.BinarySearch(r.Nodes, e.Node); !found {
+		r.Nodes = slices.Insert(r.Nodes, i, e.Node)
+	}
+	m := Moment{Time: e.Time, Node: e.Node, Seq: e.Seq, Event: e.Event}
 	subject, actor, target, reason := e.Str(FieldSubject), e.Str(FieldActor), e.Str(FieldTarget), e.Str(FieldReason)
 	reasons := e.Strs(FieldReasons)
 	because := func(rs ...string) string {
@@ -137,7 +150,7 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 		rev, id := e.Str(FieldPolicyRevision), e.Str(FieldDecisionID)
 		switch d := e.Str(FieldDecision); d {
 		case DecisionAllow:
-			r.Admitted = append(r.Admitted, Admission{Time: e.Time, Seq: e.Seq, Subject: subject, Role: e.Str(FieldRole), Reasons: reasons, DecisionID: id, PolicyRevision: rev})
+			r.Admitted = append(r.Admitted, Admission{Time: e.Time, Node: e.Node, Seq: e.Seq, Subject: subject, Role: e.Str(FieldRole), Reasons: reasons, DecisionID: id, PolicyRevision: rev})
 			m.Text = fmt.Sprintf("%s admitted as %s by policy%s", subject, dash(e.Str(FieldRole)), because(reasons...))
 		case DecisionLobby:
 			if _, ok := waiting(subject); !ok {
@@ -146,7 +159,7 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 			}
 			m.Text = fmt.Sprintf("%s sent to the lobby by policy%s", subject, because(reasons...))
 		case DecisionDeny:
-			r.Refused = append(r.Refused, Refusal{Time: e.Time, Seq: e.Seq, Subject: subject, Reasons: reasons, DecisionID: id, PolicyRevision: rev, ClientIP: e.Str(FieldClientIP)})
+			r.Refused = append(r.Refused, Refusal{Time: e.Time, Node: e.Node, Seq: e.Seq, Subject: subject, Reasons: reasons, DecisionID: id, PolicyRevision: rev, ClientIP: e.Str(FieldClientIP)})
 			m.Text = fmt.Sprintf("%s refused%s", subject, because(reasons...))
 		default:
 			m.Text = fmt.Sprintf("%s: decision %q", subject, d)
@@ -165,7 +178,7 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 			v.Outcome, v.By, v.At = "admitted", actor, e.Time
 			delete(lobby, target)
 		}
-		r.Admitted = append(r.Admitted, Admission{Time: e.Time, Seq: e.Seq, Subject: target, Role: e.Str(FieldRole), AdmittedBy: actor})
+		r.Admitted = append(r.Admitted, Admission{Time: e.Time, Node: e.Node, Seq: e.Seq, Subject: target, Role: e.Str(FieldRole), AdmittedBy: actor})
 		m.Text = fmt.Sprintf("%s admitted %s from the lobby as %s", actor, target, dash(e.Str(FieldRole)))
 	case EventLobbyDeny:
 		if v, ok := waiting(target); ok {
@@ -285,7 +298,25 @@ func (r *Report) recordsText() string {
 	if r.Records == 0 {
 		return "none"
 	}
+	if r.multiNode() {
+		names := make([]string, len(r.Nodes))
+		for i, n := range r.Nodes {
+			names[i] = NodeName(n)
+		}
+		return fmt.Sprintf("%d from %d nodes (%s), %s to %s", r.Records, len(r.Nodes), strings.Join(names, ", "), r.First.Format(time.RFC3339), r.Last.Format(time.RFC3339))
+	}
 	return fmt.Sprintf("%d (seq %d–%d, %s to %s)", r.Records, r.FirstSeq, r.LastSeq, r.First.Format(time.RFC3339), r.Last.Format(time.RFC3339))
+}
+
+func (r *Report) multiNode() bool { return len(r.Nodes) > 1 }
+
+// seqText is a record's place in its chain: "#seq", or "node#seq" when the
+// report spans several nodes.
+func (r *Report) seqText(m Moment) string {
+	if r.multiNode() {
+		return NodeName(m.Node) + "#" + fmt.Sprint(m.Seq)
+	}
+	return "#" + fmt.Sprint(m.Seq)
 }
 
 func (a Admission) how() string {
@@ -319,7 +350,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "Meeting report: room %s\n", r.Room)
 	fmt.Fprintf(tw, "Window:\t%s\n", r.windowText())
 	fmt.Fprintf(tw, "Records:\t%s\n", r.recordsText())
-	fmt.Fprintf(tw, "Integrity:\t%s\n", dash(r.Integrity))
+	fmt.Fprintf(tw, "Integrity:\t%s\n", strings.ReplaceAll(dash(r.Integrity), "\n", "\n\t"))
 	section := func(title string, n int) bool {
 		fmt.Fprintf(tw, "\n%s (%d)\n", title, n)
 		if n == 0 {
@@ -350,7 +381,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "\nTimeline\n")
 	for _, m := range r.Timeline {
-		fmt.Fprintf(tw, "  %s\t#%d\t%s\t%s\n", r.clock(m.Time), m.Seq, m.Event, m.Text)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.clock(m.Time), r.seqText(m), m.Event, m.Text)
 	}
 	return tw.Flush()
 }
@@ -405,7 +436,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	table("Timeline", len(r.Timeline), "Time", "Seq", "Event", "What happened")
 	for _, m := range r.Timeline {
-		row(r.clock(m.Time), fmt.Sprint(m.Seq), "`"+m.Event+"`", m.Text)
+		seq := fmt.Sprint(m.Seq)
+		if r.multiNode() {
+			seq = NodeName(m.Node) + "#" + seq
+		}
+		row(r.clock(m.Time), seq, "`"+m.Event+"`", m.Text)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

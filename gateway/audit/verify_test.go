@@ -57,7 +57,7 @@ func indexOf(t testing.TB, lines [][]byte, event string, from int) int {
 // a correct hash, and a signature only if given a key.
 func forgeLine(seq uint64, ts, event string, prev [hashLen]byte, members string, signer ed25519.PrivateKey) ([]byte, [hashLen]byte) {
 	t, _ := time.Parse(tsLayout, ts)
-	b, sum := appendRecord(nil, seq, t, event, &prev, []byte(members), signer)
+	b, sum := appendRecord(nil, seq, t, event, "", &prev, []byte(members), signer)
 	return bytes.TrimSuffix(b, []byte("\n")), sum
 }
 

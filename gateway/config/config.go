@@ -31,6 +31,7 @@ type Config struct {
 	// public_url's own origin.
 	AllowedOrigins []string `yaml:"allowed_origins"`
 
+	Node      Node       `yaml:"node"`
 	OIDC      OIDC       `yaml:"oidc"`
 	Session   Session    `yaml:"session"`
 	Upstreams []Upstream `yaml:"upstreams"`
@@ -44,6 +45,15 @@ type Config struct {
 	Rooms     Rooms      `yaml:"rooms"`
 	E2EE      E2EE       `yaml:"e2ee"`
 	Log       Log        `yaml:"log"`
+}
+
+// Node names this gateway among several that share one store.
+type Node struct {
+	// ID names the node in every audit record, so that the audit logs of
+	// all nodes verify chain by chain and read as one story (docs/audit.md).
+	// 1-64 of A-Z a-z 0-9 . _ -, unique per node and stable across
+	// restarts. Default: the host name (a Kubernetes pod's name).
+	ID string `yaml:"id"`
 }
 
 // OIDC configures the identity provider.

@@ -4,9 +4,12 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meetguard/meetguard/gateway/audit"
 )
 
 // Complete fills defaults and validates a config built in code (meetguard
@@ -23,6 +26,11 @@ func Complete(c *Config) error {
 
 func (c *Config) applyDefaults() {
 	c.applyTLSDefaults()
+	if c.Node.ID == "" {
+		// A host name that is not a valid id is reported by validate,
+		// which asks for node.id.
+		c.Node.ID, _ = os.Hostname()
+	}
 	if c.Listen == "" {
 		c.Listen = ":8080"
 		if c.TLS.CertFile != "" {
@@ -102,6 +110,9 @@ func setDur(d *time.Duration, def time.Duration) {
 }
 
 func (l *loader) validate(c *Config) {
+	if err := audit.ValidNodeID(c.Node.ID); err != nil {
+		l.add("node.id", "%v (the default is the host name; set node.id)", err)
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		l.add("listen", "must be host:port (%v)", err)
 	}
