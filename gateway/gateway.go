@@ -65,6 +65,11 @@ type Options struct {
 	// request first and passes the identity in the context
 	// (identity.From); unauthenticated requests never reach them.
 	API map[string]http.Handler
+	// Pages mounts signed-in pages under /.meetguard/ (outside
+	// /.meetguard/api/) by path prefix, authenticated as API is: a browser
+	// without a session is sent to sign in and comes back (the security
+	// console).
+	Pages map[string]http.Handler
 	// Public mounts unauthenticated machine endpoints under
 	// /.well-known/meetguard/ by path prefix (upstream webhooks, which
 	// authenticate themselves, and key servers); longest prefix wins.

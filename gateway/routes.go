@@ -78,6 +78,11 @@ func (g *Gateway) routes(mount map[string]http.Handler) (*http.ServeMux, error) 
 			addPrefix(table, p, g.serveAPI(h))
 		}
 	}
+	for p, h := range g.opts.Pages {
+		if strings.HasPrefix(p, ownPrefix) && !strings.HasPrefix(p, apiPrefix) {
+			addPrefix(table, p, g.serveAPI(h))
+		}
+	}
 	for p, h := range mount {
 		addPrefix(table, p, serveAs("mounted", h))
 	}

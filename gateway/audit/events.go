@@ -58,6 +58,11 @@ const (
 	// cross-site request forgery) that the gateway refused.
 	EventOriginRefused = "origin.refused"
 
+	// EventConsoleView is one request to the security console (a page
+	// view, a what-if run or an export), allowed or refused: who looked
+	// at the audit trail is itself on the audit trail.
+	EventConsoleView = "console.view"
+
 	EventGatewayStart = "gateway.start"
 	EventGatewayStop  = "gateway.stop"
 

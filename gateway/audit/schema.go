@@ -65,6 +65,7 @@ const (
 	FieldKID               = "kid"
 	FieldPasscodeFailures  = "passcode_failures" // a count, never a passcode
 	FieldWindowSeconds     = "window_seconds"
+	FieldFormat            = "format" // an export's format: "markdown" or "json"
 )
 
 // EventSpec is the documented shape of one event: the members every record
@@ -122,6 +123,7 @@ var schema = []EventSpec{
 	{EventUpstreamParticipant, []string{FieldUpstream, FieldRoom, FieldKind, FieldPerson, FieldIdentity, FieldEventID}, nil},
 	{EventAuthRejected, []string{FieldReason, FieldClientIP, FieldIssuer, FieldKID, FieldCount, FieldFirst, FieldLast}, nil},
 	{EventOriginRefused, []string{FieldSubject, FieldClientIP, FieldOrigin, FieldMethod, FieldPath, FieldUpgrade, FieldCount, FieldFirst, FieldLast}, nil},
+	{EventConsoleView, []string{FieldSubject, FieldIssuer, FieldMethod, FieldPath, FieldDecision, FieldClientIP}, []string{FieldReason, FieldFormat}},
 }
 
 // Schema returns the documented members of every event, in the order of

@@ -64,3 +64,20 @@ func UpstreamParticipant(upstream, room, kind, person, identity, eventID string)
 		zap.String(FieldPerson, person), zap.String(FieldIdentity, identity), zap.String(FieldEventID, eventID),
 	}}
 }
+
+// ConsoleViewed is one security console request: decision is "allow" or
+// "deny" (reason says why a refusal: "no_role", "policy_error"); format
+// names an export's format.
+func ConsoleViewed(subject, issuer, method, path, decision, reason, format, clientIP string) Fact {
+	f := []zap.Field{
+		zap.String(FieldSubject, subject), zap.String(FieldIssuer, issuer), zap.String(FieldMethod, method),
+		zap.String(FieldPath, path), zap.String(FieldDecision, decision), zap.String(FieldClientIP, clientIP),
+	}
+	if reason != "" {
+		f = append(f, zap.String(FieldReason, reason))
+	}
+	if format != "" {
+		f = append(f, zap.String(FieldFormat, format))
+	}
+	return Fact{EventConsoleView, f}
+}
