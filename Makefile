@@ -44,3 +44,11 @@ deploy-check:
 	GOBIN=$(DEPLOY_CACHE)/helm $(GO) install helm.sh/helm/v4/cmd/helm@v4.3.2
 	MEETGUARD_PROMTOOL=$(DEPLOY_CACHE)/promtool/promtool MEETGUARD_HELM=$(DEPLOY_CACHE)/helm/helm \
 		$(GO) test -count=1 -run 'Promtool|Helm|DeployFiles' ./gateway/metrics/ ./cmd/meetguard/
+
+# The peer comparison behind docs/performance.md: the same wrk load against
+# the upstream, a plain Go proxy, nginx and Caddy (when installed) and
+# meetguard, idle WebSockets per connection, the join storm. Noisy by
+# nature, so CI never runs it; the table goes to stdout and bench-peers.md.
+.PHONY: bench-peers
+bench-peers:
+	bench/peers.sh | tee bench-peers.md

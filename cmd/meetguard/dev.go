@@ -51,8 +51,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "meetguard dev: --listen must be a loopback address such as 127.0.0.1:8080")
 		return 2
 	}
-	logger, _ := newLogger(config.Log{Format: "console", Level: "info"}, stderr)
-	defer func() { _ = logger.Sync() }()
+	logger, flushLog, _ := newLogger(config.Log{Format: "console", Level: "info"}, stderr)
+	defer flushLog()
 	if err := dev(ctx, devOptions{listen: *listen, audit: *auditPath, policyDir: *policyDir, stdout: stdout, logger: logger}); err != nil {
 		fmt.Fprintf(stderr, "meetguard dev: %v\n", err)
 		return 1
@@ -64,8 +64,11 @@ type devOptions struct {
 	listen    string
 	audit     string
 	policyDir string
-	stdout    io.Writer
-	logger    *zap.Logger
+	// upstreamURL, when set, replaces the demo meeting app as the one
+	// upstream (meetguard bench gateway).
+	upstreamURL string
+	stdout      io.Writer
+	logger      *zap.Logger
 	// ready is told the base URL once the gateway serves (tests).
 	ready func(base string)
 }
@@ -79,23 +82,27 @@ func dev(ctx context.Context, o devOptions) error {
 	}
 	base := "http://" + ln.Addr().String()
 
-	// The demo meeting app listens on its own loopback port; only the
-	// gateway talks to it.
-	appLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("demo app: %w", err)
+	upstreamURL := o.upstreamURL
+	if upstreamURL == "" {
+		// The demo meeting app listens on its own loopback port; only the
+		// gateway talks to it.
+		appLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("demo app: %w", err)
+		}
+		appHandler, err := demoapp.New(demoapp.Options{
+			Logger:           o.logger.Named("demoapp"),
+			AssertionJWKSURL: base + "/.well-known/meetguard/jwks.json", AssertionIssuer: base, AssertionAudience: "demo",
+			OriginPatterns: []string{ln.Addr().String()},
+		})
+		if err != nil {
+			return fmt.Errorf("demo app: %w", err)
+		}
+		demo := &http.Server{Handler: appHandler, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = demo.Serve(appLn) }()
+		defer demo.Close()
+		upstreamURL = "http://" + appLn.Addr().String()
 	}
-	appHandler, err := demoapp.New(demoapp.Options{
-		Logger:           o.logger.Named("demoapp"),
-		AssertionJWKSURL: base + "/.well-known/meetguard/jwks.json", AssertionIssuer: base, AssertionAudience: "demo",
-		OriginPatterns: []string{ln.Addr().String()},
-	})
-	if err != nil {
-		return fmt.Errorf("demo app: %w", err)
-	}
-	demo := &http.Server{Handler: appHandler, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = demo.Serve(appLn) }()
-	defer demo.Close()
 
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -129,7 +136,7 @@ func dev(ctx context.Context, o devOptions) error {
 			Scopes: []string{"openid", "email", "profile", "groups", "offline_access"},
 		},
 		Session:   config.Session{Secret: hex.EncodeToString(secret)},
-		Upstreams: []config.Upstream{{Name: "demo", URL: "http://" + appLn.Addr().String(), Rooms: config.UpstreamRooms{Path: "/room/{room}"}}},
+		Upstreams: []config.Upstream{{Name: "demo", URL: upstreamURL, Rooms: config.UpstreamRooms{Path: "/room/{room}"}}},
 		Policy:    config.Policy{Dir: o.policyDir},
 		Audit:     config.Audit{Path: auditPath, KeyFile: auditPath + ".key"},
 		// The room the banner points at; others are created through the
@@ -141,7 +148,9 @@ func dev(ctx context.Context, o devOptions) error {
 		return fmt.Errorf("dev config: %w", err)
 	}
 
-	printBanner(o.stdout, base, auditPath, idp)
+	if o.stdout != nil {
+		printBanner(o.stdout, base, auditPath, idp)
+	}
 	return runGateway(ctx, cfg, app.Deps{
 		Logger:   o.logger,
 		Listener: ln,

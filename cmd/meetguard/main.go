@@ -25,6 +25,8 @@ func commands() map[string]command {
 		"config":  runConfig,
 		"policy":  runPolicy,
 		"e2ee":    runE2EE,
+		// Hidden: the Go roles of bench/peers.sh.
+		"bench": runBench,
 	}
 }
 
