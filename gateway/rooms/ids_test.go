@@ -75,3 +75,34 @@ func TestDisplayName_DropsControlsAndCutsOnRuneBoundary(t *testing.T) {
 		}
 	}
 }
+
+// A knock's email domain and verdict are shown to hosts: a crafted value
+// must not pose as another domain list or another verdict.
+func TestAdmission_ValidateKnockFacts(t *testing.T) {
+	cases := []struct {
+		domain  string
+		verdict []string
+		ok      bool
+	}{
+		{"example.com", []string{rooms.VerdictStaff, rooms.VerdictMFA}, true},
+		{"", nil, true},
+		{"xn--kit-ub7a.edu", []string{rooms.VerdictGuest, rooms.VerdictUnverified}, true},
+		{"evil.example, example.com", nil, false},
+		{"a@example.com", nil, false},
+		{"line\nbreak", nil, false},
+		{strings.Repeat("a", 254), nil, false},
+		{"example.com", []string{"staff,mfa"}, false},
+		{"example.com", []string{"admin"}, false},
+		{"example.com", []string{""}, false},
+	}
+	for _, c := range cases {
+		a := rooms.Admission{Room: "r", Subject: "i|s", Role: rooms.RoleViewer, EmailDomain: c.domain, Verdict: c.verdict}
+		err := a.Validate()
+		if (err == nil) != c.ok {
+			t.Errorf("Validate(domain %q, verdict %q) = %v, want ok=%v", c.domain, c.verdict, err, c.ok)
+		}
+		if err != nil && !errors.Is(err, rooms.ErrInvalid) {
+			t.Errorf("Validate(domain %q) = %v, want ErrInvalid", c.domain, err)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package rooms
 import (
 	"cmp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -77,7 +79,33 @@ type WaitEntry struct {
 	Device string `json:"device"`
 	// LastSeen is the waiting client's last heartbeat.
 	LastSeen time.Time `json:"last_seen"`
+	// EmailDomain is the domain of the knocker's email address as the
+	// identity provider gave it ("" for none), so a host can tell an
+	// outsider from a colleague before letting them in.
+	EmailDomain string `json:"email_domain,omitempty"`
+	// Verdict is what the policy and the identity provider said about the
+	// knocker (VerdictStaff or VerdictGuest, then any of VerdictMFA and
+	// VerdictUnverified).
+	Verdict []string `json:"verdict,omitempty"`
 }
+
+// The words of WaitEntry.Verdict.
+const (
+	// VerdictStaff: the policy vouches for the identity as one of the
+	// organisation's (its decision's member).
+	VerdictStaff = "staff"
+	// VerdictGuest: the policy does not.
+	VerdictGuest = "guest"
+	// VerdictMFA: the identity provider says the sign-in used more than
+	// one factor.
+	VerdictMFA = "mfa"
+	// VerdictUnverified: the identity provider does not vouch for the
+	// email address (so its domain proves nothing).
+	VerdictUnverified = "unverified"
+)
+
+// MaxEmailDomainLen is the longest EmailDomain (RFC 1035's name limit).
+const MaxEmailDomainLen = 253
 
 // Ban keeps a subject out of a room while the room lives and for BanTTL
 // after it ends.
@@ -132,6 +160,10 @@ type Admission struct {
 	// Device describes the client, for the lobby list (knocks only);
 	// pass it through DisplayName.
 	Device string
+	// EmailDomain and Verdict are shown to hosts with a knock (knocks
+	// only); see WaitEntry.
+	EmailDomain string
+	Verdict     []string
 }
 
 // Validate checks every field.
@@ -147,6 +179,16 @@ func (a Admission) Validate() error {
 	}
 	if len(a.Device) > MaxNameLen || !printable(a.Device) {
 		return invalid("device", "longer than 128 bytes or not printable UTF-8")
+	}
+	if len(a.EmailDomain) > MaxEmailDomainLen || !printable(a.EmailDomain) || strings.ContainsAny(a.EmailDomain, ", @") {
+		return invalid("email_domain", "longer than 253 bytes, not printable UTF-8, or not a domain")
+	}
+	for _, v := range a.Verdict {
+		switch v {
+		case VerdictStaff, VerdictGuest, VerdictMFA, VerdictUnverified:
+		default:
+			return invalid("verdict", "unknown word "+strconv.Quote(v))
+		}
 	}
 	return a.Role.Validate()
 }

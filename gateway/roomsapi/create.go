@@ -198,7 +198,7 @@ func (a *API) writeRoom(ctx context.Context, w http.ResponseWriter, room string,
 
 // hostView adds the passcode budget's state to a room with a passcode.
 func (a *API) hostView(ctx context.Context, rm rooms.Room) (hostRoomView, error) {
-	view := hostRoomView{Room: rm, Waiting: lobbyEntries(rm.Waiting, time.Now())}
+	view := hostRoomView{Room: rm, Waiting: lobbyEntries(rm.Waiting, time.Now(), a.cfg.KnockHeartbeat)}
 	if b, ok := a.o.Store.(rooms.PasscodeBudgets); ok && rm.PasscodeSet {
 		rc, err := b.PasscodeBudget(ctx, rm.ID)
 		if err != nil {

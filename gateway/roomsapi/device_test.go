@@ -2,6 +2,8 @@ package roomsapi
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -49,6 +51,60 @@ func FuzzDeviceLabel(f *testing.F) {
 		a := rooms.Admission{Room: "r", Subject: "https://idp.test|u", Role: rooms.RoleParticipant, Device: got}
 		if err := a.Validate(); err != nil {
 			t.Fatalf("label %q refused: %v", got, err)
+		}
+	})
+}
+
+func TestKnockFacts(t *testing.T) {
+	cases := []struct {
+		name    string
+		id      identity.Identity
+		member  bool
+		domain  string
+		verdict []string
+	}{
+		{"staff with mfa", identity.Identity{Email: "bob@Example.COM", EmailVerified: true, AMR: []string{"pwd", "otp"}}, true,
+			"example.com", []string{rooms.VerdictStaff, rooms.VerdictMFA}},
+		{"guest says mfa", identity.Identity{Email: "eve@outside.example", EmailVerified: true, AMR: []string{"mfa"}}, false,
+			"outside.example", []string{rooms.VerdictGuest, rooms.VerdictMFA}},
+		{"password only", identity.Identity{Email: "eve@outside.example", EmailVerified: true, AMR: []string{"pwd"}}, false,
+			"outside.example", []string{rooms.VerdictGuest}},
+		{"two possession factors are not two kinds", identity.Identity{Email: "e@o.example", EmailVerified: true, AMR: []string{"otp", "hwk"}}, false,
+			"o.example", []string{rooms.VerdictGuest}},
+		{"unverified address", identity.Identity{Email: "mallory@example.com"}, false,
+			"example.com", []string{rooms.VerdictGuest, rooms.VerdictUnverified}},
+		// A Kelvin sign K: a look-alike of kit.edu is shown in its ASCII form.
+		{"look-alike domain", identity.Identity{Email: "m@\u212Ait.edu", EmailVerified: true}, false,
+			"kit.edu", []string{rooms.VerdictGuest}},
+		{"no email", identity.Identity{}, false, "", []string{rooms.VerdictGuest}},
+		{"list smuggled in the domain", identity.Identity{Email: "m@evil.example, example.com", EmailVerified: true}, false,
+			"evil.example??example.com", []string{rooms.VerdictGuest}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d, v := knockFacts(c.id, c.member)
+			if d != c.domain || !slices.Equal(v, c.verdict) {
+				t.Fatalf("knockFacts = %q %q, want %q %q", d, v, c.domain, c.verdict)
+			}
+		})
+	}
+}
+
+// FuzzKnockFacts: whatever email an identity provider sends, the knock's
+// domain and verdict are valid (Knock never refuses them) and the domain
+// holds nothing but the letters of a domain name.
+func FuzzKnockFacts(f *testing.F) {
+	f.Add("eve@outside.example", true)
+	f.Add("m@\u212Ait.edu", false)
+	f.Add("a@b@\xff, c d", true)
+	f.Fuzz(func(t *testing.T, email string, verified bool) {
+		d, v := knockFacts(identity.Identity{Email: email, EmailVerified: verified, AMR: []string{"mfa"}}, false)
+		a := rooms.Admission{Room: "r", Subject: "https://idp.test|u", Role: rooms.RoleViewer, EmailDomain: d, Verdict: v}
+		if err := a.Validate(); err != nil {
+			t.Fatalf("email %q gave domain %q verdict %q, refused: %v", email, d, v, err)
+		}
+		if strings.ContainsAny(d, " ,@") {
+			t.Fatalf("email %q gave domain %q", email, d)
 		}
 	})
 }

@@ -315,16 +315,22 @@ func (a *API) tellAdapters(room string, known []rooms.Participant, revoked []roo
 
 // lobbyEntry is a waiting entry as a host sees it: how long the person has
 // waited, and what from, so two knocks by one name are never confused.
+// Live says its client renewed it within two heartbeats: a knock that is
+// not live is someone who has probably gone (closed the tab) and whose entry
+// ends at knock_ttl.
 type lobbyEntry struct {
 	rooms.WaitEntry
-	AgeSeconds int `json:"age_seconds"`
+	AgeSeconds int  `json:"age_seconds"`
+	Live       bool `json:"live"`
 }
 
-// lobbyEntries adds each entry's age at now.
-func lobbyEntries(ws []rooms.WaitEntry, now time.Time) []lobbyEntry {
+// lobbyEntries adds each entry's age and liveness at now; heartbeat is
+// rooms.knock_heartbeat.
+func lobbyEntries(ws []rooms.WaitEntry, now time.Time, heartbeat time.Duration) []lobbyEntry {
 	out := make([]lobbyEntry, 0, len(ws))
 	for _, w := range ws {
-		out = append(out, lobbyEntry{WaitEntry: w, AgeSeconds: max(int(now.Sub(w.Since)/time.Second), 0)})
+		out = append(out, lobbyEntry{WaitEntry: w, AgeSeconds: max(int(now.Sub(w.Since)/time.Second), 0),
+			Live: now.Sub(w.LastSeen) <= 2*heartbeat})
 	}
 	return out
 }

@@ -140,6 +140,7 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 	case d.Lobby && jr.noKnock:
 		reasons = []string{"knock_requires_join"}
 	case d.Lobby:
+		admission.EmailDomain, admission.Verdict = knockFacts(jr.id, d.Member)
 		w, err := a.o.Store.Knock(ctx, admission)
 		code, refused := refusalReason(err)
 		switch {

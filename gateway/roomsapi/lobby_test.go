@@ -3,6 +3,7 @@ package roomsapi_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
@@ -223,5 +224,66 @@ func TestLobby_WaitAsServerSentEvents(t *testing.T) {
 	}
 	if e := next(); !strings.Contains(e, `"status":"admitted"`) || !strings.Contains(e, `"ticket":"`) {
 		t.Fatalf("admitted event %s", e)
+	}
+}
+
+// TestLobby_HostSeesWhoVouchesForEachKnock: the host's lobby list says for
+// each knock its email domain and the verdict (staff or guest from the
+// policy, MFA from the provider's amr, an address the provider does not
+// vouch for), so an outsider who named himself like a colleague stands out.
+// A guest cannot make himself look like staff by what he puts in his
+// token's claims beyond what the policy checks.
+func TestLobby_HostSeesWhoVouchesForEachKnock(t *testing.T) {
+	c := newCluster(t, clusterOptions{policyConfig: func(cfg map[string]any) { cfg["participants_wait_for_host"] = true }})
+	n := c.nodes[0]
+	h := host("hanna")
+	c.createRoom(n, h, "townhall", map[string]any{"lobby_enabled": true})
+
+	knock := func(sub, email string, verified bool, amr []string) {
+		t.Helper()
+		cl := c.idp.Claims(c.idp.ClientID)
+		cl["sub"], cl["email"], cl["name"], cl["email_verified"], cl["groups"] = sub, email, "Bob Smith", verified, []string{}
+		if amr != nil {
+			cl["amr"] = amr
+		}
+		if r := c.join(n, c.idp.Sign(t, cl, ""), "townhall", nil); r.Status != http.StatusAccepted {
+			t.Fatalf("%s knock: %d %s", sub, r.Status, r.Body)
+		}
+	}
+	knock("bob", "bob@example.com", true, []string{"pwd", "otp"})
+	// Eve calls herself Bob Smith too, and claims a staff address her
+	// provider never verified.
+	knock("eve", "bob@EXAMPLE.com", false, []string{"mfa"})
+	knock("gus", "gus@guest.test", true, nil)
+
+	r := call(t, nil, http.MethodGet, n.apiURL("townhall"), c.token(h), nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("host view: %d %s", r.Status, r.Body)
+	}
+	var view struct {
+		Waiting []struct {
+			Subject string   `json:"subject"`
+			Domain  string   `json:"email_domain"`
+			Verdict []string `json:"verdict"`
+			Live    bool     `json:"live"`
+		} `json:"waiting"`
+	}
+	if err := json.Unmarshal(r.Body, &view); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"bob": "example.com staff,mfa",
+		"eve": "example.com guest,mfa,unverified",
+		"gus": "guest.test guest",
+	}
+	if len(view.Waiting) != len(want) {
+		t.Fatalf("lobby = %s", r.Body)
+	}
+	for _, w := range view.Waiting {
+		sub := strings.TrimPrefix(w.Subject, c.idp.URL+"|")
+		got := w.Domain + " " + strings.Join(w.Verdict, ",")
+		if got != want[sub] || !w.Live {
+			t.Errorf("%s in the lobby: %q live=%v, want %q live", w.Subject, got, w.Live, want[sub])
+		}
 	}
 }

@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/meetguard/meetguard/gateway/rooms"
@@ -37,7 +38,7 @@ func (s *Store) Knock(ctx context.Context, a rooms.Admission) (rooms.WaitEntry, 
 		}
 		w := &waitEntry{
 			WaitEntry: rooms.WaitEntry{ID: rooms.NewWaitID(), Subject: a.Subject, Name: a.Name, Role: a.Role, Since: now,
-				Device: a.Device, LastSeen: now},
+				Device: a.Device, LastSeen: now, EmailDomain: a.EmailDomain, Verdict: slices.Clone(a.Verdict)},
 			expires: knockExpiry(s.cfg, now, now),
 		}
 		r.waiting[w.ID] = w

@@ -16,7 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -303,7 +305,8 @@ func (s *Store) Room(ctx context.Context, id string) (rooms.Room, error) {
 			return rooms.Room{}, s.unavailable("room", err)
 		}
 		out.Waiting = append(out.Waiting, rooms.WaitEntry{ID: rooms.WaitID(wid), Subject: rooms.SubjectKey(r.S),
-			Name: r.N, Role: rooms.Role(r.R), Since: time.UnixMilli(r.T), Device: r.D, LastSeen: time.UnixMilli(max(r.H, r.T))})
+			Name: r.N, Role: rooms.Role(r.R), Since: time.UnixMilli(r.T), Device: r.D, LastSeen: time.UnixMilli(max(r.H, r.T)),
+			EmailDomain: r.E, Verdict: splitVerdict(r.V)})
 	}
 	for subject, raw := range pairs(v[4]) {
 		var r record
@@ -443,13 +446,13 @@ func (s *Store) Knock(ctx context.Context, a rooms.Admission) (rooms.WaitEntry, 
 	}
 	wid := rooms.NewWaitID()
 	v, err := s.run(ctx, "knock", knockScript, a.Room, string(wid), string(a.Subject), string(a.Role), a.Name,
-		s.cfg.LobbyPerRoom, s.cfg.KnockTTL.Milliseconds(), a.Device)
+		s.cfg.LobbyPerRoom, s.cfg.KnockTTL.Milliseconds(), a.Device, a.EmailDomain, strings.Join(a.Verdict, ","))
 	if err != nil {
 		return rooms.WaitEntry{}, err
 	}
 	at, _ := v[1].(int64)
 	return rooms.WaitEntry{ID: wid, Subject: a.Subject, Name: a.Name, Role: a.Role, Since: time.UnixMilli(at),
-		Device: a.Device, LastSeen: time.UnixMilli(at)}, nil
+		Device: a.Device, LastSeen: time.UnixMilli(at), EmailDomain: a.EmailDomain, Verdict: slices.Clone(a.Verdict)}, nil
 }
 
 // Heartbeat implements rooms.Store.
@@ -562,6 +565,16 @@ type record struct {
 	ID string `json:"id"`
 	D  string `json:"d"`
 	H  int64  `json:"h"`
+	E  string `json:"e"`
+	V  string `json:"v"`
+}
+
+// splitVerdict undoes the comma-joined WaitEntry.Verdict of a knock record.
+func splitVerdict(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
 }
 
 func decodeParticipant(pid, raw string) (rooms.Participant, error) {

@@ -584,7 +584,8 @@ func testLobbyFlow(t *testing.T, h Harness) {
 	ctx := t.Context()
 	put(t, n.A, room, rooms.SettingsChange{LobbyEnabled: ptr(true)})
 	events := subscribe(t, n.A)
-	w, err := n.A.Knock(ctx, rooms.Admission{Room: room, Subject: Subject(1), Name: "Ana", Role: rooms.RoleViewer})
+	w, err := n.A.Knock(ctx, rooms.Admission{Room: room, Subject: Subject(1), Name: "Ana", Role: rooms.RoleViewer,
+		EmailDomain: "outside.example", Verdict: []string{rooms.VerdictGuest, rooms.VerdictMFA}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,8 +595,9 @@ func testLobbyFlow(t *testing.T, h Harness) {
 	if o, err := n.B.WaitStatus(ctx, room, w.ID); err != nil || o.Status != rooms.Waiting || o.Subject != Subject(1) {
 		t.Fatalf("WaitStatus = %+v, %v; want waiting for subject 1", o, err)
 	}
-	if r, err := n.B.Room(ctx, room); err != nil || len(r.Waiting) != 1 || r.Waiting[0].ID != w.ID || r.Waiting[0].Name != "Ana" {
-		t.Fatalf("host view of lobby = %+v, %v", r.Waiting, err)
+	if r, err := n.B.Room(ctx, room); err != nil || len(r.Waiting) != 1 || r.Waiting[0].ID != w.ID || r.Waiting[0].Name != "Ana" ||
+		r.Waiting[0].EmailDomain != "outside.example" || !slices.Equal(r.Waiting[0].Verdict, []string{rooms.VerdictGuest, rooms.VerdictMFA}) {
+		t.Fatalf("host view of lobby = %+v, %v; want Ana of outside.example, guest with mfa", r.Waiting, err)
 	}
 	type result struct {
 		o   rooms.Outcome

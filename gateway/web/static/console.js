@@ -27,15 +27,21 @@ function confirmAsk(text,withReason){
   d.showModal();$("confirm-yes").focus();
  });
 }
+const verdictClass={staff:"badge ok",guest:"badge guest",mfa:"badge mfa",unverified:"badge guest"};
 function drawWaiting(list){
  const ul=$("waiting");ul.replaceChildren();
  for(const w of list){
-  const li=el("li","person"+(w.age_seconds>60&&w.last_seen&&(Date.now()-Date.parse(w.last_seen))>45000?" stale":""));
+  const old=w.live===false;
+  const li=el("li","person"+(old?" stale":""));
   const who=el("div");who.append(el("strong","",w.name||t.unnamed));
-  const meta=[w.role,w.device,t.waited.replace("%s",ago(w.age_seconds||0))];
-  if(li.classList.contains("stale"))meta.push(t.stale);
+  // Who vouches for them: the address's domain and the policy's and the
+  // identity provider's verdict, before anyone lets them in.
+  const id=el("div","small");id.append(el("span","",w.email_domain||t.no_email));
+  for(const v of (w.verdict||[])){if(t["verdict_"+v]){id.append(" ",el("span",verdictClass[v]||"badge",t["verdict_"+v]));}}
+  who.append(id);
+  const meta=[w.device,t.waited.replace("%s",ago(w.age_seconds||0)),old?t.stale:t.live_knock];
   who.append(el("div","muted small",meta.filter(Boolean).join(" · ")));
-  const act=el("div","actions");
+ const act=el("div","actions");
   act.append(btn(t.admit,"",()=>call("/lobby/"+encodeURIComponent(w.id)+"/admit")),
    btn(t.deny,"secondary",async()=>{if(await confirmAsk(t.confirm_deny.replace("%s",w.name||t.unnamed),false))call("/lobby/"+encodeURIComponent(w.id)+"/deny");}));
   act.lastChild.setAttribute("aria-label",t.deny+" "+(w.name||""));act.firstChild.setAttribute("aria-label",t.admit+" "+(w.name||""));
