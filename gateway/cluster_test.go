@@ -33,12 +33,13 @@ const clusterSecret = "cluster-session-secret-cluster-session-secret"
 // cluster is two gateway nodes sharing one public URL, one provider and
 // (unless memory) one Redis.
 type cluster struct {
-	t     *testing.T
-	URL   string
-	idp   *testidp.IdP
-	nodes [2]*gwtest.Gateway
-	addrs [2]string
-	redis *redistest.Server
+	t      *testing.T
+	URL    string
+	idp    *testidp.IdP
+	nodes  [2]*gwtest.Gateway
+	audits [2]*gwtest.MemoryAudit
+	addrs  [2]string
+	redis  *redistest.Server
 	// pick chooses the node for a request; default round robin.
 	pick atomic.Pointer[func(*http.Request) int]
 	rr   atomic.Int64
@@ -88,8 +89,9 @@ func newClusterOn(t *testing.T, shared bool, sent *redistest.Sentinel, clock fun
 			}
 			store = rs.Sessions(sealer)
 		}
+		c.audits[i] = &gwtest.MemoryAudit{}
 		c.nodes[i] = gwtest.Start(t, gwtest.Options{
-			Listener: ln, PublicURL: c.URL, IdP: c.idp, Sessions: store, SharedSessions: shared, Clock: clock,
+			Listener: ln, PublicURL: c.URL, IdP: c.idp, Sessions: store, SharedSessions: shared, Clock: clock, Audit: c.audits[i],
 			Upstreams: []config.Upstream{{Name: "demo", URL: up.URL}},
 			Configure: func(cfg *config.Config) { cfg.Session.Secret = clusterSecret },
 			Admitter:  roleAdmitter{},
@@ -378,6 +380,12 @@ func TestCluster_RedisDownFailsClosed(t *testing.T) {
 	lo.Body.Close()
 	if lo.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("logout with Redis down: %d, want 503", lo.StatusCode)
+	}
+	if f := c.audits[0].Records("store.failure"); len(f) != 1 || f[0]["op"] != "session.delete" || f[0]["store"] != "redis" {
+		t.Errorf("logout with Redis down: store.failure records %v, want one for session.delete", f)
+	}
+	if c.audits[0].Has("logout") {
+		t.Error("a logout that did not happen was audited as one")
 	}
 	for _, ck := range lo.Cookies() {
 		if ck.Name == c.nodes[0].Auth.CookieName() {

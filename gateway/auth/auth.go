@@ -542,12 +542,29 @@ func (a *Authenticator) doRefresh(ctx context.Context, s session.Session) (sessi
 // endSession ends a session the gateway can no longer vouch for, with an
 // audit record naming why, and cuts its live connections.
 func (a *Authenticator) endSession(ctx context.Context, s session.Session, reason string, err error) {
-	_ = a.opts.Store.DeleteSession(context.WithoutCancel(ctx), s.ID)
+	if derr := a.opts.Store.DeleteSession(context.WithoutCancel(ctx), s.ID); derr != nil && !errors.Is(derr, session.ErrNotFound) {
+		// The request that ended it already fails closed; the session
+		// may outlive this in the store, which the record says.
+		a.opts.Logger.Warn("session end: store unavailable", zap.String("session", shortID(s.ID)), zap.Error(derr))
+		a.storeFailure(ctx, "session.delete", derr)
+	}
 	a.audit(ctx, "session.revoked", zap.String("subject", s.Identity.Subject), zap.String("reason", reason))
 	a.opts.Logger.Info("session ended", zap.String("session", shortID(s.ID)), zap.String("reason", reason), zap.Error(err))
 	if a.opts.OnLogout != nil {
 		a.opts.OnLogout(s.ID)
 	}
+}
+
+// storeFailure records that the session store failed where a session
+// had to end (a logout refused with 503, a revocation that may not have
+// reached the store).
+func (a *Authenticator) storeFailure(ctx context.Context, op string, err error) {
+	kind := "memory"
+	if a.opts.SharedStore {
+		kind = "redis"
+	}
+	a.audit(context.WithoutCancel(ctx), "store.failure", zap.String("store", kind), zap.String("op", op),
+		zap.String("error", truncate(err.Error(), 256)), zap.Int("suppressed", 0))
 }
 
 func (a *Authenticator) audit(ctx context.Context, event string, fields ...zap.Field) {

@@ -54,6 +54,7 @@ func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 				// a shared store for anyone holding a copy of the cookie:
 				// keep it and say the sign-out did not happen.
 				a.opts.Logger.Warn("logout: session store unavailable", zap.Error(err))
+				a.storeFailure(ctx, "session.delete", err)
 				respond.Page(w, r, http.StatusServiceUnavailable, web.T("signout.title"), web.Message{Text: web.T("signout.unavailable")})
 				return
 			}
