@@ -6,6 +6,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,6 +35,29 @@ func newTransport(l config.Limits) *http.Transport {
 	t.IdleConnTimeout = 90 * time.Second
 	t.MaxResponseHeaderBytes = 1 << 20
 	return t
+}
+
+// copyBuffers is the proxy's httputil.BufferPool: 32 KiB buffers, the
+// size httputil would allocate for each response body it copies.
+type copyBuffers struct{ pool sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+// Get returns a buffer of copyBufferSize bytes.
+func (c *copyBuffers) Get() []byte {
+	if b, ok := c.pool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, copyBufferSize)
+}
+
+// Put keeps b for the next response; a buffer of another size is dropped.
+func (c *copyBuffers) Put(b []byte) {
+	if cap(b) != copyBufferSize {
+		return
+	}
+	b = b[:copyBufferSize]
+	c.pool.Put(&b)
 }
 
 // route picks the upstream whose prefix is the longest that path lies
@@ -88,7 +112,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, d decision, e 
 		out = g.opts.Live.TrackChecked(w, meta, g.admissionCheck(r.Context(), d.participant))
 		kind += "_upgrade"
 	}
-	rp := &httputil.ReverseProxy{Rewrite: o.rewrite, Transport: o, ErrorHandler: o.fail}
+	rp := &httputil.ReverseProxy{Rewrite: o.rewrite, Transport: o, ErrorHandler: o.fail, BufferPool: &g.buffers}
 	rp.ServeHTTP(out, r)
 	return kind
 }

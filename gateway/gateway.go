@@ -99,6 +99,10 @@ type Gateway struct {
 	// mux is the one router behind the edge (replaced only by Mount,
 	// before serving).
 	mux atomic.Pointer[http.ServeMux]
+	// buffers are the proxy's body copy buffers, reused across requests:
+	// without them httputil allocates (and the runtime zeroes) 32 KiB per
+	// proxied response.
+	buffers copyBuffers
 }
 
 // New builds a Gateway from a validated config.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,8 +138,22 @@ func runBenchGateway(ctx context.Context, args []string, stdout, stderr io.Write
 	listen := fs.String("listen", "127.0.0.1:0", "address (loopback)")
 	to := fs.String("to", "", "upstream URL")
 	creds := fs.String("creds", "", "file to write the signed-in session cookie to")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "meetguard bench gateway: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "meetguard bench gateway: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *to == "" || *creds == "" {
 		fmt.Fprintln(stderr, "meetguard bench gateway: --to and --creds are required")
