@@ -80,8 +80,9 @@ func (c *consoles) notifyAll() {
 
 // consolePage is what the console template shows before its script runs.
 type consolePage struct {
-	Room    string
-	RoomURL string
+	Room        string
+	RoomURL     string
+	MaxCapacity int
 }
 
 // serveConsole is GET rooms/{room}/console: the page for hosts; anyone
@@ -103,7 +104,7 @@ func (a *API) serveConsole(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	a.pages.web.Render(w, r, http.StatusOK, web.View{
 		Template: "console", Title: web.T("console.title", room), Script: "console.js",
-		Data: consolePage{Room: room, RoomURL: roomURL},
+		Data: consolePage{Room: room, RoomURL: roomURL, MaxCapacity: a.cfg.MaxCapacity},
 	})
 }
 

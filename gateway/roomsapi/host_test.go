@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/meetguard/meetguard/gateway/admission"
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/roomsapi"
 )
 
@@ -215,5 +217,62 @@ func TestCreate_ThePolicyDecidesWhoMayCreate(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", tc.name, resp.StatusCode)
 		}
+	}
+}
+
+// TestSettings_CapacityAndLobbyOnlyByHosts: the console's capacity and
+// waiting-room controls are PUT rooms/{room}. A participant (and a
+// signed-in browser on another site) cannot use it to open the room to
+// guests or shrink it; a host can, recorded as room.update first, and the
+// new settings hold at the next join.
+func TestSettings_CapacityAndLobbyOnlyByHosts(t *testing.T) {
+	c := newCluster(t, clusterOptions{})
+	n := c.nodes[0]
+	h := host("hanna")
+	c.createRoom(n, h, "weekly", map[string]any{"lobby_enabled": true, "capacity": 10})
+	bob := staff("bob")
+	bobTicket, _ := c.mustJoin(n, bob, "weekly")
+
+	settings := func() map[string]any {
+		t.Helper()
+		r := call(t, nil, http.MethodGet, n.apiURL("weekly"), c.token(h), nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("host view: %d %s", r.Status, r.Body)
+		}
+		return r.json(t)
+	}
+	r := call(t, nil, http.MethodPut, n.apiURL("weekly"), c.token(bob), map[string]any{"capacity": 1, "lobby_enabled": false},
+		roomsapi.TicketHeader, bobTicket)
+	if r.Status == http.StatusOK {
+		t.Fatalf("participant changed the settings: %d %s", r.Status, r.Body)
+	}
+	if s := settings(); s["capacity"] != float64(10) || s["lobby_enabled"] != true {
+		t.Fatalf("settings after the participant's attempt: %v", s)
+	}
+
+	r = call(t, nil, http.MethodPut, n.apiURL("weekly"), c.token(h), map[string]any{"capacity": 2, "lobby_enabled": false})
+	if r.Status != http.StatusOK {
+		t.Fatalf("host PUT: %d %s", r.Status, r.Body)
+	}
+	if s := settings(); s["capacity"] != float64(2) || s["lobby_enabled"] != false {
+		t.Fatalf("settings after the host's change: %v", s)
+	}
+	var update *audit.Entry
+	for _, e := range c.auditEntries() {
+		if e.Event == audit.EventRoomUpdate && e.Str(audit.FieldRoom) == "weekly" && e.Str(audit.FieldActor) == "hanna" {
+			update = e
+		}
+	}
+	if update == nil || !slices.Equal(update.Strs("changes"), []string{"capacity", "lobby_enabled"}) {
+		t.Fatalf("room.update record = %+v", update)
+	}
+	// Without a waiting room a guest has nowhere to wait: refused, not queued.
+	if r := c.join(n, c.token(guest("gus")), "weekly", nil); r.Status != http.StatusForbidden {
+		t.Errorf("guest join with the waiting room off: %d %s", r.Status, r.Body)
+	}
+	// Two seats: bob and one more staff member; a third is refused.
+	c.mustJoin(n, staff("sue"), "weekly")
+	if r := c.join(n, c.token(staff("tom")), "weekly", nil); r.Status != http.StatusForbidden {
+		t.Errorf("join over the new capacity: %d %s", r.Status, r.Body)
 	}
 }

@@ -75,6 +75,10 @@ function draw(v){
  $("lockstate").textContent=v.locked?t.locked:t.unlocked;
  $("lock").hidden=!!v.locked;$("unlock").hidden=!v.locked;
  $("pcstate").textContent=v.passcode_set?t.passcode_on:t.passcode_off;$("pc-clear").disabled=!v.passcode_set;
+ $("capstate").textContent=t.capacity_now.replace("%d",v.capacity).replace("%d",(v.participants||[]).length);
+ const cap=$("cap-input");if(document.activeElement!==cap)cap.value=String(v.capacity);
+ $("lobbystate").textContent=v.lobby_enabled?t.lobby_on:t.lobby_off;
+ $("lobby-toggle").textContent=v.lobby_enabled?t.lobby_turn_off:t.lobby_turn_on;
 }
 $("admit-all").addEventListener("click",async()=>{for(const w of (view&&view.waiting)||[])await call("/lobby/"+encodeURIComponent(w.id)+"/admit");});
 $("lock").addEventListener("click",()=>call("/lock"));
@@ -82,6 +86,10 @@ $("unlock").addEventListener("click",()=>call("/unlock"));
 $("suspend").addEventListener("click",async()=>{if(await confirmAsk(t.confirm_suspend,false))call("/suspend");});
 $("passcode").addEventListener("submit",async e=>{e.preventDefault();const i=$("pc-input");if(await call("","PUT",{passcode:i.value})){i.value="";say(t.passcode_saved);}});
 $("pc-clear").addEventListener("click",async()=>{if(await confirmAsk(t.confirm_clear,false)&&await call("","PUT",{passcode:""}))say(t.passcode_cleared);});
+// Capacity and the waiting room are settings: PUT rooms/{room}, as an app
+// would change them (same host check, same room.update audit record).
+$("capacity").addEventListener("submit",async e=>{e.preventDefault();const n=parseInt($("cap-input").value,10);if(n>0&&await call("","PUT",{capacity:n}))say(t.capacity_saved.replace("%d",n));});
+$("lobby-toggle").addEventListener("click",async()=>{if(!view)return;const on=!view.lobby_enabled;if(await call("","PUT",{lobby_enabled:on}))say(on?t.lobby_on:t.lobby_off);});
 const es=new EventSource(api+"/events");
 es.addEventListener("open",()=>{$("conn").textContent=t.live;});
 es.addEventListener("room",e=>{$("conn").textContent=t.live;draw(JSON.parse(e.data));});
