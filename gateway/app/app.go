@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -412,6 +413,13 @@ func (a *App) buildAdapters(ctx context.Context) error {
 				}
 				return audit.Write(ctx, a.Audit, audit.UpstreamParticipant(ev.Upstream, ev.Room, string(ev.Kind), ev.Person, ev.Identity, ev.ID))
 			},
+			LiveKitE2EE: func(ctx context.Context, room string) (bool, error) {
+				r, err := a.Rooms.Room(ctx, room)
+				if err != nil {
+					return false, err
+				}
+				return r.Settings.E2EERequired, nil
+			},
 		})
 		if err != nil {
 			return err
@@ -465,6 +473,19 @@ func (a *App) newRoomsAPI(ctx context.Context, pub *url.URL, devices *e2eeDevice
 	return roomsapi.New(ctx, o)
 }
 
+// liveKitSignalPath is where the meeting page signals a room's LiveKit: the
+// room's path on the first LiveKit upstream, whose adapter mints the token
+// after admission; nil without a LiveKit upstream.
+func liveKitSignalPath(ups []config.Upstream) func(room string) string {
+	for _, u := range ups {
+		if u.Kind == "livekit" && u.Rooms.Path != "" {
+			pattern := u.Rooms.Path
+			return func(room string) string { return strings.Replace(pattern, "{room}", room, 1) }
+		}
+	}
+	return nil
+}
+
 // newE2EE builds the e2ee API with the key at e2ee.key_file (a fresh one
 // when none is configured, which only a config without audit.path has).
 func (a *App) newE2EE(ctx context.Context, pub *url.URL) (*e2eeapi.Handler, error) {
@@ -489,6 +510,7 @@ func (a *App) newE2EE(ctx context.Context, pub *url.URL) (*e2eeapi.Handler, erro
 	if a.RoomsAPI != nil {
 		o.Membership = a.RoomsAPI
 	}
+	o.Meeting.SignalPath = liveKitSignalPath(cfg.Upstreams)
 	if a.deps.E2EE != nil {
 		a.deps.E2EE(a, &o)
 	}

@@ -5,13 +5,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -19,14 +19,10 @@ import (
 	"github.com/meetguard/meetguard/crypto/e2ee"
 	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
-	"github.com/meetguard/meetguard/gateway/meetingpage"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/upstream/livekit/livekittest"
+	"github.com/meetguard/meetguard/gateway/web"
 )
-
-// pagePrefix is where the browser test mounts the meeting page on the gateway (the production mount belongs
-// to the gateway's web package).
-const pagePrefix = "/.well-known/meetguard/meeting/"
 
 // livekitToken mints a LiveKit access token as the gateway's adapter does (HS256, one room, person grants).
 func livekitToken(t *testing.T, lk *livekittest.Server, identity, room string) string {
@@ -106,7 +102,7 @@ type pageStatus struct {
 func (e *env) tryOpenPage(t *testing.T, browser context.Context, name string, cfg map[string]any) *page {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
-	if err := chromedp.Do(ctx, chromedp.Navigate(e.URL+pagePrefix), chromedp.WaitReady(chromedp.CSS("#code"))); err != nil {
+	if err := chromedp.Do(ctx, e.navigateAs(cfg), chromedp.WaitReady(chromedp.CSS("#code"))); err != nil {
 		cancel()
 		t.Fatalf("%s: open the meeting page: %v", name, err)
 	}
@@ -122,11 +118,28 @@ func (e *env) tryOpenPage(t *testing.T, browser context.Context, name string, cf
 	return &page{name: name, ctx: ctx}
 }
 
+// navigateAs opens the room's meeting page from the gateway with the credentials of cfg's headers (the
+// user's bearer token and room ticket).
+func (e *env) navigateAs(cfg map[string]any) chromedp.Action[chromedp.Void] {
+	h := network.Headers{}
+	for k, v := range cfg["headers"].(map[string]string) {
+		h[k] = v
+	}
+	set := func(h network.Headers) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: h})
+			return err
+		})
+	}
+	// Only the page load: the key exchange sends the same headers itself, and LiveKit must not see them.
+	return chromedp.Steps(set(h), chromedp.Navigate(e.URL+web.MeetingPath(cfg["room"].(string))), set(network.Headers{}))
+}
+
 func (e *env) openPage(t *testing.T, browser context.Context, name string, cfg map[string]any) *page {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx, chromedp.Navigate(e.URL+pagePrefix), chromedp.WaitReady(chromedp.CSS("#code"))); err != nil {
+	if err := chromedp.Do(ctx, e.navigateAs(cfg), chromedp.WaitReady(chromedp.CSS("#code"))); err != nil {
 		t.Fatalf("%s: open the meeting page: %v", name, err)
 	}
 	b, _ := json.Marshal(cfg)
@@ -197,9 +210,7 @@ func (p *page) screenshot(t *testing.T, dir string) {
 func TestBrowser_LiveKitMeetingIsEncryptedEndToEnd(t *testing.T) {
 	lk := livekittest.Start(t, livekittest.Options{})
 	lkWS := "ws" + strings.TrimPrefix(lk.URL, "http")
-	e := newEnv(t, envOptions{public: map[string]http.Handler{
-		pagePrefix: meetingpage.Handler(meetingpage.Options{Prefix: pagePrefix, ConnectSrc: []string{lkWS, lk.URL}}),
-	}})
+	e := newEnv(t, envOptions{meeting: e2eeapi.MeetingPage{ConnectSrc: []string{lkWS, lk.URL}}})
 	browser := mediaBrowser(t)
 	const room = "e2ee-meeting"
 	alice, bob, carol, mallory := e.user("alice"), e.user("bob"), e.user("carol"), e.user("mallory")
@@ -248,7 +259,11 @@ func TestBrowser_LiveKitMeetingIsEncryptedEndToEnd(t *testing.T) {
 		// load is retried (the page joins again), which says nothing about keys.
 		var pm *page
 		for attempt := 1; pm == nil; attempt++ {
-			pm = e.tryOpenPage(t, browser, "mallory", config(mallory, true))
+			// The page is only code: mallory's tab loads it with alice's credentials, then joins LiveKit with
+			// her own token and no key exchange at all.
+			cfg := config(mallory, true)
+			cfg["headers"] = config(alice, false)["headers"]
+			pm = e.tryOpenPage(t, browser, "mallory", cfg)
 			if pm == nil && attempt == 3 {
 				t.Fatal("mallory's page never connected to LiveKit")
 			}

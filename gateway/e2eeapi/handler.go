@@ -63,8 +63,10 @@ type Options struct {
 	// session cookie must come from it: one naming another Origin, or a Sec-Fetch-Site other than same-origin,
 	// is refused. Without it only Sec-Fetch-Site is checked. Bearer calls are exempt.
 	PublicOrigin string
-	Clock        e2ee.Clock  // default e2ee.SystemClock
-	Logger       *zap.Logger // default zap.NewNop()
+	// Meeting configures the meeting page (page.go); its zero value serves the page without a signalling path.
+	Meeting MeetingPage
+	Clock   e2ee.Clock  // default e2ee.SystemClock
+	Logger  *zap.Logger // default zap.NewNop()
 }
 
 // Handler serves the e2ee endpoints of every room. Create it with New.
@@ -131,13 +133,17 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 // band where possible (GET .../e2ee/authority serves it too, which is trust on first use).
 func (h *Handler) PublicKey() ed25519.PublicKey { return h.pub }
 
-// Wrap returns a handler that serves the e2ee endpoints and passes every other request to next. Mount it where
-// the rooms API is mounted ("/.meetguard/api/v1/rooms/"): the room sits in the middle of the e2ee paths, so
-// no longer fixed prefix can route them.
+// Wrap returns a handler that serves the e2ee endpoints and the meeting page (web.MeetingPath) and passes
+// every other request to next. Mount it where the rooms API is mounted ("/.meetguard/api/v1/rooms/"): the room
+// sits in the middle of the e2ee paths, so no longer fixed prefix can route them.
 func (h *Handler) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isE2EEPath(r.URL.EscapedPath()) {
 			h.ServeHTTP(w, r)
+			return
+		}
+		if isMeetingPath(r.URL.EscapedPath()) {
+			h.serveMeeting(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)

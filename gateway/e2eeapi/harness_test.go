@@ -21,7 +21,6 @@ import (
 	"github.com/meetguard/meetguard/crypto/e2ee"
 	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
 	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
-	"github.com/meetguard/meetguard/gateway"
 	"github.com/meetguard/meetguard/gateway/admission"
 	"github.com/meetguard/meetguard/gateway/app"
 	"github.com/meetguard/meetguard/gateway/audit"
@@ -131,8 +130,8 @@ type envOptions struct {
 	classic    bool
 	maxWait    time.Duration
 	maxBundle  int64
-	// public mounts unauthenticated handlers under /.well-known/meetguard/ (the meeting page in browser tests).
-	public map[string]http.Handler
+	// meeting configures the meeting page (browser tests).
+	meeting e2eeapi.MeetingPage
 	// node makes this gateway a node of a cluster: it shares peer's identity provider and e2ee authority key (nil
 	// for the first node) and uses the rooms and e2ee stores stores returns, which all nodes share.
 	node *clusterNode
@@ -206,11 +205,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 			}
 			eo.SigningKey, eo.Store, eo.MaxWait, eo.MaxBundleBytes = e.e2eeKey, e.store, o.maxWait, o.maxBundle
 			eo.AllowClassicKEM = func(context.Context, string) (bool, error) { return o.classic, nil }
-		},
-		Gateway: func(g *gateway.Options) {
-			if o.public != nil {
-				g.Public = o.public
-			}
+			eo.Meeting = o.meeting
 		},
 	})
 	if err != nil {

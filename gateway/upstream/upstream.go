@@ -36,6 +36,9 @@ type Options struct {
 	// about participants (joined, left, connection aborted). An error
 	// answers 500 so that LiveKit retries. Nil: verified and dropped.
 	OnLiveKitEvent func(ctx context.Context, e livekit.Event) error
+	// LiveKitE2EE reports whether a room requires end-to-end encryption,
+	// which LiveKit tokens then say (livekit.Options.E2EERequired).
+	LiveKitE2EE func(ctx context.Context, room string) (bool, error)
 	// BBBRoom returns a room's settings for BigBlueButton's create; nil
 	// uses DefaultCapacity.
 	BBBRoom func(ctx context.Context, room string) (bbb.Settings, error)
@@ -66,7 +69,7 @@ func New(ctx context.Context, u config.Upstream, opts Options) (admission.Adapte
 		return built(livekit.New(ctx, livekit.Options{
 			Upstream: u.Name, URL: u.URL, RoomPath: u.Rooms.Path,
 			APIKey: c.APIKey, APISecret: c.APISecret, APIURL: c.APIURL, TokenTTL: c.TokenTTL,
-			HTTPClient: client(opts.HTTPClient, c.HTTPTimeout), OnEvent: opts.OnLiveKitEvent, Logger: log,
+			HTTPClient: client(opts.HTTPClient, c.HTTPTimeout), OnEvent: opts.OnLiveKitEvent, E2EERequired: opts.LiveKitE2EE, Logger: log,
 		}))
 	case "jitsi":
 		c := u.Jitsi

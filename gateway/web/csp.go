@@ -24,6 +24,14 @@ type CSP struct {
 	FormAction []string
 	// AnyFormTarget leaves form-action out (see View.AnyFormTarget).
 	AnyFormTarget bool
+	// Workers are the worker-src sources (the meeting page's "blob:", for
+	// a worker whose source the page carries); none means no workers.
+	Workers []string
+	// Connect are connect-src sources beyond 'self' (a media server the
+	// page reaches directly rather than through the gateway).
+	Connect []string
+	// Media are the media-src sources (the meeting page's camera tiles).
+	Media []string
 }
 
 // String is the header value. A page with script may connect back to its
@@ -38,7 +46,13 @@ func (c CSP) String() string {
 		b.WriteString("; style-src " + strings.Join(c.Styles, " "))
 	}
 	if len(c.Scripts) > 0 {
-		b.WriteString("; connect-src 'self'")
+		b.WriteString("; connect-src " + strings.Join(append([]string{"'self'"}, c.Connect...), " "))
+		if len(c.Workers) > 0 {
+			b.WriteString("; worker-src " + strings.Join(c.Workers, " "))
+		}
+	}
+	if len(c.Media) > 0 {
+		b.WriteString("; media-src " + strings.Join(c.Media, " "))
 	}
 	b.WriteString("; img-src 'none'; base-uri 'none'")
 	switch {

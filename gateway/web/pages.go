@@ -46,6 +46,9 @@ type View struct {
 	// answer redirects to an origin not known here (sign-out, which ends
 	// at the identity provider).
 	AnyFormTarget bool
+	// Workers, Connect and Media extend the CSP (see CSP); only a page
+	// with a script gets Workers and Connect.
+	Workers, Connect, Media []string
 	// Site follows the title ("meetguard" when empty).
 	Site string
 	// Data is what the template shows.
@@ -141,7 +144,8 @@ func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, v Vie
 	if pg.Site == "" {
 		pg.Site = "meetguard"
 	}
-	csp := CSP{Styles: []string{p.assets[StyleSheet].hash}, FormAction: v.FormAction, AnyFormTarget: v.AnyFormTarget}
+	csp := CSP{Styles: []string{p.assets[StyleSheet].hash}, FormAction: v.FormAction, AnyFormTarget: v.AnyFormTarget,
+		Workers: v.Workers, Connect: v.Connect, Media: v.Media}
 	if v.Script != "" {
 		s, ok := p.assets[v.Script]
 		if !ok {

@@ -25,6 +25,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/app"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/e2eeapi"
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/roomsapi"
@@ -59,6 +60,9 @@ type Options struct {
 	// RoomsAPI, when set, has the real rooms API (with Policy and Rooms)
 	// admit and serve the rooms API, its options edited by RoomsAPI.
 	RoomsAPI func(a *app.App, o *roomsapi.Options)
+	// E2EE serves the end-to-end key API and the meeting page beside the
+	// rooms API, as `meetguard serve` does; its options edited by E2EE.
+	E2EE func(a *app.App, o *e2eeapi.Options)
 	// Policy is the rooms API's policy engine; default the shipped
 	// policies.
 	Policy *policy.Engine
@@ -147,7 +151,7 @@ func Start(t testing.TB, o Options) *Gateway {
 	deps := app.Deps{
 		Listener: ln, Logger: o.Logger, HTTPClient: &http.Client{Timeout: 5 * time.Second}, Clock: o.Clock,
 		Audit: o.Audit, Sessions: o.Sessions, SharedSessions: o.SharedSessions, Policy: o.Policy, Rooms: o.Rooms,
-		Admitter: o.Admitter, RoomsAPI: o.RoomsAPI, NoE2EE: true,
+		Admitter: o.Admitter, RoomsAPI: o.RoomsAPI, NoE2EE: o.E2EE == nil, E2EE: o.E2EE,
 		Gateway: func(gw *gateway.Options) {
 			if o.Wire != nil {
 				o.Wire(cfg, gw)

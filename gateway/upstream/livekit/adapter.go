@@ -67,8 +67,15 @@ type Options struct {
 	// participant_left webhooks. An error answers 500 so that LiveKit
 	// retries. Nil drops them after verification.
 	OnEvent func(ctx context.Context, e Event) error
-	Logger  *zap.Logger
-	Clock   func() time.Time
+	// E2EERequired reports whether a room requires end-to-end encryption;
+	// a token minted for such a room carries the participant attribute
+	// E2EEAttribute = "required", which meetguard's meeting page checks
+	// before it publishes, so a client cannot take the room for one that
+	// may be joined in the clear. An error refuses the request (fail
+	// closed). Nil: no room requires it.
+	E2EERequired func(ctx context.Context, room string) (bool, error)
+	Logger       *zap.Logger
+	Clock        func() time.Time
 }
 
 // Adapter is a LiveKit upstream.
@@ -154,9 +161,13 @@ func New(_ context.Context, opts Options) (*Adapter, error) {
 	}, nil
 }
 
+// E2EEAttribute is the participant attribute a minted token carries in a
+// room that requires end-to-end encryption (value "required").
+const E2EEAttribute = "meetguard.e2ee"
+
 // Forward lets only an admitted room's signalling through, with a token
 // minted for that room and role in place of whatever the client sent.
-func (a *Adapter) Forward(_ context.Context, pr *httputil.ProxyRequest, p *admission.Participant) error {
+func (a *Adapter) Forward(ctx context.Context, pr *httputil.ProxyRequest, p *admission.Participant) error {
 	if p == nil {
 		return ErrOutsideRoom
 	}
@@ -173,7 +184,13 @@ func (a *Adapter) Forward(_ context.Context, pr *httputil.ProxyRequest, p *admis
 		// read something else in it.
 		return fmt.Errorf("livekit: malformed query: %w", err)
 	}
-	tok, err := a.token(*p)
+	e2ee := false
+	if a.opts.E2EERequired != nil {
+		if e2ee, err = a.opts.E2EERequired(ctx, p.Room); err != nil {
+			return fmt.Errorf("livekit: room %s: e2ee setting: %w", p.Room, err)
+		}
+	}
+	tok, err := a.token(*p, e2ee)
 	if err != nil {
 		return err
 	}

@@ -336,3 +336,34 @@ func TestRemoveParticipant_HostileRoomServiceAnswers(t *testing.T) {
 		t.Fatal("the admin token followed a redirect")
 	}
 }
+
+// TestToken_E2EERoomsAreMarkedAndAnUnknownSettingRefuses: a token for a room that requires end-to-end
+// encryption carries exactly the e2ee attribute (the meeting page refuses to publish without it), other rooms'
+// tokens carry no attributes, and when the setting cannot be read nothing is forwarded.
+func TestToken_E2EERoomsAreMarkedAndAnUnknownSettingRefuses(t *testing.T) {
+	storeDown := errors.New("rooms store down")
+	a := offlineAdapter(t, func(o *livekit.Options) {
+		o.E2EERequired = func(_ context.Context, room string) (bool, error) {
+			switch room {
+			case "secret":
+				return true, nil
+			case "broken":
+				return false, storeDown
+			}
+			return false, nil
+		}
+	})
+	claims, _ := verifyIndependently(t, mint(t, a, person("alice", "secret", "participant")), testSecret)
+	attrs, _ := claims["attributes"].(map[string]any)
+	if len(attrs) != 1 || attrs[livekit.E2EEAttribute] != "required" {
+		t.Fatalf("attributes of an e2ee room's token: %v", claims["attributes"])
+	}
+	claims, _ = verifyIndependently(t, mint(t, a, person("alice", "standup", "participant")), testSecret)
+	if _, ok := claims["attributes"]; ok {
+		t.Fatalf("a room without e2ee got attributes %v", claims["attributes"])
+	}
+	p := person("alice", "broken", "participant")
+	if err := forwardErr(a, &p, "/lk/room/broken/rtc"); !errors.Is(err, storeDown) {
+		t.Fatalf("Forward with an unreadable setting: %v, want the store's error", err)
+	}
+}

@@ -29,6 +29,10 @@ type personClaims struct {
 	jwt.Claims
 	Name  string      `json:"name,omitempty"`
 	Video personGrant `json:"video"`
+	// Attributes are set on the participant when it joins; LiveKit lets
+	// only a token with canUpdateOwnMetadata change them, which a person's
+	// never has.
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // adminGrant is for the gateway's own room-service calls, for one room.
@@ -58,8 +62,9 @@ func grantFor(role, room string) (personGrant, error) {
 	return g, nil
 }
 
-// token mints the access token of one admission.
-func (a *Adapter) token(p admission.Participant) (string, error) {
+// token mints the access token of one admission; e2ee marks a room that
+// requires end-to-end encryption.
+func (a *Adapter) token(p admission.Participant, e2ee bool) (string, error) {
 	if p.Room == "" {
 		return "", ErrOutsideRoom
 	}
@@ -79,6 +84,9 @@ func (a *Adapter) token(p admission.Participant) (string, error) {
 		},
 		Name:  claim.DisplayName(p.Identity.DisplayName()),
 		Video: g,
+	}
+	if e2ee {
+		c.Attributes = map[string]string{E2EEAttribute: "required"}
 	}
 	tok, err := sign(a.signer, c)
 	if err != nil {

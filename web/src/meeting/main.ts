@@ -1,8 +1,13 @@
 // The meeting page for LiveKit rooms: meetguard's key exchange (web/src/e2ee) drives LiveKit's end-to-end
 // media encryption. It shows the security code with its epoch.generation label, the roster from the verified
 // chain grouped by person with device fingerprints, a banner on any alarm and the "you were removed" state.
+//
+// The gateway's web layer renders the page (gateway/web/templates/meeting.html) and inlines this bundle, which
+// its CSP admits by hash: so the script is a classic one (no import.meta), it reads what differs per request
+// from data- attributes of #mg, its strings from the #mg-text JSON block, and LiveKit's E2EE worker source
+// from the #mg-worker JSON block, started from a blob: URL (the CSP's only worker source).
 
-import { Room, RoomEvent, Track, type RemoteParticipant, type Participant } from 'livekit-client';
+import { Room, RoomEvent, Track, type RemoteParticipant, type RemoteTrackPublication, type Participant } from 'livekit-client';
 import { Client, HTTPTransport, devices, fromHex, hex, kemName, type Status } from '../e2ee/index.js';
 import { LiveKitStream, MeetguardKeyProvider, keyIndex } from './keyprovider.js';
 
@@ -19,10 +24,45 @@ export interface MeetingConfig {
   withoutKeys?: boolean;
   /** headers for every key-exchange request (a page uses its session cookie and ticket cookie instead) */
   headers?: Record<string, string>;
+  /**
+   * join the room through the rooms API once the device key is registered (a room that requires end-to-end
+   * encryption admits nobody without one); the ticket cookies it sets admit the key exchange and the signalling.
+   */
+  joinRoom?: boolean;
 }
+
+/** The participant attribute of a LiveKit token the gateway minted for a room that requires e2ee. */
+const e2eeAttribute = 'meetguard.e2ee';
 
 const $ = (id: string) => document.getElementById(id)!;
 const topic = 'meetguard.e2ee';
+
+// t holds the page's strings in the reader's language (meeting.js.* of the gateway's catalog).
+const t: Record<string, string> = JSON.parse(document.getElementById('mg-text')?.textContent || '{}');
+const say = (key: string, ...args: string[]) => args.reduce((s, a) => s.replace('%s', a), t[key] ?? key);
+
+// e2eeWorker starts LiveKit's E2EE worker from the source the page carries.
+function e2eeWorker(): Worker {
+  const src: string = JSON.parse($('mg-worker').textContent || '""');
+  const url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+  return new Worker(url, { type: 'module' });
+}
+
+// pageConfig is what the gateway rendered into the page: the room, its pinned authority key, the signalling
+// path of the room on the gateway (LiveKit is reached through the gateway's proxy, which mints the token) and
+// the signed-in identity the credential must name.
+function pageConfig(): MeetingConfig | null {
+  const d = $('mg').dataset;
+  if (!d.room || !d.authority || !d.signal) return null;
+  const ws = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + d.signal;
+  return {
+    room: d.room, authorityKey: d.authority, livekitURL: ws,
+    // The gateway replaces whatever token a client sends with one it mints after admission.
+    livekitToken: 'minted-by-the-gateway',
+    expectSubject: d.subject || undefined, expectIssuer: d.issuer || undefined,
+    joinRoom: true,
+  };
+}
 
 class Meeting {
   private client: Client | null = null;
@@ -35,6 +75,8 @@ class Meeting {
   private announced = false;
   private lastError = '';
   private received = 0;
+  private e2eeRequired = false;
+  private readonly clear = new Set<string>(); // identities that published a track without encryption
 
   private noteError(e: unknown): void {
     this.lastError = String((e as Error)?.message ?? e);
@@ -47,7 +89,7 @@ class Meeting {
       dynacast: false,
       // `e2ee` rather than `encryption`: media is end-to-end encrypted, data messages are not, because the one data
       // message this page sends (its credential hash, public anyway) is how peers learn which key is whose.
-      e2ee: { keyProvider: this.keys, worker: new Worker(new URL('e2ee-worker.js', import.meta.url), { type: 'module' }) },
+      e2ee: { keyProvider: this.keys, worker: e2eeWorker() },
     });
     this.room = room;
     room.on(RoomEvent.EncryptionError, () => {
@@ -67,7 +109,7 @@ class Meeting {
       }
     });
     room.on(RoomEvent.ParticipantConnected, () => void this.announce().catch((e) => this.noteError(e)));
-    room.on(RoomEvent.TrackSubscribed, (track, _pub, participant) => this.attach(track, participant));
+    room.on(RoomEvent.TrackSubscribed, (track, pub, participant) => this.attach(track, pub, participant));
     await room.setE2EEEnabled(true);
     if (!cfg.withoutKeys) {
       const transport = new HTTPTransport({ gateway: '', room: cfg.room, headers: () => cfg.headers ?? {} });
@@ -84,14 +126,35 @@ class Meeting {
       void this.client.run(this.abort.signal).then((reason) => {
         if (reason) this.render(this.client!.status(), reason);
       });
+      if (cfg.joinRoom) await this.join(cfg.room);
     } else {
-      $('state').textContent = 'Joined without meetguard keys.';
+      $('state').textContent = say('without_keys');
     }
     await room.connect(cfg.livekitURL, cfg.livekitToken, { autoSubscribe: true, peerConnectionTimeout: 45_000 });
+    // The gateway's token says whether the room requires end-to-end encryption; this page always encrypts, and
+    // shows (and counts) anyone who publishes in the clear, whose tracks it never plays.
+    this.e2eeRequired = room.localParticipant.attributes[e2eeAttribute] === 'required';
     await this.installKeys();
     if (!cfg.withoutKeys) await room.localParticipant.enableCameraAndMicrophone();
     // Data messages wait for the publisher connection, which the first published track opens.
     void this.announce().catch((e) => this.noteError(e));
+  }
+
+  // join waits for the device key's registration, then joins the room through the rooms API (same origin, the
+  // session cookie, the CSRF header every cookie-authenticated state change needs).
+  private async join(room: string): Promise<void> {
+    const c = this.client!;
+    while (!c.credential()) {
+      const st = c.status();
+      if (st.state === 'halted' || st.state === 'removed') throw new Error(say('state_' + st.state));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const res = await fetch(`/.meetguard/api/v1/rooms/${encodeURIComponent(room)}/join`, {
+      method: 'POST', credentials: 'same-origin', body: '{}',
+      headers: { 'Content-Type': 'application/json', 'Meetguard-CSRF': '1' },
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok || body.status !== 'admitted') throw new Error(body.message || say('not_admitted'));
   }
 
   private async announce(): Promise<void> {
@@ -140,10 +203,19 @@ class Meeting {
     for (const k of mk.keys.values()) k.fill(0);
   }
 
-  private attach(track: Track, participant: RemoteParticipant): void {
+  private attach(track: Track, pub: RemoteTrackPublication, participant: RemoteParticipant): void {
+    if (!pub.isEncrypted) {
+      // A track in the clear is refused, not played: the server (or anyone with a token) could be its author.
+      pub.setSubscribed(false);
+      this.clear.add(participant.identity);
+      const warn = $('clear');
+      warn.hidden = false;
+      warn.textContent = say('clear_track', participant.name || participant.identity);
+      return;
+    }
     if (track.kind !== Track.Kind.Video) return;
     const el = track.attach() as HTMLVideoElement;
-    el.setAttribute('aria-label', `Video of ${participant.name || participant.identity}`);
+    el.setAttribute('aria-label', say('video_of', participant.name || participant.identity));
     el.muted = true;
     const fig = document.createElement('figure');
     const cap = document.createElement('figcaption');
@@ -153,17 +225,17 @@ class Meeting {
   }
 
   private render(st: Status, reason?: Error): void {
-    $('state').textContent = st.state === 'member' ? `Epoch ${st.epoch}.${st.generation}` : st.state;
-    $('code-label').textContent = st.securityCode ? `epoch ${st.epoch}.${st.generation}` : '';
+    $('state').textContent = st.state === 'member' ? say('epoch', `${st.epoch}.${st.generation}`) : say('state_' + st.state);
+    $('code-label').textContent = st.securityCode ? `(${say('epoch', `${st.epoch}.${st.generation}`)})` : '';
     $('code').textContent = st.securityCode || '—';
     const alarm = $('alarm');
     if (st.alarm) {
       alarm.hidden = false;
-      alarm.textContent = `Security alarm (${st.alarm.kind}): the gateway deviated from the protocol. Media keys were dropped; leave the meeting and report it. ${st.alarm.detail}`;
+      alarm.textContent = say('alarm', st.alarm.kind, st.alarm.detail);
     }
     const removed = $('removed');
     removed.hidden = st.state !== 'removed';
-    if (st.state === 'removed') removed.textContent = 'You were removed from the meeting. Your media keys were dropped.';
+    if (st.state === 'removed') removed.textContent = say('removed');
     if (reason && !st.alarm && st.state !== 'removed') $('state').textContent = String(reason.message);
     const list = $('roster');
     list.replaceChildren();
@@ -175,8 +247,8 @@ class Meeting {
       const ul = document.createElement('ul');
       for (const m of group) {
         const d = document.createElement('li');
-        const tags = [m.self ? 'this device' : '', m.ownDevice ? (m.confirmed ? 'your other device' : 'UNCONFIRMED') : ''].filter(Boolean).join(', ');
-        d.textContent = `${m.fingerprint} · ${m.kem ? kemName(m.kem) : 'no key yet'}${tags ? ' · ' + tags : ''}`;
+        const tags = [m.self ? say('this_device') : '', m.ownDevice ? (m.confirmed ? say('other_device') : say('unconfirmed')) : ''].filter(Boolean).join(', ');
+        d.textContent = `${m.fingerprint} · ${m.kem ? kemName(m.kem) : say('no_key')}${tags ? ' · ' + tags : ''}`;
         ul.append(d);
       }
       li.append(ul);
@@ -189,7 +261,7 @@ class Meeting {
   }
 
   /** stats sums the inbound video counters of this page (for tests and the debug panel). */
-  async stats(): Promise<{ framesDecoded: number; framesReceived: number; packetsReceived: number; encryptionErrors: number; remoteEncrypted: boolean[]; mapped: number; received: number; lastError: string; announced: boolean }> {
+  async stats(): Promise<{ framesDecoded: number; framesReceived: number; packetsReceived: number; encryptionErrors: number; remoteEncrypted: boolean[]; mapped: number; received: number; lastError: string; announced: boolean; e2eeRequired: boolean; clear: string[] }> {
     let framesDecoded = 0;
     let framesReceived = 0;
     let packetsReceived = 0;
@@ -211,7 +283,7 @@ class Meeting {
         });
       }
     }
-    return { framesDecoded, framesReceived, packetsReceived, encryptionErrors: this.encryptionErrors, remoteEncrypted, mapped: this.credOf.size, received: this.received, lastError: this.lastError, announced: this.announced };
+    return { framesDecoded, framesReceived, packetsReceived, encryptionErrors: this.encryptionErrors, remoteEncrypted, mapped: this.credOf.size, received: this.received, lastError: this.lastError, announced: this.announced, e2eeRequired: this.e2eeRequired, clear: [...this.clear] };
   }
 }
 
@@ -222,3 +294,8 @@ declare global {
   }
 }
 window.meetguardMeeting = meeting;
+
+// A page rendered for a signed-in member starts by itself, unless its address ends in #manual (tests start such
+// a page with window.meetguardMeeting.start and a configuration of their own).
+const auto = pageConfig();
+if (auto && $('mg').dataset.autostart === '1' && location.hash !== '#manual') void meeting.start(auto).catch((e) => ($('state').textContent = String((e as Error)?.message ?? e)));
