@@ -12,12 +12,15 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -139,6 +142,7 @@ func runBenchGateway(ctx context.Context, args []string, stdout, stderr io.Write
 	to := fs.String("to", "", "upstream URL")
 	creds := fs.String("creds", "", "file to write the signed-in session cookie to")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	heapProfile := fs.String("heapprofile", "", "on SIGUSR1, write a heap profile and the goroutine count to this file (.goroutines beside it)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -158,6 +162,21 @@ func runBenchGateway(ctx context.Context, args []string, stdout, stderr io.Write
 	if *to == "" || *creds == "" {
 		fmt.Fprintln(stderr, "meetguard bench gateway: --to and --creds are required")
 		return exitUsage
+	}
+	if *heapProfile != "" {
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		defer signal.Stop(usr1)
+		go func() {
+			for range usr1 {
+				runtime.GC()
+				if f, err := os.Create(*heapProfile); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+				_ = os.WriteFile(*heapProfile+".goroutines", fmt.Appendf(nil, "%d\n", runtime.NumGoroutine()), 0o644)
+			}
+		}()
 	}
 	dir, err := os.MkdirTemp("", "meetguard-bench-")
 	if err != nil {

@@ -29,6 +29,9 @@ type Meta struct {
 type Registry struct {
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
+	// buffers are the relay's large buffers, shared by every connection
+	// while it moves a burst (relay.go).
+	buffers sync.Pool
 }
 
 // NewRegistry returns an empty registry.
