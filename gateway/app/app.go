@@ -465,7 +465,15 @@ func (a *App) newRoomsAPI(ctx context.Context, pub *url.URL, devices *e2eeDevice
 		StoreKind: cfg.Store.Kind, Adapters: a.Adapters, Logger: a.log.Named("rooms"),
 	}
 	if devices != nil {
-		o.Devices = devices
+		o.Devices, o.E2EE = devices, devices
+	}
+	// The console's Recent events read the log back: the one opened here,
+	// or one given in Deps that can.
+	if r, ok := a.deps.Audit.(roomsapi.AuditReader); ok {
+		o.AuditReader = r
+	}
+	if a.AuditLog != nil {
+		o.AuditReader = a.AuditLog
 	}
 	if a.deps.RoomsAPI != nil {
 		a.deps.RoomsAPI(a, &o)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
 	"github.com/meetguard/meetguard/gateway/identity"
+	"github.com/meetguard/meetguard/gateway/roomsapi"
 	"github.com/meetguard/meetguard/policy"
 )
 
@@ -64,6 +65,16 @@ func loadAssertionKey(path string) (ed25519.PrivateKey, error) {
 // API for device facts, the e2ee API asks the rooms API who is a member.
 type e2eeDevices struct {
 	h atomic.Pointer[e2eeapi.Handler]
+}
+
+// E2EEStatus is the room's end-to-end state for its host console.
+func (d *e2eeDevices) E2EEStatus(ctx context.Context, room string) (roomsapi.E2EEState, error) {
+	h := d.h.Load()
+	if h == nil {
+		return roomsapi.E2EEState{}, nil
+	}
+	st, err := h.RoomStatus(ctx, room)
+	return roomsapi.E2EEState{Active: st.Active, Epoch: st.Epoch, Members: st.Members, Locked: st.Locked}, err
 }
 
 func (d *e2eeDevices) DeviceFacts(ctx context.Context, room string, id identity.Identity) (policy.Device, error) {

@@ -237,3 +237,30 @@ func TestMeeting_EndsWhenEveryoneLeaves(t *testing.T) {
 		t.Fatal("the next meeting reuses the ended instance")
 	}
 }
+
+// TestRoomStatus_FollowsTheSignedRoster: what the host console shows of a
+// room's end-to-end meeting is the roster the gateway signed (epoch and
+// members, both clients agreeing); asking about a room without one starts
+// nothing.
+func TestRoomStatus_FollowsTheSignedRoster(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	const room = "daily"
+	alice, bob := e.user("alice"), e.user("bob")
+	e.createRoom(room, alice, rooms.SettingsChange{})
+	if st, err := e.api.RoomStatus(e.ctx, room); err != nil || st.Active {
+		t.Fatalf("before any key: %+v, %v", st, err)
+	}
+	if len(e.storeDump()) != 0 {
+		t.Fatal("asking for the status started a meeting")
+	}
+	e.admit(alice, room, rooms.RoleHost)
+	e.admit(bob, room, rooms.RoleParticipant)
+	ca, cb := e.client(alice, room, 0), e.client(bob, room, 0)
+	e.run(ca)
+	e.run(cb)
+	want := e.settle([]*e2ee.Client{ca, cb}, 2)
+	st, err := e.api.RoomStatus(e.ctx, room)
+	if err != nil || !st.Active || st.Members != 2 || st.Epoch != want.Epoch {
+		t.Fatalf("status = %+v, %v; want active, 2 members, epoch %d", st, err, want.Epoch)
+	}
+}

@@ -716,3 +716,37 @@ func (h *Handler) reconcile(ctx context.Context, room, cause string) {
 		}
 	}
 }
+
+// RoomStatus is what a room's hosts may see of its end-to-end meeting:
+// the roster the gateway signed. Never keys, and never the security code:
+// only clients can derive it (a host's own meeting page shows it).
+type RoomStatus struct {
+	// Active: the room has a meeting with end-to-end keys.
+	Active  bool   `json:"active"`
+	Epoch   uint64 `json:"epoch,omitempty"`
+	Members int    `json:"members"`
+	Locked  bool   `json:"locked,omitempty"`
+}
+
+// RoomStatus reports room's end-to-end meeting, on any node sharing the
+// store; a room nobody registered a key for is not Active (and starts no
+// meeting).
+func (h *Handler) RoomStatus(ctx context.Context, room string) (RoomStatus, error) {
+	if _, err := h.opts.Store.Get(ctx, instanceKey(room)); errors.Is(err, e2eestore.ErrNotFound) {
+		return RoomStatus{}, nil
+	} else if err != nil {
+		return RoomStatus{}, fmt.Errorf("%w: meeting instance: %w", errUnavailable, err)
+	}
+	a, err := h.authority(ctx, room)
+	if err != nil {
+		return RoomStatus{}, err
+	}
+	head, err := a.CurrentHead(ctx)
+	if err != nil {
+		return RoomStatus{}, fmt.Errorf("%w: roster: %w", errUnavailable, err)
+	}
+	if head == nil {
+		return RoomStatus{Active: true}, nil
+	}
+	return RoomStatus{Active: true, Epoch: head.Epoch, Members: len(head.Members), Locked: head.Locked}, nil
+}

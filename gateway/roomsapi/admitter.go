@@ -77,7 +77,7 @@ func (a *API) AdmitRequest(ctx context.Context, req admission.Request) (admissio
 	case joinWaiting:
 		adm := admission.Result{Outcome: admission.Waiting, WaitID: string(res.wait), UserMessage: res.message}
 		if html {
-			adm.Respond = signedIn(id, a.waitingPage(room, res.wait, res.message, a.waitCookie(path, res.wait, false)))
+			adm.Respond = signedIn(id, a.waitingPage(room, res.wait, res.reason, res.message, a.waitCookie(path, res.wait, false)))
 		}
 		return adm, nil
 	case joinRateLimited, joinLobbyFull:
@@ -128,7 +128,7 @@ func (a *API) resumeWait(ctx context.Context, r *http.Request, id identity.Ident
 			return admission.Result{}, false, a.storeFailure(ctx, "heartbeat", err)
 		}
 		return admission.Result{Outcome: admission.Waiting, WaitID: string(wid),
-			Respond: signedIn(id, a.waitingPage(room, wid, "", a.waitCookie(path, wid, false)))}, true, nil
+			Respond: signedIn(id, a.waitingPage(room, wid, "", "", a.waitCookie(path, wid, false)))}, true, nil
 	case rooms.Admitted:
 		p, err := a.o.Store.Touch(ctx, room, o.Participant.ID)
 		if errors.Is(err, rooms.ErrNotAdmitted) {

@@ -119,7 +119,13 @@ type Options struct {
 	// Devices fills the policy input's device object; nil means no
 	// registered key.
 	Devices Devices
-	Logger  *zap.Logger
+	// AuditReader reads the audit log back for the host console's Recent
+	// events; nil shows none.
+	AuditReader AuditReader
+	// E2EE reports rooms' end-to-end meetings to the host console; nil
+	// shows none.
+	E2EE   E2EEStatus
+	Logger *zap.Logger
 	// Metrics counts what only the rooms API sees (wrong passcodes); nil
 	// counts nothing.
 	Metrics *metrics.Set

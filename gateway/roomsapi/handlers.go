@@ -57,6 +57,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.serveConsole(ctx, w, r, id, rt.room)
 	case opEvents:
 		a.serveRoomEvents(ctx, w, r, id, rt.room)
+	case opActivity:
+		a.serveActivity(ctx, w, r, id, rt.room)
 	default:
 		a.serveHostAction(ctx, w, r, id, rt)
 	}

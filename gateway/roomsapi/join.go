@@ -50,8 +50,10 @@ type joinResult struct {
 	ticket      string
 	expires     time.Time
 	wait        rooms.WaitID
-	// message is the policy's words for a waiting client.
+	// message is the policy's words for a waiting client, and reason the
+	// decision's first reason code (which picks their translation).
 	message    string
+	reason     string
 	retryAfter time.Duration
 	// unit is what a rate limit was about, for the words the caller sees.
 	unit rooms.Unit
@@ -146,6 +148,9 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 		switch {
 		case err == nil:
 			res.kind, res.wait, res.message, decision = joinWaiting, w.ID, d.UserMessage, audit.DecisionLobby
+			if len(d.Reasons) > 0 {
+				res.reason = d.Reasons[0]
+			}
 		case errors.Is(err, rooms.ErrLobbyFull):
 			res.kind, res.retryAfter, reasons = joinLobbyFull, lobbyFullRetry, []string{"lobby_full"}
 		case refused:

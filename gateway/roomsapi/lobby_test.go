@@ -287,3 +287,33 @@ func TestLobby_HostSeesWhoVouchesForEachKnock(t *testing.T) {
 		}
 	}
 }
+
+// TestLobby_WaitingPageSpeaksTheGuestsLanguage: the policy's message for
+// the lobby reason reaches a Vietnamese browser in Vietnamese (the shipped
+// text maps to the catalog by its reason code), while a message the
+// security team wrote in data.json is shown as they wrote it.
+func TestLobby_WaitingPageSpeaksTheGuestsLanguage(t *testing.T) {
+	nav := []string{"Accept", "text/html", "Accept-Language", "vi-VN,vi;q=0.9", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"}
+	c := newCluster(t, clusterOptions{policyConfig: func(cfg map[string]any) {
+		cfg["participants_wait_for_host"] = true
+		cfg["messages"].(map[string]any)["guest_lobby"] = "Khách vui lòng chờ lễ tân."
+	}})
+	n := c.nodes[0]
+	c.createRoom(n, host("hanna"), "townhall", map[string]any{"lobby_enabled": true})
+
+	shown := regexp.MustCompile(`<span id="msg">([^<]*)</span>`)
+	for _, tc := range []struct{ who, want string }{
+		{"bob", "Vui lòng chờ, cuộc họp bắt đầu khi người chủ trì vào."},
+		{"gus", "Khách vui lòng chờ lễ tân."},
+	} {
+		tok := c.token(staff(tc.who))
+		if tc.who == "gus" {
+			tok = c.token(guest(tc.who))
+		}
+		r := call(t, nil, http.MethodGet, n.URL+"/room/townhall/", tok, nil, nav...)
+		m := shown.FindSubmatch(r.Body)
+		if r.Status != http.StatusAccepted || m == nil || string(m[1]) != tc.want {
+			t.Errorf("%s's waiting page in a vi browser: %d, message %q, want %q", tc.who, r.Status, m, tc.want)
+		}
+	}
+}

@@ -28,6 +28,7 @@ const (
 	opRemove
 	opConsole
 	opEvents
+	opActivity
 )
 
 // route is a parsed API request path.
@@ -41,7 +42,7 @@ type route struct {
 // changesState is true for the calls a cross-site page must not be able to
 // make with a browser's cookies.
 func (r route) changesState() bool {
-	return r.op != opGetRoom && r.op != opWait && r.op != opConsole && r.op != opEvents
+	return r.op != opGetRoom && r.op != opWait && r.op != opConsole && r.op != opEvents && r.op != opActivity
 }
 
 var (
@@ -86,10 +87,13 @@ func parseRoute(method, path string) (route, error) {
 			return route{}, &methodError{allow: "GET, PUT"}
 		}
 		return rt, nil
-	case len(seg) == 2 && (seg[1] == "console" || seg[1] == "events"):
+	case len(seg) == 2 && (seg[1] == "console" || seg[1] == "events" || seg[1] == "activity"):
 		rt.op, want = opConsole, http.MethodGet
-		if seg[1] == "events" {
+		switch seg[1] {
+		case "events":
 			rt.op = opEvents
+		case "activity":
+			rt.op = opActivity
 		}
 	case len(seg) == 2:
 		switch seg[1] {

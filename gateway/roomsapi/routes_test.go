@@ -224,7 +224,7 @@ func TestPages_InlineScriptAndStyleMatchTheirCSPHashes(t *testing.T) {
 	a := &API{pages: pg}
 	for _, h := range []http.HandlerFunc{
 		a.deniedPage(`evil"><script>alert(1)</script>`),
-		a.waitingPage("standup", rooms.NewWaitID(), `<img src=x onerror=alert(1)>`, &http.Cookie{Name: WaitCookie, Value: "x"}),
+		a.waitingPage("standup", rooms.NewWaitID(), "", `<img src=x onerror=alert(1)>`, &http.Cookie{Name: WaitCookie, Value: "x"}),
 	} {
 		rec := httptest.NewRecorder()
 		h(rec, httptest.NewRequest(http.MethodGet, "/", nil))

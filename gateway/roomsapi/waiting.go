@@ -40,10 +40,10 @@ func signedIn(id identity.Identity, h http.HandlerFunc) http.HandlerFunc {
 
 // waitingPage answers a browser sent to the lobby: 202, its wait cookie,
 // and the page that follows the lobby until a host decides.
-func (a *API) waitingPage(room string, wait rooms.WaitID, message string, cookie *http.Cookie) http.HandlerFunc {
+func (a *API) waitingPage(room string, wait rooms.WaitID, reason, message string, cookie *http.Cookie) http.HandlerFunc {
 	msg := web.T("waiting.wait")
-	if message != "" {
-		msg = web.Literal(message)
+	if message != "" || reason != "" {
+		msg = web.PolicyMessage(reason, message)
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, cookie)

@@ -27,6 +27,9 @@ type Text struct {
 	Key     string
 	Args    []any
 	Literal string
+	// Reason is the policy reason code a Literal is the policy's message
+	// for (see PolicyMessage).
+	Reason string
 }
 
 // T is the catalog text key with args.
@@ -34,6 +37,18 @@ func T(key string, args ...any) Text { return Text{Key: key, Args: args} }
 
 // Literal is s shown as it is.
 func Literal(s string) Text { return Text{Literal: s} }
+
+// PolicyKeyPrefix + a policy reason code is the catalog key of the
+// shipped policy's message for that reason (policies/data.json's
+// messages), in every language.
+const PolicyKeyPrefix = "policy."
+
+// PolicyMessage is the message a policy decision gave with its first
+// reason code. A page shows the catalog's policy.<reason> text in its
+// language when the message is the shipped English one for that reason
+// (or empty); a message a security team wrote themselves in data.json is
+// shown exactly as written.
+func PolicyMessage(reason, message string) Text { return Text{Literal: message, Reason: reason} }
 
 // Catalog holds every language's messages. English is the fallback: a key
 // a language lacks is shown in English, never as the key.
@@ -173,6 +188,12 @@ func (t Translator) T(key string, args ...any) string {
 // Text renders x: its key translated, or its literal (translated too
 // when it is exactly an English text of the catalog).
 func (t Translator) Text(x Text) string {
+	if x.Key == "" && x.Reason != "" {
+		key := PolicyKeyPrefix + x.Reason
+		if en, ok := t.c.messages["en"][key]; ok && (x.Literal == "" || x.Literal == en) {
+			return t.T(key)
+		}
+	}
 	if x.Key == "" {
 		if k, ok := t.c.english[x.Literal]; ok {
 			return t.T(k)

@@ -130,6 +130,19 @@ func (p *Page) Strings(prefix string) map[string]string {
 	return out
 }
 
+// PolicyTexts maps each shipped policy message (policy.* keys, in
+// English, as the API's JSON carries them) to its text in the page's
+// language, for a script showing a message it fetched.
+func (p *Page) PolicyTexts() map[string]string {
+	out := map[string]string{}
+	for k, en := range p.tr.c.messages["en"] {
+		if strings.HasPrefix(k, PolicyKeyPrefix) {
+			out[en] = p.tr.T(k)
+		}
+	}
+	return out
+}
+
 // Tr renders a Text: translated when it names a key, else verbatim.
 func (p *Page) Tr(t Text) string { return p.tr.Text(t) }
 

@@ -50,6 +50,25 @@ function drawWaiting(list){
  $("nwaiting").textContent=String(list.length);$("waiting-empty").hidden=list.length>0;$("admit-all").disabled=list.length===0;
  document.title=(list.length?"("+list.length+") ":"")+baseTitle;
 }
+// The knock chime is off until the host ticks the box (a native checkbox:
+// Tab and Space); the choice is remembered in this browser. Browsers let a
+// page play sound only after a gesture, which ticking the box is.
+let audio=null;
+const sound=$("sound");
+try{sound.checked=localStorage.getItem("meetguard-console-sound")==="on";}catch(e){}
+sound.addEventListener("change",()=>{
+ try{localStorage.setItem("meetguard-console-sound",sound.checked?"on":"off");}catch(e){}
+ if(sound.checked&&!audio&&window.AudioContext)audio=new AudioContext();
+});
+function chime(){
+ if(!sound.checked)return;
+ if(!audio&&window.AudioContext)audio=new AudioContext();
+ if(!audio)return;
+ const o=audio.createOscillator(),g=audio.createGain(),now=audio.currentTime;
+ o.frequency.value=880;g.gain.setValueAtTime(0.15,now);g.gain.exponentialRampToValueAtTime(0.001,now+0.3);
+ o.connect(g);g.connect(audio.destination);o.start(now);o.stop(now+0.3);
+ sound.dataset.played=String((parseInt(sound.dataset.played||"0",10))+1);
+}
 function drawPeople(list){
  const ul=$("people");ul.replaceChildren();
  for(const p of list){
@@ -69,7 +88,7 @@ function draw(v){
  view=v;
  const waiting=v.waiting||[];
  const fresh=waiting.filter(w=>!known.has(w.id));
- if(!first&&fresh.length)say(t.knock.replace("%s",fresh.map(w=>w.name||t.unnamed).join(", ")));
+ if(!first&&fresh.length){say(t.knock.replace("%s",fresh.map(w=>w.name||t.unnamed).join(", ")));chime();}
  known=new Set(waiting.map(w=>w.id));first=false;
  drawWaiting(waiting);drawPeople(v.participants||[]);
  $("lockstate").textContent=v.locked?t.locked:t.unlocked;
@@ -90,9 +109,48 @@ $("pc-clear").addEventListener("click",async()=>{if(await confirmAsk(t.confirm_c
 // would change them (same host check, same room.update audit record).
 $("capacity").addEventListener("submit",async e=>{e.preventDefault();const n=parseInt($("cap-input").value,10);if(n>0&&await call("","PUT",{capacity:n}))say(t.capacity_saved.replace("%d",n));});
 $("lobby-toggle").addEventListener("click",async()=>{if(!view)return;const on=!view.lobby_enabled;if(await call("","PUT",{lobby_enabled:on}))say(on?t.lobby_on:t.lobby_off);});
+// Recent events and the end-to-end state: read again after each change of
+// the room (at most once a second), never on a timer.
+let activityDue=null;
+function activitySoon(){if(activityDue)return;activityDue=setTimeout(async()=>{activityDue=null;await loadActivity();},1000);}
+function eventText(e){
+ const who=e.who||t.someone,by=e.by||t.someone;
+ let key="ev_"+e.event.replace(/[^a-z_]/g,"_");
+ if(e.event==="admission.decision")key+="_"+(e.decision||"deny");
+ const text=(t[key]||e.event).replace("{who}",who).replace("{by}",by);
+ return e.reason?text+" ("+e.reason+")":text;
+}
+async function loadActivity(){
+ const r=await fetch(api+"/activity",{credentials:"same-origin",headers:{"Accept":"application/json"}}).catch(()=>null);
+ if(!r||!r.ok)return;
+ const a=await r.json();
+ const ol=$("recent");ol.replaceChildren();
+ for(const e of a.events||[]){
+  const li=el("li");const tm=el("time","muted",new Date(e.at).toLocaleTimeString());tm.dateTime=e.at;
+  li.append(tm," ",eventText(e));ol.append(li);
+ }
+ $("recent-empty").hidden=(a.events||[]).length>0;
+ if(!a.events_available)$("recent-empty").textContent=t.recent_unavailable;
+ const x=a.e2ee;
+ $("e2ee-facts").hidden=!(x&&x.active);
+ $("e2ee-state").textContent=!x?t.e2ee_off:(x.active?t.e2ee_on:t.e2ee_waiting);
+ if(x&&x.active){$("e2ee-epoch").textContent=String(x.epoch||0);$("e2ee-members").textContent=String(x.members);}
+}
+// The security code and client alarms exist only in clients: the host's
+// own meeting page in this browser may tell this page (same origin) on the
+// "meetguard-e2ee" channel, {room, epoch, code, alarm}.
+if(window.BroadcastChannel){
+ const bc=new BroadcastChannel("meetguard-e2ee");
+ bc.addEventListener("message",m=>{
+  const d=m.data||{};if(d.room!==room)return;
+  if(typeof d.code==="string"&&d.code)$("e2ee-code").textContent=d.code+(d.epoch?" · "+t.e2ee_epoch_n.replace("%d",d.epoch):"");
+  if(typeof d.alarm==="string"&&d.alarm){const al=$("e2ee-alarm");al.hidden=false;al.textContent=t.e2ee_alarm.replace("%s",d.alarm);}
+ });
+}
+loadActivity();
 const es=new EventSource(api+"/events");
 es.addEventListener("open",()=>{$("conn").textContent=t.live;});
-es.addEventListener("room",e=>{$("conn").textContent=t.live;draw(JSON.parse(e.data));});
+es.addEventListener("room",e=>{$("conn").textContent=t.live;draw(JSON.parse(e.data));activitySoon();});
 es.addEventListener("ended",()=>{es.close();$("conn").textContent=t.ended;});
 es.addEventListener("error",()=>{if(es.readyState!==EventSource.CLOSED)$("conn").textContent=t.reconnecting;});
 })();

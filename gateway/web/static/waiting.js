@@ -8,6 +8,10 @@
 // shows comes from the page's data-t-* attributes, in the page's language.
 const root=document.getElementById("mg"),msg=document.getElementById("msg"),form=document.getElementById("pc"),title=document.getElementById("title");
 const t=root.dataset;
+// The API's messages are English; the shipped policy's ones have a
+// translation in the page's language (a team's own words stay as written).
+const policyText=JSON.parse(document.getElementById("mg-policy").textContent||"{}");
+const tr=m=>(m&&Object.prototype.hasOwnProperty.call(policyText,m))?policyText[m]:m;
 const api="/.meetguard/api/v1/rooms/"+encodeURIComponent(t.room);
 let wait=t.wait||"";
 const sleep=ms=>new Promise(r=>setTimeout(r,ms));
@@ -22,7 +26,7 @@ async function poll(){
   if(r.status===429||r.status>=500){await sleep(5000);continue;}
   const b=await r.json().catch(()=>({}));
   if(b.status==="denied"){done(t.tHostDeniedText,t.tHostDenied);return;}
-  done(b.message||t.tGone);
+  done(tr(b.message)||t.tGone);
  }
 }
 async function join(body){
@@ -32,9 +36,9 @@ async function join(body){
  catch(x){msg.textContent=t.tUnreachable;return;}
  const b=await r.json().catch(()=>({}));
  if(r.status===200){location.reload();return;}
- if(r.status===202){wait=b.wait_id;if(form)form.hidden=true;if(again)again.hidden=true;root.dataset.state="waiting";msg.textContent=b.message||t.tWait;poll();return;}
- if(r.status===429){const s=parseInt(r.headers.get("Retry-After")||"",10);msg.textContent=(b.message||t.tDenied)+(s>0?" "+t.tRetry.replace("%d",String(s)):"");return;}
- msg.textContent=b.message||t.tDenied;
+ if(r.status===202){wait=b.wait_id;if(form)form.hidden=true;if(again)again.hidden=true;root.dataset.state="waiting";msg.textContent=tr(b.message)||t.tWait;poll();return;}
+ if(r.status===429){const s=parseInt(r.headers.get("Retry-After")||"",10);msg.textContent=(tr(b.message)||t.tDenied)+(s>0?" "+t.tRetry.replace("%d",String(s)):"");return;}
+ msg.textContent=tr(b.message)||t.tDenied;
 }
 const again=document.getElementById("again");
 if(form){form.addEventListener("submit",e=>{e.preventDefault();join({passcode:form.elements.passcode.value});});}
