@@ -211,8 +211,8 @@ log:
 		go func() { _ = nd.cmd.Wait(); close(nd.done) }()
 		t.Cleanup(func() { nd.stop(); nd.log.Close() })
 		c.nodes = append(c.nodes, nd)
-	}
-	for _, nd := range c.nodes {
+		// One at a time: each node tests its policy at start-up, with a
+		// deadline a loaded machine's three starts at once could miss.
 		nd.waitReady(t)
 	}
 	c.startNginx(t, nginx)
@@ -399,6 +399,11 @@ func (c *meetguardCluster) auditFiles(t *testing.T) []string {
 func TestCluster_ThreeNodesBehindNginx(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three gateway processes, Redis, nginx and Chromium")
+	}
+	if raceEnabled && os.Getenv("MEETGUARD_CLUSTER_RACE") == "" {
+		// Three race-detector processes take over two minutes on two
+		// cores; make test runs this test again without -race.
+		t.Skip("skipped under -race (set MEETGUARD_CLUSTER_RACE=1 to run it); make test runs it without -race")
 	}
 	browsertest.Path(t)
 	c := startMeetguardCluster(t, 3)
