@@ -8,7 +8,8 @@
 #     interleaved over ROUNDS rounds (the order rotates each round).
 #  2. Idle WebSockets: a fresh proxy process per measurement, N sockets opened
 #     through it (one echo each) and held; its RSS growth divided by N.
-#  3. Join storm: BenchmarkStorm302 (two nodes, real Redis), ROUNDS runs.
+#  3. Join storm: BenchmarkStorm302 (two nodes, real Redis) and BenchmarkJoin
+#     (memory store, durable audit), ROUNDS runs each.
 #
 # Prints one markdown table per part: medians over the rounds and ratios, with
 # the machine, date and load average. Environment:
@@ -279,14 +280,17 @@ storm_part() {
 	fi
 	local la
 	la=$(cut -d' ' -f1-3 /proc/loadavg)
-	(cd "$root" && $GO test ./gateway/roomsapi/ -run '^$' -bench 'Storm302$|Join$' -benchtime 10x -count "$ROUNDS") >"$work/storm.out" 2>&1 ||
+	(cd "$root" && $GO test ./gateway/roomsapi/ -run '^$' -bench 'Storm302$' -benchtime 10x -count "$ROUNDS" &&
+		$GO test ./gateway/roomsapi/ -run '^$' -bench 'Join/memory/x16$' -benchtime 2000x -count "$ROUNDS") >"$work/storm.out" 2>&1 ||
 		{ say "bench-peers: storm benchmark failed: $(tail -5 "$work/storm.out")"; return; }
-	echo "## Join storm and joins (BenchmarkStorm302: 302 joins into one room over two nodes and Redis; BenchmarkJoin), $ROUNDS runs, load average at start $la"
+	echo "## Join storm (BenchmarkStorm302: 302 joins into one room of 300 over two nodes and a real Redis) and joins (BenchmarkJoin/memory/x16: 16 clients, memory store, durable audit), $ROUNDS runs, load average at start $la"
 	echo
 	echo "| benchmark | metric | median | range |"
 	echo "|---|---|---|---|"
-	awk '/^Benchmark/ { name = $1; sub(/-[0-9]+$/, "", name); for (i = 3; i < NF; i += 2) print name "\t" $(i + 1) "\t" $i }' "$work/storm.out" |
-		sort -t$'\t' -k1,1 -k2,2 -s | awk -F'\t' '{ k = $1 "\t" $2; v[k] = v[k] " " $3; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+	# Result lines only (a log line can start with a benchmark's name).
+	awk '$1 ~ /^Benchmark/ && $2 ~ /^[0-9]+$/ && $4 == "ns/op" { name = $1; sub(/-[0-9]+$/, "", name)
+			for (i = 3; i < NF; i += 2) if ($(i + 1) ~ /^(joins\/s|p50-ms|p99-ms|B\/op|allocs\/op)$/) print name "\t" $(i + 1) "\t" $i }' "$work/storm.out" |
+		awk -F'\t' '{ k = $1 "\t" $2; v[k] = v[k] " " $3; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
 		END { for (i = 1; i <= n; i++) print order[i] "\t" v[order[i]] }' |
 		while IFS=$'\t' read -r name metric vals; do
 			printf '| %s | %s | %s | %s |\n' "$name" "$metric" "$(tr ' ' '\n' <<<"$vals" | grep . | median)" "$(tr ' ' '\n' <<<"$vals" | grep . | range)"
