@@ -31,6 +31,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/metrics"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/roomsapi"
+	"github.com/meetguard/meetguard/gateway/securityconsole"
 	"github.com/meetguard/meetguard/gateway/session"
 	"github.com/meetguard/meetguard/gateway/upstream"
 	"github.com/meetguard/meetguard/gateway/upstream/livekit"
@@ -118,8 +119,10 @@ type App struct {
 	RoomsAPI *roomsapi.API
 	E2EE     *e2eeapi.Handler
 	Adapters map[string]admission.Adapter
-	TLS      *ListenerTLS
-	Metrics  *prometheus.Registry
+	// SecurityConsole is nil without a policy engine and an audit log.
+	SecurityConsole *securityconsole.Console
+	TLS             *ListenerTLS
+	Metrics         *prometheus.Registry
 	// Security are the security metrics on Metrics.
 	Security *metrics.Set
 
@@ -271,6 +274,11 @@ func (a *App) build(ctx context.Context) error {
 				log.Error("room event loop stopped", zap.Error(err))
 			}
 		})
+	}
+	if a.Policy != nil && a.AuditLog != nil {
+		if err := a.newSecurityConsole(ctx, &gwOpts); err != nil {
+			return err
+		}
 	}
 	if deps.Gateway != nil {
 		deps.Gateway(&gwOpts)
@@ -527,6 +535,28 @@ func (a *App) newE2EE(ctx context.Context, pub *url.URL) (*e2eeapi.Handler, erro
 		return nil, fmt.Errorf("e2ee: %w", err)
 	}
 	return h, nil
+}
+
+// newSecurityConsole mounts the read-only security console over the audit
+// log New opened. The policy decides who may open it (nobody by default).
+func (a *App) newSecurityConsole(ctx context.Context, o *gateway.Options) error {
+	path := a.Config.Audit.Path
+	c, err := securityconsole.New(securityconsole.Options{
+		Gate: policy.NewConsoleGate(a.Policy), Audit: a.Audit, Logger: a.log.Named("security"),
+		Files: func() ([]string, error) { return audit.LogFiles(path) },
+	})
+	if err != nil {
+		return err
+	}
+	a.SecurityConsole = c
+	o.Pages = map[string]http.Handler{securityconsole.Prefix: c}
+	// The first page view should not pay for reading the whole log.
+	a.background(ctx, func(ctx context.Context) {
+		if err := c.Index(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("security console: initial index failed", zap.Error(err))
+		}
+	})
+	return nil
 }
 
 // background runs f until ctx ends; Close waits for it.

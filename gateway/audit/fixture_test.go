@@ -23,10 +23,13 @@ func decision(room, subject, d, role string, reasons []string, id string) []zap.
 		zap.String(FieldRoom, room), zap.String(FieldSubject, subject), zap.String(FieldDecision, d),
 		zap.String(FieldRole, role), zap.Strings(FieldReasons, reasons), zap.String(FieldPolicyRevision, "rev-7c1e"),
 		zap.String(FieldDecisionID, id), zap.String(FieldClientIP, "198.51.100.7"),
-		zap.Any(FieldInput, map[string]any{"subject": map[string]any{"sub": subject}, "room": map[string]any{"id": room}}),
+		zap.Any(FieldInput, map[string]any{"identity": map[string]any{"sub": subject, "name": fixtureNames[subject], "email": subject}, "room": map[string]any{"id": room}}),
 		zap.Any(FieldResult, map[string]any{"decision": d, "role": role, "reasons": reasons}),
 	}
 }
+
+// fixtureNames are the display names the identity provider gives.
+var fixtureNames = map[string]string{"alice@example.com": "Alice Adams", "mallory@bombers.example": "Mallory M."}
 
 // fixtureEvents is the story of one bombed meeting, in room "standup",
 // with one unrelated admission in room "retro".
@@ -34,7 +37,7 @@ func fixtureEvents() []fixtureEvent {
 	s := zap.String
 	return []fixtureEvent{
 		{0, EventGatewayStart, []zap.Field{s("version", "1.0.0"), s("policy_revision", "rev-7c1e")}},
-		{30 * time.Second, EventLoginSuccess, []zap.Field{s(FieldSubject, "alice@example.com"), s("issuer", "https://idp.example.com"), s(FieldClientIP, "198.51.100.7")}},
+		{30 * time.Second, EventLoginSuccess, []zap.Field{s(FieldSubject, "alice@example.com"), s("issuer", "https://idp.example.com"), s(FieldEmail, "alice@example.com"), s(FieldClientIP, "198.51.100.7")}},
 		{2 * time.Second, EventAdmissionDecision, decision("standup", "alice@example.com", DecisionAllow, "host", []string{"org_member", "room_owner"}, "d-001")},
 		{time.Second, EventE2EEKeyRegistered, []zap.Field{s(FieldRoom, "standup"), s(FieldSubject, "alice@example.com"), s("device", "laptop"), s("key_id", "k-a1")}},
 		{time.Second, EventE2EEEpoch, []zap.Field{s(FieldRoom, "standup"), zap.Int(FieldEpoch, 1), s(FieldReason, "room_started"), zap.Int("members", 1)}},

@@ -34,6 +34,10 @@ type Report struct {
 	Keys         []Moment // e2ee.*
 	Changes      []Moment // policy and config reloads, gateway start and stop
 	Timeline     []Moment
+	// People are the display name and email of each subject the report
+	// names, as the identity provider gave them (from decision inputs and
+	// logins).
+	People map[string]Person
 }
 
 // Admission is someone let into the meeting.
@@ -97,11 +101,12 @@ func contextEvent(event string) bool {
 // Files may be the logs of several nodes: their records are told in time
 // order (MergedReader).
 func BuildReport(ctx context.Context, files []string, opts ReportOptions) (*Report, error) {
-	r := &Report{Room: opts.Room, Since: opts.Since, Until: opts.Until}
+	r := &Report{Room: opts.Room, Since: opts.Since, Until: opts.Until, People: map[string]Person{}}
 	window := Filter{Since: opts.Since, Until: opts.Until}
 	room := Filter{Room: opts.Room}
 	lobby := map[string]int{} // subject → index in r.Lobby of a visit still waiting
 	_, err := ReadMerged(ctx, files, func(e *Entry) error {
+		r.notePerson(e) // a login before the window still names the person
 		if !window.Match(e) || !(room.Match(e) || contextEvent(e.Event)) {
 			return nil
 		}
@@ -125,6 +130,8 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 	}
 	m := Moment{Time: e.Time, Node: e.Node, Seq: e.Seq, Event: e.Event}
 	subject, actor, target, reason := e.Str(FieldSubject), e.Str(FieldActor), e.Str(FieldTarget), e.Str(FieldReason)
+	// Texts name people as the identity provider did, beside the subject.
+	nSubject, nActor, nTarget := r.Named(subject), r.Named(actor), r.Named(target)
 	reasons := e.Strs(FieldReasons)
 	because := func(rs ...string) string {
 		var nz []string
@@ -151,18 +158,18 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 		switch d := e.Str(FieldDecision); d {
 		case DecisionAllow:
 			r.Admitted = append(r.Admitted, Admission{Time: e.Time, Node: e.Node, Seq: e.Seq, Subject: subject, Role: e.Str(FieldRole), Reasons: reasons, DecisionID: id, PolicyRevision: rev})
-			m.Text = fmt.Sprintf("%s admitted as %s by policy%s", subject, dash(e.Str(FieldRole)), because(reasons...))
+			m.Text = fmt.Sprintf("%s admitted as %s by policy%s", nSubject, dash(e.Str(FieldRole)), because(reasons...))
 		case DecisionLobby:
 			if _, ok := waiting(subject); !ok {
 				lobby[subject] = len(r.Lobby)
 				r.Lobby = append(r.Lobby, LobbyVisit{Subject: subject, Knocked: e.Time, Reasons: reasons, Outcome: "still waiting"})
 			}
-			m.Text = fmt.Sprintf("%s sent to the lobby by policy%s", subject, because(reasons...))
+			m.Text = fmt.Sprintf("%s sent to the lobby by policy%s", nSubject, because(reasons...))
 		case DecisionDeny:
 			r.Refused = append(r.Refused, Refusal{Time: e.Time, Node: e.Node, Seq: e.Seq, Subject: subject, Reasons: reasons, DecisionID: id, PolicyRevision: rev, ClientIP: e.Str(FieldClientIP)})
-			m.Text = fmt.Sprintf("%s refused%s", subject, because(reasons...))
+			m.Text = fmt.Sprintf("%s refused%s", nSubject, because(reasons...))
 		default:
-			m.Text = fmt.Sprintf("%s: decision %q", subject, d)
+			m.Text = fmt.Sprintf("%s: decision %q", nSubject, d)
 		}
 		if id != "" || rev != "" {
 			m.Text += fmt.Sprintf(" [decision %s, policy %s]", dash(id), dash(rev))
@@ -172,43 +179,45 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 			lobby[subject] = len(r.Lobby)
 			r.Lobby = append(r.Lobby, LobbyVisit{Subject: subject, Knocked: e.Time, Outcome: "still waiting"})
 		}
-		m.Text = subject + " knocked"
+		m.Text = nSubject + " knocked"
 	case EventLobbyAdmit:
 		if v, ok := waiting(target); ok {
 			v.Outcome, v.By, v.At = "admitted", actor, e.Time
 			delete(lobby, target)
 		}
 		r.Admitted = append(r.Admitted, Admission{Time: e.Time, Node: e.Node, Seq: e.Seq, Subject: target, Role: e.Str(FieldRole), AdmittedBy: actor})
-		m.Text = fmt.Sprintf("%s admitted %s from the lobby as %s", actor, target, dash(e.Str(FieldRole)))
+		m.Text = fmt.Sprintf("%s admitted %s from the lobby as %s", nActor, nTarget, dash(e.Str(FieldRole)))
 	case EventLobbyDeny:
 		if v, ok := waiting(target); ok {
 			v.Outcome, v.By, v.At, v.Reason = "turned away", actor, e.Time, reason
 			delete(lobby, target)
 		}
-		m.Text = fmt.Sprintf("%s turned %s away from the lobby%s", actor, target, because(reason))
+		m.Text = fmt.Sprintf("%s turned %s away from the lobby%s", nActor, nTarget, because(reason))
 	case EventRoomRemove:
-		m.Text = fmt.Sprintf("%s removed %s%s", actor, target, because(reason))
+		m.Text = fmt.Sprintf("%s removed %s%s", nActor, nTarget, because(reason))
 		r.Removals = append(r.Removals, m)
 	case EventRoomBan:
-		m.Text = fmt.Sprintf("%s banned %s%s", actor, target, because(reason, e.Str(FieldUntil)))
+		m.Text = fmt.Sprintf("%s banned %s%s", nActor, nTarget, because(reason, e.Str(FieldUntil)))
 		r.Removals = append(r.Removals, m)
 	case EventRoomSuspend:
-		m.Text = fmt.Sprintf("%s suspended the room%s", actor, because(reason))
+		// Suspending locks the room: it is a room control too.
+		m.Text = fmt.Sprintf("%s suspended the room and locked it%s", nActor, because(reason))
 		r.Removals = append(r.Removals, m)
+		r.RoomControls = append(r.RoomControls, m)
 	case EventRoomLock:
-		m.Text = actor + " locked the room"
+		m.Text = nActor + " locked the room"
 		r.RoomControls = append(r.RoomControls, m)
 	case EventRoomUnlock:
-		m.Text = actor + " unlocked the room"
+		m.Text = nActor + " unlocked the room"
 		r.RoomControls = append(r.RoomControls, m)
 	case EventRoomCreate:
-		m.Text = actor + " created the room"
+		m.Text = nActor + " created the room"
 		r.RoomControls = append(r.RoomControls, m)
 	case EventRoomUpdate:
-		m.Text = actor + " changed the room" + because(e.Str(FieldChanges))
+		m.Text = nActor + " changed the room" + because(e.Str(FieldChanges))
 		r.RoomControls = append(r.RoomControls, m)
 	case EventE2EEKeyRegistered:
-		m.Text = fmt.Sprintf("%s registered an end-to-end key%s", subject, because(e.Str(FieldDevice), e.Str(FieldKeyID)))
+		m.Text = fmt.Sprintf("%s registered an end-to-end key%s", nSubject, because(e.Str(FieldDevice), e.Str(FieldKeyID)))
 		r.Keys = append(r.Keys, m)
 	case EventE2EEEpoch:
 		members := e.Str(FieldMembers)
@@ -222,7 +231,7 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 		m.Text = fmt.Sprintf("key epoch %s%s", e.Str(FieldEpoch), because(reason, members))
 		r.Keys = append(r.Keys, m)
 	case EventE2EERejected:
-		m.Text = fmt.Sprintf("end-to-end key from %s rejected%s", subject, because(reason))
+		m.Text = fmt.Sprintf("end-to-end key from %s rejected%s", nSubject, because(reason))
 		r.Keys = append(r.Keys, m)
 	case EventPolicyReload:
 		m.Text = fmt.Sprintf("%s reloaded: %s → %s", policyName(e), dash(e.Str(FieldPreviousRevision)), dash(e.Str(FieldRevision)))
@@ -276,11 +285,10 @@ func IntegritySummary(res *VerifyResult, err error) string {
 	return s
 }
 
+// clock is a full date and time in UTC: a report is read long after the
+// meeting, and across time zones.
 func (r *Report) clock(t time.Time) string {
-	if !r.First.IsZero() && r.First.Format("2006-01-02") == r.Last.Format("2006-01-02") {
-		return t.Format("15:04:05")
-	}
-	return t.Format("2006-01-02 15:04:05")
+	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
 
 func (r *Report) windowText() string {
@@ -319,9 +327,9 @@ func (r *Report) seqText(m Moment) string {
 	return "#" + fmt.Sprint(m.Seq)
 }
 
-func (a Admission) how() string {
+func (a Admission) how(named func(string) string) string {
 	if a.AdmittedBy != "" {
-		return "from the lobby, by " + a.AdmittedBy
+		return "from the lobby, by " + named(a.AdmittedBy)
 	}
 	s := "by policy"
 	if len(a.Reasons) > 0 {
@@ -330,12 +338,12 @@ func (a Admission) how() string {
 	return s + fmt.Sprintf(", decision %s, policy %s", dash(a.DecisionID), dash(a.PolicyRevision))
 }
 
-func (v LobbyVisit) outcome(clock func(time.Time) string) string {
+func (v LobbyVisit) outcome(clock func(time.Time) string, named func(string) string) string {
 	switch v.Outcome {
 	case "admitted":
-		return fmt.Sprintf("admitted by %s at %s", v.By, clock(v.At))
+		return fmt.Sprintf("admitted by %s at %s", named(v.By), clock(v.At))
 	case "turned away":
-		s := fmt.Sprintf("turned away by %s at %s", v.By, clock(v.At))
+		s := fmt.Sprintf("turned away by %s at %s", named(v.By), clock(v.At))
 		if v.Reason != "" {
 			s += " (" + v.Reason + ")"
 		}
@@ -360,15 +368,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	section("Admitted", len(r.Admitted))
 	for _, a := range r.Admitted {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.clock(a.Time), a.Subject, dash(a.Role), a.how())
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.clock(a.Time), r.Named(a.Subject), dash(a.Role), a.how(r.Named))
 	}
 	section("Refused", len(r.Refused))
 	for _, x := range r.Refused {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\tdecision %s, policy %s, from %s\n", r.clock(x.Time), x.Subject, strings.Join(x.Reasons, ", "), dash(x.DecisionID), dash(x.PolicyRevision), dash(x.ClientIP))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tdecision %s, policy %s, from %s\n", r.clock(x.Time), r.Named(x.Subject), strings.Join(x.Reasons, ", "), dash(x.DecisionID), dash(x.PolicyRevision), dash(x.ClientIP))
 	}
 	section("Lobby", len(r.Lobby))
 	for _, v := range r.Lobby {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.clock(v.Knocked), v.Subject, v.outcome(r.clock))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.clock(v.Knocked), r.Named(v.Subject), v.outcome(r.clock, r.Named))
 	}
 	for _, s := range []struct {
 		title string
@@ -415,15 +423,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	table("Admitted", len(r.Admitted), "Time", "Who", "Role", "How")
 	for _, a := range r.Admitted {
-		row(r.clock(a.Time), a.Subject, dash(a.Role), a.how())
+		row(r.clock(a.Time), r.Named(a.Subject), dash(a.Role), a.how(r.Named))
 	}
 	table("Refused", len(r.Refused), "Time", "Who", "Reasons", "Decision", "Policy", "From")
 	for _, x := range r.Refused {
-		row(r.clock(x.Time), x.Subject, strings.Join(x.Reasons, ", "), dash(x.DecisionID), dash(x.PolicyRevision), dash(x.ClientIP))
+		row(r.clock(x.Time), r.Named(x.Subject), strings.Join(x.Reasons, ", "), dash(x.DecisionID), dash(x.PolicyRevision), dash(x.ClientIP))
 	}
 	table("Lobby", len(r.Lobby), "Knocked", "Who", "Outcome")
 	for _, v := range r.Lobby {
-		row(r.clock(v.Knocked), v.Subject, v.outcome(r.clock))
+		row(r.clock(v.Knocked), r.Named(v.Subject), v.outcome(r.clock, r.Named))
 	}
 	for _, s := range []struct {
 		title string

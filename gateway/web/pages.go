@@ -91,12 +91,21 @@ func Load(fsys fs.FS) (*Pages, error) {
 	}
 	tmpl, err := template.New("").Funcs(template.FuncMap{
 		"join": func(s []string, sep string) string { return strings.Join(s, sep) },
+		// args hands a sub-template its page, a message key and a list.
+		"args": func(p *Page, key string, list any) Args { return Args{P: p, Key: key, Counts: list} },
 	}).ParseFS(fsys, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: templates: %w", err)
 	}
 	p.tmpl = tmpl
 	return p, nil
+}
+
+// Args is what the "args" template function gives a sub-template.
+type Args struct {
+	P      *Page
+	Key    string
+	Counts any
 }
 
 // Catalog is the message catalog the pages speak from.
