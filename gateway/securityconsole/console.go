@@ -37,7 +37,7 @@ type Options struct {
 	// order). Required.
 	Files func() ([]string, error)
 	// Pages renders the pages; default web.Default().
-	Pages *web.Pages
+	Pages  *web.Pages
 	Logger *zap.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
