@@ -125,7 +125,8 @@ func (c *Console) base(q *call, nav string) view {
 }
 
 func (c *Console) render(q *call, status int, title web.Text, v view) {
-	c.o.Pages.Render(q.w, q.r, status, web.View{Template: "security", Title: title, Script: "security.js", Data: v})
+	// The filter forms submit (GET) to the console itself.
+	c.o.Pages.Render(q.w, q.r, status, web.View{Template: "security", Title: title, Script: "security.js", FormAction: []string{"'self'"}, Data: v})
 }
 
 func (c *Console) badRequest(q *call, nav string, err error) {
