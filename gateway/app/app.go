@@ -544,6 +544,9 @@ func (a *App) newSecurityConsole(ctx context.Context, o *gateway.Options) error 
 	c, err := securityconsole.New(securityconsole.Options{
 		Gate: policy.NewConsoleGate(a.Policy), Audit: a.Audit, Logger: a.log.Named("security"),
 		Files: func() ([]string, error) { return audit.LogFiles(path) },
+		Explain: func(ctx context.Context, in policy.Input) (*policy.Explanation, error) {
+			return a.Policy.Explain(ctx, "decision", in, false)
+		},
 	})
 	if err != nil {
 		return err

@@ -146,6 +146,10 @@ func TestBrowser_AuditorFindsEveryRefusedPerson(t *testing.T) {
 	if err != nil || !strings.Contains(input, `"email": "crasher`) {
 		t.Fatalf("decision input shown: %q %v", input, err)
 	}
+	why, err := chromedp.Run(ctx, chromedp.Text(`#why`))
+	if err != nil || !strings.Contains(why, `"deny"`) {
+		t.Fatalf("why: %q %v", why, err)
+	}
 	browsertest.Axe(ctx, t, "one decision")
 
 	// The meeting's story.

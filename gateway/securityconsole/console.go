@@ -36,6 +36,9 @@ type Options struct {
 	// Files lists the audit log files to read (every node's, in any
 	// order). Required.
 	Files func() ([]string, error)
+	// Explain, when set, says why the serving policy decides a logged
+	// input as it does (policy.Engine.Explain), for the decision page.
+	Explain func(ctx context.Context, in policy.Input) (*policy.Explanation, error)
 	// Pages renders the pages; default web.Default().
 	Pages  *web.Pages
 	Logger *zap.Logger

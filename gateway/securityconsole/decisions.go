@@ -13,6 +13,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/respond"
 	"github.com/meetguard/meetguard/gateway/web"
+	"github.com/meetguard/meetguard/policy"
 )
 
 // pageSize is how many decisions one page lists.
@@ -179,6 +180,11 @@ type detail struct {
 	Input      string // indented JSON
 	Result     string
 	Record     string // the record as stored
+	// Why is the serving policy's explanation of the logged input (its
+	// package's other rules as evaluated: deny reasons, is_host, ...), and
+	// WhyRevision the revision that gave it.
+	Why         string
+	WhyRevision string
 	File       string
 	Line       int
 }
@@ -204,6 +210,17 @@ func (c *Console) serveDecision(q *call) {
 	}
 	if raw, ok := e.Get(audit.FieldInput); ok {
 		d.Input = indent(raw)
+		if c.o.Explain != nil {
+			// Replay strictness: an input the schema does not take is
+			// shown, not explained.
+			if in, err := policy.ParseInput("audit record", raw); err == nil {
+				if ex, err := c.o.Explain(q.r.Context(), in); err == nil {
+					if b, err := json.MarshalIndent(ex.Values, "", "  "); err == nil {
+						d.Why, d.WhyRevision = string(b), ex.Decision.Revision
+					}
+				}
+			}
+		}
 	}
 	if raw, ok := e.Get(audit.FieldResult); ok {
 		d.Result = indent(raw)

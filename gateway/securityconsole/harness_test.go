@@ -23,6 +23,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
 	"github.com/meetguard/meetguard/policies"
+	"github.com/meetguard/meetguard/policy"
 )
 
 // env is a real gateway (independent OIDC provider, the shipped policy
@@ -133,8 +134,11 @@ func (e *env) meeting(room string, joins, refusals int) (refused map[string]pers
 	e.t.Helper()
 	refused, reasons = map[string]person{}, map[string]string{}
 	write := func(p person, decision string, rs []string, ip string) {
-		in := map[string]any{"identity": map[string]any{"iss": e.idp.URL, "sub": p.sub, "name": p.name, "email": p.email, "email_verified": true, "groups": []string{}},
-			"room": map[string]any{"id": room, "exists": true}}
+		in := policy.Input{
+			Identity: policy.Identity{Iss: e.idp.URL, Sub: p.sub, Name: p.name, Email: p.email, EmailVerified: true, Groups: []string{}, AMR: []string{}, Via: policy.ViaSession},
+			Room:     policy.Room{ID: room, Exists: true, Owner: "hanna", Occupancy: 3, HostPresent: true, Tags: []string{}},
+			Request:  policy.Request{Time: time.Now().UTC(), IP: ip, Method: "GET", Path: "/room/" + room},
+		}
 		res := map[string]any{"allow": decision == audit.DecisionAllow, "lobby": false, "reasons": rs}
 		role := ""
 		if decision == audit.DecisionAllow {
