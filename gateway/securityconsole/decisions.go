@@ -185,8 +185,8 @@ type detail struct {
 	// WhyRevision the revision that gave it.
 	Why         string
 	WhyRevision string
-	File       string
-	Line       int
+	File        string
+	Line        int
 }
 
 func (c *Console) serveDecision(q *call) {
