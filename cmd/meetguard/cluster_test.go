@@ -69,6 +69,7 @@ type meetguardCluster struct {
 	upstream []string // one echo upstream per node, so a socket tells its node
 	wsNode   chan int // node index of each upstream WebSocket opened
 	nginxDir string
+	redis    *redistest.Server
 }
 
 const clusterStormUsers = 302
@@ -93,6 +94,7 @@ func startMeetguardCluster(t *testing.T, n int) *meetguardCluster {
 	}
 	c := &meetguardCluster{t: t, wsNode: make(chan int, 16)}
 	redis := redistest.Start(t)
+	c.redis = redis
 	c.public = "http://" + freePort(t)
 
 	// The provider, on its own listener.
@@ -188,6 +190,12 @@ rooms:
       capacity: 300
       lobby_enabled: false
     - id: storm2
+      capacity: 300
+      lobby_enabled: false
+    - id: storm3
+      capacity: 300
+      lobby_enabled: false
+    - id: storm4
       capacity: 300
       lobby_enabled: false
 log:
@@ -677,9 +685,28 @@ func (c *meetguardCluster) joinStorms(t *testing.T) {
 		}
 		return ok, refused
 	}
+	rdb := c.redis.Client(t)
+	usedMemory := func() int64 {
+		info, err := rdb.Info(context.Background(), "memory").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+				var n int64
+				fmt.Sscan(v, &n)
+				return n
+			}
+		}
+		t.Fatal("no used_memory in INFO")
+		return 0
+	}
+	before := usedMemory()
 	if ok, refused := count(c.storm(t, "storm", tokens, false)); ok != 300 || refused != 2 {
 		t.Fatalf("storm: admitted %d, refused %d; want exactly 300 and 2", ok, refused)
 	}
+	t.Logf("Redis used_memory: %d B more for a room of 300 participants (%d B per participant, tickets and rate-limit keys included)",
+		usedMemory()-before, (usedMemory()-before)/300)
 
 	results := c.storm(t, "storm2", tokens, true)
 	ok, refused := count(results)
@@ -717,6 +744,12 @@ func (c *meetguardCluster) joinStorms(t *testing.T) {
 	if len(lost) > 0 {
 		t.Fatalf("%d admitted people lost their place after the kill: %v", len(lost), lost)
 	}
+
+	// Figures with fewer nodes, on the same machine and balancer: two
+	// (the killed node is down), then one.
+	c.storm(t, "storm3", tokens, false)
+	c.nodes[1].stop()
+	c.storm(t, "storm4", tokens, false)
 
 	// Stop the survivors cleanly; then the audit logs of all three.
 	victim := c.nodes[len(c.nodes)-1]

@@ -52,6 +52,13 @@ func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger, sec
 		if err != nil {
 			return nil, fmt.Errorf("store.redis: %w", err)
 		}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err = rs.CheckServer(cctx)
+		cancel()
+		if err != nil {
+			_ = rs.Close()
+			return nil, fmt.Errorf("store.redis: %w", err)
+		}
 		st = rs
 	default:
 		ms, err := memstore.New(ctx, memstore.Options{Rooms: cfg.Rooms.State(), Logger: log})

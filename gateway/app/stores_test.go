@@ -64,3 +64,25 @@ func TestServe_RedisStoreKindKeepsSessionsInRedis(t *testing.T) {
 		t.Fatalf("store.kind memory gave a %T", st)
 	}
 }
+
+// Redis Cluster is not supported (redisstore.ErrClusterUnsupported says
+// why): a gateway given a cluster node refuses to start, naming the field,
+// rather than serving until its first cross-slot script fails.
+func TestServe_RedisClusterIsRefusedAtStart(t *testing.T) {
+	node := redistest.StartWith(t, "--cluster-enabled", "yes", "--cluster-config-file", t.TempDir()+"/nodes.conf")
+	cfg := &config.Config{Store: config.Store{Kind: "redis", Redis: config.Redis{Addr: node.Addr}}}
+	_, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
+	if !errors.Is(err, redisstore.ErrClusterUnsupported) || !strings.HasPrefix(err.Error(), "store.redis: the server runs Redis Cluster, which is not supported") {
+		t.Fatalf("a Redis Cluster node: %v, want ErrClusterUnsupported", err)
+	}
+	// A plain server starts; so does one that is down (it fails closed
+	// per request until it is up).
+	for _, addr := range []string{redistest.Start(t).Addr, "127.0.0.1:1"} {
+		cfg.Store.Redis.Addr = addr
+		rs, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		rs.Close()
+	}
+}

@@ -634,3 +634,28 @@ func validRoomAndWait(room string, wid rooms.WaitID) error {
 }
 
 var errShortReply = errors.New("short reply")
+
+// ErrClusterUnsupported is returned by CheckServer for a Redis Cluster
+// node. The store's scripts and transactions touch keys of several slots
+// (a room's state with the subject's rate-limit counters, a session with
+// the sessions channel, the e2ee name index with every entry), which Redis
+// Cluster refuses (CROSSSLOT) or serves from the wrong shard; hash tags
+// would put whole rooms, or the whole e2ee state, in one slot and so on
+// one shard, which buys no scaling. One primary, with Sentinel for
+// failover, is the supported deployment.
+var ErrClusterUnsupported = errors.New("the server runs Redis Cluster, which is not supported: give store.redis one primary (or store.redis.sentinel)")
+
+// CheckServer asks the server whether it runs in cluster mode and returns
+// ErrClusterUnsupported if so, for a gateway to refuse to start on a
+// configuration it cannot serve. A server it cannot reach is not an error
+// here: every operation fails closed until it can.
+func (s *Store) CheckServer(ctx context.Context) error {
+	info, err := s.client.Info(ctx, "cluster").Result()
+	if err != nil {
+		return nil
+	}
+	if strings.Contains(info, "cluster_enabled:1") {
+		return ErrClusterUnsupported
+	}
+	return nil
+}

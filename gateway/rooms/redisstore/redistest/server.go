@@ -53,6 +53,21 @@ func Start(t testing.TB) *Server {
 // Launch runs redis-server on a free port; the caller must Kill it.
 func Launch() (*Server, error) { return launch() }
 
+// StartWith is Start with extra redis-server arguments (e.g.
+// "--cluster-enabled", "yes").
+func StartWith(t testing.TB, args ...string) *Server {
+	t.Helper()
+	s, err := launch(args...)
+	if errors.Is(err, ErrNotInstalled) {
+		t.Skip(SkipMessage)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Kill)
+	return s
+}
+
 func launch(args ...string) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, ErrNotInstalled
