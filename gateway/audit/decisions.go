@@ -212,38 +212,59 @@ var (
 	markRateLimited = []byte(`"event":"` + EventAdmissionRateLimited + `"`)
 )
 
+// indexedMembers are the members the index keeps, decoded in one pass
+// (the other members, and the input but for who the person is, skipped).
+type indexedMembers struct {
+	Room     string   `json:"room"`
+	Subject  string   `json:"subject"`
+	Issuer   string   `json:"issuer"`
+	Decision string   `json:"decision"`
+	Reasons  []string `json:"reasons"`
+	ClientIP string   `json:"client_ip"`
+	Role     string   `json:"role"`
+	Limit    string   `json:"limit"`
+	Input    struct {
+		Identity struct {
+			Name  string `json:"name"`
+			Email string `json:"email"`
+		} `json:"identity"`
+	} `json:"input"`
+}
+
 func (x *DecisionIndex) indexLine(line []byte, file, lineNo int32, off int64) {
 	if !bytes.Contains(line, markDecision) && !bytes.Contains(line, markRateLimited) {
 		return
 	}
-	e, err := ParseEntry(line)
+	h, err := parseHeader(line)
 	if err != nil {
 		return
 	}
-	row := DecisionRow{Time: e.Time.UnixNano(), Seq: e.Seq, file: file, Line: lineNo, offset: off, length: int32(len(line))}
-	row.room = x.str.id(e.Str(FieldRoom))
-	row.subject = x.str.id(e.Str(FieldSubject))
-	row.issuer = x.str.id(e.Str(FieldIssuer))
-	row.clientIP = x.str.id(e.Str(FieldClientIP))
-	row.role = x.str.id(e.Str(FieldRole))
-	switch e.Event {
+	ts, err := time.Parse(tsLayout, string(h.ts))
+	if err != nil {
+		return
+	}
+	var m indexedMembers
+	if json.Unmarshal(line, &m) != nil {
+		return
+	}
+	row := DecisionRow{Time: ts.UnixNano(), Seq: h.seq, file: file, Line: lineNo, offset: off, length: int32(len(line))}
+	row.room = x.str.id(m.Room)
+	row.subject = x.str.id(m.Subject)
+	row.issuer = x.str.id(m.Issuer)
+	row.clientIP = x.str.id(m.ClientIP)
+	row.role = x.str.id(m.Role)
+	switch string(h.event) {
 	case EventAdmissionDecision:
-		row.outcome = x.str.id(e.Str(FieldDecision))
-		row.reasons = x.str.id(strings.Join(e.Strs(FieldReasons), ","))
-		if raw, ok := e.Get(FieldInput); ok {
-			var in struct {
-				Identity struct {
-					Name  string `json:"name"`
-					Email string `json:"email"`
-				} `json:"identity"`
-			}
-			if json.Unmarshal(raw, &in) == nil && (in.Identity.Name != "" || in.Identity.Email != "") {
-				x.people[row.subject] = personInfo{name: x.str.id(in.Identity.Name), email: x.str.id(in.Identity.Email)}
-			}
+		row.outcome = x.str.id(m.Decision)
+		row.reasons = x.str.id(strings.Join(m.Reasons, ","))
+		if id := m.Input.Identity; id.Name != "" || id.Email != "" {
+			x.people[row.subject] = personInfo{name: x.str.id(id.Name), email: x.str.id(id.Email)}
 		}
-	default:
+	case EventAdmissionRateLimited:
 		row.outcome = x.str.id(OutcomeRateLimited)
-		row.reasons = x.str.id(e.Str(FieldLimit))
+		row.reasons = x.str.id(m.Limit)
+	default:
+		return // the marker was inside another record's member
 	}
 	x.rows = append(x.rows, row)
 }
@@ -338,7 +359,7 @@ func (x *DecisionIndex) Query(q DecisionQuery) DecisionPage {
 	reasonsMatch := map[uint32]bool{}
 	since, until := q.Since.UnixNano(), q.Until.UnixNano()
 	var page DecisionPage
-	reasons, who, addrs, limits, hours := map[string]int{}, map[uint32]int{}, map[uint32]int{}, map[string]int{}, map[string]int{}
+	reasons, who, addrs, limits, hours := map[string]int{}, map[uint32]int{}, map[uint32]int{}, map[string]int{}, map[int64]int{}
 	for i := len(x.rows) - 1; i >= 0; i-- {
 		r := &x.rows[i]
 		if room != 0 && r.room != room || outcome != 0 && r.outcome != outcome ||
@@ -374,7 +395,7 @@ func (x *DecisionIndex) Query(q DecisionQuery) DecisionPage {
 		}
 		who[r.subject]++
 		addrs[r.clientIP]++
-		hours[time.Unix(0, r.Time).UTC().Format("2006-01-02T15")]++
+		hours[r.Time/int64(time.Hour)]++
 	}
 	byID := func(m map[uint32]int) map[string]int {
 		out := make(map[string]int, len(m))
@@ -385,10 +406,18 @@ func (x *DecisionIndex) Query(q DecisionQuery) DecisionPage {
 	}
 	page.HotSpots = HotSpots{
 		Reasons: top(reasons, hotSpotsTop), People: top(byID(who), hotSpotsTop), Addresses: top(byID(addrs), hotSpotsTop),
-		RateLimits: top(limits, hotSpotsTop), PerHour: top(hours, 0),
+		RateLimits: top(limits, hotSpotsTop), PerHour: top(perHour(hours), 0),
 	}
 	sort.Slice(page.HotSpots.PerHour, func(i, j int) bool { return page.HotSpots.PerHour[i].Value < page.HotSpots.PerHour[j].Value })
 	return page
+}
+
+func perHour(hours map[int64]int) map[string]int {
+	out := make(map[string]int, len(hours))
+	for h, n := range hours {
+		out[time.Unix(0, h*int64(time.Hour)).UTC().Format("2006-01-02T15")] = n
+	}
+	return out
 }
 
 func (x *DecisionIndex) matchPeople(needle string) map[uint32]bool {
