@@ -240,8 +240,9 @@ ws_part() {
 				la=$(loadavg)
 				"$MG" bench wsclients --url "ws://127.0.0.1:$(proxy_port "$t")/app/ws" --n "$n" "${hdr[@]}" >"$work/ws.out" 2>"$work/ws.err" &
 				local cl=$!
-				for _ in $(seq 1200); do grep -q '^held' "$work/ws.out" && break; sleep 0.1; done
+				for _ in $(seq 3000); do grep -q '^held' "$work/ws.out" && break; sleep 0.1; done
 				held=$(awk '/^held/ {print $2}' "$work/ws.out")
+				[ "${held:-0}" = "$n" ] || say "ws $n $t: $(head -c 300 "$work/ws.err")"
 				sleep 2
 				after=$(rss_kib "$px")
 				stop "$cl"

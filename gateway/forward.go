@@ -114,7 +114,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, d decision, e 
 	}
 	rp := &httputil.ReverseProxy{Rewrite: o.rewrite, Transport: o, ErrorHandler: o.fail, BufferPool: &g.buffers}
 	if d.webSocket {
-		rp.ModifyResponse = func(res *http.Response) error { return relayUpgrade(out, r, res) }
+		rp.ModifyResponse = func(res *http.Response) error { return relayUpgrade(out, res) }
 	}
 	rp.ServeHTTP(out, r)
 	return kind
@@ -203,7 +203,7 @@ func setIdentityHeaders(h http.Header, d *decision) {
 // fail answers a request that reached no upstream answer.
 func (o *outbound) fail(w http.ResponseWriter, _ *http.Request, err error) {
 	if errors.Is(err, errUpgradeRelayed) {
-		return // a WebSocket that was carried and has ended
+		return // a WebSocket now carried by the relay
 	}
 	log := o.g.opts.Logger
 	var ae *adapterError

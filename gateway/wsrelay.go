@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,20 +8,23 @@ import (
 	"strings"
 )
 
-// errUpgradeRelayed ends a WebSocket that relayUpgrade carried: the
-// proxy's error handler (outbound.fail) writes nothing for it.
+// errUpgradeRelayed says relayUpgrade took the connection over (and is
+// relaying it, or closed it): the proxy's error handler (outbound.fail)
+// writes nothing for it.
 var errUpgradeRelayed = errors.New("gateway: upgraded connection relayed")
 
 // relayUpgrade carries a WebSocket once the upstream switched protocols. It
 // runs as the proxy's ModifyResponse, before httputil's own upgrade
-// handling, because that one costs every idle socket four goroutines and
-// two 32 KiB buffers (docs/performance.md): here the upstream-to-client
-// direction runs on the request's own goroutine and the other on one more,
-// both through liveconn's relay (a 2 KiB buffer while idle), and the
-// request's cancellation closes the upstream through context.AfterFunc
-// rather than a waiting goroutine. Any other response goes on through the
-// proxy untouched (nil).
-func relayUpgrade(rw http.ResponseWriter, req *http.Request, res *http.Response) error {
+// handling, because that one keeps four goroutines per socket, two of them
+// waiting in 32 KiB buffers, and the whole request (its goroutine, the
+// server's read and write buffers, headers, decision) alive for as long as
+// the socket lives (docs/performance.md). Here, once the 101 is written,
+// two goroutines carry the bytes through liveconn's relay (a 2 KiB buffer
+// each while idle) and the request returns, so everything it held is
+// freed. The socket stays in liveconn's registry, which is what logout,
+// kick, ban and shutdown close; closing either side ends both. Any other
+// response goes on through the proxy untouched (nil).
+func relayUpgrade(rw http.ResponseWriter, res *http.Response) error {
 	if res.StatusCode != http.StatusSwitchingProtocols {
 		return nil
 	}
@@ -35,46 +37,48 @@ func relayUpgrade(rw http.ResponseWriter, req *http.Request, res *http.Response)
 	if !ok {
 		return errors.New("101 switching protocols response with a non-writable body")
 	}
-	stop := context.AfterFunc(req.Context(), func() { _ = backConn.Close() })
-	defer stop()
-	defer backConn.Close()
 	conn, brw, err := http.NewResponseController(rw).Hijack()
 	if err != nil {
 		return fmt.Errorf("hijack failed on protocol switch: %w", err)
 	}
-	defer conn.Close()
+	// From here the proxy must not close the upstream (it closes
+	// res.Body when ModifyResponse fails): the relay owns both ends.
+	res.Body = http.NoBody
+	fail := func() error {
+		_ = conn.Close()
+		_ = backConn.Close()
+		return errUpgradeRelayed
+	}
+	head := &http.Response{StatusCode: res.StatusCode, ProtoMajor: 1, ProtoMinor: 1, Header: rw.Header(), Body: nil}
 	for k, vv := range res.Header {
 		for _, v := range vv {
-			rw.Header().Add(k, v)
+			head.Header.Add(k, v)
 		}
 	}
-	res.Header = rw.Header()
-	res.Body = nil // res.Write writes the status line and headers only
-	if err := res.Write(brw); err != nil {
-		return errUpgradeRelayed
+	if err := head.Write(brw); err != nil {
+		return fail()
 	}
 	if err := brw.Flush(); err != nil {
-		return errUpgradeRelayed
+		return fail()
 	}
 	// Frames the client sent right behind its handshake are already in
 	// the server's read buffer.
 	if n := brw.Reader.Buffered(); n > 0 {
 		early, _ := brw.Reader.Peek(n)
 		if _, err := backConn.Write(early); err != nil {
-			return errUpgradeRelayed
+			return fail()
 		}
 	}
 	// Whichever side ends first ends both, as httputil's copier does.
-	toUpstream := make(chan struct{})
 	go func() {
-		defer close(toUpstream)
 		_, _ = io.Copy(backConn, conn) // liveconn's WriterTo
 		_ = backConn.Close()
 		_ = conn.Close()
 	}()
-	_, _ = io.Copy(conn, backConn) // liveconn's ReaderFrom: frames tracked for kicks
-	_ = conn.Close()
-	_ = backConn.Close()
-	<-toUpstream
+	go func() {
+		_, _ = io.Copy(conn, backConn) // liveconn's ReaderFrom: frames tracked for kicks
+		_ = conn.Close()
+		_ = backConn.Close()
+	}()
 	return errUpgradeRelayed
 }
