@@ -81,6 +81,11 @@ func (a *API) serveActivity(ctx context.Context, w http.ResponseWriter, r *http.
 		} else {
 			out.EventsAvailable = true
 			names := knownNames(rm)
+			// A host reading the console may not be in the room: their
+			// own actions still carry their name.
+			if _, ok := names[subjectKey(id)]; !ok {
+				names[subjectKey(id)] = rooms.DisplayName(id.DisplayName())
+			}
 			for _, e := range entries {
 				out.Events = append(out.Events, hostEvent(e, names))
 			}
