@@ -406,9 +406,18 @@ func runPolicyReplay(ctx context.Context, args []string, stdout, stderr io.Write
 	return policyOK
 }
 
+// plural is n with the noun in the right number ("1 person", "2 people").
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 func printReplay(w io.Writer, rep *policy.ReplayReport) {
-	fmt.Fprintf(w, "replayed %d admission decisions under %s (revision %s); %d other events, %d lines skipped\n",
-		rep.Decisions, rep.Candidate, shortRev(rep.Revision), rep.Other, len(rep.Warnings))
+	fmt.Fprintf(w, "replayed %s under %s (revision %s); %s, %s skipped\n",
+		plural(rep.Decisions, "admission decision", "admission decisions"), rep.Candidate, shortRev(rep.Revision),
+		plural(rep.Other, "other event", "other events"), plural(len(rep.Warnings), "line", "lines"))
 	if len(rep.Changes) == 0 {
 		fmt.Fprintln(w, "nobody would be treated differently")
 		return
@@ -421,7 +430,7 @@ func printReplay(w io.Writer, rep *policy.ReplayReport) {
 			people++
 		}
 	}
-	fmt.Fprintf(w, "%d people would be treated differently (%d distinct changes):\n", people, len(rep.Changes))
+	fmt.Fprintf(w, "%s would be treated differently (%s):\n", plural(people, "person", "people"), plural(len(rep.Changes), "distinct change", "distinct changes"))
 	for _, c := range rep.Changes {
 		who := c.Email
 		if who == "" {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meetguard/meetguard/policy"
 )
 
 const shippedPolicyDir = "../../policies"
@@ -248,5 +250,27 @@ func TestPolicy_Usage(t *testing.T) {
 	}
 	if code, _, _ := policyCmd(t, "check", "a", "b"); code != 2 {
 		t.Errorf("two directories: exit %d", code)
+	}
+}
+
+// TestPrintReplay_Plurals: one of anything is said in the singular.
+func TestPrintReplay_Plurals(t *testing.T) {
+	for _, tc := range []struct {
+		rep  policy.ReplayReport
+		want []string
+	}{
+		{policy.ReplayReport{Candidate: "next", Decisions: 1, Other: 1, Warnings: []policy.ReplayWarning{{}},
+			Changes: []policy.ReplayChange{{Iss: "i", Sub: "a", Count: 1}}},
+			[]string{"replayed 1 admission decision under", "1 other event, 1 line skipped", "1 person would be treated differently (1 distinct change)"}},
+		{policy.ReplayReport{Candidate: "next", Decisions: 3, Changes: []policy.ReplayChange{{Iss: "i", Sub: "a"}, {Iss: "i", Sub: "b"}}},
+			[]string{"replayed 3 admission decisions under", "0 other events, 0 lines skipped", "2 people would be treated differently (2 distinct changes)"}},
+	} {
+		var b strings.Builder
+		printReplay(&b, &tc.rep)
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("output lacks %q:\n%s", w, b.String())
+			}
+		}
 	}
 }
