@@ -77,6 +77,10 @@ class Meeting {
   private received = 0;
   private e2eeRequired = false;
   private readonly clear = new Set<string>(); // identities that published a track without encryption
+  private headers: Record<string, string> = {};
+  private room_ = '';
+  private reported = false;
+  private alarmReport = 0; // status of the alarm report (0: none sent)
 
   private noteError(e: unknown): void {
     this.lastError = String((e as Error)?.message ?? e);
@@ -92,6 +96,8 @@ class Meeting {
       e2ee: { keyProvider: this.keys, worker: e2eeWorker() },
     });
     this.room = room;
+    this.room_ = cfg.room;
+    this.headers = cfg.headers ?? {};
     room.on(RoomEvent.EncryptionError, () => {
       this.encryptionErrors++;
     });
@@ -138,6 +144,12 @@ class Meeting {
     if (!cfg.withoutKeys) await room.localParticipant.enableCameraAndMicrophone();
     // Data messages wait for the publisher connection, which the first published track opens.
     void this.announce().catch((e) => this.noteError(e));
+    // A message sent while a peer's own connection is still being set up is lost to it, and LiveKit does not
+    // replay data messages: the mapping is sent again every few seconds (about a hundred bytes).
+    const again = setInterval(() => {
+      if (this.abort.signal.aborted || room.state === 'disconnected') clearInterval(again);
+      else void this.announce().catch((e) => this.noteError(e));
+    }, 3000);
   }
 
   // join waits for the device key's registration, then joins the room through the rooms API (same origin, the
@@ -155,6 +167,23 @@ class Meeting {
     });
     const body = await res.json().catch(() => ({}));
     if (!res.ok || body.status !== 'admitted') throw new Error(body.message || say('not_admitted'));
+  }
+
+  // reportAlarm tells the gateway, once, about the alarm this page raised, so the operator sees it (metric and
+  // audit record). The report is what the page saw; the gateway only counts and records it.
+  private async reportAlarm(a: { kind: string; epoch: number; member: string; detail: string }): Promise<void> {
+    if (this.reported) return;
+    this.reported = true;
+    const detail = [...a.detail].map((c) => (/\p{C}/u.test(c) ? ' ' : c)).join('').slice(0, 400);
+    const body = JSON.stringify({ kind: a.kind, epoch: a.epoch, ...(a.member ? { member: a.member } : {}), ...(detail ? { detail } : {}) });
+    try {
+      const res = await fetch(`/.meetguard/api/v1/rooms/${encodeURIComponent(this.room_)}/e2ee/alarms`, {
+        method: 'POST', credentials: 'same-origin', body, headers: { ...this.headers, 'Content-Type': 'application/json' },
+      });
+      this.alarmReport = res.status;
+    } catch {
+      this.alarmReport = -1;
+    }
   }
 
   private async announce(): Promise<void> {
@@ -232,6 +261,7 @@ class Meeting {
     if (st.alarm) {
       alarm.hidden = false;
       alarm.textContent = say('alarm', st.alarm.kind, st.alarm.detail);
+      void this.reportAlarm(st.alarm);
     }
     const removed = $('removed');
     removed.hidden = st.state !== 'removed';
@@ -249,6 +279,7 @@ class Meeting {
         const d = document.createElement('li');
         const tags = [m.self ? say('this_device') : '', m.ownDevice ? (m.confirmed ? say('other_device') : say('unconfirmed')) : ''].filter(Boolean).join(', ');
         d.textContent = `${m.fingerprint} · ${m.kem ? kemName(m.kem) : say('no_key')}${tags ? ' · ' + tags : ''}`;
+        if (m.ownDevice && !m.self && !m.confirmed && st.state === 'member') d.append(' ', ...this.deviceButtons(m.fingerprint));
         ul.append(d);
       }
       li.append(ul);
@@ -256,8 +287,40 @@ class Meeting {
     }
   }
 
+  // deviceButtons ask the user about a device listed under their own identity that they have not confirmed: it
+  // is theirs (another tab, their phone), or it is not, which is an alarm (someone holds a credential for them).
+  private deviceButtons(fingerprint: string): HTMLButtonElement[] {
+    const c = this.client!;
+    const mk = (label: string, cls: string, act: () => void) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = cls;
+      b.textContent = label;
+      b.setAttribute('aria-label', `${label}: ${fingerprint}`);
+      b.dataset.fingerprint = fingerprint;
+      b.addEventListener('click', act);
+      return b;
+    };
+    return [
+      mk(say('device_mine'), 'secondary confirm-device', () => {
+        c.confirmDevice(fingerprint);
+        this.render(c.status());
+      }),
+      mk(say('device_not_mine'), 'danger reject-device', () => {
+        c.rejectDevice(fingerprint);
+        void this.installKeys();
+        this.render(c.status());
+      }),
+    ];
+  }
+
   status(): Status | null {
     return this.last;
+  }
+
+  /** alarmReported is the HTTP status of this page's alarm report (0: none sent). */
+  alarmReported(): number {
+    return this.alarmReport;
   }
 
   /** stats sums the inbound video counters of this page (for tests and the debug panel). */
