@@ -193,7 +193,7 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 	t.Run("a page with a LiveKit token but without meetguard's keys decodes nothing and is reported", func(t *testing.T) {
 		var pm *page
 		for attempt := 1; pm == nil; attempt++ {
-			pm = openManual(t, browser, pa, g.URL+web.MeetingPath(room)+"#manual", map[string]any{
+			pm = openManual(t, pa, "mallory", g.URL+web.MeetingPath(room)+"#manual", map[string]any{
 				"room": room, "authorityKey": "00", "livekitURL": lkWS, "withoutKeys": true,
 				"livekitToken": livekitToken(t, lk, "mallory", room),
 			})
@@ -227,6 +227,27 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 			ours, foreign := joined()
 			return len(ours) == 2 && len(foreign) == 1 && foreign[0] == "mallory", fmt.Sprintf("ours %v, foreign %v", ours, foreign)
 		})
+	})
+
+	t.Run("a client that ignores the e2ee mark and publishes in the clear is refused by the pages", func(t *testing.T) {
+		var pt *page
+		for attempt := 1; pt == nil; attempt++ {
+			pt = openManual(t, pa, "trudy", g.URL+web.MeetingPath(room)+"#manual", map[string]any{
+				"room": room, "authorityKey": "00", "livekitURL": lkWS, "withoutKeys": true, "clearMedia": true,
+				"livekitToken": livekitToken(t, lk, "trudy", room),
+			})
+			if pt == nil && attempt == 3 {
+				t.Fatal("trudy's page never connected to LiveKit")
+			}
+		}
+		for _, p := range []*page{pa, pb} {
+			pollUntil(t, p.name+"'s page refuses trudy's clear tracks and says so", func() (bool, string) {
+				s := p.stats(t)
+				banner, _ := chromedp.Run(p.ctx, chromedp.Text("#clear"))
+				return slices.Contains(s.Clear, "trudy") && strings.Contains(banner, "trudy"), fmt.Sprintf("%+v %q", s, banner)
+			})
+		}
+		pt.screenshot(t, shots)
 	})
 
 	t.Run("axe finds no accessibility violation on the meeting page", func(t *testing.T) {
@@ -359,7 +380,7 @@ func gatherCounter(t *testing.T, g *gwtest.Gateway, kinds ...string) (float64, e
 
 // openManual opens the meeting page in a new tab of like's browser context (its cookies) without letting it
 // start by itself, then starts it with cfg; nil when its LiveKit connection failed (a loaded machine).
-func openManual(t *testing.T, browser context.Context, like *page, url string, cfg map[string]any) *page {
+func openManual(t *testing.T, like *page, name, url string, cfg map[string]any) *page {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(like.ctx)
 	if err := chromedp.Do(ctx); err != nil {
@@ -381,7 +402,7 @@ func openManual(t *testing.T, browser context.Context, like *page, url string, c
 		return nil
 	}
 	t.Cleanup(cancel)
-	return &page{name: "mallory", ctx: ctx}
+	return &page{name: name, ctx: ctx}
 }
 
 // axeCheck runs axe-core (from web/node_modules, never shipped) on the page and fails on any violation.

@@ -22,6 +22,8 @@ export interface MeetingConfig {
   expectIssuer?: string;
   /** test only: join LiveKit with E2EE but without meetguard's keys ("a bomber with a token"); it only watches */
   withoutKeys?: boolean;
+  /** test only, with withoutKeys: publish camera and microphone in the clear (a client that ignores the room's e2ee mark) */
+  clearMedia?: boolean;
   /** headers for every key-exchange request (a page uses its session cookie and ticket cookie instead) */
   headers?: Record<string, string>;
   /**
@@ -93,7 +95,7 @@ class Meeting {
       dynacast: false,
       // `e2ee` rather than `encryption`: media is end-to-end encrypted, data messages are not, because the one data
       // message this page sends (its credential hash, public anyway) is how peers learn which key is whose.
-      e2ee: { keyProvider: this.keys, worker: e2eeWorker() },
+      ...(cfg.clearMedia ? {} : { e2ee: { keyProvider: this.keys, worker: e2eeWorker() } }),
     });
     this.room = room;
     this.room_ = cfg.room;
@@ -116,7 +118,7 @@ class Meeting {
     });
     room.on(RoomEvent.ParticipantConnected, () => void this.announce().catch((e) => this.noteError(e)));
     room.on(RoomEvent.TrackSubscribed, (track, pub, participant) => this.attach(track, pub, participant));
-    await room.setE2EEEnabled(true);
+    if (!cfg.clearMedia) await room.setE2EEEnabled(true);
     if (!cfg.withoutKeys) {
       const transport = new HTTPTransport({ gateway: '', room: cfg.room, headers: () => cfg.headers ?? {} });
       this.client = new Client({
@@ -141,7 +143,7 @@ class Meeting {
     // shows (and counts) anyone who publishes in the clear, whose tracks it never plays.
     this.e2eeRequired = room.localParticipant.attributes[e2eeAttribute] === 'required';
     await this.installKeys();
-    if (!cfg.withoutKeys) await room.localParticipant.enableCameraAndMicrophone();
+    if (!cfg.withoutKeys || cfg.clearMedia) await room.localParticipant.enableCameraAndMicrophone();
     // Data messages wait for the publisher connection, which the first published track opens.
     void this.announce().catch((e) => this.noteError(e));
     // A message sent while a peer's own connection is still being set up is lost to it, and LiveKit does not
