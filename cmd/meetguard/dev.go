@@ -38,7 +38,23 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway address (loopback only)")
 	auditPath := fs.String("audit", "", "audit log file (default: a file in a fresh temp directory); its public key is written to FILE.pub")
 	policyDir := fs.String("policy", "", "policy directory to use instead of the shipped policies (hot-reloaded)")
+	up := fs.String("upstream", "demo", "meeting servers behind the gateway: demo (the demo app), or livekit (the demo app and a LiveKit server with the end-to-end encrypted meeting page)")
+	lkServer := fs.String("livekit-server", defaultLiveKitServer(), "livekit-server binary that --upstream livekit starts on loopback (default $"+envLiveKitServer+" or the path .ci/run installs to)")
+	lkURL := fs.String("livekit-url", "", "with --upstream livekit: a running LiveKit server to use instead of starting one (needs --livekit-key and --livekit-secret; its webhook must point at the gateway)")
+	lkKey := fs.String("livekit-key", "", "API key of --livekit-url")
+	lkSecret := fs.String("livekit-secret", "", "API secret of --livekit-url (at least 32 bytes)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch {
+	case *up != "demo" && *up != "livekit":
+		fmt.Fprintf(stderr, "meetguard dev: --upstream: %q is neither demo nor livekit\n", *up)
+		return 2
+	case *up != "livekit" && *lkURL != "":
+		fmt.Fprintln(stderr, "meetguard dev: --livekit-url needs --upstream livekit")
+		return 2
+	case *lkURL != "" && (*lkKey == "" || len(*lkSecret) < 32):
+		fmt.Fprintln(stderr, "meetguard dev: --livekit-url needs --livekit-key and a --livekit-secret of at least 32 bytes")
 		return 2
 	}
 	host, _, err := net.SplitHostPort(*listen)
@@ -53,7 +69,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logger, flushLog, _ := newLogger(config.Log{Format: "console", Level: "info"}, stderr)
 	defer flushLog()
-	if err := dev(ctx, devOptions{listen: *listen, audit: *auditPath, policyDir: *policyDir, stdout: stdout, logger: logger}); err != nil {
+	o := devOptions{listen: *listen, audit: *auditPath, policyDir: *policyDir, stdout: stdout, logger: logger}
+	if *up == "livekit" {
+		o.livekit = &devLiveKitOptions{server: *lkServer, url: *lkURL, key: *lkKey, secret: *lkSecret}
+	}
+	if err := dev(ctx, o); err != nil {
 		fmt.Fprintf(stderr, "meetguard dev: %v\n", err)
 		return 1
 	}
@@ -71,6 +91,13 @@ type devOptions struct {
 	logger      *zap.Logger
 	// ready is told the base URL once the gateway serves (tests).
 	ready func(base string)
+	// livekit adds a LiveKit upstream (--upstream livekit).
+	livekit *devLiveKitOptions
+}
+
+// devLiveKitOptions say which LiveKit server to use: one to start from server, or the one at url.
+type devLiveKitOptions struct {
+	server, url, key, secret string
 }
 
 func dev(ctx context.Context, o devOptions) error {
@@ -128,6 +155,15 @@ func dev(ctx context.Context, o devOptions) error {
 		}
 		auditPath = filepath.Join(dir, "audit.log")
 	}
+	var lk *devLiveKit
+	if o.livekit != nil {
+		if o.livekit.url != "" {
+			lk = &devLiveKit{url: o.livekit.url, key: o.livekit.key, secret: o.livekit.secret, stop: func() {}}
+		} else if lk, err = startLiveKit(ctx, o.livekit.server, base, filepath.Dir(auditPath)); err != nil {
+			return err
+		}
+		defer lk.stop()
+	}
 	cfg := &config.Config{
 		Listen:    ln.Addr().String(),
 		PublicURL: base,
@@ -144,12 +180,20 @@ func dev(ctx context.Context, o devOptions) error {
 		Rooms: config.Rooms{Permanent: []config.PermanentRoom{{ID: "demo"}}},
 		Log:   config.Log{Format: "console"},
 	}
+	if lk != nil {
+		u, room := liveKitConfig(lk)
+		cfg.Upstreams = append(cfg.Upstreams, u)
+		cfg.Rooms.Permanent = append(cfg.Rooms.Permanent, room)
+	}
 	if err := config.Complete(cfg); err != nil {
 		return fmt.Errorf("dev config: %w", err)
 	}
 
 	if o.stdout != nil {
 		printBanner(o.stdout, base, auditPath, idp)
+		if lk != nil {
+			fmt.Fprintf(o.stdout, "End-to-end encrypted LiveKit meeting (LiveKit at %s): open %s%s in two Chromium windows\n(one private), sign in as different users, and compare the security code.\n\n", lk.url, base, web.MeetingPath(liveKitRoom))
+		}
 	}
 	return runGateway(ctx, cfg, app.Deps{
 		Logger:   o.logger,

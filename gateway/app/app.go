@@ -527,6 +527,7 @@ func (a *App) newE2EE(ctx context.Context, pub *url.URL) (*e2eeapi.Handler, erro
 		o.Membership = a.RoomsAPI
 	}
 	o.Meeting.SignalPath = liveKitSignalPath(cfg.Upstreams)
+	o.OnClientAlarm = a.Security.E2EEAlarm
 	if a.deps.E2EE != nil {
 		a.deps.E2EE(a, &o)
 	}

@@ -41,6 +41,9 @@ const (
 	EventE2EEKeyRegistered = "e2ee.key_registered"
 	EventE2EEEpoch         = "e2ee.epoch"
 	EventE2EERejected      = "e2ee.rejected"
+	// EventE2EEClientAlarm is an alarm a client reported raising (the
+	// client's word, counted and recorded only).
+	EventE2EEClientAlarm = "e2ee.client_alarm"
 
 	EventPolicyReload         = "policy.reload"
 	EventPolicyReloadRejected = "policy.reload_rejected"

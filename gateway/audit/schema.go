@@ -46,6 +46,8 @@ const (
 	FieldSuppressed        = "suppressed"
 	FieldUpstream          = "upstream"
 	FieldKind              = "kind"
+	FieldMember            = "member"
+	FieldDetail            = "detail"
 	FieldPerson            = "person"
 	FieldIdentity          = "identity"
 	FieldEventID           = "event_id"
@@ -110,6 +112,7 @@ var schema = []EventSpec{
 	{EventE2EEKeyRegistered, []string{FieldRoom, FieldInstance, FieldSubject, FieldIssuer, FieldDevice, FieldKeyID, FieldKEM, FieldRole, FieldAdmitted}, nil},
 	{EventE2EEEpoch, []string{FieldRoom, FieldInstance, FieldEpoch, FieldReason, FieldMembers}, []string{FieldCause}},
 	{EventE2EERejected, []string{FieldRoom, FieldSubject, FieldReason, FieldOp}, []string{FieldInstance, FieldKeyID}},
+	{EventE2EEClientAlarm, []string{FieldRoom, FieldSubject, FieldIssuer, FieldKind, FieldEpoch}, []string{FieldMember, FieldDetail}},
 	{EventPolicyReload, []string{FieldRevision, FieldPreviousRevision, FieldTrigger, FieldShadow}, nil},
 	{EventPolicyReloadRejected, []string{FieldRevision, FieldCurrentRevision, FieldError, FieldTrigger, FieldShadow}, nil},
 	{EventConfigReload, []string{FieldRevision, FieldPreviousRevision, FieldChanged}, []string{FieldRestartRequired}},

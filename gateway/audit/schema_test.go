@@ -156,7 +156,7 @@ func TestSchema_EveryEventConstantIsDocumented(t *testing.T) {
 		audit.EventAdmissionDecision, audit.EventAdmissionRateLimited, audit.EventLobbyKnock, audit.EventLobbyAdmit,
 		audit.EventLobbyDeny, audit.EventRoomLock, audit.EventRoomUnlock, audit.EventRoomRemove, audit.EventRoomBan,
 		audit.EventRoomSuspend, audit.EventRoomCreate, audit.EventRoomUpdate, audit.EventE2EEKeyRegistered,
-		audit.EventE2EEEpoch, audit.EventE2EERejected, audit.EventPolicyReload, audit.EventPolicyReloadRejected,
+		audit.EventE2EEEpoch, audit.EventE2EERejected, audit.EventE2EEClientAlarm, audit.EventPolicyReload, audit.EventPolicyReloadRejected,
 		audit.EventConfigReload, audit.EventConfigReloadRejected, audit.EventStoreFailure, audit.EventUpstreamParticipant,
 		audit.EventGatewayStart, audit.EventGatewayStop, audit.EventCheckpoint, audit.EventOpened, audit.EventRecovered,
 	} {

@@ -81,3 +81,19 @@ func ConsoleViewed(subject, issuer, method, path, decision, reason, format, clie
 	}
 	return Fact{EventConsoleView, f}
 }
+
+// E2EEClientAlarm is an alarm a client reported: its kind, the epoch it was
+// at, and the member (credential hash) and description it gave, if any.
+func E2EEClientAlarm(room, subject, issuer, kind string, epoch uint64, member, detail string) Fact {
+	f := []zap.Field{
+		zap.String(FieldRoom, room), zap.String(FieldSubject, subject), zap.String(FieldIssuer, issuer),
+		zap.String(FieldKind, kind), zap.Uint64(FieldEpoch, epoch),
+	}
+	if member != "" {
+		f = append(f, zap.String(FieldMember, member))
+	}
+	if detail != "" {
+		f = append(f, zap.String(FieldDetail, detail))
+	}
+	return Fact{EventE2EEClientAlarm, f}
+}

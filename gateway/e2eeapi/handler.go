@@ -65,8 +65,11 @@ type Options struct {
 	PublicOrigin string
 	// Meeting configures the meeting page (page.go); its zero value serves the page without a signalling path.
 	Meeting MeetingPage
-	Clock   e2ee.Clock  // default e2ee.SystemClock
-	Logger  *zap.Logger // default zap.NewNop()
+	// OnClientAlarm counts an alarm a client reported (alarm.go), once its audit record is durable: the
+	// gateway's metric e2ee_alarms_total. Nil: recorded only.
+	OnClientAlarm func(kind string)
+	Clock         e2ee.Clock  // default e2ee.SystemClock
+	Logger        *zap.Logger // default zap.NewNop()
 }
 
 // Handler serves the e2ee endpoints of every room. Create it with New.
@@ -78,6 +81,7 @@ type Handler struct {
 
 	mu       sync.Mutex
 	meetings map[string]*meeting
+	alarms   alarmLimiter
 }
 
 const (
@@ -161,6 +165,7 @@ var (
 	errBadRequest    = errors.New("e2eeapi: bad request")
 	errUnauthorized  = errors.New("e2eeapi: no verified identity")
 	errMediaType     = errors.New("e2eeapi: content type must be " + e2eehttp.ContentType)
+	errMediaTypeJSON = errors.New("e2eeapi: content type must be application/json")
 	errCrossSite     = errors.New("e2eeapi: cross-site request refused")
 	errNotRegistered = errors.New("e2eeapi: no registered key for this admission")
 )
@@ -186,7 +191,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, room, name, fmt.Errorf("%w: %w", errBadRequest, err))
 		return
 	}
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost && name == endpointAlarms {
+		// JSON, not a form type: browsers preflight it cross-site.
+		if !isJSON(r) {
+			h.fail(w, r, room, name, errMediaTypeJSON)
+			return
+		}
+	} else if r.Method == http.MethodPost {
 		// A non-form media type also makes browsers preflight cross-site posts.
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != e2eehttp.ContentType {
 			h.fail(w, r, room, name, errMediaType)
@@ -219,6 +230,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = h.serveKeys(w, r, room, q)
 	case e2eehttp.EndpointWait:
 		err = h.serveWait(w, r, room, q)
+	case endpointAlarms:
+		err = h.serveAlarm(w, r, room, id)
 	}
 	if err != nil {
 		h.fail(w, r, room, name, err)
@@ -250,8 +263,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, room, name string
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "The key exchange is unavailable right now. Please try again shortly."
 	case errors.As(err, &mbe):
 		status, code, msg = http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("The request body is larger than %d bytes.", mbe.Limit)
-	case errors.Is(err, errMediaType):
+	case errors.Is(err, errMediaType), errors.Is(err, errMediaTypeJSON):
 		status, code, msg = http.StatusUnsupportedMediaType, "unsupported_media_type", err.Error()
+	case errors.Is(err, errRateLimited):
+		w.Header().Set("Retry-After", "60")
+		status, code, msg = http.StatusTooManyRequests, "rate_limited", "Too many alarm reports."
 	case errors.Is(err, errBadRequest):
 		status, code, msg = http.StatusBadRequest, "bad_request", err.Error()
 	default:

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -120,6 +121,7 @@ type env struct {
 	auditLog  *audit.Log
 	auditPath string
 	logs      *lockedBuffer
+	metrics   *prometheus.Registry
 }
 
 type envOptions struct {
@@ -211,7 +213,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.authn, e.api = a.Auth, a.E2EE
+	e.authn, e.api, e.metrics = a.Auth, a.E2EE, a.Metrics
 	served := make(chan struct{})
 	go func() {
 		defer close(served)

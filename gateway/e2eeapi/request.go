@@ -30,6 +30,7 @@ var endpoints = map[string]endpoint{
 	e2eehttp.EndpointCommits:     {method: "POST", params: []string{"epoch"}, required: []string{"epoch"}},
 	e2eehttp.EndpointKeys:        {method: "GET", params: []string{"epoch"}, required: []string{"epoch"}},
 	e2eehttp.EndpointWait:        {method: "GET", params: []string{"after", "wait"}, required: []string{"after"}},
+	endpointAlarms:               {method: "POST"},
 }
 
 // isE2EEPath reports whether an escaped, canonical request path is below some room's e2ee endpoints, whether

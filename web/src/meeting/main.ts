@@ -22,6 +22,8 @@ export interface MeetingConfig {
   expectIssuer?: string;
   /** test only: join LiveKit with E2EE but without meetguard's keys ("a bomber with a token"); it only watches */
   withoutKeys?: boolean;
+  /** test only, with withoutKeys: publish camera and microphone in the clear (a client that ignores the room's e2ee mark) */
+  clearMedia?: boolean;
   /** headers for every key-exchange request (a page uses its session cookie and ticket cookie instead) */
   headers?: Record<string, string>;
   /**
@@ -77,6 +79,10 @@ class Meeting {
   private received = 0;
   private e2eeRequired = false;
   private readonly clear = new Set<string>(); // identities that published a track without encryption
+  private headers: Record<string, string> = {};
+  private room_ = '';
+  private reported = false;
+  private alarmReport = 0; // status of the alarm report (0: none sent)
 
   private noteError(e: unknown): void {
     this.lastError = String((e as Error)?.message ?? e);
@@ -89,9 +95,11 @@ class Meeting {
       dynacast: false,
       // `e2ee` rather than `encryption`: media is end-to-end encrypted, data messages are not, because the one data
       // message this page sends (its credential hash, public anyway) is how peers learn which key is whose.
-      e2ee: { keyProvider: this.keys, worker: e2eeWorker() },
+      ...(cfg.clearMedia ? {} : { e2ee: { keyProvider: this.keys, worker: e2eeWorker() } }),
     });
     this.room = room;
+    this.room_ = cfg.room;
+    this.headers = cfg.headers ?? {};
     room.on(RoomEvent.EncryptionError, () => {
       this.encryptionErrors++;
     });
@@ -110,7 +118,7 @@ class Meeting {
     });
     room.on(RoomEvent.ParticipantConnected, () => void this.announce().catch((e) => this.noteError(e)));
     room.on(RoomEvent.TrackSubscribed, (track, pub, participant) => this.attach(track, pub, participant));
-    await room.setE2EEEnabled(true);
+    if (!cfg.clearMedia) await room.setE2EEEnabled(true);
     if (!cfg.withoutKeys) {
       const transport = new HTTPTransport({ gateway: '', room: cfg.room, headers: () => cfg.headers ?? {} });
       this.client = new Client({
@@ -135,9 +143,15 @@ class Meeting {
     // shows (and counts) anyone who publishes in the clear, whose tracks it never plays.
     this.e2eeRequired = room.localParticipant.attributes[e2eeAttribute] === 'required';
     await this.installKeys();
-    if (!cfg.withoutKeys) await room.localParticipant.enableCameraAndMicrophone();
+    if (!cfg.withoutKeys || cfg.clearMedia) await room.localParticipant.enableCameraAndMicrophone();
     // Data messages wait for the publisher connection, which the first published track opens.
     void this.announce().catch((e) => this.noteError(e));
+    // A message sent while a peer's own connection is still being set up is lost to it, and LiveKit does not
+    // replay data messages: the mapping is sent again every few seconds (about a hundred bytes).
+    const again = setInterval(() => {
+      if (this.abort.signal.aborted || room.state === 'disconnected') clearInterval(again);
+      else void this.announce().catch((e) => this.noteError(e));
+    }, 3000);
   }
 
   // join waits for the device key's registration, then joins the room through the rooms API (same origin, the
@@ -155,6 +169,23 @@ class Meeting {
     });
     const body = await res.json().catch(() => ({}));
     if (!res.ok || body.status !== 'admitted') throw new Error(body.message || say('not_admitted'));
+  }
+
+  // reportAlarm tells the gateway, once, about the alarm this page raised, so the operator sees it (metric and
+  // audit record). The report is what the page saw; the gateway only counts and records it.
+  private async reportAlarm(a: { kind: string; epoch: number; member: string; detail: string }): Promise<void> {
+    if (this.reported) return;
+    this.reported = true;
+    const detail = [...a.detail].map((c) => (/\p{C}/u.test(c) ? ' ' : c)).join('').slice(0, 400);
+    const body = JSON.stringify({ kind: a.kind, epoch: a.epoch, ...(a.member ? { member: a.member } : {}), ...(detail ? { detail } : {}) });
+    try {
+      const res = await fetch(`/.meetguard/api/v1/rooms/${encodeURIComponent(this.room_)}/e2ee/alarms`, {
+        method: 'POST', credentials: 'same-origin', body, headers: { ...this.headers, 'Content-Type': 'application/json' },
+      });
+      this.alarmReport = res.status;
+    } catch {
+      this.alarmReport = -1;
+    }
   }
 
   private async announce(): Promise<void> {
@@ -232,6 +263,7 @@ class Meeting {
     if (st.alarm) {
       alarm.hidden = false;
       alarm.textContent = say('alarm', st.alarm.kind, st.alarm.detail);
+      void this.reportAlarm(st.alarm);
     }
     const removed = $('removed');
     removed.hidden = st.state !== 'removed';
@@ -249,6 +281,7 @@ class Meeting {
         const d = document.createElement('li');
         const tags = [m.self ? say('this_device') : '', m.ownDevice ? (m.confirmed ? say('other_device') : say('unconfirmed')) : ''].filter(Boolean).join(', ');
         d.textContent = `${m.fingerprint} · ${m.kem ? kemName(m.kem) : say('no_key')}${tags ? ' · ' + tags : ''}`;
+        if (m.ownDevice && !m.self && !m.confirmed && st.state === 'member') d.append(' ', ...this.deviceButtons(m.fingerprint));
         ul.append(d);
       }
       li.append(ul);
@@ -256,8 +289,40 @@ class Meeting {
     }
   }
 
+  // deviceButtons ask the user about a device listed under their own identity that they have not confirmed: it
+  // is theirs (another tab, their phone), or it is not, which is an alarm (someone holds a credential for them).
+  private deviceButtons(fingerprint: string): HTMLButtonElement[] {
+    const c = this.client!;
+    const mk = (label: string, cls: string, act: () => void) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = cls;
+      b.textContent = label;
+      b.setAttribute('aria-label', `${label}: ${fingerprint}`);
+      b.dataset.fingerprint = fingerprint;
+      b.addEventListener('click', act);
+      return b;
+    };
+    return [
+      mk(say('device_mine'), 'secondary confirm-device', () => {
+        c.confirmDevice(fingerprint);
+        this.render(c.status());
+      }),
+      mk(say('device_not_mine'), 'danger reject-device', () => {
+        c.rejectDevice(fingerprint);
+        void this.installKeys();
+        this.render(c.status());
+      }),
+    ];
+  }
+
   status(): Status | null {
     return this.last;
+  }
+
+  /** alarmReported is the HTTP status of this page's alarm report (0: none sent). */
+  alarmReported(): number {
+    return this.alarmReport;
   }
 
   /** stats sums the inbound video counters of this page (for tests and the debug panel). */
