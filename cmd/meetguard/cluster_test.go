@@ -686,25 +686,29 @@ func (c *meetguardCluster) joinStorms(t *testing.T) {
 		return ok, refused
 	}
 	rdb := c.redis.Client(t)
-	usedMemory := func() int64 {
-		info, err := rdb.Info(context.Background(), "memory").Result()
+	infoInt := func(section, field string) int64 {
+		info, err := rdb.Info(context.Background(), section).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, line := range strings.Split(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
 				var n int64
 				fmt.Sscan(v, &n)
 				return n
 			}
 		}
-		t.Fatal("no used_memory in INFO")
+		t.Fatalf("no %s in INFO %s", field, section)
 		return 0
 	}
-	before := usedMemory()
+	usedMemory := func() int64 { return infoInt("memory", "used_memory") }
+	commands := func() int64 { return infoInt("stats", "total_commands_processed") }
+	before, cmdsBefore := usedMemory(), commands()
 	if ok, refused := count(c.storm(t, "storm", tokens, false)); ok != 300 || refused != 2 {
 		t.Fatalf("storm: admitted %d, refused %d; want exactly 300 and 2", ok, refused)
 	}
+	t.Logf("Redis commands during the storm: %.1f per join (everything the three nodes sent, relays and probes included)",
+		float64(commands()-cmdsBefore)/float64(clusterStormUsers))
 	t.Logf("Redis used_memory: %d B more for a room of 300 participants (%d B per participant, tickets and rate-limit keys included)",
 		usedMemory()-before, (usedMemory()-before)/300)
 
