@@ -103,7 +103,7 @@ logging:
 			<-exited
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute) // a loaded machine starts it slowly
 	for {
 		resp, err := http.Get(lk.url)
 		if err == nil {
@@ -120,7 +120,7 @@ logging:
 		}
 		if time.Now().After(deadline) {
 			lk.stop()
-			return nil, errors.New("livekit-server did not answer within 30 s")
+			return nil, errors.New("livekit-server did not answer within a minute")
 		}
 	}
 }
