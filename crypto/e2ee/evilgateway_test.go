@@ -24,6 +24,15 @@ type evilTransport struct {
 	keyPackages func(epoch uint64, honest []byte) []byte
 	sealed      func(epoch uint64, honest []byte) []byte
 	seen        [][]byte // every SealedSecrets answer the client received
+	// postedCommits counts the commits the client sent.
+	postedCommits int
+	// forged answers for epochs the honest Authority never signed (nil: ask it).
+	forgedKeyPackages, forgedSealed, forgedRoster func(epoch uint64) []byte
+}
+
+func (e *evilTransport) PostCommit(ctx context.Context, epoch uint64, commit []byte) error {
+	e.postedCommits++
+	return e.LocalTransport.PostCommit(ctx, epoch, commit)
 }
 
 func (e *evilTransport) Register(ctx context.Context, reg []byte) ([]byte, error) {
@@ -35,6 +44,9 @@ func (e *evilTransport) Register(ctx context.Context, reg []byte) ([]byte, error
 }
 
 func (e *evilTransport) Roster(ctx context.Context, since uint64) ([]byte, error) {
+	if e.forgedRoster != nil {
+		return e.forgedRoster(since), nil
+	}
 	raw, err := e.LocalTransport.Roster(ctx, since)
 	if err != nil || e.roster == nil {
 		return raw, err
@@ -43,6 +55,9 @@ func (e *evilTransport) Roster(ctx context.Context, since uint64) ([]byte, error
 }
 
 func (e *evilTransport) KeyPackages(ctx context.Context, epoch uint64) ([]byte, error) {
+	if e.forgedKeyPackages != nil {
+		return e.forgedKeyPackages(epoch), nil
+	}
 	raw, err := e.LocalTransport.KeyPackages(ctx, epoch)
 	if err != nil || e.keyPackages == nil {
 		return raw, err
@@ -51,6 +66,9 @@ func (e *evilTransport) KeyPackages(ctx context.Context, epoch uint64) ([]byte, 
 }
 
 func (e *evilTransport) SealedKeys(ctx context.Context, epoch uint64) ([]byte, error) {
+	if e.forgedSealed != nil {
+		return e.forgedSealed(epoch), nil
+	}
 	raw, err := e.LocalTransport.SealedKeys(ctx, epoch)
 	if err == nil && e.sealed != nil {
 		raw = e.sealed(epoch, raw)

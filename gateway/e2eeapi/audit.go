@@ -39,6 +39,7 @@ func (h *Handler) onEvent(ctx context.Context, e e2ee.Event) {
 	case e2ee.EventEpoch:
 		reason := map[string]string{
 			"admit": "member_joined", "remove": "member_removed", "lock": "room_locked", "unlock": "room_unlocked", "rekey": "rekey",
+			"renew": "credential_renewed", "expire": "credential_expired",
 		}[e.Op]
 		if e.Epoch == 1 {
 			reason = "room_started"
