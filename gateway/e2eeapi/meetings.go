@@ -18,6 +18,7 @@ import (
 	"github.com/meetguard/meetguard/crypto/e2ee"
 	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/gateway/admission"
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/policy"
@@ -281,10 +282,10 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 	}
 	// Nothing is handed out unrecorded: without a durable record the credential is never returned nor admitted.
 	if err := h.opts.Audit.Record(context.WithoutCancel(ctx), eventKeyRegistered,
-		zap.String("room", room), zap.String("instance", cred.Instance),
-		zap.String("subject", id.Subject), zap.String("issuer", id.Issuer),
-		zap.String("device", fingerprint(cred)), zap.String("key_id", cred.Hash().String()),
-		zap.String("kem", kp.KEM.String()), zap.String("role", cred.Role.String()), zap.Bool("admitted", isMember),
+		zap.String(audit.FieldRoom, room), zap.String(audit.FieldInstance, cred.Instance),
+		zap.String(audit.FieldSubject, id.Subject), zap.String(audit.FieldIssuer, id.Issuer),
+		zap.String(audit.FieldDevice, fingerprint(cred)), zap.String(audit.FieldKeyID, cred.Hash().String()),
+		zap.String(audit.FieldKEM, kp.KEM.String()), zap.String(audit.FieldRole, cred.Role.String()), zap.Bool(audit.FieldAdmitted, isMember),
 	); err != nil {
 		return nil, fmt.Errorf("%w: audit: %w", errUnavailable, err)
 	}
