@@ -94,6 +94,30 @@ func nextRoster(prev *Roster, members []Hash, locked bool) *Roster {
 		Prev: prev.Hash(), Locked: locked, Members: ms}
 }
 
+// replayFirstKeyPackage is an evil gateway's key package list: honest, except that once *replay is set the
+// first key package it saw of the device key is served in place of its newest (a KEM key the gateway may
+// have stolen).
+func replayFirstKeyPackage(t *testing.T, device ed25519.PublicKey, replay *bool) func(uint64, []byte) []byte {
+	var first *KeyPackage
+	return func(_ uint64, honest []byte) []byte {
+		kps := must[[]*KeyPackage](t)(parseKeyPackages(honest))
+		for i, kp := range kps {
+			switch {
+			case !kp.SigningKey.Equal(device):
+			case first == nil:
+				first = kp
+			case *replay:
+				kps[i] = first
+			}
+		}
+		var items [][]byte
+		for _, kp := range kps {
+			items = append(items, kp.raw)
+		}
+		return must[[]byte](t)(marshalKeyPackages(items))
+	}
+}
+
 func with(members []Hash, add ...Hash) []Hash { return append(slices.Clone(members), add...) }
 
 // forgeCredential mints a credential for id with a fresh device key (or signingKey, when given), signed by signer.
@@ -385,25 +409,8 @@ func TestEvilGateway_EachDeviationIsRefused(t *testing.T) {
 			return e.alice, dave.cred.Hash(), e.syncPastCommitTimeout(e.alice)
 		}, ErrBadSignature},
 		{"member's superseded key package served again", func(t *testing.T, e *evilRoom) (*party, Hash, error) {
-			var first *KeyPackage
-			replay := false
-			e.aliceEvil.keyPackages = func(_ uint64, honest []byte) []byte {
-				kps := must[[]*KeyPackage](t)(parseKeyPackages(honest))
-				for i, kp := range kps {
-					switch {
-					case !kp.SigningKey.Equal(e.bob.cred.SigningKey):
-					case first == nil:
-						first = kp
-					case replay:
-						kps[i] = first // a KEM key the gateway may have stolen
-					}
-				}
-				var items [][]byte
-				for _, kp := range kps {
-					items = append(items, kp.raw)
-				}
-				return must[[]byte](t)(marshalKeyPackages(items))
-			}
+			var replay bool
+			e.aliceEvil.keyPackages = replayFirstKeyPackage(t, e.bob.cred.SigningKey, &replay)
 			for range 2 { // alice seals to bob's key package, bob opens it and publishes a fresh one; twice
 				e.commitBy(t, e.alice)
 				e.m.clock.Advance(2 * time.Second)
