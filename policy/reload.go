@@ -12,6 +12,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/policy/watch"
 )
 
 // ReloadEvent describes one reload attempt, accepted or refused.
@@ -132,39 +134,27 @@ func (e *Engine) Watch(ctx context.Context) error {
 		}
 	}
 
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
+	watch.Debounce(ctx, w, watch.Options{
+		Quiet: e.opts.WatchDebounce,
+		Keep: func(ev fsnotify.Event) bool {
 			if ev.Op == fsnotify.Chmod {
-				continue
+				return false
 			}
 			if bundleFile != "" && filepath.Clean(ev.Name) != bundleFile && !e.inShadowDir(ev.Name) {
-				continue
+				return false
 			}
 			if ev.Op.Has(fsnotify.Create) {
 				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
 					_ = addTree(w, ev.Name)
 				}
 			}
-			timer.Reset(e.opts.WatchDebounce)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			e.log.Warn("policy.watch_error", zap.Error(err))
-		case <-timer.C:
-			// Errors are reported through the log, OnReload and Status.
-			_ = e.reload(ctx, "watch")
-		}
-	}
+			return true
+		},
+		OnError: func(err error) { e.log.Warn("policy.watch_error", zap.Error(err)) },
+		// Errors are reported through the log, OnReload and Status.
+		Fire: func() { _ = e.reload(ctx, "watch") },
+	})
+	return nil
 }
 
 func (e *Engine) inShadowDir(name string) bool {

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/policies"
+	"github.com/meetguard/meetguard/policy"
 )
 
 // startDevWith runs `meetguard dev` with o (listen and audit filled in) and
@@ -173,5 +178,88 @@ func TestServe_EveryRecordHasItsDocumentedMembers(t *testing.T) {
 	}
 	if strings.Contains(out, "policy - rejected") {
 		t.Errorf("report shows a reload without revisions:\n%s", out)
+	}
+}
+
+// TestAuditWriters_NameEventsAndMembersFromTheSchema reads the gateway's and
+// this command's sources: every audit record's event and every member a
+// writer builds must be named by gateway/audit's constants (the schema that
+// docs/audit.md, `audit report` and `audit query` are checked against), never
+// by a string literal that could drift from it. A zap field is a log field,
+// exempt, only where it is an argument of a logger call.
+func TestAuditWriters_NameEventsAndMembersFromTheSchema(t *testing.T) {
+	if policy.AuditEventDecision != audit.EventAdmissionDecision {
+		t.Errorf("policy replays %q records, the gateway writes %q", policy.AuditEventDecision, audit.EventAdmissionDecision)
+	}
+	logCalls := map[string]bool{"Info": true, "Warn": true, "Error": true, "Debug": true, "With": true, "Fatal": true, "Panic": true, "DPanic": true, "Check": true, "Log": true}
+	var found []string
+	for _, dir := range []string{filepath.Join("..", "..", "gateway"), "."} {
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && (d.Name() == "audit" || d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return nil
+			}
+			fset := token.NewFileSet()
+			f, err := parser.ParseFile(fset, p, nil, 0)
+			if err != nil {
+				return err
+			}
+			var stack []ast.Node
+			ast.Inspect(f, func(n ast.Node) bool {
+				if n == nil {
+					stack = stack[:len(stack)-1]
+					return true
+				}
+				stack = append(stack, n)
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok {
+					return true
+				}
+				literal := func(e ast.Expr) (string, bool) {
+					if bl, ok := e.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+						return bl.Value, true
+					}
+					return "", false
+				}
+				if name := sel.Sel.Name; (name == "Record" || name == "record" || name == "audit") && len(call.Args) >= 2 {
+					if v, ok := literal(call.Args[1]); ok {
+						found = append(found, fmt.Sprintf("%s: event %s", fset.Position(call.Args[1].Pos()), v))
+					}
+				}
+				if pkg, ok := sel.X.(*ast.Ident); !ok || pkg.Name != "zap" || len(call.Args) == 0 {
+					return true
+				}
+				v, ok := literal(call.Args[0])
+				if !ok {
+					return true
+				}
+				for i := len(stack) - 2; i >= 0; i-- {
+					if outer, ok := stack[i].(*ast.CallExpr); ok {
+						if s, ok := outer.Fun.(*ast.SelectorExpr); ok && logCalls[s.Sel.Name] {
+							return true
+						}
+						break
+					}
+				}
+				found = append(found, fmt.Sprintf("%s: member %s", fset.Position(call.Args[0].Pos()), v))
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range found {
+		t.Errorf("%s named by a literal: use gateway/audit's constant", f)
 	}
 }

@@ -88,9 +88,13 @@ type Client struct {
 	current   *epochState     // the head epoch's newest generation, nil until opened or committed
 	old       []*epochState   // replaced ones within their grace period
 	confirmed map[Hash]bool   // own other devices accepted
-	pending   map[Hash]bool   // own other devices awaiting confirmation
-	changes   []Change
-	lastErr   error
+	// newest is the latest credential expiry seen per device key: a credential a renewal replaced is never
+	// accepted again.
+	newest  map[string]time.Time
+	renewAt time.Time     // when this device registers again to renew its credential
+	pending map[Hash]bool // own other devices awaiting confirmation
+	changes []Change
+	lastErr error
 	// lostRace is the last (epoch, generation) this client's commit was refused for as already committed.
 	lostRace struct {
 		epoch uint64
@@ -127,6 +131,7 @@ func NewClient(ctx context.Context, opts ClientOptions) (*Client, error) {
 		kpSeq:         map[Hash]uint64{},
 		confirmed:     map[Hash]bool{},
 		pending:       map[Hash]bool{},
+		newest:        map[string]time.Time{},
 	}
 	for _, k := range opts.OwnDevices {
 		if len(k) != ed25519.PublicKeySize {
@@ -272,6 +277,7 @@ func (c *Client) Register(ctx context.Context) (*Credential, error) {
 	}
 	c.mu.Lock()
 	c.cred, c.instance, c.identity, c.state = cred, ch.Instance, ch.Identity, StateWaiting
+	c.renewAt = renewTime(cred, c.clock.Now())
 	c.kps = []*ownKeyPackage{own}
 	c.mu.Unlock()
 	c.log.Info("e2ee.registered", zap.String("credential", cred.Hash().Short()), zap.String("instance", ch.Instance),
@@ -332,6 +338,9 @@ func (c *Client) Sync(ctx context.Context) (Status, error) {
 	err = c.keys(ctx)
 	if errors.Is(err, ErrAlarm) {
 		return c.Status(), c.fail(err)
+	}
+	if rerr := c.renewIfDue(ctx); errors.Is(rerr, ErrAlarm) {
+		return c.Status(), c.fail(rerr)
 	}
 	c.mu.Lock()
 	c.lastErr = err
@@ -420,6 +429,9 @@ func (c *Client) nextWake() time.Duration {
 	}
 	if len(c.kps) > 0 {
 		consider(c.kps[len(c.kps)-1].created.Add(c.rekeyEvery))
+	}
+	if c.state == StateMember {
+		consider(c.renewAt)
 	}
 	for _, e := range c.old {
 		consider(e.expires)

@@ -315,6 +315,10 @@ func (c *Client) sealCommit(head *Roster, gen uint8, kps []*KeyPackage, kems []K
 // before, and post-quantum unless this client allows classic KEMs.
 func (c *Client) checkKeyPackage(head *Roster, h Hash, kp *KeyPackage, now time.Time) error {
 	cred := c.creds[h]
+	if !cred.NotAfter.After(now) {
+		// Its holder did not renew it: nothing is sealed to it until the gateway drops it (DropExpired).
+		return fmt.Errorf("e2ee: member %s: %w %v", h.Short(), ErrCredentialExpired, cred.NotAfter)
+	}
 	if err := kp.checkFor(cred, now); err != nil {
 		if errors.Is(err, ErrCredentialExpired) {
 			return fmt.Errorf("e2ee: member %s: %w", h.Short(), err) // a member that went quiet, not proof of malice
@@ -421,6 +425,10 @@ func (c *Client) acceptSealedSecret(ctx context.Context, head *Roster, s *sealed
 		case h.Generation == cur.keys.generation:
 			return alarm(ErrFork, head.Epoch, h.Committer, "two commits for generation %d", h.Generation)
 		}
+	}
+	if m, expired := c.expiredMember(head, c.clock.Now()); expired {
+		// Whoever committed, a secret shared with a member whose credential expired is not used.
+		return fmt.Errorf("e2ee: member %s: %w: epoch secret not used", m.Short(), ErrCredentialExpired)
 	}
 	if h.Suite != sframe.CipherSuite {
 		return fmt.Errorf("%w: commit uses SFrame suite %#04x", ErrMalformed, h.Suite)

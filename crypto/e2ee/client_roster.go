@@ -48,9 +48,17 @@ func (c *Client) applyRoster(u *rosterUpdate) error {
 			case r.IssuedAt.Before(head.IssuedAt):
 				return alarm(ErrReplay, r.Epoch, Hash{}, "issued before epoch %d", head.Epoch)
 			}
+			if !r.Has(me) {
+				// This device's credential renewed in this epoch (its renewal's answer may have been lost).
+				if cred := c.ownRenewal(head, r, offered); cred != nil {
+					c.adoptRenewal(cred)
+					me = cred.Hash()
+				}
+			}
 			if head.Locked {
 				for _, m := range r.Members {
-					if !head.Has(m) {
+					// A renewal adds no one; its signature is checked with every credential below.
+					if !head.Has(m) && !c.renewsOneOf(offered[m], head, r) {
 						return alarm(ErrLockedRoster, r.Epoch, m, "added while the room was locked")
 					}
 				}
@@ -69,7 +77,7 @@ func (c *Client) applyRoster(u *rosterUpdate) error {
 				}
 			}
 		}
-		c.install(r, creds, r.Has(me))
+		c.install(r, creds, c.renewals(head, r, creds), r.Has(me))
 		if !r.Has(me) {
 			return nil
 		}
@@ -103,6 +111,10 @@ func (c *Client) verifyMembers(r *Roster, offered map[Hash]*Credential) (map[Has
 		if !cred.NotAfter.After(r.IssuedAt) {
 			return nil, alarm(ErrCredentialExpired, r.Epoch, h, "expired %v, epoch issued %v", cred.NotAfter, r.IssuedAt)
 		}
+		if newest, ok := c.newest[string(cred.SigningKey)]; ok && cred.NotAfter.Before(newest) {
+			return nil, alarm(ErrReplay, r.Epoch, h, "credential of device %s expiring %v served after one expiring %v",
+				cred.Fingerprint(), cred.NotAfter, newest)
+		}
 		if other, dup := keys[string(cred.SigningKey)]; dup {
 			culprit := h
 			if h == me {
@@ -118,7 +130,7 @@ func (c *Client) verifyMembers(r *Roster, offered map[Hash]*Credential) (map[Has
 
 // install makes r the head and records what changed. The previous epoch's keys start their grace period; if
 // this client is no longer a member it is removed and keeps no key at all.
-func (c *Client) install(r *Roster, creds map[Hash]*Credential, member bool) {
+func (c *Client) install(r *Roster, creds map[Hash]*Credential, renewed map[Hash]Hash, member bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock.Now()
@@ -130,9 +142,30 @@ func (c *Client) install(r *Roster, creds map[Hash]*Credential, member bool) {
 		return
 	}
 	me := c.cred.Hash()
+	for _, cred := range creds {
+		if t := c.newest[string(cred.SigningKey)]; cred.NotAfter.After(t) {
+			c.newest[string(cred.SigningKey)] = cred.NotAfter
+		}
+	}
+	replaced := make(map[Hash]bool, len(renewed))
+	for h, o := range renewed {
+		// A renewal is the same device: its key package numbering and its confirmation carry over, and no
+		// change is reported.
+		replaced[o] = true
+		c.kpSeq[h] = c.kpSeq[o]
+		delete(c.kpSeq, o)
+		if c.confirmed[o] {
+			c.confirmed[h] = true
+		}
+		if c.pending[o] {
+			c.pending[h] = true
+		}
+		delete(c.confirmed, o)
+		delete(c.pending, o)
+	}
 	for _, h := range r.Members {
 		cred := creds[h]
-		if h == me || prev != nil && prev.Has(h) {
+		if _, renewal := renewed[h]; h == me || renewal || prev != nil && prev.Has(h) {
 			continue
 		}
 		// A member (re)joining starts a new run of key packages: a device that re-registered within the same
@@ -156,7 +189,7 @@ func (c *Client) install(r *Roster, creds map[Hash]*Credential, member bool) {
 	}
 	if prev != nil {
 		for _, h := range prev.Members {
-			if !r.Has(h) {
+			if !r.Has(h) && !replaced[h] {
 				cred := c.creds[h]
 				c.record(Change{Epoch: r.Epoch, Kind: ChangeRemoved, Member: h, DisplayName: cred.DisplayName, Fingerprint: cred.Fingerprint()})
 				delete(c.pending, h)
@@ -217,4 +250,25 @@ func (c *Client) RejectDevice(fingerprint string) error {
 		return fmt.Errorf("e2ee: no unconfirmed device %q", fingerprint)
 	}
 	return c.fail(alarm(ErrImpersonation, epoch, who, "the user does not own device %s", fingerprint))
+}
+
+// ownRenewal returns the credential of r, new since head, that renews this device's credential and is signed by
+// the authority; nil if there is none.
+func (c *Client) ownRenewal(head, r *Roster, offered map[Hash]*Credential) *Credential {
+	for _, m := range r.Members {
+		if cred := offered[m]; !head.Has(m) && cred.Renews(c.cred) && cred.Verify(c.authority) == nil {
+			return cred
+		}
+	}
+	return nil
+}
+
+// renewsOneOf reports whether cred renews a member of head that r no longer lists.
+func (c *Client) renewsOneOf(cred *Credential, head, r *Roster) bool {
+	for _, o := range head.Members {
+		if !r.Has(o) && cred.Renews(c.creds[o]) {
+			return true
+		}
+	}
+	return false
 }

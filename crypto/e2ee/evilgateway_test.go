@@ -24,6 +24,15 @@ type evilTransport struct {
 	keyPackages func(epoch uint64, honest []byte) []byte
 	sealed      func(epoch uint64, honest []byte) []byte
 	seen        [][]byte // every SealedSecrets answer the client received
+	// postedCommits counts the commits the client sent.
+	postedCommits int
+	// forged answers for epochs the honest Authority never signed (nil: ask it).
+	forgedKeyPackages, forgedSealed, forgedRoster func(epoch uint64) []byte
+}
+
+func (e *evilTransport) PostCommit(ctx context.Context, epoch uint64, commit []byte) error {
+	e.postedCommits++
+	return e.LocalTransport.PostCommit(ctx, epoch, commit)
 }
 
 func (e *evilTransport) Register(ctx context.Context, reg []byte) ([]byte, error) {
@@ -35,6 +44,9 @@ func (e *evilTransport) Register(ctx context.Context, reg []byte) ([]byte, error
 }
 
 func (e *evilTransport) Roster(ctx context.Context, since uint64) ([]byte, error) {
+	if e.forgedRoster != nil {
+		return e.forgedRoster(since), nil
+	}
 	raw, err := e.LocalTransport.Roster(ctx, since)
 	if err != nil || e.roster == nil {
 		return raw, err
@@ -43,6 +55,9 @@ func (e *evilTransport) Roster(ctx context.Context, since uint64) ([]byte, error
 }
 
 func (e *evilTransport) KeyPackages(ctx context.Context, epoch uint64) ([]byte, error) {
+	if e.forgedKeyPackages != nil {
+		return e.forgedKeyPackages(epoch), nil
+	}
 	raw, err := e.LocalTransport.KeyPackages(ctx, epoch)
 	if err != nil || e.keyPackages == nil {
 		return raw, err
@@ -51,6 +66,9 @@ func (e *evilTransport) KeyPackages(ctx context.Context, epoch uint64) ([]byte, 
 }
 
 func (e *evilTransport) SealedKeys(ctx context.Context, epoch uint64) ([]byte, error) {
+	if e.forgedSealed != nil {
+		return e.forgedSealed(epoch), nil
+	}
 	raw, err := e.LocalTransport.SealedKeys(ctx, epoch)
 	if err == nil && e.sealed != nil {
 		raw = e.sealed(epoch, raw)
@@ -74,6 +92,30 @@ func nextRoster(prev *Roster, members []Hash, locked bool) *Roster {
 	slices.SortFunc(ms, compareHash)
 	return &Roster{Room: prev.Room, Instance: prev.Instance, Epoch: prev.Epoch + 1, IssuedAt: prev.IssuedAt,
 		Prev: prev.Hash(), Locked: locked, Members: ms}
+}
+
+// replayFirstKeyPackage is an evil gateway's key package list: honest, except that once *replay is set the
+// first key package it saw of the device key is served in place of its newest (a KEM key the gateway may
+// have stolen).
+func replayFirstKeyPackage(t *testing.T, device ed25519.PublicKey, replay *bool) func(uint64, []byte) []byte {
+	var first *KeyPackage
+	return func(_ uint64, honest []byte) []byte {
+		kps := must[[]*KeyPackage](t)(parseKeyPackages(honest))
+		for i, kp := range kps {
+			switch {
+			case !kp.SigningKey.Equal(device):
+			case first == nil:
+				first = kp
+			case *replay:
+				kps[i] = first
+			}
+		}
+		var items [][]byte
+		for _, kp := range kps {
+			items = append(items, kp.raw)
+		}
+		return must[[]byte](t)(marshalKeyPackages(items))
+	}
 }
 
 func with(members []Hash, add ...Hash) []Hash { return append(slices.Clone(members), add...) }
@@ -367,25 +409,8 @@ func TestEvilGateway_EachDeviationIsRefused(t *testing.T) {
 			return e.alice, dave.cred.Hash(), e.syncPastCommitTimeout(e.alice)
 		}, ErrBadSignature},
 		{"member's superseded key package served again", func(t *testing.T, e *evilRoom) (*party, Hash, error) {
-			var first *KeyPackage
-			replay := false
-			e.aliceEvil.keyPackages = func(_ uint64, honest []byte) []byte {
-				kps := must[[]*KeyPackage](t)(parseKeyPackages(honest))
-				for i, kp := range kps {
-					switch {
-					case !kp.SigningKey.Equal(e.bob.cred.SigningKey):
-					case first == nil:
-						first = kp
-					case replay:
-						kps[i] = first // a KEM key the gateway may have stolen
-					}
-				}
-				var items [][]byte
-				for _, kp := range kps {
-					items = append(items, kp.raw)
-				}
-				return must[[]byte](t)(marshalKeyPackages(items))
-			}
+			var replay bool
+			e.aliceEvil.keyPackages = replayFirstKeyPackage(t, e.bob.cred.SigningKey, &replay)
 			for range 2 { // alice seals to bob's key package, bob opens it and publishes a fresh one; twice
 				e.commitBy(t, e.alice)
 				e.m.clock.Advance(2 * time.Second)

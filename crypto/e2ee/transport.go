@@ -30,7 +30,8 @@ type Transport interface {
 
 // LocalTransport connects a client to an Authority in the same process, standing in for an authenticated
 // HTTP session: it carries one identity and remembers the credential registered through it. It does not admit
-// anyone; the caller plays the gateway's room logic and calls Authority.Admit.
+// anyone; the caller plays the gateway's room logic and calls Authority.Admit. A member that registers again
+// with a credential that renews its own is renewed in the roster (Authority.Renew), as the gateway does.
 type LocalTransport struct {
 	authority   *Authority
 	identity    Identity
@@ -74,8 +75,20 @@ func (t *LocalTransport) Register(ctx context.Context, registration []byte) ([]b
 		return nil, err
 	}
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	// A member registering its device again renews its credential in one epoch, as the gateway does.
+	if head := t.authority.Head(); !t.cred.IsZero() && head != nil && head.Has(t.cred) {
+		old, err := t.authority.credential(ctx, t.cred)
+		if err != nil {
+			return nil, err
+		}
+		if cred.Renews(old) {
+			if _, err := t.authority.Renew(ctx, t.cred, cred.Hash()); err != nil {
+				return nil, err
+			}
+		}
+	}
 	t.cred = cred.Hash()
-	t.mu.Unlock()
 	return cred.Bytes(), nil
 }
 

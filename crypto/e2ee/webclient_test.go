@@ -316,25 +316,8 @@ func TestWebClient_EvilGatewayDeviationsAreRefused(t *testing.T) {
 			return e.syncPastCommitTimeout(t), dave.cred.Hash()
 		}, "bad_signature"},
 		{"member's superseded key package served again", func(t *testing.T, e *webEvilRoom) (webReply, Hash) {
-			var first *KeyPackage
-			replay := false
-			e.web.evil.keyPackages = func(_ uint64, honest []byte) []byte {
-				kps := must[[]*KeyPackage](t)(parseKeyPackages(honest))
-				for i, kp := range kps {
-					switch {
-					case !kp.SigningKey.Equal(e.bob.cred.SigningKey):
-					case first == nil:
-						first = kp
-					case replay:
-						kps[i] = first // a KEM key the gateway may have stolen
-					}
-				}
-				var items [][]byte
-				for _, kp := range kps {
-					items = append(items, kp.raw)
-				}
-				return must[[]byte](t)(marshalKeyPackages(items))
-			}
+			var replay bool
+			e.web.evil.keyPackages = replayFirstKeyPackage(t, e.bob.cred.SigningKey, &replay)
 			for range 2 { // the web client seals to bob's key package, bob opens it and publishes a fresh one; twice
 				must[*Roster](t)(e.m.authority.Rekey(e.m.ctx))
 				if r := e.syncPastCommitTimeout(t); !r.OK || r.Code == "" {

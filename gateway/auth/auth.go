@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/request"
 	"github.com/meetguard/meetguard/gateway/session"
@@ -371,7 +372,7 @@ func (a *Authenticator) VerifyBearer(ctx context.Context, token string) (identit
 	if errors.Is(err, ErrGroupsOverage) {
 		a.opts.Logger.Warn("bearer token refused: groups overage; configure the provider to send fewer groups (group filtering)",
 			zap.String("issuer", idt.Issuer), zap.String("sub", idt.Subject))
-		a.audit(ctx, "login.failure", zap.String("reason", "groups_overage"), zap.String("client_ip", request.From(ctx).ClientIP))
+		a.audit(ctx, audit.EventLoginFailure, zap.String(audit.FieldReason, "groups_overage"), zap.String(audit.FieldClientIP, request.From(ctx).ClientIP))
 	}
 	if err != nil {
 		return identity.Identity{}, err
@@ -548,7 +549,7 @@ func (a *Authenticator) endSession(ctx context.Context, s session.Session, reaso
 		a.opts.Logger.Warn("session end: store unavailable", zap.String("session", shortID(s.ID)), zap.Error(derr))
 		a.storeFailure(ctx, "session.delete", derr)
 	}
-	a.audit(ctx, "session.revoked", zap.String("subject", s.Identity.Subject), zap.String("reason", reason))
+	a.audit(ctx, audit.EventSessionRevoked, zap.String(audit.FieldSubject, s.Identity.Subject), zap.String(audit.FieldReason, reason))
 	a.opts.Logger.Info("session ended", zap.String("session", shortID(s.ID)), zap.String("reason", reason), zap.Error(err))
 	if a.opts.OnLogout != nil {
 		a.opts.OnLogout(s.ID)
@@ -563,8 +564,8 @@ func (a *Authenticator) storeFailure(ctx context.Context, op string, err error) 
 	if a.opts.SharedStore {
 		kind = "redis"
 	}
-	a.audit(context.WithoutCancel(ctx), "store.failure", zap.String("store", kind), zap.String("op", op),
-		zap.String("error", truncate(err.Error(), 256)), zap.Int("suppressed", 0))
+	a.audit(context.WithoutCancel(ctx), audit.EventStoreFailure, zap.String(audit.FieldStore, kind), zap.String(audit.FieldOp, op),
+		zap.String(audit.FieldError, truncate(err.Error(), 256)), zap.Int(audit.FieldSuppressed, 0))
 }
 
 func (a *Authenticator) audit(ctx context.Context, event string, fields ...zap.Field) {

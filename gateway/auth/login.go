@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/request"
 	"github.com/meetguard/meetguard/gateway/respond"
@@ -172,7 +173,7 @@ func (a *Authenticator) Callback(w http.ResponseWriter, r *http.Request) {
 		a.loginFailed(w, r, "store_unavailable", err)
 		return
 	}
-	if err := a.opts.Audit.Record(ctx, "login.success", zap.String("subject", id.Subject), zap.String("issuer", id.Issuer), zap.String("email", id.Email), zap.String("client_ip", request.ClientIP(r))); err != nil {
+	if err := a.opts.Audit.Record(ctx, audit.EventLoginSuccess, zap.String(audit.FieldSubject, id.Subject), zap.String(audit.FieldIssuer, id.Issuer), zap.String(audit.FieldEmail, id.Email), zap.String(audit.FieldClientIP, request.ClientIP(r))); err != nil {
 		// No record, no login: an auditor must be able to see every session.
 		_ = a.opts.Store.DeleteSession(ctx, s.ID)
 		a.failPage(w, r, http.StatusServiceUnavailable, "audit_unavailable", "Sign-in is unavailable right now. Please try again in a minute.", err)
@@ -202,7 +203,7 @@ func (a *Authenticator) loginFailed(w http.ResponseWriter, r *http.Request, reas
 func (a *Authenticator) failPage(w http.ResponseWriter, r *http.Request, status int, reason, msg string, err error) {
 	a.opts.Logger.Info("login failed", zap.String("reason", reason), zap.Error(err))
 	if a.opts.Audit != nil {
-		if aerr := a.opts.Audit.Record(r.Context(), "login.failure", zap.String("reason", reason), zap.String("client_ip", request.ClientIP(r))); aerr != nil {
+		if aerr := a.opts.Audit.Record(r.Context(), audit.EventLoginFailure, zap.String(audit.FieldReason, reason), zap.String(audit.FieldClientIP, request.ClientIP(r))); aerr != nil {
 			a.opts.Logger.Error("audit record failed", zap.Error(aerr))
 		}
 	}

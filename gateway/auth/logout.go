@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/request"
 	"github.com/meetguard/meetguard/gateway/respond"
 	"github.com/meetguard/meetguard/gateway/session"
@@ -59,7 +60,7 @@ func (a *Authenticator) Logout(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if err == nil {
-				a.audit(ctx, "logout", zap.String("subject", s.Identity.Subject), zap.String("issuer", s.Identity.Issuer), zap.String("client_ip", request.ClientIP(r)))
+				a.audit(ctx, audit.EventLogout, zap.String(audit.FieldSubject, s.Identity.Subject), zap.String(audit.FieldIssuer, s.Identity.Issuer), zap.String(audit.FieldClientIP, request.ClientIP(r)))
 				if a.opts.OnLogout != nil {
 					a.opts.OnLogout(id)
 				}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/meetguard/meetguard/policy/watch"
 	"go.uber.org/zap"
 )
 
@@ -176,25 +178,10 @@ func (f *Files) Watch(ctx context.Context) error {
 			return fmt.Errorf("watch %s: %w", d, err)
 		}
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case _, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			timer.Reset(200 * time.Millisecond)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			f.opts.Logger.Warn("tls certificate watch", zap.Error(err))
-		case <-timer.C:
-			f.Reload("file")
-		}
-	}
+	watch.Debounce(ctx, w, watch.Options{
+		Quiet:   200 * time.Millisecond,
+		OnError: func(err error) { f.opts.Logger.Warn("tls certificate watch", zap.Error(err)) },
+		Fire:    func() { f.Reload("file") },
+	})
+	return nil
 }

@@ -39,6 +39,7 @@ func (h *Handler) onEvent(ctx context.Context, e e2ee.Event) {
 	case e2ee.EventEpoch:
 		reason := map[string]string{
 			"admit": "member_joined", "remove": "member_removed", "lock": "room_locked", "unlock": "room_unlocked", "rekey": "rekey",
+			"renew": "credential_renewed", "expire": "credential_expired",
 		}[e.Op]
 		if e.Epoch == 1 {
 			reason = "room_started"
@@ -55,10 +56,10 @@ func (h *Handler) auditEpoch(ctx context.Context, room, instance string, epoch u
 }
 
 func (h *Handler) recordEpoch(ctx context.Context, room, instance string, epoch uint64, members int, reason, cause string) {
-	fields := []zap.Field{zap.String("room", room), zap.String("instance", instance), zap.Uint64("epoch", epoch),
-		zap.String("reason", reason), zap.Int("members", members)}
+	fields := []zap.Field{zap.String(audit.FieldRoom, room), zap.String(audit.FieldInstance, instance), zap.Uint64(audit.FieldEpoch, epoch),
+		zap.String(audit.FieldReason, reason), zap.Int(audit.FieldMembers, members)}
 	if cause != "" {
-		fields = append(fields, zap.String("cause", cause))
+		fields = append(fields, zap.String(audit.FieldCause, cause))
 	}
 	if err := h.opts.Audit.Record(context.WithoutCancel(ctx), eventEpoch, fields...); err != nil {
 		h.log.Error("e2ee: audit epoch", zap.String("room", room), zap.Uint64("epoch", epoch), zap.Error(err))
@@ -66,12 +67,12 @@ func (h *Handler) recordEpoch(ctx context.Context, room, instance string, epoch 
 }
 
 func (h *Handler) auditRejected(ctx context.Context, room, instance, subject string, cred e2ee.Hash, op, reason string) {
-	fields := []zap.Field{zap.String("room", room), zap.String("subject", subject), zap.String("reason", reason), zap.String("op", op)}
+	fields := []zap.Field{zap.String(audit.FieldRoom, room), zap.String(audit.FieldSubject, subject), zap.String(audit.FieldReason, reason), zap.String(audit.FieldOp, op)}
 	if instance != "" {
-		fields = append(fields, zap.String("instance", instance))
+		fields = append(fields, zap.String(audit.FieldInstance, instance))
 	}
 	if !cred.IsZero() {
-		fields = append(fields, zap.String("key_id", cred.String()))
+		fields = append(fields, zap.String(audit.FieldKeyID, cred.String()))
 	}
 	if err := h.opts.Audit.Record(context.WithoutCancel(ctx), eventRejected, fields...); err != nil {
 		h.log.Error("e2ee: audit rejection", zap.String("room", room), zap.String("op", op), zap.Error(err))

@@ -18,6 +18,7 @@ import (
 	"github.com/meetguard/meetguard/crypto/e2ee"
 	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/gateway/admission"
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/policy"
@@ -281,10 +282,10 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 	}
 	// Nothing is handed out unrecorded: without a durable record the credential is never returned nor admitted.
 	if err := h.opts.Audit.Record(context.WithoutCancel(ctx), eventKeyRegistered,
-		zap.String("room", room), zap.String("instance", cred.Instance),
-		zap.String("subject", id.Subject), zap.String("issuer", id.Issuer),
-		zap.String("device", fingerprint(cred)), zap.String("key_id", cred.Hash().String()),
-		zap.String("kem", kp.KEM.String()), zap.String("role", cred.Role.String()), zap.Bool("admitted", isMember),
+		zap.String(audit.FieldRoom, room), zap.String(audit.FieldInstance, cred.Instance),
+		zap.String(audit.FieldSubject, id.Subject), zap.String(audit.FieldIssuer, id.Issuer),
+		zap.String(audit.FieldDevice, fingerprint(cred)), zap.String(audit.FieldKeyID, cred.Hash().String()),
+		zap.String(audit.FieldKEM, kp.KEM.String()), zap.String(audit.FieldRole, cred.Role.String()), zap.Bool(audit.FieldAdmitted, isMember),
 	); err != nil {
 		return nil, fmt.Errorf("%w: audit: %w", errUnavailable, err)
 	}
@@ -294,6 +295,9 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 			return nil, err
 		}
 		return cred, nil
+	}
+	if b := m.members[p.id]; b != nil && cred.Renews(b.cred) && m.authority.Head().Has(b.cred.Hash()) {
+		return cred, h.renew(withCause(ctx, "renewed"), m, p, b, &binding{cred: cred, kem: kp.KEM, session: p.session})
 	}
 	ctx = withCause(ctx, "registered")
 	if err := h.supersede(ctx, m, p.id, cred); err != nil {
@@ -313,6 +317,21 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 		return nil, err
 	}
 	return cred, nil
+}
+
+// renew replaces the credential bound to p's admission by its renewal in one epoch (docs/e2ee.md section 7.4):
+// the device stays in the roster, even in a locked room; m is locked.
+func (h *Handler) renew(ctx context.Context, m *meeting, p participant, old, next *binding) error {
+	if err := h.saveMember(ctx, m, p.id, next); err != nil {
+		return err
+	}
+	if _, err := m.authority.Renew(ctx, old.cred.Hash(), next.cred.Hash()); err != nil {
+		if rerr := h.saveMember(ctx, m, p.id, old); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return err
+	}
+	return nil
 }
 
 // caller returns the room's Authority and the credential bound to the caller's admission, after checking
@@ -708,6 +727,10 @@ func (h *Handler) reconcile(ctx context.Context, room, cause string) {
 				log.Error("e2ee: remove ended admissions from the roster", zap.Int("credentials", len(gone)), zap.Error(err))
 				break
 			}
+		}
+		// A credential its holder did not renew leaves the roster once it expires: clients refuse to seal to it.
+		if _, err := a.DropExpired(ctx); err != nil {
+			log.Error("e2ee: drop expired credentials", zap.Error(err))
 		}
 		if head := a.Head(); head.Locked != rm.Locked {
 			if _, err := a.SetLocked(ctx, rm.Locked); err != nil {

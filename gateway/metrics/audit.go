@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/meetguard/meetguard/gateway/audit"
 )
 
 // Recorder is the audit log as its writers use it.
@@ -59,30 +61,30 @@ func (a *Auditor) Ready() error {
 	return nil
 }
 
-// Audit event names and members this file reads (gateway/audit's
-// constants; repeated so that this package stays below audit).
+// Audit event names and members this file reads: gateway/audit's schema
+// constants, under short names.
 const (
-	evAdmission       = "admission.decision"
-	evRateLimited     = "admission.rate_limited"
-	evPasscodeAttack  = "room.passcode_attack"
-	evKnock           = "lobby.knock"
-	evRemove          = "room.remove"
-	evBan             = "room.ban"
-	evLoginFailure    = "login.failure"
-	evEpoch           = "e2ee.epoch"
-	evE2EERejected    = "e2ee.rejected"
-	evPolicyReload    = "policy.reload"
-	evPolicyRejected  = "policy.reload_rejected"
-	evConfigReload    = "config.reload"
-	evConfigRejected  = "config.reload_rejected"
-	evGatewayStart    = "gateway.start"
-	fieldDecision     = "decision"
-	fieldReasons      = "reasons"
-	fieldUnit         = "unit"
-	fieldLimit        = "limit"
-	fieldRevision     = "revision"
-	fieldShadow       = "shadow"
-	fieldPolicyRevRec = "policy_revision"
+	evAdmission       = audit.EventAdmissionDecision
+	evRateLimited     = audit.EventAdmissionRateLimited
+	evPasscodeAttack  = audit.EventRoomPasscodeAttack
+	evKnock           = audit.EventLobbyKnock
+	evRemove          = audit.EventRoomRemove
+	evBan             = audit.EventRoomBan
+	evLoginFailure    = audit.EventLoginFailure
+	evEpoch           = audit.EventE2EEEpoch
+	evE2EERejected    = audit.EventE2EERejected
+	evPolicyReload    = audit.EventPolicyReload
+	evPolicyRejected  = audit.EventPolicyReloadRejected
+	evConfigReload    = audit.EventConfigReload
+	evConfigRejected  = audit.EventConfigReloadRejected
+	evGatewayStart    = audit.EventGatewayStart
+	fieldDecision     = audit.FieldDecision
+	fieldReasons      = audit.FieldReasons
+	fieldUnit         = audit.FieldUnit
+	fieldLimit        = audit.FieldLimit
+	fieldRevision     = audit.FieldRevision
+	fieldShadow       = audit.FieldShadow
+	fieldPolicyRevRec = audit.FieldPolicyRevision
 )
 
 func (s *Set) count(event string, fields []zap.Field) {

@@ -416,8 +416,8 @@ func (a *API) storeFailure(ctx context.Context, op string, err error) error {
 	a.log.Error("room store failed; failing closed", zap.String("op", op), zap.Error(err))
 	if due {
 		if rerr := a.o.Audit.Record(context.WithoutCancel(ctx), audit.EventStoreFailure,
-			zap.String("store", a.o.StoreKind), zap.String("op", "rooms."+op), zap.String("error", err.Error()),
-			zap.Int("suppressed", suppressed)); rerr != nil {
+			zap.String(audit.FieldStore, a.o.StoreKind), zap.String(audit.FieldOp, "rooms."+op), zap.String(audit.FieldError, err.Error()),
+			zap.Int(audit.FieldSuppressed, suppressed)); rerr != nil {
 			a.log.Error("audit store failure", zap.Error(rerr))
 		}
 	}

@@ -40,7 +40,7 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		fail(w, err)
 		return
 	}
-	actor := []zap.Field{zap.String(audit.FieldRoom, room), zap.String(audit.FieldActor, id.Subject), zap.String("actor_issuer", id.Issuer)}
+	actor := []zap.Field{zap.String(audit.FieldRoom, room), zap.String(audit.FieldActor, id.Subject), zap.String(audit.FieldActorIssuer, id.Issuer)}
 	if facts.Exists && host {
 		if err := a.hashPasscode(ctx, body, &change); err != nil {
 			fail(w, err)
@@ -48,7 +48,7 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		}
 		// Recorded first: a change may open the room (unlock, no
 		// passcode, more seats).
-		if err := a.record(ctx, audit.EventRoomUpdate, append(actor, zap.Strings("changes", body.changedFields()))...); err != nil {
+		if err := a.record(ctx, audit.EventRoomUpdate, append(actor, zap.Strings(audit.FieldChanges, body.changedFields()))...); err != nil {
 			fail(w, err)
 			return
 		}
@@ -115,7 +115,7 @@ func (a *API) servePut(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		a.putError(ctx, w, err)
 		return
 	}
-	if err := a.record(ctx, audit.EventRoomCreate, append(actor, zap.Strings("settings", body.changedFields()),
+	if err := a.record(ctx, audit.EventRoomCreate, append(actor, zap.Strings(audit.FieldSettings, body.changedFields()),
 		zap.Strings(audit.FieldReasons, d.Reasons), zap.String(audit.FieldDecisionID, d.DecisionID),
 		zap.String(audit.FieldPolicyRevision, d.Revision))...); err != nil {
 		a.takeBackCreate(ctx, room)

@@ -83,7 +83,7 @@ func (a *API) serveHostAction(ctx context.Context, w http.ResponseWriter, r *htt
 		notFound(w)
 		return
 	}
-	actor := []zap.Field{zap.String(audit.FieldRoom, rt.room), zap.String(audit.FieldActor, id.Subject), zap.String("actor_issuer", id.Issuer)}
+	actor := []zap.Field{zap.String(audit.FieldRoom, rt.room), zap.String(audit.FieldActor, id.Subject), zap.String(audit.FieldActorIssuer, id.Issuer)}
 	switch rt.op {
 	case opGetRoom:
 		room, err := a.o.Store.Room(ctx, rt.room)
@@ -129,7 +129,7 @@ func (a *API) serveHostAction(ctx context.Context, w http.ResponseWriter, r *htt
 			return
 		}
 		a.tellAdapters(rt.room, snap.Participants, rm.Revoked)
-		if err := a.record(ctx, audit.EventRoomSuspend, append(actor, zap.String(audit.FieldReason, "host_suspended"), zap.Int("removed", len(rm.Revoked)))...); err != nil {
+		if err := a.record(ctx, audit.EventRoomSuspend, append(actor, zap.String(audit.FieldReason, "host_suspended"), zap.Int(audit.FieldRemoved, len(rm.Revoked)))...); err != nil {
 			fail(w, err)
 			return
 		}
@@ -142,8 +142,8 @@ func (a *API) serveHostAction(ctx context.Context, w http.ResponseWriter, r *htt
 		a.denyWaiting(ctx, w, rt, rb, actor)
 	case opUnban:
 		iss, sub := splitKey(rooms.SubjectKey(ub.Subject))
-		if err := a.record(ctx, audit.EventRoomUpdate, append(actor, zap.String("changes", "unban"),
-			zap.String(audit.FieldTarget, sub), zap.String("target_issuer", iss))...); err != nil {
+		if err := a.record(ctx, audit.EventRoomUpdate, append(actor, zap.String(audit.FieldChanges, "unban"),
+			zap.String(audit.FieldTarget, sub), zap.String(audit.FieldTargetIssuer, iss))...); err != nil {
 			fail(w, err)
 			return
 		}
@@ -199,15 +199,15 @@ func (a *API) removeParticipant(ctx context.Context, w http.ResponseWriter, rt r
 	if reason == "" {
 		reason = "host_removed"
 	}
-	fields := append(actor, zap.String(audit.FieldTarget, sub), zap.String("target_issuer", iss), zap.String(audit.FieldReason, reason),
-		zap.String("participant", string(rt.participant)), zap.Int("revoked", len(rm.Revoked)))
+	fields := append(actor, zap.String(audit.FieldTarget, sub), zap.String(audit.FieldTargetIssuer, iss), zap.String(audit.FieldReason, reason),
+		zap.String(audit.FieldParticipant, string(rt.participant)), zap.Int(audit.FieldRevoked, len(rm.Revoked)))
 	if err := a.record(ctx, audit.EventRoomRemove, fields...); err != nil {
 		fail(w, err)
 		return
 	}
 	if b.Ban {
 		if err := a.record(ctx, audit.EventRoomBan, append(fields[:len(actor)+3:len(actor)+3],
-			zap.String("until", "room end + "+a.cfg.BanTTL.String()))...); err != nil {
+			zap.String(audit.FieldUntil, "room end + "+a.cfg.BanTTL.String()))...); err != nil {
 			fail(w, err)
 			return
 		}
@@ -222,8 +222,8 @@ func (a *API) admitWaiting(ctx context.Context, w http.ResponseWriter, rt route,
 		return
 	}
 	iss, sub := splitKey(p.Subject)
-	if err := a.record(ctx, audit.EventLobbyAdmit, append(actor, zap.String(audit.FieldTarget, sub), zap.String("target_issuer", iss),
-		zap.String(audit.FieldRole, string(p.Role)), zap.String("participant", string(p.ID)))...); err != nil {
+	if err := a.record(ctx, audit.EventLobbyAdmit, append(actor, zap.String(audit.FieldTarget, sub), zap.String(audit.FieldTargetIssuer, iss),
+		zap.String(audit.FieldRole, string(p.Role)), zap.String(audit.FieldParticipant, string(p.ID)))...); err != nil {
 		// Nobody is let in unrecorded: take the admission back.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -255,13 +255,13 @@ func (a *API) denyWaiting(ctx context.Context, w http.ResponseWriter, rt route, 
 	if reason == "" {
 		reason = "host_denied"
 	}
-	fields := append(actor, zap.String(audit.FieldTarget, sub), zap.String("target_issuer", iss), zap.String(audit.FieldReason, reason))
+	fields := append(actor, zap.String(audit.FieldTarget, sub), zap.String(audit.FieldTargetIssuer, iss), zap.String(audit.FieldReason, reason))
 	if err := a.record(ctx, audit.EventLobbyDeny, fields...); err != nil {
 		fail(w, err)
 		return
 	}
 	if b.Ban {
-		if err := a.record(ctx, audit.EventRoomBan, append(fields, zap.String("until", "room end + "+a.cfg.BanTTL.String()))...); err != nil {
+		if err := a.record(ctx, audit.EventRoomBan, append(fields, zap.String(audit.FieldUntil, "room end + "+a.cfg.BanTTL.String()))...); err != nil {
 			fail(w, err)
 			return
 		}

@@ -92,9 +92,9 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 		// An identity the store cannot key (absurdly long subject): no
 		// room could ever admit it.
 		if err := a.record(ctx, audit.EventAdmissionDecision, zap.String(audit.FieldRoom, jr.room),
-			zap.String(audit.FieldSubject, jr.id.Subject), zap.String("issuer", jr.id.Issuer),
+			zap.String(audit.FieldSubject, jr.id.Subject), zap.String(audit.FieldIssuer, jr.id.Issuer),
 			zap.String(audit.FieldDecision, audit.DecisionDeny), zap.Strings(audit.FieldReasons, []string{"invalid_identity"}),
-			zap.String(audit.FieldClientIP, at.IP.String()), zap.String("via", jr.via)); err != nil {
+			zap.String(audit.FieldClientIP, at.IP.String()), zap.String(audit.FieldVia, jr.via)); err != nil {
 			return joinResult{}, err
 		}
 		return joinResult{kind: joinDenied}, nil
@@ -195,19 +195,19 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 	fields := []zap.Field{
 		zap.String(audit.FieldRoom, jr.room),
 		zap.String(audit.FieldSubject, jr.id.Subject),
-		zap.String("issuer", jr.id.Issuer),
+		zap.String(audit.FieldIssuer, jr.id.Issuer),
 		zap.String(audit.FieldDecision, decision),
 		zap.String(audit.FieldRole, role),
 		zap.Strings(audit.FieldReasons, reasons),
 		zap.String(audit.FieldPolicyRevision, d.Revision),
 		zap.String(audit.FieldDecisionID, d.DecisionID),
 		zap.String(audit.FieldClientIP, at.IP.String()),
-		zap.String("via", jr.via),
+		zap.String(audit.FieldVia, jr.via),
 		zap.Any(audit.FieldInput, in),
 		zap.Any(audit.FieldResult, d),
 	}
 	if res.kind == joinAdmitted {
-		fields = append(fields, zap.String("participant", string(res.participant.ID)))
+		fields = append(fields, zap.String(audit.FieldParticipant, string(res.participant.ID)))
 	}
 	if limit != nil {
 		fields = append(fields, zap.String(audit.FieldUnit, string(limit.Unit)), zap.String(audit.FieldLimit, limit.Reason),
@@ -228,7 +228,7 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 		res.ticket, res.expires = tok, exp
 	case joinWaiting:
 		if err := a.record(ctx, audit.EventLobbyKnock, zap.String(audit.FieldRoom, jr.room),
-			zap.String(audit.FieldSubject, jr.id.Subject), zap.String("issuer", jr.id.Issuer),
+			zap.String(audit.FieldSubject, jr.id.Subject), zap.String(audit.FieldIssuer, jr.id.Issuer),
 			zap.String(audit.FieldDecisionID, d.DecisionID), zap.String(audit.FieldRole, d.Role)); err != nil {
 			a.undo(ctx, jr.room, res)
 			return joinResult{}, err
@@ -303,14 +303,14 @@ func (a *API) refuseRateLimited(ctx context.Context, jr joinRequest, rl *rooms.R
 	if err := a.record(ctx, EventRateLimited,
 		zap.String(audit.FieldRoom, jr.room),
 		zap.String(audit.FieldSubject, jr.id.Subject),
-		zap.String("issuer", jr.id.Issuer),
+		zap.String(audit.FieldIssuer, jr.id.Issuer),
 		zap.String(audit.FieldDecision, audit.DecisionDeny),
 		zap.String(audit.FieldReason, reason),
 		zap.String(audit.FieldUnit, string(rl.Unit)),
 		zap.String(audit.FieldLimit, rl.Reason),
 		zap.String(audit.FieldClientIP, clientAddr(jr.r).String()),
 		zap.Int(audit.FieldRetryAfterSeconds, retrySeconds(rl.RetryAfter)),
-		zap.String("via", jr.via),
+		zap.String(audit.FieldVia, jr.via),
 	); err != nil {
 		return joinResult{}, err
 	}

@@ -19,7 +19,7 @@ import {
   type Challenge, type CommitHeader, type CommitEntry, type Credential, type Identity, type KeyPackage, type Roster, type RosterUpdate,
   type SealedSecret, type Signer, KEMX25519, KEMXWing, SFrameSuite, checkKeyPackageFor, deviceFingerprint, epochSecretInfo,
   identityMatches, kemName, marshalCommit, newRegistration, parseChallenge, parseCredential, parseKeyPackages, parseRoster,
-  parseRosterUpdate, parseSealedSecrets, rosterIndex, sameIdentity, signCommitHeader, signKeyPackage, verifyCommitHeader,
+  parseRosterUpdate, parseSealedSecrets, renews, rosterIndex, sameIdentity, signCommitHeader, signKeyPackage, verifyCommitHeader,
   verifyCredential, verifyRoster,
 } from './wire.js';
 
@@ -176,6 +176,10 @@ export class Client {
   private changes: Change[] = [];
   private lastErr: Error | null = null;
   private lostRace: { epoch: number; gen: number } | null = null;
+  /** the latest credential expiry (Unix seconds) seen per device key: a credential a renewal replaced is never accepted again */
+  private newest = new Map<string, number>();
+  /** when this device registers again to renew its credential (ms) */
+  private renewAt = 0;
   private listeners = new Set<(s: Status) => void>();
 
   constructor(o: ClientOptions) {
@@ -288,6 +292,7 @@ export class Client {
       this.identity = ch.identity;
       this.state = 'waiting';
       this.kps = [own];
+      this.renewAt = renewTime(cred, this.clock.now());
       return cred;
     });
   }
@@ -340,6 +345,11 @@ export class Client {
     } catch (e) {
       if (isAlarm(e)) throw this.fail(e);
       err = e as Error;
+    }
+    try {
+      await this.renewIfDue();
+    } catch (e) {
+      if (isAlarm(e)) throw this.fail(e);
     }
     this.lastErr = err;
     this.prune();
@@ -463,13 +473,13 @@ export class Client {
       const c = parseCredential(raw);
       offered.set(hex(c.hash), c);
     }
-    const me = this.cred!.hash;
+    let me = this.cred!.hash;
     for (const raw of u.rosters) {
       const r = parseRoster(raw);
       if (!verifyRoster(r, this.authority)) throw new AlarmError(ErrBadSignature, r.epoch, '', 'roster not signed by the authority key');
       if (r.room !== this.room || r.instance !== this.instance) throw new AlarmError(ErrContextMismatch, r.epoch, '', `roster for room ${JSON.stringify(r.room)} instance ${JSON.stringify(r.instance)}`);
       const head = this.head;
-      const hasMe = rosterIndex(r, me) >= 0;
+      let hasMe = rosterIndex(r, me) >= 0;
       if (!head) {
         if (!hasMe) continue; // a joiner anchors at the first epoch holding its own fresh credential
       } else {
@@ -477,8 +487,21 @@ export class Client {
         if (r.epoch > head.epoch + 1) throw new AlarmError(ErrGap, r.epoch, '', `epoch ${r.epoch} offered to a client at epoch ${head.epoch}`);
         if (!equal(r.prev, head.hash)) throw new AlarmError(ErrFork, r.epoch, '', `prev is not our epoch ${head.epoch}`);
         if (r.issuedMs < head.issuedMs) throw new AlarmError(ErrReplay, r.epoch, '', `issued before epoch ${head.epoch}`);
+        if (!hasMe) {
+          // This device's credential renewed in this epoch (its renewal's answer may have been lost).
+          const mine = r.members.map((m) => offered.get(hex(m))).find((c) => c && rosterIndex(head, c.hash) < 0 && renews(c, this.cred!) && verifyCredential(c, this.authority));
+          if (mine) {
+            this.cred = mine;
+            this.renewAt = renewTime(mine, this.clock.now());
+            me = mine.hash;
+            hasMe = true;
+          }
+        }
         if (head.locked) {
-          for (const m of r.members) if (rosterIndex(head, m) < 0) throw new AlarmError(ErrLockedRoster, r.epoch, hex(m), 'added while the room was locked');
+          for (const m of r.members) {
+            // A renewal adds no one; its signature is checked with every credential below.
+            if (rosterIndex(head, m) < 0 && !this.renewsOneOf(offered.get(hex(m)), head, r)) throw new AlarmError(ErrLockedRoster, r.epoch, hex(m), 'added while the room was locked');
+          }
         }
       }
       const creds = this.verifyMembers(r, offered);
@@ -492,7 +515,7 @@ export class Client {
           }
         }
       }
-      this.install(r, creds, hasMe);
+      this.install(r, creds, this.renewals(head, r, creds), hasMe);
       if (!hasMe) return;
     }
   }
@@ -511,6 +534,10 @@ export class Client {
         if (cred.room !== this.room || cred.instance !== this.instance) throw new AlarmError(ErrContextMismatch, r.epoch, h, `credential for room ${JSON.stringify(cred.room)} instance ${JSON.stringify(cred.instance)}`);
       }
       if (!(cred.notAfter * 1000 > r.issuedMs)) throw new AlarmError(ErrCredentialExpired, r.epoch, h, 'credential expired before the epoch was issued');
+      const newest = this.newest.get(hex(cred.signingKey));
+      if (newest !== undefined && cred.notAfter < newest) {
+        throw new AlarmError(ErrReplay, r.epoch, h, `credential of device ${deviceFingerprint(cred.signingKey)} expiring ${cred.notAfter} served after one expiring ${newest}`);
+      }
       const k = hex(cred.signingKey);
       const other = keys.get(k);
       if (other !== undefined) {
@@ -522,7 +549,23 @@ export class Client {
     return out;
   }
 
-  private install(r: Roster, creds: Map<string, Credential>, member: boolean): void {
+  /** renewals maps each entry of r that renews an entry of head (which r no longer lists) to that entry. */
+  private renewals(head: Roster | null, r: Roster, creds: Map<string, Credential>): Map<string, string> {
+    const out = new Map<string, string>();
+    if (!head) return out;
+    for (const n of r.members) {
+      if (rosterIndex(head, n) >= 0) continue;
+      const o = head.members.find((o) => rosterIndex(r, o) < 0 && renews(creds.get(hex(n)), this.creds.get(hex(o))));
+      if (o) out.set(hex(n), hex(o));
+    }
+    return out;
+  }
+
+  private renewsOneOf(cred: Credential | undefined, head: Roster, r: Roster): boolean {
+    return head.members.some((o) => rosterIndex(r, o) < 0 && renews(cred, this.creds.get(hex(o))));
+  }
+
+  private install(r: Roster, creds: Map<string, Credential>, renewed: Map<string, string>, member: boolean): void {
     const now = this.clock.now();
     const prev = this.head;
     if (!member) {
@@ -533,10 +576,24 @@ export class Client {
       return;
     }
     const me = hex(this.cred!.hash);
+    for (const cred of creds.values()) {
+      const k = hex(cred.signingKey);
+      if (cred.notAfter > (this.newest.get(k) ?? 0)) this.newest.set(k, cred.notAfter);
+    }
+    const replaced = new Set<string>();
+    for (const [h, o] of renewed) {
+      // A renewal is the same device: its key package numbering and confirmation carry over, no change is reported.
+      replaced.add(o);
+      const seq = this.kpSeq.get(o);
+      if (seq !== undefined) this.kpSeq.set(h, seq);
+      this.kpSeq.delete(o);
+      if (this.confirmed.delete(o)) this.confirmed.add(h);
+      if (this.pending.delete(o)) this.pending.add(h);
+    }
     for (const hb of r.members) {
       const h = hex(hb);
       const cred = creds.get(h)!;
-      if (h === me || (prev && rosterIndex(prev, hb) >= 0)) continue;
+      if (h === me || renewed.has(h) || (prev && rosterIndex(prev, hb) >= 0)) continue;
       this.kpSeq.delete(h); // a (re)joining member starts a new run of key packages
       const own = sameIdentity(cred.identity, this.identity);
       const fp = deviceFingerprint(cred.signingKey);
@@ -549,7 +606,7 @@ export class Client {
     }
     if (prev) {
       for (const hb of prev.members) {
-        if (rosterIndex(r, hb) >= 0) continue;
+        if (rosterIndex(r, hb) >= 0 || replaced.has(hex(hb))) continue;
         const h = hex(hb);
         const cred = this.creds.get(h);
         this.record({ epoch: r.epoch, kind: 'removed', member: h, displayName: cred?.displayName ?? '', fingerprint: cred ? deviceFingerprint(cred.signingKey) : '', unlocked: false });
@@ -646,6 +703,8 @@ export class Client {
   private checkKeyPackage(head: Roster, hb: Uint8Array, kp: KeyPackage, now: number): void {
     const h = hex(hb);
     const cred = this.creds.get(h)!;
+    // Its holder did not renew it: nothing is sealed to it until the gateway drops it.
+    if (!(cred.notAfter * 1000 > now)) throw new E2EEError(ErrCredentialExpired, `member ${h.slice(0, 16)}: credential expired at ${cred.notAfter}`);
     try {
       checkKeyPackageFor(kp, cred, now);
     } catch (e) {
@@ -709,6 +768,10 @@ export class Client {
       if (h.generation < cur.keys.generation) throw new AlarmError(ErrReplay, head.epoch, c, `generation ${h.generation} after ${cur.keys.generation}`);
       if (h.generation === cur.keys.generation) throw new AlarmError(ErrFork, head.epoch, c, `two commits for generation ${h.generation}`);
     }
+    const now = this.clock.now();
+    const expired = head.members.find((m) => !((this.creds.get(hex(m))?.notAfter ?? Infinity) * 1000 > now));
+    // Whoever committed, a secret shared with a member whose credential expired is not used.
+    if (expired) throw new E2EEError(ErrCredentialExpired, `member ${hex(expired).slice(0, 16)}: epoch secret not used`);
     if (h.suite !== SFrameSuite) throw new E2EEError(ErrMalformed, `commit uses SFrame suite 0x${h.suite.toString(16)}`);
     if (!this.allowClassic) {
       h.kems.forEach((k, i) => {
@@ -844,6 +907,27 @@ export class Client {
     return { epoch: e.keys.epoch, generation: e.keys.generation, keys };
   }
 
+  /** renewIfDue renews this device's credential when its renewal time has come (docs/e2ee.md section 7.4). */
+  private async renewIfDue(): Promise<void> {
+    if (this.state !== 'member' || !this.renewAt || this.clock.now() < this.renewAt) return;
+    const cur = this.cred!;
+    this.renewAt = this.clock.now() + renewalRetryMs;
+    const ch: Challenge = parseChallenge(await this.transport.challenge());
+    if (ch.room !== this.room) throw new AlarmError(ErrContextMismatch, 0, '', `renewal challenge for room ${JSON.stringify(ch.room)}`);
+    if (!sameIdentity(ch.identity, this.identity)) throw new AlarmError(ErrIdentityMismatch, 0, '', `gateway would renew this device as ${ch.identity.subject} (${ch.identity.issuer})`);
+    if (ch.instance !== this.instance) return; // the meeting ended; the roster says so
+    const own = await this.newKeyPackage(this.instance, this.identity);
+    const reg = await newRegistration(this.device!, own.kp, ch);
+    // Kept before it is sent: the gateway may renew with it even if its answer never arrives.
+    this.kps.push(own);
+    const cred = parseCredential(await this.transport.register(reg));
+    const h = hex(cred.hash);
+    if (!verifyCredential(cred, this.authority)) throw new AlarmError(ErrBadSignature, 0, h, 'renewed credential not signed by the authority key');
+    if (!equal(cred.signingKey, this.device!.publicKey)) throw new AlarmError(ErrCredentialMismatch, 0, h, "renewed credential does not carry this device's key");
+    if (!sameIdentity(cred.identity, this.identity)) throw new AlarmError(ErrIdentityMismatch, 0, h, `renewed credential certifies ${cred.identity.subject} (${cred.identity.issuer})`);
+    if (!renews(cred, cur)) throw new E2EEError(ErrCredentialMismatch, 'renew: the new credential changes more than its expiry');
+  }
+
   /**
    * run registers if needed and follows the meeting until signal aborts, the client is removed, or an alarm
    * halts it; it resolves with the reason.
@@ -889,9 +973,19 @@ export class Client {
       }
     }
     if (this.kps.length > 0) consider(this.kps[this.kps.length - 1].created + this.rekeyEvery);
+    if (this.state === 'member') consider(this.renewAt);
     for (const e of this.old) consider(e.expires);
     return wake;
   }
+}
+
+const renewalRetryMs = 60_000;
+
+/** renewTime is a uniformly random point between one half and three quarters of the lifetime seen from at (ms). */
+function renewTime(cred: Credential, at: number): number {
+  const life = cred.notAfter * 1000 - at;
+  if (life <= 0) return at;
+  return at + life / 2 + Math.random() * (life / 4);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -239,6 +239,15 @@ export function parseKeyPackage(b: Uint8Array): KeyPackage {
  * checkKeyPackageFor verifies that k is the member's own current key package: signed by the device key cred
  * certifies, for cred's room, instance and identity, unexpired at nowMs. Every client runs it before sealing.
  */
+/**
+ * renews reports whether c may replace old in one epoch as its renewal (docs/e2ee.md section 7.4): the same room,
+ * instance, identity, display name, role and device key, and a strictly later expiry.
+ */
+export function renews(c: Credential | undefined, old: Credential | undefined): boolean {
+  return !!c && !!old && c.room === old.room && c.instance === old.instance && sameIdentity(c.identity, old.identity) &&
+    c.displayName === old.displayName && c.role === old.role && equal(c.signingKey, old.signingKey) && c.notAfter > old.notAfter;
+}
+
 export function checkKeyPackageFor(k: KeyPackage, cred: Credential, nowMs: number): void {
   if (!equal(k.signingKey, cred.signingKey)) throw new E2EEError(ErrBadSignature, 'key package of another device');
   if (!verify(k.signingKey, labelKeyPackage, k.tbs, k.sig)) throw new E2EEError(ErrBadSignature, "key package not signed by the member's device key");
