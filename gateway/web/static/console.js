@@ -138,7 +138,8 @@ async function loadActivity(){
 }
 // The security code and client alarms exist only in clients: the host's
 // own meeting page in this browser may tell this page (same origin) on the
-// "meetguard-e2ee" channel, {room, epoch, code, alarm}.
+// "meetguard-e2ee" channel, {room, epoch, code, alarms, alarm}; {ask: room}
+// asks a meeting page opened before this console to post its last notice.
 if(window.BroadcastChannel){
  const bc=new BroadcastChannel("meetguard-e2ee");
  bc.addEventListener("message",m=>{
@@ -146,6 +147,7 @@ if(window.BroadcastChannel){
   if(typeof d.code==="string"&&d.code)$("e2ee-code").textContent=d.code+(d.epoch?" · "+t.e2ee_epoch_n.replace("%d",d.epoch):"");
   if(typeof d.alarm==="string"&&d.alarm){const al=$("e2ee-alarm");al.hidden=false;al.textContent=t.e2ee_alarm.replace("%s",d.alarm);}
  });
+ bc.postMessage({ask:room});
 }
 loadActivity();
 const es=new EventSource(api+"/events");

@@ -10,6 +10,7 @@
 import { Room, RoomEvent, Track, type RemoteParticipant, type RemoteTrackPublication, type Participant } from 'livekit-client';
 import { Client, HTTPTransport, devices, fromHex, hex, kemName, type Status } from '../e2ee/index.js';
 import { LiveKitStream, MeetguardKeyProvider, keyIndex } from './keyprovider.js';
+import { Announcer } from './broadcast.js';
 
 export interface MeetingConfig {
   room: string;
@@ -83,6 +84,7 @@ class Meeting {
   private room_ = '';
   private reported = false;
   private alarmReport = 0; // status of the alarm report (0: none sent)
+  private announcer: Announcer | null = null; // tells the host console in another tab the code and alarms
 
   private noteError(e: unknown): void {
     this.lastError = String((e as Error)?.message ?? e);
@@ -99,6 +101,7 @@ class Meeting {
     });
     this.room = room;
     this.room_ = cfg.room;
+    this.announcer = new Announcer(cfg.room);
     this.headers = cfg.headers ?? {};
     room.on(RoomEvent.EncryptionError, () => {
       this.encryptionErrors++;
@@ -259,6 +262,7 @@ class Meeting {
     $('state').textContent = st.state === 'member' ? say('epoch', `${st.epoch}.${st.generation}`) : say('state_' + st.state);
     $('code-label').textContent = st.securityCode ? `(${say('epoch', `${st.epoch}.${st.generation}`)})` : '';
     $('code').textContent = st.securityCode || '—';
+    this.announcer?.update(st);
     const alarm = $('alarm');
     if (st.alarm) {
       alarm.hidden = false;
