@@ -76,6 +76,10 @@ func signIn(t *testing.T, browser context.Context, name, url, username string) (
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitReady(chromedp.CSS("#code"))); err != nil {
 		t.Fatalf("%s: sign in and open the meeting page: %v", name, err)
 	}
+	// #code exists once the page is parsed, which may be before its script (at the end of the body) has run.
+	if _, err := chromedp.Run(lctx, chromedp.Poll[bool](`window.meetguardMeeting !== undefined`)); err != nil {
+		t.Fatalf("%s: the meeting page's script never ran: %v", name, err)
+	}
 	t.Logf("%s: signed in, the page joins by itself", name)
 	return &page{name: name, ctx: ctx}, cancel
 }
@@ -189,6 +193,26 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 			t.Fatalf("%s's page shows the code %q, want %q (%v)", p.name, shown, st.SecurityCode, err)
 		}
 	}
+
+	// Alice owns the room: her host console, opened in another tab of her browser after her meeting page, shows
+	// the security code her meeting page shows (the page answers the console's ask on the same-origin
+	// "meetguard-e2ee" channel; the gateway never knows the code).
+	func() {
+		cctx, cancel := chromedp.NewContext(pa.ctx)
+		defer cancel()
+		lctx, cancelLoad := context.WithTimeout(cctx, 2*time.Minute)
+		defer cancelLoad()
+		if err := chromedp.Do(lctx, chromedp.Navigate(g.URL+web.ConsolePath(room)), chromedp.WaitReady(chromedp.CSS("#e2ee-code"))); err != nil {
+			t.Fatalf("alice's console: %v", err)
+		}
+		pollUntil(t, "alice's console shows her meeting page's security code", func() (bool, string) {
+			shown, err := chromedp.Run(cctx, chromedp.Evaluate[string](`document.getElementById("e2ee-code").textContent`))
+			if err != nil {
+				return false, err.Error()
+			}
+			return strings.HasPrefix(shown, st.SecurityCode+" · "), fmt.Sprintf("console shows %q, page %q", shown, st.SecurityCode)
+		})
+	}()
 
 	t.Run("a page with a LiveKit token but without meetguard's keys decodes nothing and is reported", func(t *testing.T) {
 		var pm *page
