@@ -200,13 +200,19 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 	func() {
 		cctx, cancel := chromedp.NewContext(pa.ctx)
 		defer cancel()
+		// Open the tab on its own context: a tab opened by a timeout context closes when that context ends.
+		if err := chromedp.Do(cctx); err != nil {
+			t.Fatal(err)
+		}
 		lctx, cancelLoad := context.WithTimeout(cctx, 2*time.Minute)
 		defer cancelLoad()
 		if err := chromedp.Do(lctx, chromedp.Navigate(g.URL+web.ConsolePath(room)), chromedp.WaitReady(chromedp.CSS("#e2ee-code"))); err != nil {
 			t.Fatalf("alice's console: %v", err)
 		}
 		pollUntil(t, "alice's console shows her meeting page's security code", func() (bool, string) {
-			shown, err := chromedp.Run(cctx, chromedp.Evaluate[string](`document.getElementById("e2ee-code").textContent`))
+			ectx, cancelEval := context.WithTimeout(cctx, 10*time.Second)
+			defer cancelEval()
+			shown, err := chromedp.Run(ectx, chromedp.Evaluate[string](`document.getElementById("e2ee-code").textContent`))
 			if err != nil {
 				return false, err.Error()
 			}
@@ -324,7 +330,10 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 			t.Helper()
 			ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
 			defer cancel()
-			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+			// Find and click in one step in the page: the roster is redrawn on every status change, so a node
+			// found by one DevTools call may be gone by the next.
+			q, _ := json.Marshal(sel)
+			if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`(() => { const b = document.querySelector(%s); if (!b) return false; b.click(); return true })()`, q))); err != nil {
 				t.Fatalf("%s: click %s: %v", p.name, sel, err)
 			}
 		}
