@@ -133,7 +133,7 @@ func compile(ctx context.Context, src *source, opts buildOptions) (*build, error
 		SetDefaultRegoVersion(ast.RegoV1).
 		CapturePrintOutput(true).
 		EnableTracing(false).
-		SetTimeout(cmp.Or(opts.testTimeout, 5*time.Second)).
+		SetTimeout(cmp.Or(opts.testTimeout, 30*time.Second)).
 		Filter(opts.testFilter)
 	if opts.coverage {
 		cov = cover.New()

@@ -119,7 +119,7 @@ type TestOptions struct {
 	BundleVerificationKey   string
 	BundleVerificationKeyID string
 	Run                     string        // regular expression selecting tests by name; empty runs all
-	Timeout                 time.Duration // per test; default 5s
+	Timeout                 time.Duration // per test; default 30s (correctness, not speed)
 }
 
 // TestReport is the outcome of running a bundle's tests.

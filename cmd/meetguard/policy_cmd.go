@@ -109,6 +109,9 @@ func runPolicyTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	run := fs.String("run", "", "run only tests whose name matches this regular expression")
 	threshold := fs.Float64("threshold", 95, "fail if coverage of policy lines (tests excluded) is below this percentage")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	// A test is a correctness check, not a speed check: a busy laptop or CI
+	// runner must not fail a correct bundle because one test ran slowly.
+	timeout := fs.Duration("timeout", 30*time.Second, "deadline of each test")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return policyUsage
@@ -118,11 +121,15 @@ func runPolicyTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "meetguard policy test: %v\n", err)
 		return policyUsage
 	}
+	if *timeout <= 0 {
+		fmt.Fprintln(stderr, "meetguard policy test: --timeout must be positive")
+		return policyUsage
+	}
 	if *threshold < 0 || *threshold > 100 {
 		fmt.Fprintln(stderr, "meetguard policy test: --threshold must be between 0 and 100")
 		return policyUsage
 	}
-	rep, err := policy.Test(ctx, policy.TestOptions{Dir: dir, Bundle: src.bundle, BundleVerificationKey: src.key, BundleVerificationKeyID: src.keyID, Run: *run})
+	rep, err := policy.Test(ctx, policy.TestOptions{Dir: dir, Bundle: src.bundle, BundleVerificationKey: src.key, BundleVerificationKeyID: src.keyID, Run: *run, Timeout: *timeout})
 	if err != nil {
 		reportErr(stderr, "test", err)
 		return policyFailed

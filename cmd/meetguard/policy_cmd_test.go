@@ -88,6 +88,9 @@ func TestPolicyTest_FailuresExitNonZero(t *testing.T) {
 	if code, _, _ := policyCmd(t, "test", "--threshold", "0", dir); code != 0 {
 		t.Errorf("passing tests without threshold: exit %d", code)
 	}
+	if code, _, errOut := policyCmd(t, "test", "--timeout", "0s", dir); code != policyUsage || !strings.Contains(errOut, "--timeout") {
+		t.Errorf("zero per-test timeout: exit %d: %s", code, errOut)
+	}
 }
 
 func TestPolicyCheck_NamesFileLineAndProblem(t *testing.T) {
