@@ -98,7 +98,7 @@ func (g *Gateway) decide(r *http.Request, path string, webSocket bool) decision 
 		return d
 	}
 	d.id = id
-	if err := g.now().origins.check(r, id); err != nil {
+	if err := originCheck(g.now().origins, r, id, false); err != nil {
 		g.noteForeignOrigin(r, id)
 		d.kind, d.refusal = "foreign_origin", refusal{kind: refusedForeignOrigin}
 		return d

@@ -7,6 +7,7 @@ import (
 	"net/url"
 
 	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/web"
 )
 
 // routing is the part of the gateway a configuration reload replaces as a
@@ -17,7 +18,7 @@ import (
 type routing struct {
 	cfg       *config.Config
 	trusted   []netip.Prefix
-	origins   originGuard
+	origins   web.Origins
 	upstreams []*upstream
 	transport *http.Transport
 }
@@ -34,7 +35,7 @@ func (g *Gateway) newRouting(cfg *config.Config) (*routing, error) {
 		}
 		rt.trusted = append(rt.trusted, p.Masked())
 	}
-	origins, err := newOriginGuard(cfg.PublicURL, cfg.AllowedOrigins)
+	origins, err := web.NewOrigins(cfg.PublicURL, cfg.AllowedOrigins)
 	if err != nil {
 		return nil, err
 	}

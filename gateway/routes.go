@@ -187,7 +187,7 @@ func (g *Gateway) serveAPI(h http.Handler) routed {
 			return "api"
 		}
 		w.subject = id.Subject
-		if err := g.now().origins.checkAPI(r, id); err != nil {
+		if err := originCheck(g.now().origins, r, id, true); err != nil {
 			g.refuseForeignOrigin(w, r, id)
 			return "foreign_origin"
 		}

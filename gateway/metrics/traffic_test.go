@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,21 +22,17 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
 	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
-	"github.com/meetguard/meetguard/gateway"
+	"github.com/meetguard/meetguard/gateway/app"
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
-	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
-	"github.com/meetguard/meetguard/gateway/liveconn"
 	"github.com/meetguard/meetguard/gateway/metrics"
 	"github.com/meetguard/meetguard/gateway/rooms"
-	"github.com/meetguard/meetguard/gateway/rooms/redisstore"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore/redistest"
 	"github.com/meetguard/meetguard/gateway/roomsapi"
 	"github.com/meetguard/meetguard/gateway/session"
@@ -45,10 +40,10 @@ import (
 	"github.com/meetguard/meetguard/policy"
 )
 
-// node is one real gateway wired as `meetguard serve` wires its metrics:
-// every writer records through Set.Audit, the rooms API asks the policy
-// through Set.Policy, the Redis client carries Set.RedisHook, the lobby
-// follows the store's events, and /metrics is the admin handler's.
+// node is one real gateway built by app.New, the builder `meetguard serve`
+// uses: every writer records through Set.Audit, the rooms API asks the
+// policy through Set.Policy, the Redis client carries Set.RedisHook, the
+// lobby follows the store's events, and /metrics is the admin handler's.
 type node struct {
 	t         *testing.T
 	gw        *gwtest.Gateway
@@ -60,27 +55,11 @@ type node struct {
 	alog      *audit.Log
 }
 
-// devices breaks the rooms API ↔ e2ee API construction cycle, as serve does.
-type devices struct {
-	h atomic.Pointer[e2eeapi.Handler]
-}
-
-func (d *devices) DeviceFacts(ctx context.Context, room string, id identity.Identity) (policy.Device, error) {
-	if h := d.h.Load(); h != nil {
-		return h.DeviceFacts(ctx, room, id)
-	}
-	return policy.Device{}, nil
-}
-
 func startNode(t *testing.T) *node {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	n := &node{t: t}
-	reg := prometheus.NewRegistry()
-	sec, err := metrics.New(metrics.Options{Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	dir := t.TempDir()
 	key, err := audit.GenerateKey(filepath.Join(dir, "audit.key"))
@@ -91,11 +70,11 @@ func startNode(t *testing.T) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aud := sec.Audit(n.alog)
-	if err := sec.AuditQueue(n.alog.QueueDepth); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { _ = n.alog.Close() })
 
+	// The engine is the test's (it reloads it by hand, no watch); its
+	// reloads are recorded through the built gateway's counting auditor.
+	var aud atomic.Pointer[app.App]
 	n.policyDir = t.TempDir()
 	if err := policies.WriteTo(n.policyDir); err != nil {
 		t.Fatal(err)
@@ -111,75 +90,46 @@ func startNode(t *testing.T) *node {
 			default:
 				return
 			}
-			_ = audit.Write(context.Background(), aud, fact)
+			if a := aud.Load(); a != nil {
+				_ = audit.Write(context.Background(), a.Audit, fact)
+			}
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	n.redis = redistest.Start(t)
-	client := n.redis.Client(t)
-	client.AddHook(sec.RedisHook())
-	roomCfg := rooms.Config{RateLimits: rooms.RateLimits{JoinAttemptsPerIdentity: 4}}.WithDefaults()
-	store, err := redisstore.New(ctx, redisstore.Options{Client: client, Rooms: roomCfg, KeyPrefix: "mg:"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go sec.FollowLobby(ctx, store, roomCfg.WaitTTL)
-
-	tickets, err := rooms.NewTickets(rooms.TicketOptions{Key: bytes.Repeat([]byte{7}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	passcodes, err := rooms.NewPasscodes(rooms.PasscodeOptions{Params: rooms.PasscodeParams{MemoryKiB: 256, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	up := gwtest.StartUpstream(t, gwtest.UpstreamOptions{})
-	devs := &devices{}
-	var api *roomsapi.API
-	var running sync.WaitGroup
-	live := liveconn.NewRegistry()
-	t.Cleanup(func() {
-		cancel()
-		running.Wait()
-		_ = store.Close()
-		_ = n.alog.Close()
-	})
+	lobby := true
 	n.gw = gwtest.Start(t, gwtest.Options{
 		Upstreams: []config.Upstream{{Name: "demo", URL: up.URL}},
-		Audit:     aud,
-		Wire: func(cfg *config.Config, gw *gateway.Options) {
-			pub, err := url.Parse(cfg.PublicURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			api, err = roomsapi.New(ctx, roomsapi.Options{
-				Store: store, Tickets: tickets, Passcodes: passcodes, Policy: sec.Policy(n.engine), Audit: aud, Live: live,
-				PublicURL: pub, RoomPaths: map[string]string{"demo": cfg.Upstreams[0].Rooms.Path}, Rooms: roomCfg,
-				LobbyByDefault: true, StoreKind: "redis", Devices: devs, Metrics: sec,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			running.Add(1)
-			go func() { defer running.Done(); _ = api.Run(ctx) }()
-			e2eeKey, err := audit.GenerateKey(filepath.Join(dir, "e2ee.key"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			n.e2ee, err = e2eeapi.New(ctx, e2eeapi.Options{SigningKey: e2eeKey, Membership: api, Rooms: store, Audit: aud,
-				PublicOrigin: pub.Scheme + "://" + pub.Host, Logger: zap.NewNop()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			devs.h.Store(n.e2ee)
-			gw.Admitter, gw.Live, gw.Metrics, gw.Security = api, live, reg, sec
-			gw.Ready = map[string]gateway.ReadyChecker{"rooms": api}
-			gw.API = map[string]http.Handler{roomsapi.Prefix: n.e2ee.Wrap(api)}
+		Audit:     n.alog,
+		Policy:    n.engine,
+		// Sessions in memory, as before: the Redis outage below must
+		// reach the room store only.
+		Sessions: session.NewMemory(ctx, session.MemoryOptions{}),
+		Configure: func(cfg *config.Config) {
+			cfg.Store.Kind, cfg.Store.Redis.Addr = "redis", n.redis.Addr
+			cfg.Rooms.TicketKey = strings.Repeat("\x07", 32)
+			cfg.Rooms.RateLimits.JoinAttemptsPerIdentity = 4
+			cfg.Rooms.LobbyByDefault = &lobby
 		},
+		RoomsAPI: func(a *app.App, o *roomsapi.Options) {
+			passcodes, err := rooms.NewPasscodes(rooms.PasscodeOptions{Params: rooms.PasscodeParams{MemoryKiB: 256, Time: 1, Threads: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Passcodes = passcodes
+		},
+		E2EE: func(*app.App, *e2eeapi.Options) {},
 	})
-	admin := httptest.NewServer(n.gw.Gateway.AdminHandler(reg))
+	a := n.gw.App
+	aud.Store(a)
+	if err := a.Security.AuditQueue(n.alog.QueueDepth); err != nil {
+		t.Fatal(err)
+	}
+	n.e2ee = a.E2EE
+	admin := httptest.NewServer(n.gw.Gateway.AdminHandler(a.Metrics))
 	t.Cleanup(admin.Close)
 	n.metrics = admin.URL + "/metrics"
 	return n

@@ -1,11 +1,9 @@
-package gateway
+package web
 
 import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/meetguard/meetguard/gateway/identity"
 )
 
 // FuzzOriginCheck: whatever Origin a browser (or attacker) sends, the guard
@@ -17,7 +15,7 @@ func FuzzOriginCheck(f *testing.F) {
 		"https://meet.example/path", "https://user@meet.example", "javascript:alert(1)", "", "https://meet.example%00"} {
 		f.Add(s)
 	}
-	g, err := newOriginGuard("https://meet.example", []string{"https://app.meet.example"})
+	g, err := NewOrigins("https://meet.example", []string{"https://app.meet.example"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -29,8 +27,8 @@ func FuzzOriginCheck(f *testing.F) {
 		r.Header.Set("Connection", "Upgrade")
 		r.Header.Set("Upgrade", "websocket")
 		r.Header["Origin"] = []string{origin}
-		err = g.check(r, identity.Identity{Via: identity.ViaSession})
-		c, ok := canonicalOrigin(origin, true)
+		err = g.Check(r, Caller{Upgrade: true, Session: true})
+		c, ok := CanonicalOrigin(origin, true)
 		if allowed := ok && (c == "https://meet.example" || c == "https://app.meet.example"); (err == nil) != allowed {
 			t.Fatalf("origin %q: check %v, canonical %q %v", origin, err, c, ok)
 		}
