@@ -155,6 +155,7 @@ type API struct {
 	origin    string
 	secure    bool
 	dummyHash string
+	routes    *router
 	pages     *pages
 	log       *zap.Logger
 	failures  failureThrottle
@@ -222,7 +223,7 @@ func New(ctx context.Context, o Options) (*API, error) {
 	}
 	a := &API{
 		o: o, cfg: cfg, origin: o.PublicURL.Scheme + "://" + o.PublicURL.Host, secure: o.PublicURL.Scheme == "https",
-		dummyHash: dummy, pages: pg, log: o.Logger,
+		dummyHash: dummy, pages: pg, log: o.Logger, routes: newRouter(),
 		failures: failureThrottle{last: map[string]time.Time{}},
 	}
 	a.conns = newTracker()

@@ -23,7 +23,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		respond.JSONError(w, http.StatusUnauthorized, "unauthenticated", "Sign in to continue.")
 		return
 	}
-	rt, err := parseRoute(r.Method, r.URL.Path)
+	rt, err := a.routes.resolve(r.Context(), r.Method, r.URL.Path)
 	var me *methodError
 	switch {
 	case errors.As(err, &me):

@@ -2,6 +2,7 @@ package roomsapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -244,4 +245,72 @@ func TestPages_InlineScriptAndStyleMatchTheirCSPHashes(t *testing.T) {
 			t.Errorf("page not safe: CSP %q body %s", csp, body)
 		}
 	}
+}
+
+// parseRoute routes method and path through the API's router.
+func parseRoute(method, path string) (route, error) {
+	return newRouter().resolve(context.Background(), method, path)
+}
+
+// sameAnswer fails unless the router and the hand-written parser give the
+// same route, or the same refusal (and the same Allow header for a 405).
+func sameAnswer(t *testing.T, rr *router, method, path string) {
+	t.Helper()
+	got, gerr := rr.resolve(context.Background(), method, path)
+	want, werr := handWrittenRoute(method, path)
+	var gme, wme *methodError
+	switch {
+	case werr == nil && (gerr != nil || got != want):
+		t.Errorf("%s %q = %+v, %v; hand-written %+v", method, path, got, gerr, want)
+	case errors.As(werr, &wme):
+		if !errors.As(gerr, &gme) || gme.allow != wme.allow {
+			t.Errorf("%s %q = %v; hand-written 405 Allow %q", method, path, gerr, wme.allow)
+		}
+	case werr != nil && !errors.Is(gerr, werr):
+		t.Errorf("%s %q = %+v, %v; hand-written %v", method, path, got, gerr, werr)
+	}
+}
+
+// TestRouter_EveryRouteAndMethodAnswersAsBefore: every documented route,
+// with good and hostile ids and every method, gets the answer the
+// hand-written parser gave (route, 400, 404, or 405 with the same Allow).
+func TestRouter_EveryRouteAndMethodAnswersAsBefore(t *testing.T) {
+	rr := newRouter()
+	rooms := []string{"standup", "a", strings.Repeat("r", 64), strings.Repeat("r", 65), ".hidden", "..", ".", "a%2Fb", "a b", "room~1", ""}
+	ids := []string{validWait, validPID, "short", validWait + "x", "..", ".", "", "%2E"}
+	var paths []string
+	for _, room := range rooms {
+		base := Prefix + room
+		paths = append(paths, base, base+"/", base+"//", base+"/.", base+"/..")
+		for _, suffix := range []string{"join", "leave", "lock", "unlock", "suspend", "unban", "console", "events", "activity", "JOIN", "kick", "wait", "lobby", "participants"} {
+			paths = append(paths, base+"/"+suffix, base+"/"+suffix+"/", base+"//"+suffix, base+"/"+suffix+"/x")
+		}
+		for _, id := range ids {
+			paths = append(paths,
+				base+"/wait/"+id, base+"/wait/"+id+"/",
+				base+"/lobby/"+id+"/admit", base+"/lobby/"+id+"/deny", base+"/lobby/"+id+"/kick",
+				base+"/participants/"+id+"/remove", base+"/participants/"+id+"/remove/x",
+				base+"/lobby/"+id+"/admit/x/y")
+		}
+	}
+	paths = append(paths, Prefix, strings.TrimSuffix(Prefix, "/"), "/.meetguard/api/v1/roomsx/standup", "/", "", "standup", Prefix+"a/b/c/d/e/f")
+	methods := []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "get", "FOO", ""}
+	for _, p := range paths {
+		for _, m := range methods {
+			sameAnswer(t, rr, m, p)
+		}
+	}
+}
+
+func FuzzRouter_SameAsHandWritten(f *testing.F) {
+	f.Add("POST", Prefix+"standup/join")
+	f.Add("HEAD", Prefix+"standup/console")
+	f.Add("POST", Prefix+"standup/wait/"+validWait)
+	f.Add("DELETE", Prefix+"standup/lobby/"+validWait+"/admit")
+	f.Add("GET", Prefix+"standup/participants/../remove")
+	f.Add("PUT", Prefix+"a/b/c/d/e/f")
+	rr := newRouter()
+	f.Fuzz(func(t *testing.T, method, path string) {
+		sameAnswer(t, rr, method, path)
+	})
 }
