@@ -14,10 +14,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -72,4 +74,46 @@ func Client(t testing.TB) *http.Client {
 func NoFollow(c *http.Client) *http.Client {
 	return &http.Client{Jar: c.Jar, Transport: c.Transport, Timeout: c.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// StartSignedIn launches a browser (as Start) carrying the cookies that
+// client holds for base, so a session signed in over HTTP continues in
+// Chromium. It fails the test when client holds no cookie for base.
+func StartSignedIn(t testing.TB, client *http.Client, base string) context.Context {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies := client.Jar.Cookies(u)
+	if len(cookies) == 0 {
+		t.Fatalf("no session cookie for %s", base)
+	}
+	bctx := Start(t)
+	if err := chromedp.Do(bctx); err != nil { // starts the browser
+		t.Fatalf("chromium: %v", err)
+	}
+	httpOnly := true
+	for _, ck := range cookies {
+		if _, err := chromedp.Call(bctx, network.SetCookie, network.SetCookieParams{Name: ck.Name, Value: ck.Value, URL: base + "/", HTTPOnly: &httpOnly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bctx
+}
+
+// EvalUntil polls a boolean expression in the tab until it holds or ctx
+// ends.
+func EvalUntil(ctx context.Context, expr string) error {
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		if err == nil && ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

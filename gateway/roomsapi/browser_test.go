@@ -3,14 +3,12 @@ package roomsapi_test
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/meetguard/meetguard/gateway/browsertest"
@@ -32,22 +30,7 @@ func TestBrowser_PasscodeFormThenWaitingPageThenRoom(t *testing.T) {
 	h := host("hanna")
 	c.createRoom(n, h, "vault", map[string]any{"passcode": "2468", "lobby_enabled": true})
 	b := c.login(n)
-	u, _ := url.Parse(n.URL)
-
-	bctx := browsertest.Start(t)
-	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		t.Fatalf("chromium: %v", err)
-	}
-	cookies := b.Jar.Cookies(u)
-	if len(cookies) == 0 {
-		t.Fatal("login left no session cookie")
-	}
-	httpOnly := true
-	for _, ck := range cookies {
-		if _, err := chromedp.Call(bctx, network.SetCookie, network.SetCookieParams{Name: ck.Name, Value: ck.Value, URL: n.URL + "/", HTTPOnly: &httpOnly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bctx := browsertest.StartSignedIn(t, b, n.URL)
 	ctx, cancel := context.WithTimeout(bctx, 15*time.Second)
 	defer cancel()
 	err := chromedp.Do(ctx,

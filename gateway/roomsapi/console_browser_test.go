@@ -3,12 +3,10 @@ package roomsapi_test
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/meetguard/meetguard/gateway/audit"
@@ -25,33 +23,7 @@ func hostInChromium(t *testing.T, c *cluster, n *node, room string, settings map
 	if r := call(t, b, http.MethodPut, n.apiURL(room), "", settings, web.CSRFHeader, "1"); r.Status != http.StatusCreated {
 		t.Fatalf("creating %s from the browser session: %d %s", room, r.Status, r.Body)
 	}
-	u, _ := url.Parse(n.URL)
-	bctx := browsertest.Start(t)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("chromium: %v", err)
-	}
-	httpOnly := true
-	for _, ck := range b.Jar.Cookies(u) {
-		if _, err := chromedp.Call(bctx, network.SetCookie, network.SetCookieParams{Name: ck.Name, Value: ck.Value, URL: n.URL + "/", HTTPOnly: &httpOnly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return bctx
-}
-
-// evalUntil polls a boolean expression in the tab until it holds.
-func evalUntil(ctx context.Context, expr string) error {
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err == nil && ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return browsertest.StartSignedIn(t, b, n.URL)
 }
 
 // TestConsole_ZoombomberStoppedFromTheBrowser is the zoombombing scenario
@@ -76,7 +48,7 @@ func TestConsole_ZoombomberStoppedFromTheBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(n.URL+web.ConsolePath(room))); err != nil {
 		t.Fatal(err)
 	}
-	if err := evalUntil(ctx, `document.getElementById("conn").textContent === `+jsString(live)); err != nil {
+	if err := browsertest.EvalUntil(ctx, `document.getElementById("conn").textContent === `+jsString(live)); err != nil {
 		t.Fatalf("console never went live (CSP, event stream?): %v", err)
 	}
 	browsertest.Axe(ctx, t, "console, empty")
@@ -90,11 +62,11 @@ func TestConsole_ZoombomberStoppedFromTheBrowser(t *testing.T) {
 	}
 	eveWait := knock.str(t, "wait_id")
 	start := time.Now()
-	if err := evalUntil(ctx, `document.querySelectorAll("#waiting li").length === 1 && document.title.startsWith("(1) ")`); err != nil {
+	if err := browsertest.EvalUntil(ctx, `document.querySelectorAll("#waiting li").length === 1 && document.title.startsWith("(1) ")`); err != nil {
 		t.Fatalf("eve's knock never reached the console: %v", err)
 	}
 	t.Logf("knock visible in the console after %v (figure, not a bound)", time.Since(start))
-	if err := evalUntil(ctx, `document.getElementById("announce").textContent.includes("eve")`); err != nil {
+	if err := browsertest.EvalUntil(ctx, `document.getElementById("announce").textContent.includes("eve")`); err != nil {
 		t.Fatalf("the knock was not announced: %v", err)
 	}
 	browsertest.Axe(ctx, t, "console, one knock")
@@ -118,7 +90,7 @@ func TestConsole_ZoombomberStoppedFromTheBrowser(t *testing.T) {
 	if mk.Status != http.StatusAccepted {
 		t.Fatalf("mallory's knock: %d %s", mk.Status, mk.Body)
 	}
-	if err := evalUntil(ctx, `document.querySelectorAll("#waiting li").length === 1`); err != nil {
+	if err := browsertest.EvalUntil(ctx, `document.querySelectorAll("#waiting li").length === 1`); err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(ctx, chromedp.Focus(`#waiting button[aria-label^="Admit"]`), chromedp.KeyEvent("\r")); err != nil {
@@ -129,7 +101,7 @@ func TestConsole_ZoombomberStoppedFromTheBrowser(t *testing.T) {
 		t.Fatalf("mallory after the keyboard admit: %d %s", adm.Status, adm.Body)
 	}
 	ws := dialRoom(t, n, room, c.token(mallory), adm.str(t, "ticket"))
-	if err := evalUntil(ctx, `[...document.querySelectorAll("#people li")].some(li => li.textContent.includes("mallory"))`); err != nil {
+	if err := browsertest.EvalUntil(ctx, `[...document.querySelectorAll("#people li")].some(li => li.textContent.includes("mallory"))`); err != nil {
 		t.Fatalf("mallory never showed in the room list: %v", err)
 	}
 
@@ -158,7 +130,7 @@ func TestConsole_ZoombomberStoppedFromTheBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(`#lock`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := evalUntil(ctx, `!document.getElementById("unlock").hidden`); err != nil {
+	if err := browsertest.EvalUntil(ctx, `!document.getElementById("unlock").hidden`); err != nil {
 		t.Fatalf("console never showed the lock: %v", err)
 	}
 	if r := c.join(n, c.token(guest("trudy")), room, nil); r.Status != http.StatusForbidden {

@@ -50,7 +50,7 @@ func TestConsole_LiveKitUpstream(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(n.URL+web.ConsolePath(room))); err != nil {
 		t.Fatal(err)
 	}
-	if err := evalUntil(ctx, `document.getElementById("conn").textContent === `+jsString(web.Default().Catalog().In("en").T("console.js.live"))); err != nil {
+	if err := browsertest.EvalUntil(ctx, `document.getElementById("conn").textContent === `+jsString(web.Default().Catalog().In("en").T("console.js.live"))); err != nil {
 		t.Fatalf("console never went live: %v", err)
 	}
 
@@ -59,7 +59,7 @@ func TestConsole_LiveKitUpstream(t *testing.T) {
 	if mk.Status != http.StatusAccepted {
 		t.Fatalf("mallory's knock: %d %s", mk.Status, mk.Body)
 	}
-	if err := evalUntil(ctx, `document.querySelectorAll("#waiting li").length === 1`); err != nil {
+	if err := browsertest.EvalUntil(ctx, `document.querySelectorAll("#waiting li").length === 1`); err != nil {
 		t.Fatalf("the knock never reached the console: %v", err)
 	}
 	if err := chromedp.Do(ctx, chromedp.Click(`#waiting button[aria-label^="Admit"]`)); err != nil {

@@ -27,7 +27,7 @@ func loginInChromium(ctx context.Context, t *testing.T, gateway, start, username
 		chromedp.Submit(`#password`)); err != nil {
 		t.Fatalf("login form for %s: %v", username, err)
 	}
-	if err := evalUntil(ctx, `location.origin === `+jsString(gateway)+` && document.readyState === "complete"`); err != nil {
+	if err := browsertest.EvalUntil(ctx, `location.origin === `+jsString(gateway)+` && document.readyState === "complete"`); err != nil {
 		u, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
 		t.Fatalf("%s never came back from the provider: %v (at %s)", username, err, u)
 	}
@@ -90,14 +90,14 @@ func TestConsole_TwoBrowsersTwoLogins(t *testing.T) {
 	if err := chromedp.Do(hctx, chromedp.Navigate(n.URL+web.ConsolePath(room))); err != nil {
 		t.Fatal(err)
 	}
-	if err := evalUntil(hctx, `document.getElementById("conn").textContent === `+jsString(en.T("console.js.live"))); err != nil {
+	if err := browsertest.EvalUntil(hctx, `document.getElementById("conn").textContent === `+jsString(en.T("console.js.live"))); err != nil {
 		t.Fatalf("console never went live: %v", err)
 	}
 	// The chime, from the keyboard: Tab to the box, Space.
 	if err := chromedp.Do(hctx, chromedp.Focus(`#sound`), chromedp.KeyEvent(" ")); err != nil {
 		t.Fatal(err)
 	}
-	if err := evalUntil(hctx, `document.getElementById("sound").checked`); err != nil {
+	if err := browsertest.EvalUntil(hctx, `document.getElementById("sound").checked`); err != nil {
 		t.Fatalf("the chime box did not tick from the keyboard: %v", err)
 	}
 
@@ -111,7 +111,7 @@ func TestConsole_TwoBrowsersTwoLogins(t *testing.T) {
 	if err := chromedp.Do(gctx, chromedp.WaitVisible(`#mg[data-state=waiting]`)); err != nil {
 		t.Fatalf("the guest's waiting page: %v", err)
 	}
-	if err := evalUntil(hctx, `document.querySelectorAll("#waiting li").length === 1 && document.title.startsWith("(1) ")`); err != nil {
+	if err := browsertest.EvalUntil(hctx, `document.querySelectorAll("#waiting li").length === 1 && document.title.startsWith("(1) ")`); err != nil {
 		t.Fatalf("the guest's knock never reached the console: %v", err)
 	}
 	t.Logf("login + knock → visible in the other browser's console: %v (figure, not a bound)", time.Since(knocked))
@@ -120,7 +120,7 @@ func TestConsole_TwoBrowsersTwoLogins(t *testing.T) {
 		strings.Contains(entry, en.T("console.js.verdict_staff")) || !strings.Contains(entry, en.T("console.js.live_knock")) {
 		t.Fatalf("the knock in the console reads %q (%v); want the domain, guest, live", entry, err)
 	}
-	if err := evalUntil(hctx, `document.getElementById("sound").dataset.played === "1"`); err != nil {
+	if err := browsertest.EvalUntil(hctx, `document.getElementById("sound").dataset.played === "1"`); err != nil {
 		t.Errorf("the chime did not play for the knock: %v", err)
 	}
 	browsertest.Axe(hctx, t, "console, a guest knocking (domain, verdict)")
@@ -134,7 +134,7 @@ func TestConsole_TwoBrowsersTwoLogins(t *testing.T) {
 		txt, _ := chromedp.Run(gctx, chromedp.Evaluate[string](`document.body.innerText`))
 		t.Fatalf("the admitted guest's meeting page never connected: %v\n%s", err, txt)
 	}
-	if err := evalUntil(hctx, `document.querySelectorAll("#people li").length === 1`); err != nil {
+	if err := browsertest.EvalUntil(hctx, `document.querySelectorAll("#people li").length === 1`); err != nil {
 		t.Fatalf("the guest never showed in the room list: %v", err)
 	}
 
@@ -145,7 +145,7 @@ func TestConsole_TwoBrowsersTwoLogins(t *testing.T) {
 	if err := chromedp.Do(hctx, chromedp.Focus(`#lobby-toggle`), chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)
 	}
-	if err := evalUntil(hctx, `document.getElementById("capstate").textContent.startsWith("7 ") &&
+	if err := browsertest.EvalUntil(hctx, `document.getElementById("capstate").textContent.startsWith("7 ") &&
 		document.getElementById("lobbystate").textContent === `+jsString(en.T("console.js.lobby_off"))); err != nil {
 		t.Fatalf("seats and waiting room did not change: %v", err)
 	}
@@ -153,7 +153,7 @@ func TestConsole_TwoBrowsersTwoLogins(t *testing.T) {
 	if view["capacity"] != float64(7) || view["lobby_enabled"] != false {
 		t.Fatalf("room after the console's changes: capacity %v lobby %v", view["capacity"], view["lobby_enabled"])
 	}
-	if err := evalUntil(hctx, `[...document.querySelectorAll("#recent li")].some(li => li.textContent.includes("changed the room's settings"))`); err != nil {
+	if err := browsertest.EvalUntil(hctx, `[...document.querySelectorAll("#recent li")].some(li => li.textContent.includes("changed the room's settings"))`); err != nil {
 		t.Fatalf("Recent events never showed the change: %v", err)
 	}
 	browsertest.Axe(hctx, t, "console, settings changed, recent events")
@@ -178,7 +178,7 @@ func TestConsole_TwoBrowsersTwoLogins(t *testing.T) {
 	if r := call(t, nil, http.MethodPost, n.apiURL(room+"/join"), "", nil, "Cookie", tabCookies(gctx, t), web.CSRFHeader, "1", "Origin", n.URL); r.Status != http.StatusForbidden {
 		t.Fatalf("the banned guest asking to join again with her session: %d %s", r.Status, r.Body)
 	}
-	if err := evalUntil(hctx, `[...document.querySelectorAll("#recent li")].some(li => li.textContent.includes("banned") && li.textContent.includes("uninvited"))`); err != nil {
+	if err := browsertest.EvalUntil(hctx, `[...document.querySelectorAll("#recent li")].some(li => li.textContent.includes("banned") && li.textContent.includes("uninvited"))`); err != nil {
 		t.Fatalf("Recent events never showed the ban with its reason: %v", err)
 	}
 
@@ -187,7 +187,7 @@ func TestConsole_TwoBrowsersTwoLogins(t *testing.T) {
 		t.Fatal(err)
 	}
 	vi := web.Default().Catalog().In("vi")
-	if err := evalUntil(hctx, `document.documentElement.lang === "vi" && document.getElementById("conn").textContent === `+jsString(vi.T("console.js.live"))+
+	if err := browsertest.EvalUntil(hctx, `document.documentElement.lang === "vi" && document.getElementById("conn").textContent === `+jsString(vi.T("console.js.live"))+
 		` && document.getElementById("lobbystate").textContent === `+jsString(vi.T("console.js.lobby_off"))); err != nil {
 		t.Fatalf("the Vietnamese console: %v", err)
 	}

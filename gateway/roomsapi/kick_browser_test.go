@@ -4,12 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/meetguard/meetguard/gateway/audit"
@@ -28,18 +26,7 @@ func staffTestUser(cfg map[string]any) {
 func chromiumSignedIn(t *testing.T, c *cluster, n *node) context.Context {
 	t.Helper()
 	b := c.login(n)
-	u, _ := url.Parse(n.URL)
-	bctx := browsertest.Start(t)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("chromium: %v", err)
-	}
-	httpOnly := true
-	for _, ck := range b.Jar.Cookies(u) {
-		if _, err := chromedp.Call(bctx, network.SetCookie, network.SetCookieParams{Name: ck.Name, Value: ck.Value, URL: n.URL + "/", HTTPOnly: &httpOnly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return bctx
+	return browsertest.StartSignedIn(t, b, n.URL)
 }
 
 // pageText polls the tab until its body text contains want.

@@ -3,7 +3,6 @@ package securityconsole_test
 import (
 	"context"
 	"encoding/json"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -22,33 +21,7 @@ func auditorInChromium(t *testing.T, e *env) context.Context {
 	t.Helper()
 	cl := browsertest.Client(t)
 	e.idp.BrowserLogin(t, cl, e.URL+auth.LoginPath+"?rd=/").Body.Close()
-	u, _ := url.Parse(e.URL)
-	bctx := browsertest.Start(t)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("chromium: %v", err)
-	}
-	httpOnly := true
-	for _, ck := range cl.Jar.Cookies(u) {
-		if _, err := chromedp.Call(bctx, network.SetCookie, network.SetCookieParams{Name: ck.Name, Value: ck.Value, URL: e.URL + "/", HTTPOnly: &httpOnly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return bctx
-}
-
-// evalUntil polls a boolean expression in the tab until it holds.
-func evalUntil(ctx context.Context, expr string) error {
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err == nil && ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return browsertest.StartSignedIn(t, cl, e.URL)
 }
 
 type shownRow struct {
@@ -88,7 +61,7 @@ func TestBrowser_AuditorFindsEveryRefusedPerson(t *testing.T) {
 		chromedp.Click(`form.filters button[type=submit]`),
 	)
 	if err == nil {
-		err = evalUntil(ctx, `location.search.includes("outcome=deny") && document.readyState === "complete" && !!document.getElementById("decisions")`)
+		err = browsertest.EvalUntil(ctx, `location.search.includes("outcome=deny") && document.readyState === "complete" && !!document.getElementById("decisions")`)
 	}
 	if err != nil {
 		html, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
@@ -138,7 +111,7 @@ func TestBrowser_AuditorFindsEveryRefusedPerson(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(href)); err != nil {
 		t.Fatal(err)
 	}
-	if err := evalUntil(ctx, `!!document.querySelector("dl.facts")`); err != nil {
+	if err := browsertest.EvalUntil(ctx, `!!document.querySelector("dl.facts")`); err != nil {
 		html, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.innerText`))
 		t.Fatalf("decision %s: %v\n%s", href, err, html)
 	}
