@@ -304,7 +304,7 @@ http {
   fastcgi_temp_path %[2]s/fastcgi;
   uwsgi_temp_path %[2]s/uwsgi;
   scgi_temp_path %[2]s/scgi;
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   # Round robin, no stickiness: each request may land on any node.
   upstream meetguard {
 %[3]s  }

@@ -57,7 +57,7 @@ func TestForwardAuth_Throughput(t *testing.T) {
 	}
 	authBlock := strings.NewReplacer("{{listen}}", auth, "{{meetguard}}", mg, "{{app}}", up).Replace(NginxHTTPBlock)
 	cachedBlock := strings.NewReplacer("{{listen}}", cached, "upstream meetguard", "upstream meetguard_c", "upstream meeting_app", "upstream meeting_app_c",
-		"http://meetguard", "http://meetguard_c", "http://meeting_app", "http://meeting_app_c", "map $http_upgrade $connection_upgrade { default upgrade; '' close; }", "",
+		"http://meetguard", "http://meetguard_c", "http://meeting_app", "http://meeting_app_c", "map $http_upgrade $connection_upgrade { default upgrade; '' ''; }", "",
 		"proxy_pass_request_body off;", "proxy_pass_request_body off;\n"+nginxAuthCache,
 		"{{meetguard}}", mg, "{{app}}", up).Replace(NginxHTTPBlock)
 	conf := fmt.Sprintf(`%s

@@ -296,7 +296,7 @@ http {
 // NginxHTTPBlock is the part of docs/integrations.md's nginx example that
 // goes in the http block.
 const NginxHTTPBlock = `
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   upstream meetguard { server {{meetguard}}; keepalive 32; }
   upstream meeting_app { server {{app}}; keepalive 32; }
   server {
