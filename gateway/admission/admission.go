@@ -110,3 +110,10 @@ type JoinRedirector interface {
 type ParticipantRemover interface {
 	RemoveParticipant(ctx context.Context, a Participant) error
 }
+
+// RoleUpdater is an Adapter that can change a connected participant's
+// rights on the meeting server itself (a.Role is the new role), so a role
+// a host changes takes effect at once, without a reconnect.
+type RoleUpdater interface {
+	UpdateRole(ctx context.Context, a Participant) error
+}

@@ -30,10 +30,13 @@ const (
 	EventLobbyAdmit = "lobby.admit"
 	EventLobbyDeny  = "lobby.deny"
 
-	EventRoomLock    = "room.lock"
-	EventRoomUnlock  = "room.unlock"
-	EventRoomRemove  = "room.remove"
-	EventRoomBan     = "room.ban"
+	EventRoomLock   = "room.lock"
+	EventRoomUnlock = "room.unlock"
+	EventRoomRemove = "room.remove"
+	EventRoomBan    = "room.ban"
+	// EventRoomRole: a host changed an admitted participant's role;
+	// written before the change is made.
+	EventRoomRole    = "room.role"
 	EventRoomSuspend = "room.suspend"
 	EventRoomCreate  = "room.create"
 	EventRoomUpdate  = "room.update"

@@ -199,6 +199,9 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 	case EventRoomBan:
 		m.Text = fmt.Sprintf("%s banned %s%s", nActor, nTarget, because(reason, e.Str(FieldUntil)))
 		r.Removals = append(r.Removals, m)
+	case EventRoomRole:
+		m.Text = fmt.Sprintf("%s made %s %s (was %s)%s", nActor, nTarget, dash(e.Str(FieldTo)), dash(e.Str(FieldFrom)), because(reason))
+		r.RoomControls = append(r.RoomControls, m)
 	case EventRoomSuspend:
 		// Suspending locks the room: it is a room control too.
 		m.Text = fmt.Sprintf("%s suspended the room and locked it%s", nActor, because(reason))

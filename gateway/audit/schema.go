@@ -68,6 +68,8 @@ const (
 	FieldPasscodeFailures  = "passcode_failures" // a count, never a passcode
 	FieldWindowSeconds     = "window_seconds"
 	FieldFormat            = "format" // an export's format: "markdown" or "json"
+	FieldFrom              = "from"   // a role change's old role
+	FieldTo                = "to"     // a role change's new role
 )
 
 // EventSpec is the documented shape of one event: the members every record
@@ -106,6 +108,7 @@ var schema = []EventSpec{
 	{EventRoomUnlock, []string{FieldRoom, FieldActor, FieldActorIssuer}, nil},
 	{EventRoomRemove, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldTarget, FieldTargetIssuer, FieldReason, FieldParticipant, FieldRevoked}, nil},
 	{EventRoomBan, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldTarget, FieldTargetIssuer, FieldReason, FieldUntil}, nil},
+	{EventRoomRole, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldTarget, FieldTargetIssuer, FieldParticipant, FieldFrom, FieldTo, FieldReason}, nil},
 	{EventRoomSuspend, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldReason, FieldRemoved}, nil},
 	{EventRoomCreate, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldSettings, FieldReasons, FieldDecisionID, FieldPolicyRevision}, nil},
 	{EventRoomUpdate, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldChanges}, []string{FieldTarget, FieldTargetIssuer, FieldReason}},

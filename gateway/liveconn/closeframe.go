@@ -14,6 +14,10 @@ const (
 	CodeRemoved uint16 = 4001
 	// CodeBanned: removed and banned by a host.
 	CodeBanned uint16 = 4003
+	// CodeRoleChanged: a host changed the participant's role; the
+	// admission stands and the client should reconnect, its next
+	// connection carrying the new role.
+	CodeRoleChanged uint16 = 4005
 	// CodeEnded: the admission ended otherwise (left elsewhere, lease
 	// lapsed). 1008 is the standard "policy violation".
 	CodeEnded uint16 = 1008

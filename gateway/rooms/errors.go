@@ -30,6 +30,12 @@ var (
 	// room: it left, was removed, banned or suspended, or its lease lapsed.
 	// The proxy treats it as a revoked ticket.
 	ErrNotAdmitted = errors.New("rooms: participant not admitted")
+	// ErrLastHost: the change would leave a room that has an admitted host
+	// without one (the last host cannot be demoted).
+	ErrLastHost = errors.New("rooms: the last host cannot be demoted")
+	// ErrRoleNotGranted: the role is above what the policy gave the
+	// participant when it was admitted (only the policy makes hosts).
+	ErrRoleNotGranted = errors.New("rooms: role not granted by the policy")
 	// ErrRateLimited is matched by every *RateLimitedError.
 	ErrRateLimited = errors.New("rooms: rate limited")
 	// ErrStoreUnavailable: the shared state could not be read or changed.

@@ -29,6 +29,9 @@ const (
 	EventLobbyAdmitted EventKind = "lobby_admitted"
 	// EventLobbyDenied: a host denied Event.Wait.
 	EventLobbyDenied EventKind = "lobby_denied"
+	// EventRoleChanged: a host gave Event.Participant (as it now is) a
+	// new role; no admission ended.
+	EventRoleChanged EventKind = "role_changed"
 	// EventUpdated: settings other than the lock changed.
 	EventUpdated EventKind = "updated"
 )
@@ -42,7 +45,8 @@ type Event struct {
 	Revoked []ParticipantID `json:"revoked,omitempty"`
 	Subject SubjectKey      `json:"subject,omitempty"`
 	Wait    WaitID          `json:"wait_id,omitempty"`
-	// Participant is the admission made by EventLobbyAdmitted.
+	// Participant is the admission made by EventLobbyAdmitted, or the
+	// one whose role EventRoleChanged changed.
 	Participant *Participant `json:"participant,omitempty"`
 	At          time.Time    `json:"at"`
 }

@@ -227,6 +227,13 @@ type Removal struct {
 	Revoked []ParticipantID `json:"revoked"`
 }
 
+// RoleChange is what SetRole did: the participant as it now is, and the
+// role it had.
+type RoleChange struct {
+	Participant Participant `json:"participant"`
+	From        Role        `json:"from"`
+}
+
 // Sort puts the lists in the order stores return them: by time (joined,
 // knocked, banned), then by id.
 func (r *Room) Sort() {

@@ -47,6 +47,13 @@ type Store interface {
 	// banned and every admission and waiting entry of it in the room ends.
 	// ErrNotFound for a missing room, ErrNotAdmitted for an unknown pid.
 	Remove(ctx context.Context, room string, pid ParticipantID, ban bool) (Removal, error)
+	// SetRole gives an admitted participant another role, atomically, and
+	// publishes EventRoleChanged (nothing when the role is already role).
+	// Errors: ErrNotFound for a missing room, ErrNotAdmitted for an unknown
+	// pid, ErrRoleNotGranted for RoleHost to an admission the policy did
+	// not admit as host, ErrLastHost for demoting the room's only admitted
+	// host. Who may call it is the caller's decision.
+	SetRole(ctx context.Context, room string, pid ParticipantID, role Role) (RoleChange, error)
 	// Unban lifts a ban; lifting a ban that does not exist is not an error.
 	Unban(ctx context.Context, room string, subject SubjectKey) error
 	// IsBanned reports whether subject is banned from room (also after the

@@ -132,6 +132,10 @@ func hostEvent(e *audit.Entry, names map[rooms.SubjectKey]string) activityEvent 
 	}
 	ev := activityEvent{At: e.Time, Event: e.Event, Decision: e.Str(audit.FieldDecision), Role: e.Str(audit.FieldRole),
 		Reason: e.Str(audit.FieldReason)}
+	if ev.Role == "" {
+		// A role change shows the role given.
+		ev.Role = e.Str(audit.FieldTo)
+	}
 	if ev.Reason == "" {
 		if rs := e.Strs(audit.FieldReasons); len(rs) > 0 {
 			ev.Reason = rs[0]

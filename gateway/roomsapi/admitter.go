@@ -29,7 +29,9 @@ func (a *API) AdmitRequest(ctx context.Context, req admission.Request) (admissio
 	switch {
 	case err == nil:
 		adm := admission.Result{Outcome: admission.Admitted, Role: string(held.participant.Role), ParticipantID: string(held.participant.ID)}
-		if held.source == fromCookie && timeLeft(held.ticket) < a.o.Tickets.TTL()/2 {
+		// The role is the store's (a host may have changed it since the
+		// ticket was issued); a browser's ticket is renewed to say so too.
+		if held.source == fromCookie && (timeLeft(held.ticket) < a.o.Tickets.TTL()/2 || held.ticket.Role != held.participant.Role) {
 			tok, exp, err := a.o.Tickets.Issue(room, held.participant, binding(id))
 			if err == nil {
 				adm.Cookies = a.ticketCookies(room, tok, exp, a.roomPaths(room))

@@ -157,3 +157,28 @@ func parseUnban(b unbanBody) error {
 	}
 	return nil
 }
+
+// roleBody is POST …/participants/{p}/role.
+type roleBody struct {
+	Role   string `json:"role"`
+	Reason string `json:"reason"`
+}
+
+// parseRole checks a role change. A host gives "participant" or "viewer";
+// "host" is only ever the policy's to give (a host made by another host
+// would hold every host power without the policy's say).
+func parseRole(b roleBody) (rooms.Role, error) {
+	switch rooms.Role(b.Role) {
+	case rooms.RoleParticipant, rooms.RoleViewer:
+	case rooms.RoleHost:
+		return "", &bodyError{Status: http.StatusBadRequest, Field: "role", Msg: "hosts are made by the policy; a host may set participant or viewer"}
+	case "":
+		return "", &bodyError{Status: http.StatusBadRequest, Field: "role", Msg: "required: participant or viewer"}
+	default:
+		return "", &bodyError{Status: http.StatusBadRequest, Field: "role", Msg: "must be participant or viewer"}
+	}
+	if err := parseRemove(removeBody{Reason: b.Reason}); err != nil {
+		return "", err
+	}
+	return rooms.Role(b.Role), nil
+}

@@ -73,6 +73,10 @@ func (a *API) Run(ctx context.Context) error {
 // tells the room's open host consoles.
 func (a *API) apply(e rooms.Event) {
 	a.consoles.notify(e.Room)
+	if e.Kind == rooms.EventRoleChanged {
+		a.roleChanged(e)
+		return
+	}
 	if len(e.Revoked) == 0 {
 		return
 	}

@@ -99,6 +99,7 @@ type node struct {
 	live      *liveconn.Registry
 	store     rooms.Store
 	auditPath string
+	alog      *audit.Log
 }
 
 type cluster struct {
@@ -192,6 +193,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 		if err != nil {
 			t.Fatal(err)
 		}
+		n.alog = alog
 		st := n.store
 		closers = append(closers, func() { _ = st.Close(); _ = alog.Close() })
 		// Small Argon2id costs keep the suite fast; the defaults are

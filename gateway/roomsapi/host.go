@@ -17,8 +17,11 @@ import (
 )
 
 // isHost reports whether id may act as a host of room: it holds a live
-// host admission (its ticket), or the policy would admit it as host now.
-// A room that does not exist has no hosts.
+// host admission (its ticket), or it holds none and the policy would admit
+// it as host now. A caller holding an admission is what the admission's
+// role says, as the store has it now: a host whom another host demoted is
+// no longer a host (whatever the ticket it kept says) until they join
+// again. A room that does not exist has no hosts.
 func (a *API) isHost(ctx context.Context, r *http.Request, id identity.Identity, room string) (rooms.Facts, bool, error) {
 	facts, err := a.o.Store.Facts(ctx, room, subjectKey(id))
 	if err != nil {
@@ -30,8 +33,8 @@ func (a *API) isHost(ctx context.Context, r *http.Request, id identity.Identity,
 	held, err := a.heldTicket(ctx, r, room, id)
 	var nt *noTicketError
 	switch {
-	case err == nil && held.participant.Role == rooms.RoleHost:
-		return facts, true, nil
+	case err == nil:
+		return facts, held.participant.Role == rooms.RoleHost, nil
 	case err != nil && !errors.As(err, &nt):
 		return facts, false, err
 	case err != nil && nt.presented != fromNowhere:
@@ -54,7 +57,21 @@ func (a *API) isHost(ctx context.Context, r *http.Request, id identity.Identity,
 func (a *API) serveHostAction(ctx context.Context, w http.ResponseWriter, r *http.Request, id identity.Identity, rt route) {
 	var rb removeBody
 	var ub unbanBody
+	var role rooms.Role
+	var reason string
 	switch rt.op {
+	case opRole:
+		var b roleBody
+		if err := readJSON(r, &b); err != nil {
+			fail(w, err)
+			return
+		}
+		var err error
+		if role, err = parseRole(b); err != nil {
+			fail(w, err)
+			return
+		}
+		reason = b.Reason
 	case opRemove, opLobbyDeny:
 		if err := readJSON(r, &rb); err != nil {
 			fail(w, err)
@@ -136,6 +153,8 @@ func (a *API) serveHostAction(ctx context.Context, w http.ResponseWriter, r *htt
 		respond.JSON(w, http.StatusOK, map[string]any{"room": rt.room, "removed": len(rm.Revoked)})
 	case opRemove:
 		a.removeParticipant(ctx, w, rt, rb, actor)
+	case opRole:
+		a.changeRole(ctx, w, rt, role, reason, actor)
 	case opLobbyAdmit:
 		a.admitWaiting(ctx, w, rt, actor)
 	case opLobbyDeny:

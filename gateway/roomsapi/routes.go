@@ -28,6 +28,7 @@ const (
 	opSuspend
 	opUnban
 	opRemove
+	opRole
 	opConsole
 	opEvents
 	opActivity
@@ -105,7 +106,7 @@ func (o op) route(r *http.Request) (route, error) {
 		if rt.wait.Validate() != nil {
 			return route{}, errNoRoute
 		}
-	case opRemove:
+	case opRemove, opRole:
 		rt.participant = rooms.ParticipantID(r.PathValue("participant"))
 		if rt.participant.Validate() != nil {
 			return route{}, errNoRoute
@@ -129,6 +130,7 @@ func newRouter() *router {
 		"POST " + Prefix + "{room}/suspend":                           opSuspend,
 		"POST " + Prefix + "{room}/unban":                             opUnban,
 		"POST " + Prefix + "{room}/participants/{participant}/remove": opRemove,
+		"POST " + Prefix + "{room}/participants/{participant}/role":   opRole,
 		"GET " + Prefix + "{room}/console":                            opConsole,
 		"GET " + Prefix + "{room}/events":                             opEvents,
 		"GET " + Prefix + "{room}/activity":                           opActivity,

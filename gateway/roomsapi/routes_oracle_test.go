@@ -77,8 +77,11 @@ func handWrittenRoute(method, path string) (route, error) {
 		if rt.wait.Validate() != nil {
 			return route{}, errNoRoute
 		}
-	case len(seg) == 4 && seg[1] == "participants" && seg[3] == "remove":
+	case len(seg) == 4 && seg[1] == "participants" && (seg[3] == "remove" || seg[3] == "role"):
 		rt.op, rt.participant = opRemove, rooms.ParticipantID(seg[2])
+		if seg[3] == "role" {
+			rt.op = opRole
+		}
 		if rt.participant.Validate() != nil {
 			return route{}, errNoRoute
 		}

@@ -38,6 +38,7 @@ func TestParseRoute_MapsEndpointsAndRefusesTheRest(t *testing.T) {
 		{"POST", Prefix + "standup/suspend", opSuspend},
 		{"POST", Prefix + "standup/unban", opUnban},
 		{"POST", Prefix + "standup/participants/" + validPID + "/remove", opRemove},
+		{"POST", Prefix + "standup/participants/" + validPID + "/role", opRole},
 	}
 	for _, tc := range ok {
 		rt, err := parseRoute(tc.method, tc.path)
@@ -80,6 +81,7 @@ func FuzzParseRoute(f *testing.F) {
 	f.Add("POST", Prefix+"standup/join")
 	f.Add("GET", Prefix+"standup/wait/"+validWait)
 	f.Add("POST", Prefix+"standup/participants/"+validPID+"/remove")
+	f.Add("POST", Prefix+"standup/participants/"+validPID+"/role")
 	f.Add("PUT", Prefix+"a/b/c/d/e/f")
 	f.Fuzz(func(t *testing.T, method, path string) {
 		rt, err := parseRoute(method, path)
@@ -178,6 +180,60 @@ func FuzzJoinBody(f *testing.F) {
 			t.Fatal("accepted an oversized passcode")
 		}
 	})
+}
+
+// FuzzRoleBody: a role change body the API accepts names only a role a
+// host may give, and a reason code; anything else is a 400.
+func FuzzRoleBody(f *testing.F) {
+	f.Add([]byte(`{"role":"participant","reason":"presenting"}`))
+	f.Add([]byte(`{"role":"host"}`))
+	f.Add([]byte(`{"role":"viewer","reason":"A B"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b roleBody
+		if err := decodeStrict(data, &b); err != nil {
+			return
+		}
+		role, err := parseRole(b)
+		if err != nil {
+			var be *bodyError
+			if !errors.As(err, &be) || be.Status != http.StatusBadRequest || be.Field == "" {
+				t.Fatalf("refusal %v is not a 400 naming its field", err)
+			}
+			return
+		}
+		if role != rooms.RoleParticipant && role != rooms.RoleViewer {
+			t.Fatalf("accepted role %q", role)
+		}
+		if b.Reason != "" && !reasonCode.MatchString(b.Reason) {
+			t.Fatalf("accepted reason %q", b.Reason)
+		}
+	})
+}
+
+// TestParseRole names the field of every refusal.
+func TestParseRole(t *testing.T) {
+	for _, tc := range []struct {
+		body  roleBody
+		field string
+	}{
+		{roleBody{Role: "participant"}, ""},
+		{roleBody{Role: "viewer", Reason: "too_loud"}, ""},
+		{roleBody{Role: "host"}, "role"},
+		{roleBody{Role: "HOST"}, "role"},
+		{roleBody{Role: ""}, "role"},
+		{roleBody{Role: "viewer\x00"}, "role"},
+		{roleBody{Role: "viewer", Reason: "Too Loud"}, "reason"},
+		{roleBody{Role: "viewer", Reason: strings.Repeat("a", 65)}, "reason"},
+	} {
+		_, err := parseRole(tc.body)
+		var be *bodyError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%+v: %v, want accepted", tc.body, err)
+		case tc.field != "" && (!errors.As(err, &be) || be.Field != tc.field || be.Status != http.StatusBadRequest):
+			t.Errorf("%+v: %v, want a 400 naming %s", tc.body, err, tc.field)
+		}
+	}
 }
 
 func TestCheckCSRF_Headers(t *testing.T) {
@@ -290,6 +346,7 @@ func TestRouter_EveryRouteAndMethodAnswersAsBefore(t *testing.T) {
 				base+"/wait/"+id, base+"/wait/"+id+"/",
 				base+"/lobby/"+id+"/admit", base+"/lobby/"+id+"/deny", base+"/lobby/"+id+"/kick",
 				base+"/participants/"+id+"/remove", base+"/participants/"+id+"/remove/x",
+				base+"/participants/"+id+"/role", base+"/participants/"+id+"/role/x",
 				base+"/lobby/"+id+"/admit/x/y")
 		}
 	}

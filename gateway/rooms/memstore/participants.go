@@ -30,6 +30,7 @@ func (s *Store) add(r *room, id rooms.ParticipantID, subject rooms.SubjectKey, n
 	p := &participant{
 		Participant: rooms.Participant{ID: id, Subject: subject, Name: name, Role: role, JoinedAt: now},
 		lease:       now.Add(s.cfg.ParticipantLease),
+		granted:     role,
 	}
 	r.parts[id] = p
 	if role == rooms.RoleHost {
@@ -107,6 +108,43 @@ func (s *Store) Remove(ctx context.Context, roomID string, pid rooms.Participant
 		rm.Revoked = []rooms.ParticipantID{pid}
 		s.publish(rooms.Event{Kind: rooms.EventRemoved, Subject: p.Subject}, roomID, now, rm.Revoked)
 		return rm, nil
+	})
+}
+
+// SetRole implements rooms.Store.
+func (s *Store) SetRole(ctx context.Context, roomID string, pid rooms.ParticipantID, role rooms.Role) (rooms.RoleChange, error) {
+	if err := validRoomAndPID(roomID, pid); err != nil {
+		return rooms.RoleChange{}, err
+	}
+	if err := role.Validate(); err != nil {
+		return rooms.RoleChange{}, err
+	}
+	return withRoom(s, roomID, rooms.ErrNotFound, func(r *room, now time.Time) (rooms.RoleChange, error) {
+		p, err := r.admitted(pid)
+		if err != nil {
+			return rooms.RoleChange{}, err
+		}
+		ch := rooms.RoleChange{From: p.Role}
+		switch {
+		case p.Role == role:
+			ch.Participant = p.Participant
+			return ch, nil
+		case role == rooms.RoleHost && p.granted != rooms.RoleHost:
+			return rooms.RoleChange{}, rooms.ErrRoleNotGranted
+		case p.Role == rooms.RoleHost && r.hosts <= 1:
+			return rooms.RoleChange{}, rooms.ErrLastHost
+		}
+		if p.Role == rooms.RoleHost {
+			r.hosts--
+		}
+		if role == rooms.RoleHost {
+			r.hosts++
+		}
+		p.Role = role
+		ch.Participant = p.Participant
+		changed := p.Participant
+		s.publish(rooms.Event{Kind: rooms.EventRoleChanged, Subject: p.Subject, Participant: &changed}, roomID, now, nil)
+		return ch, nil
 	})
 }
 

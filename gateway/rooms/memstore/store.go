@@ -72,6 +72,9 @@ type room struct {
 type participant struct {
 	rooms.Participant
 	lease time.Time
+	// granted is the role the admission was made with (the policy's
+	// grant): SetRole gives RoleHost back only to admissions made as host.
+	granted rooms.Role
 }
 
 type waitEntry struct {

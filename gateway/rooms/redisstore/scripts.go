@@ -52,6 +52,7 @@ var (
 	waitStatusScript    = roomScript("wait_status")
 	lockScript          = roomScript("lock")
 	suspendScript       = roomScript("suspend")
+	setRoleScript       = roomScript("set_role")
 	beginJoinScript     = limitScript("begin_join")
 	recordFailureScript = limitScript("record_failure")
 	// passcodeBudgetScript reads without touching: it has no prelude.
@@ -60,7 +61,7 @@ var (
 
 var allScripts = []*redis.Script{
 	putScript, roomViewScript, factsScript, admitScript, touchScript, leaveScript, removeScript, knockScript, heartbeatScript,
-	admitWaitingScript, denyWaitingScript, waitStatusScript, lockScript, suspendScript, beginJoinScript,
+	admitWaitingScript, denyWaitingScript, waitStatusScript, lockScript, suspendScript, setRoleScript, beginJoinScript,
 	recordFailureScript, passcodeBudgetScript,
 	e2eeSetScript, e2eeTakeScript, e2eeListScript, e2eeDeletePrefixScript, e2eeIncrScript,
 }

@@ -206,6 +206,10 @@ func (s *Store) run(ctx context.Context, op string, sc *redis.Script, room strin
 		return nil, rooms.ErrLobbyFull
 	case "notadmitted":
 		return nil, rooms.ErrNotAdmitted
+	case "notgranted":
+		return nil, rooms.ErrRoleNotGranted
+	case "lasthost":
+		return nil, rooms.ErrLastHost
 	}
 	return nil, s.unavailable(op, fmt.Errorf("unexpected reply %q", st))
 }
@@ -408,6 +412,30 @@ func (s *Store) Remove(ctx context.Context, room string, pid rooms.ParticipantID
 	}
 	subject, _ := v[1].(string)
 	return rooms.Removal{Room: room, Subject: rooms.SubjectKey(subject), Revoked: participantIDs(v[2])}, nil
+}
+
+// SetRole implements rooms.Store.
+func (s *Store) SetRole(ctx context.Context, room string, pid rooms.ParticipantID, role rooms.Role) (rooms.RoleChange, error) {
+	if err := validRoomAndPID(room, pid); err != nil {
+		return rooms.RoleChange{}, err
+	}
+	if err := role.Validate(); err != nil {
+		return rooms.RoleChange{}, err
+	}
+	v, err := s.run(ctx, "set_role", setRoleScript, room, string(pid), string(role))
+	if err != nil {
+		return rooms.RoleChange{}, err
+	}
+	if len(v) != 3 {
+		return rooms.RoleChange{}, s.unavailable("set_role", errShortReply)
+	}
+	from, _ := v[1].(string)
+	raw, _ := v[2].(string)
+	p, err := decodeParticipant(string(pid), raw)
+	if err != nil {
+		return rooms.RoleChange{}, s.unavailable("set_role", err)
+	}
+	return rooms.RoleChange{Participant: p, From: rooms.Role(from)}, nil
 }
 
 // Unban implements rooms.Store.

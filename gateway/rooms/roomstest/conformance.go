@@ -33,6 +33,8 @@ func Run(t *testing.T, h Harness) {
 		{"Ban_ReachesOtherNodeAndBlocksRejoinEverywhere", testBanAcrossNodes},
 		{"Ban_EventLatencyAcrossNodes", testBanLatency},
 		{"Remove_KickWithoutBanAllowsRejoin", testKickWithoutBan},
+		{"Role_ChangedOnOneNodeIsSeenAndPublishedOnTheOther", testSetRole},
+		{"Role_HostOnlyByPolicyGrantAndNeverTheLastHost", testSetRoleLimits},
 		{"Lobby_KnockAdmitDenyAcrossNodes", testLobbyFlow},
 		{"Lobby_CapPerRoomAndOneEntryPerIdentity", testLobbyCaps},
 		{"Lobby_SecondKnockReplacesTheFirst", testKnockReplaces},
@@ -579,6 +581,113 @@ func testKickWithoutBan(t *testing.T, h Harness) {
 	wantErr(t, "remove in a missing room", err, rooms.ErrNotFound)
 }
 
+func testSetRole(t *testing.T, h Harness) {
+	n := h.New(t, testConfig())
+	ctx := t.Context()
+	put(t, n.A, room, rooms.SettingsChange{LobbyEnabled: ptr(true)})
+	events := subscribe(t, n.B)
+	host := admit(t, n.A, room, 1, rooms.RoleHost)
+	w, err := n.A.Knock(ctx, rooms.Admission{Room: room, Subject: Subject(2), Name: "Vi", Role: rooms.RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := n.B.AdmitWaiting(ctx, room, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := n.A.SetRole(ctx, room, v.ID, rooms.RoleParticipant)
+	if err != nil || ch.From != rooms.RoleViewer || ch.Participant.Role != rooms.RoleParticipant || ch.Participant.ID != v.ID ||
+		ch.Participant.Subject != Subject(2) || ch.Participant.Name != "Vi" || !ch.Participant.JoinedAt.Equal(v.JoinedAt) {
+		t.Fatalf("SetRole(viewer → participant) = %+v, %v", ch, err)
+	}
+	e := nextEvent(t, events, rooms.EventRoleChanged, time.Second)
+	if e.Participant == nil || e.Participant.ID != v.ID || e.Participant.Role != rooms.RoleParticipant || e.Subject != Subject(2) || len(e.Revoked) != 0 {
+		t.Fatalf("role_changed event on the other node = %+v", e)
+	}
+	// Every node's per-request check now answers with the new role.
+	if p, err := n.B.Touch(ctx, room, v.ID); err != nil || p.Role != rooms.RoleParticipant {
+		t.Fatalf("Touch on node B after the change = %+v, %v", p, err)
+	}
+	r, err := n.B.Room(ctx, room)
+	if err != nil || len(r.Participants) != 2 {
+		t.Fatalf("host view after the change = %+v, %v", r.Participants, err)
+	}
+	for _, p := range r.Participants {
+		if want := map[rooms.ParticipantID]rooms.Role{host.ID: rooms.RoleHost, v.ID: rooms.RoleParticipant}[p.ID]; p.Role != want {
+			t.Fatalf("host view after the change lists %+v; want role %q", p, want)
+		}
+	}
+	// Setting the role it has changes nothing and tells no one.
+	if ch, err := n.B.SetRole(ctx, room, v.ID, rooms.RoleParticipant); err != nil || ch.From != rooms.RoleParticipant {
+		t.Fatalf("SetRole to the same role = %+v, %v", ch, err)
+	}
+	if ch, err := n.B.SetRole(ctx, room, v.ID, rooms.RoleViewer); err != nil || ch.From != rooms.RoleParticipant || ch.Participant.Role != rooms.RoleViewer {
+		t.Fatalf("SetRole(participant → viewer) = %+v, %v", ch, err)
+	}
+	if e := nextEvent(t, events, rooms.EventRoleChanged, time.Second); e.Participant == nil || e.Participant.Role != rooms.RoleViewer {
+		t.Fatalf("second role_changed event = %+v (the no-op must not publish)", e)
+	}
+	if p, err := n.A.Touch(ctx, room, v.ID); err != nil || p.Role != rooms.RoleViewer {
+		t.Fatalf("Touch after the demotion = %+v, %v", p, err)
+	}
+	// Unknown admissions and rooms.
+	if _, err := n.A.Remove(ctx, room, v.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.B.SetRole(ctx, room, v.ID, rooms.RoleParticipant)
+	wantErr(t, "SetRole of a removed participant", err, rooms.ErrNotAdmitted)
+	_, err = n.A.SetRole(ctx, "missing", host.ID, rooms.RoleViewer)
+	wantErr(t, "SetRole in a missing room", err, rooms.ErrNotFound)
+	_, err = n.A.SetRole(ctx, room, host.ID, rooms.Role("admin"))
+	wantErr(t, "SetRole to an unknown role", err, rooms.ErrInvalid)
+	if p, err := n.A.Touch(ctx, room, host.ID); err != nil || p.Role != rooms.RoleHost {
+		t.Fatalf("host after refused changes = %+v, %v", p, err)
+	}
+}
+
+func testSetRoleLimits(t *testing.T, h Harness) {
+	n := h.New(t, testConfig())
+	ctx := t.Context()
+	put(t, n.A, room, rooms.SettingsChange{})
+	host := admit(t, n.A, room, 1, rooms.RoleHost)
+	part := admit(t, n.A, room, 2, rooms.RoleParticipant)
+	viewer := admit(t, n.B, room, 3, rooms.RoleViewer)
+	for _, p := range []rooms.Participant{part, viewer} {
+		_, err := n.B.SetRole(ctx, room, p.ID, rooms.RoleHost)
+		wantErr(t, "SetRole("+string(p.Role)+" → host)", err, rooms.ErrRoleNotGranted)
+	}
+	// The only admitted host cannot be demoted, from either node.
+	for _, s := range []rooms.Store{n.A, n.B} {
+		_, err := s.SetRole(ctx, room, host.ID, rooms.RoleParticipant)
+		wantErr(t, "demoting the last host", err, rooms.ErrLastHost)
+	}
+	// With a second host either may step down, and the host so admitted may
+	// be made host again; the second demotion is refused once one is left.
+	host2 := admit(t, n.B, room, 4, rooms.RoleHost)
+	if _, err := n.A.SetRole(ctx, room, host.ID, rooms.RoleViewer); err != nil {
+		t.Fatalf("demoting one of two hosts: %v", err)
+	}
+	_, err := n.B.SetRole(ctx, room, host2.ID, rooms.RoleParticipant)
+	wantErr(t, "demoting the host left", err, rooms.ErrLastHost)
+	if ch, err := n.B.SetRole(ctx, room, host.ID, rooms.RoleHost); err != nil || ch.From != rooms.RoleViewer {
+		t.Fatalf("making the admitted host host again = %+v, %v", ch, err)
+	}
+	if f := facts(t, n.B, room, Subject(9)); !f.HostPresent {
+		t.Fatalf("facts after role changes = %+v; want a host present", f)
+	}
+	// Hosts count as the store counts them: with both hosts demoted but one
+	// (and that one removed) the room has no host.
+	if _, err := n.A.SetRole(ctx, room, host2.ID, rooms.RoleParticipant); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.A.Remove(ctx, room, host.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if f := facts(t, n.A, room, Subject(9)); f.HostPresent {
+		t.Fatalf("facts with no host admitted = %+v; want no host present", f)
+	}
+}
+
 func testLobbyFlow(t *testing.T, h Harness) {
 	n := h.New(t, testConfig())
 	ctx := t.Context()
@@ -1079,6 +1188,12 @@ func testHostileArguments(t *testing.T, h Harness) {
 		wantErr(t, "Touch with a forged id", err, rooms.ErrInvalid)
 		_, err = n.B.Remove(ctx, room, pid, true)
 		wantErr(t, "Remove with a forged id", err, rooms.ErrInvalid)
+		_, err = n.B.SetRole(ctx, room, pid, rooms.RoleHost)
+		wantErr(t, "SetRole with a forged id", err, rooms.ErrInvalid)
+	}
+	for _, role := range []rooms.Role{"", "HOST", "admin", "host\x00", rooms.Role(make([]byte, 4096))} {
+		_, err := n.A.SetRole(ctx, room, rooms.NewParticipantID(), role)
+		wantErr(t, "SetRole to "+fmt.Sprintf("%.20q", role), err, rooms.ErrInvalid)
 	}
 	for _, wid := range []rooms.WaitID{"", "*", rooms.WaitID(make([]byte, 64))} {
 		_, err := n.A.WaitStatus(ctx, room, wid)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -364,6 +365,55 @@ func TestRealServer_KickRemovesParticipantFromRoom(t *testing.T) {
 	// Removing again is not an error: the kick is idempotent.
 	if err := e.adapter.RemoveParticipant(ctx, p); err != nil {
 		t.Fatalf("second removal: %v", err)
+	}
+}
+
+// TestRealServer_RoleChangeIsLive: a connected viewer made participant can
+// publish at once, as livekit-server itself reports, and made viewer again
+// cannot; an admission not connected is not an error.
+func TestRealServer_RoleChangeIsLive(t *testing.T) {
+	srv := livekittest.Start(t, livekittest.Options{})
+	a := newAdapter(t, srv, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := person("vera", "standup", "viewer")
+	q := url.Values{"access_token": {mint(t, a, p)}, "protocol": {"16"}, "sdk": {"go"}}
+	c, _, err := websocket.Dial(ctx, srv.WSURL()+"/rtc?"+q.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	go func() { // keep reading, as a client does
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	ident := a.Identity(p)
+	if perm, err := srv.WaitPermission(ctx, "standup", ident, func(livekittest.Permission) bool { return true }); err != nil || perm.CanPublish || !perm.CanSubscribe {
+		t.Fatalf("viewer's permission %+v (%v); want subscribe only", perm, err)
+	}
+	for _, step := range []struct {
+		role    string
+		publish bool
+	}{{"participant", true}, {"viewer", false}, {"host", true}} {
+		p.Role = step.role
+		if err := a.UpdateRole(ctx, p); err != nil {
+			t.Fatalf("UpdateRole(%s): %v", step.role, err)
+		}
+		perm, err := srv.WaitPermission(ctx, "standup", ident, func(perm livekittest.Permission) bool { return perm.CanPublish == step.publish })
+		if err != nil || !perm.CanSubscribe || perm.CanPublishData != step.publish {
+			t.Fatalf("after UpdateRole(%s) the server says %+v (%v); want canPublish %v", step.role, perm, err, step.publish)
+		}
+	}
+	absent := person("nobody", "standup", "participant")
+	if err := a.UpdateRole(ctx, absent); err != nil {
+		t.Fatalf("UpdateRole of an admission not on the server: %v", err)
+	}
+	p.Role = "admin"
+	if err := a.UpdateRole(ctx, p); !errors.Is(err, livekit.ErrUnknownRole) {
+		t.Fatalf("UpdateRole(admin) = %v, want ErrUnknownRole", err)
 	}
 }
 

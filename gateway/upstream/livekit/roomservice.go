@@ -47,6 +47,49 @@ func (a *Adapter) RemoveParticipant(ctx context.Context, p admission.Participant
 	return errors.Join(errs...)
 }
 
+// permission is LiveKit's ParticipantPermission as UpdateParticipant takes
+// it (protobuf JSON: sources are enum names). Not omitempty: a field left
+// out would keep the participant's old value.
+type permission struct {
+	CanSubscribe      bool     `json:"canSubscribe"`
+	CanPublish        bool     `json:"canPublish"`
+	CanPublishData    bool     `json:"canPublishData"`
+	CanPublishSources []string `json:"canPublishSources"`
+	CanUpdateMetadata bool     `json:"canUpdateMetadata"`
+}
+
+// UpdateRole gives a connected admission the rights of its new role (the
+// grant a token for that role carries), on the server, at once: a viewer's
+// published tracks stop. An admission not connected to the server is not
+// an error: its next token carries the role.
+func (a *Adapter) UpdateRole(ctx context.Context, p admission.Participant) error {
+	if p.Room == "" {
+		return fmt.Errorf("%w: no room", ErrRoomService)
+	}
+	if p.ParticipantID == "" && p.Identity.SessionID == "" {
+		return fmt.Errorf("%w: no participant to update", ErrRoomService)
+	}
+	g, err := grantFor(p.Role, p.Room)
+	if err != nil {
+		return err
+	}
+	perm := permission{CanSubscribe: g.CanSubscribe, CanPublish: g.CanPublish, CanPublishData: g.CanPublishData, CanPublishSources: []string{}}
+	for _, src := range g.CanPublishSources {
+		perm.CanPublishSources = append(perm.CanPublishSources, strings.ToUpper(src))
+	}
+	ident := a.Identity(p)
+	err = a.call(ctx, "UpdateParticipant", p.Room, map[string]any{"room": p.Room, "identity": ident, "permission": perm}, nil)
+	var te *twirpError
+	if errors.As(err, &te) && te.Code == "not_found" {
+		return nil
+	}
+	if err == nil {
+		a.opts.Logger.Info("livekit participant role changed", zap.String("upstream", a.opts.Upstream), zap.String("room", p.Room),
+			zap.String("identity", ident), zap.String("role", p.Role))
+	}
+	return err
+}
+
 func (a *Adapter) remove(ctx context.Context, room, ident string) error {
 	err := a.call(ctx, "RemoveParticipant", room, map[string]string{"room": room, "identity": ident}, nil)
 	var te *twirpError

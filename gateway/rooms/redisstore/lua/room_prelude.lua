@@ -27,8 +27,11 @@ local function exists()
   return redis.call('EXISTS', K_META) == 1
 end
 
+-- A participant record: s subject, r role, n name, j joined (ms), g the
+-- role it was admitted with (the policy's grant; records written before g
+-- existed were never changed, so their r is their grant).
 local function add_participant(pid, s, r, n)
-  local rec = cjson.encode({s = s, r = r, n = n, j = NOW})
+  local rec = cjson.encode({s = s, r = r, n = n, j = NOW, g = r})
   redis.call('HSET', K_PARTS, pid, rec)
   redis.call('ZADD', K_LEASE, NOW + LEASE_MS, pid)
   if r == 'host' then redis.call('HINCRBY', K_META, 'hosts', 1) end

@@ -222,6 +222,38 @@ func (s *Server) Participants(ctx context.Context, room string) ([]string, error
 	return ids, nil
 }
 
+// Permission is what the server says one participant may do (the room
+// service answers with protobuf field names).
+type Permission struct {
+	CanPublish     bool `json:"can_publish"`
+	CanSubscribe   bool `json:"can_subscribe"`
+	CanPublishData bool `json:"can_publish_data"`
+}
+
+// Permission asks the room service for identity's permissions in room.
+func (s *Server) Permission(ctx context.Context, room, identity string) (Permission, error) {
+	var res struct {
+		Permission Permission `json:"permission"`
+	}
+	err := s.twirp(ctx, "GetParticipant", room, map[string]string{"room": room, "identity": identity}, &res)
+	return res.Permission, err
+}
+
+// WaitPermission polls until cond holds for identity's permissions.
+func (s *Server) WaitPermission(ctx context.Context, room, identity string, cond func(Permission) bool) (Permission, error) {
+	for {
+		p, err := s.Permission(ctx, room, identity)
+		if err == nil && cond(p) {
+			return p, nil
+		}
+		select {
+		case <-ctx.Done():
+			return p, errors.Join(ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func (s *Server) twirp(ctx context.Context, method, room string, in, out any) error {
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(s.APISecret)}, nil)
 	if err != nil {
