@@ -198,10 +198,15 @@ rooms:
     - id: storm4
       capacity: 300
       lobby_enabled: false
+    - id: e2ee
+      lobby_enabled: false
+e2ee:
+  key_file: %s
 log:
   level: warn
 `, nd.addr, c.public, nd.id, c.issuer, clientSecret, sessionSecret, c.upstream[i], redis.Addr,
-			filepath.Join(nd.auditDir, "audit.log"), freePort(t), ticketKey)
+			filepath.Join(nd.auditDir, "audit.log"), freePort(t), ticketKey,
+			filepath.Join(dir, "e2ee.key")) // one key authority for all nodes, as deploy.md asks
 		cfgPath := filepath.Join(nd.auditDir, "meetguard.yaml")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -416,6 +421,7 @@ func TestCluster_ThreeNodesBehindNginx(t *testing.T) {
 	browsertest.Path(t)
 	c := startMeetguardCluster(t, 3)
 	t.Run("browser login across nodes, logout on one closes the socket on another", c.browserLoginAndLogout)
+	t.Run("e2ee room with members on different nodes rekeys after a kick on a third", c.e2eeKickAcrossNodes)
 	t.Run("join storms, one with a node killed", c.joinStorms)
 }
 
