@@ -31,7 +31,7 @@ lint:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -timeout 5m -run '^TestCluster_ThreeNodesBehindNginx$$' ./cmd/meetguard/
+	$(GO) test -count=1 -timeout 10m -run '^TestCluster_ThreeNodesBehindNginx' ./cmd/meetguard/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out

@@ -69,7 +69,17 @@ type meetguardCluster struct {
 	upstream []string // one echo upstream per node, so a socket tells its node
 	wsNode   chan int // node index of each upstream WebSocket opened
 	nginxDir string
-	redis    *redistest.Server
+	redis    *redistest.Server   // the one Redis, without Sentinel
+	sentinel *redistest.Sentinel // primary, replica and Sentinel, with clusterOptions.sentinel
+}
+
+// clusterOptions vary the cluster's Redis: one redis-server (with extra
+// arguments, e.g. its persistence), or a primary, a replica and a
+// redis-sentinel that the nodes reach through store.redis.sentinel.
+type clusterOptions struct {
+	nodes     int
+	redisArgs []string
+	sentinel  bool
 }
 
 const clusterStormUsers = 302
@@ -85,6 +95,12 @@ func clusterUsers() []devidp.User {
 
 func startMeetguardCluster(t *testing.T, n int) *meetguardCluster {
 	t.Helper()
+	return startCluster(t, clusterOptions{nodes: n})
+}
+
+func startCluster(t *testing.T, o clusterOptions) *meetguardCluster {
+	t.Helper()
+	n := o.nodes
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		if _, ci := os.LookupEnv("CI"); ci {
@@ -93,8 +109,14 @@ func startMeetguardCluster(t *testing.T, n int) *meetguardCluster {
 		t.Skip("nginx not found (apt-get install nginx-light)")
 	}
 	c := &meetguardCluster{t: t, wsNode: make(chan int, 16)}
-	redis := redistest.Start(t)
-	c.redis = redis
+	var store string
+	if o.sentinel {
+		c.sentinel = redistest.StartSentinel(t)
+		store = fmt.Sprintf("sentinel:\n      master: %s\n      addrs: [%s]", redistest.MasterName, c.sentinel.Addr)
+	} else {
+		c.redis = redistest.StartWith(t, o.redisArgs...)
+		store = "addr: " + c.redis.Addr
+	}
 	c.public = "http://" + freePort(t)
 
 	// The provider, on its own listener.
@@ -175,7 +197,7 @@ upstreams:
 store:
   kind: redis
   redis:
-    addr: %s
+    %s
 audit:
   path: %s
 admin:
@@ -198,10 +220,15 @@ rooms:
     - id: storm4
       capacity: 300
       lobby_enabled: false
+    - id: e2ee
+      lobby_enabled: false
+e2ee:
+  key_file: %s
 log:
   level: warn
-`, nd.addr, c.public, nd.id, c.issuer, clientSecret, sessionSecret, c.upstream[i], redis.Addr,
-			filepath.Join(nd.auditDir, "audit.log"), freePort(t), ticketKey)
+`, nd.addr, c.public, nd.id, c.issuer, clientSecret, sessionSecret, c.upstream[i], store,
+			filepath.Join(nd.auditDir, "audit.log"), freePort(t), ticketKey,
+			filepath.Join(dir, "e2ee.key")) // one key authority for all nodes, as deploy.md asks
 		cfgPath := filepath.Join(nd.auditDir, "meetguard.yaml")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -391,6 +418,15 @@ func (c *meetguardCluster) token(t *testing.T, user string) string {
 	return body.AccessToken
 }
 
+// stormTokens are the access tokens of the storm's 302 people.
+func (c *meetguardCluster) stormTokens(t *testing.T) []string {
+	tokens := make([]string, clusterStormUsers)
+	for i := range tokens {
+		tokens[i] = c.token(t, fmt.Sprintf("u%03d@example.com", i))
+	}
+	return tokens
+}
+
 func (c *meetguardCluster) auditFiles(t *testing.T) []string {
 	t.Helper()
 	var files []string
@@ -416,6 +452,7 @@ func TestCluster_ThreeNodesBehindNginx(t *testing.T) {
 	browsertest.Path(t)
 	c := startMeetguardCluster(t, 3)
 	t.Run("browser login across nodes, logout on one closes the socket on another", c.browserLoginAndLogout)
+	t.Run("e2ee room with members on different nodes rekeys after a kick on a third", c.e2eeKickAcrossNodes)
 	t.Run("join storms, one with a node killed", c.joinStorms)
 }
 
@@ -541,18 +578,43 @@ type joinOutcome struct {
 	ticket   string
 	attempts int
 	took     time.Duration // the whole join, retries included
+	answered time.Time     // when the final answer came
 }
+
+// joinAttempt is one request of a storm: when it was sent and answered,
+// and the answer's status (0: no answer).
+type joinAttempt struct {
+	sent, answered time.Time
+	status         int
+}
+
+// stormFault is what a storm does to the cluster once at admissions have
+// been answered: kill -9 a node, the Redis primary...
+type stormFault struct {
+	at     int64
+	inject func()
+}
+
+// stormRun is what the clients of a storm saw.
+type stormRun struct {
+	results  []joinOutcome // one per person
+	attempts []joinAttempt // every request, in no order
+}
+
+// stormRetryFor bounds how long one person keeps retrying a join that
+// failed (no answer, 502, 503, 504): longer than any failover here.
+const stormRetryFor = 60 * time.Second
 
 // storm has 302 people join room through nginx at once, on 32 workers;
 // each retries what failed (no answer, 502, 503) through the balancer.
-// With kill set, the last node is killed with SIGKILL once 100 are in.
-func (c *meetguardCluster) storm(t *testing.T, room string, tokens []string, kill bool) []joinOutcome {
-	victim := c.nodes[len(c.nodes)-1]
+// With a fault, the fault is injected once fault.at people are in.
+func (c *meetguardCluster) storm(t *testing.T, room string, tokens []string, fault *stormFault) stormRun {
 	results := make([]joinOutcome, len(tokens))
+	var attempts []joinAttempt
 	var attemptLat []time.Duration
 	var latMu sync.Mutex
 	var admitted atomic.Int64
-	killed := make(chan time.Time, 1)
+	injected := make(chan struct{})
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -564,7 +626,7 @@ func (c *meetguardCluster) storm(t *testing.T, room string, tokens []string, kil
 			for i := range work {
 				t0 := time.Now()
 				o := joinOutcome{}
-				for o.attempts < 40 {
+				for time.Since(t0) < stormRetryFor {
 					o.attempts++
 					a0 := time.Now()
 					req, _ := http.NewRequest(http.MethodPost, c.public+"/.meetguard/api/v1/rooms/"+room+"/join", strings.NewReader("{}"))
@@ -572,6 +634,9 @@ func (c *meetguardCluster) storm(t *testing.T, room string, tokens []string, kil
 					req.Header.Set("Content-Type", "application/json")
 					resp, err := client.Do(req)
 					if err != nil {
+						latMu.Lock()
+						attempts = append(attempts, joinAttempt{sent: a0, answered: time.Now()})
+						latMu.Unlock()
 						time.Sleep(100 * time.Millisecond)
 						continue
 					}
@@ -582,6 +647,7 @@ func (c *meetguardCluster) storm(t *testing.T, room string, tokens []string, kil
 					resp.Body.Close()
 					latMu.Lock()
 					attemptLat = append(attemptLat, time.Since(a0))
+					attempts = append(attempts, joinAttempt{sent: a0, answered: time.Now(), status: resp.StatusCode})
 					latMu.Unlock()
 					if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusForbidden {
 						o.status, o.ticket = resp.StatusCode, body.Ticket
@@ -591,11 +657,12 @@ func (c *meetguardCluster) storm(t *testing.T, room string, tokens []string, kil
 					// closed; the client tries again through the balancer.
 					time.Sleep(100 * time.Millisecond)
 				}
-				o.took = time.Since(t0)
+				o.answered = time.Now()
+				o.took = o.answered.Sub(t0)
 				results[i] = o
-				if kill && o.status == http.StatusOK && admitted.Add(1) == 100 {
-					_ = victim.cmd.Process.Kill()
-					killed <- time.Now()
+				if fault != nil && o.status == http.StatusOK && admitted.Add(1) == fault.at {
+					fault.inject()
+					close(injected)
 				}
 			}
 		}()
@@ -606,13 +673,12 @@ func (c *meetguardCluster) storm(t *testing.T, room string, tokens []string, kil
 	close(work)
 	wg.Wait()
 	elapsed := time.Since(start)
-	if kill {
+	if fault != nil {
 		select {
-		case <-killed:
+		case <-injected:
 		default:
-			t.Fatal("the storm never reached 100 admissions, so no node was killed")
+			t.Fatalf("the storm never reached %d admissions, so the fault was never injected", fault.at)
 		}
-		<-victim.done
 	}
 	ok, refused, retried := 0, 0, 0
 	var took []time.Duration
@@ -632,11 +698,16 @@ func (c *meetguardCluster) storm(t *testing.T, room string, tokens []string, kil
 	}
 	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 	sort.Slice(attemptLat, func(i, j int) bool { return attemptLat[i] < attemptLat[j] })
-	t.Logf("storm into %s (kill %v): %d joins in %v (%.0f joins/s), %d admitted, %d refused, %d retried; "+
+	t.Logf("storm into %s (fault %v): %d joins in %v (%.0f joins/s), %d admitted, %d refused, %d retried; "+
 		"join p50 %v p99 %v (retries included), per request p50 %v p99 %v",
-		room, kill, len(tokens), elapsed.Round(time.Millisecond), float64(len(tokens))/elapsed.Seconds(), ok, refused, retried,
+		room, fault != nil, len(tokens), elapsed.Round(time.Millisecond), float64(len(tokens))/elapsed.Seconds(), ok, refused, retried,
 		took[len(took)/2], took[len(took)*99/100], attemptLat[len(attemptLat)/2], attemptLat[len(attemptLat)*99/100])
-	return results
+	return stormRun{results: results, attempts: attempts}
+}
+
+// killNode is the fault of a storm that kills nd with SIGKILL.
+func killNode(nd *clusterNode) *stormFault {
+	return &stormFault{at: 100, inject: func() { _ = nd.cmd.Process.Kill() }}
 }
 
 // admissionsIn reads every node's audit log: who was allowed into room
@@ -670,10 +741,7 @@ func (c *meetguardCluster) admissionsIn(t *testing.T, room string) (allowed, ful
 // nodes, and every node's audit log verifies (the killed one at most with
 // a torn tail).
 func (c *meetguardCluster) joinStorms(t *testing.T) {
-	tokens := make([]string, clusterStormUsers)
-	for i := range tokens {
-		tokens[i] = c.token(t, fmt.Sprintf("u%03d@example.com", i))
-	}
+	tokens := c.stormTokens(t)
 	count := func(rs []joinOutcome) (ok, refused int) {
 		for _, r := range rs {
 			switch r.status {
@@ -704,7 +772,7 @@ func (c *meetguardCluster) joinStorms(t *testing.T) {
 	usedMemory := func() int64 { return infoInt("memory", "used_memory") }
 	commands := func() int64 { return infoInt("stats", "total_commands_processed") }
 	before, cmdsBefore := usedMemory(), commands()
-	if ok, refused := count(c.storm(t, "storm", tokens, false)); ok != 300 || refused != 2 {
+	if ok, refused := count(c.storm(t, "storm", tokens, nil).results); ok != 300 || refused != 2 {
 		t.Fatalf("storm: admitted %d, refused %d; want exactly 300 and 2", ok, refused)
 	}
 	t.Logf("Redis commands during the storm: %.1f per join (everything the three nodes sent, relays and probes included)",
@@ -712,7 +780,9 @@ func (c *meetguardCluster) joinStorms(t *testing.T) {
 	t.Logf("Redis used_memory: %d B more for a room of 300 participants (%d B per participant, tickets and rate-limit keys included)",
 		usedMemory()-before, (usedMemory()-before)/300)
 
-	results := c.storm(t, "storm2", tokens, true)
+	victim := c.nodes[len(c.nodes)-1]
+	results := c.storm(t, "storm2", tokens, killNode(victim)).results
+	<-victim.done
 	ok, refused := count(results)
 	if ok > 300 || ok+refused != clusterStormUsers {
 		t.Fatalf("storm with a kill: admitted %d, refused %d; want at most 300, and an answer for everyone", ok, refused)
@@ -751,12 +821,11 @@ func (c *meetguardCluster) joinStorms(t *testing.T) {
 
 	// Figures with fewer nodes, on the same machine and balancer: two
 	// (the killed node is down), then one.
-	c.storm(t, "storm3", tokens, false)
+	c.storm(t, "storm3", tokens, nil)
 	c.nodes[1].stop()
-	c.storm(t, "storm4", tokens, false)
+	c.storm(t, "storm4", tokens, nil)
 
 	// Stop the survivors cleanly; then the audit logs of all three.
-	victim := c.nodes[len(c.nodes)-1]
 	for _, nd := range c.nodes {
 		nd.stop()
 	}

@@ -134,7 +134,9 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
-// Restart starts a fresh, empty server on the same port.
+// Restart starts the server again on the same port with the same
+// arguments: empty, unless they keep its data (--appendonly yes --dir D
+// loads the append-only file).
 func (s *Server) Restart() error {
 	s.Kill()
 	return s.start()
