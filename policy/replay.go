@@ -147,7 +147,7 @@ func Replay(ctx context.Context, candidate *Engine, name string, r io.Reader, re
 			rep.Warnings = append(rep.Warnings, ReplayWarning{name, lineNo, fmt.Sprintf("skipped: line longer than %d bytes", maxAuditLineBytes)})
 		case len(bytes.TrimSpace(line)) == 0:
 		default:
-			rep.replayLine(ctx, candidate, name, lineNo, line)
+			rep.ReplayLine(ctx, candidate, name, lineNo, line)
 		}
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -155,7 +155,10 @@ func Replay(ctx context.Context, candidate *Engine, name string, r io.Reader, re
 	}
 }
 
-func (rep *ReplayReport) replayLine(ctx context.Context, candidate *Engine, name string, lineNo int, line []byte) {
+// ReplayLine re-evaluates one audit-log line (lineNo of the file name)
+// under the candidate, as Replay does for each line of a log: the security
+// console's what-if feeds it the last decisions of its index.
+func (rep *ReplayReport) ReplayLine(ctx context.Context, candidate *Engine, name string, lineNo int, line []byte) {
 	ad, ok, err := parseAuditLine(line)
 	if err != nil {
 		rep.Warnings = append(rep.Warnings, ReplayWarning{name, lineNo, "skipped: " + err.Error()})

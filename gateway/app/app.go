@@ -350,6 +350,7 @@ func (a *App) openPolicy(ctx context.Context) error {
 		Query:                 cfg.Policy.Query,
 		Timeout:               cfg.Policy.Timeout,
 		ShadowDir:             cfg.Policy.ShadowDir,
+		MaskFields:            cfg.Policy.MaskFields,
 		Logger:                log.Named("policy"),
 		OnReload: func(ev policy.ReloadEvent) {
 			var fact audit.Fact
@@ -541,10 +542,15 @@ func (a *App) newE2EE(ctx context.Context, pub *url.URL) (*e2eeapi.Handler, erro
 // newSecurityConsole mounts the read-only security console over the audit
 // log New opened. The policy decides who may open it (nobody by default).
 func (a *App) newSecurityConsole(ctx context.Context, o *gateway.Options) error {
-	path := a.Config.Audit.Path
+	path, peers := a.Config.Audit.Path, a.Config.Audit.PeerFiles
+	origin := ""
+	if u, err := url.Parse(a.Config.PublicURL); err == nil {
+		origin = u.Scheme + "://" + u.Host
+	}
 	c, err := securityconsole.New(securityconsole.Options{
 		Gate: policy.NewConsoleGate(a.Policy), Audit: a.Audit, Logger: a.log.Named("security"),
-		Files: func() ([]string, error) { return audit.LogFiles(path) },
+		Files:  func() ([]string, error) { return securityconsole.LogFiles(path, peers) },
+		Policy: a.Policy, Origin: origin,
 		Explain: func(ctx context.Context, in policy.Input) (*policy.Explanation, error) {
 			return a.Policy.Explain(ctx, "decision", in, false)
 		},

@@ -152,6 +152,11 @@ type Policy struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// ShadowDir is an optional candidate policy evaluated beside the live one.
 	ShadowDir string `yaml:"shadow_dir"`
+	// MaskFields are JSON pointers into the policy input (e.g.
+	// "/identity/email") removed from every input the security console
+	// shows (decision page, what-if) and from OPA decision-log records.
+	// The audit log keeps the input whole: replay needs it. Default none.
+	MaskFields []string `yaml:"mask_fields"`
 }
 
 // BundleVerification configures signed-bundle checks.
@@ -205,6 +210,11 @@ type Audit struct {
 	TrustedKeyFiles []string `yaml:"trusted_key_files"`
 	// Stdout copies every record to standard output for a SIEM. Default false.
 	Stdout bool `yaml:"stdout"`
+	// PeerFiles are glob patterns (filepath.Match) of other nodes' audit
+	// logs shipped to this node, e.g. "/var/log/meetguard/peers/*/audit.log*".
+	// The security console's decisions index and rooms report read them
+	// beside this node's log. Default none: this node's log only.
+	PeerFiles []string `yaml:"peer_files"`
 }
 
 // Admin configures the health and metrics listener.

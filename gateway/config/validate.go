@@ -1,10 +1,12 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -198,6 +200,16 @@ func (l *loader) validate(c *Config) {
 	}
 	if c.Policy.Timeout > 5*time.Second {
 		l.add("policy.timeout", "must be at most 5s")
+	}
+	for i, m := range c.Policy.MaskFields {
+		if !strings.HasPrefix(m, "/") || len(m) < 2 || strings.Contains(m, "//") || strings.HasSuffix(m, "/") {
+			l.add(fmt.Sprintf("policy.mask_fields[%d]", i), "%q must be a JSON pointer such as /identity/email", m)
+		}
+	}
+	for i, g := range c.Audit.PeerFiles {
+		if _, err := filepath.Match(g, ""); err != nil || g == "" {
+			l.add(fmt.Sprintf("audit.peer_files[%d]", i), "%q is not a glob pattern", g)
+		}
 	}
 	switch c.Store.Kind {
 	case "memory":

@@ -3,6 +3,7 @@ package securityconsole_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/browsertest"
+	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/web"
 )
 
@@ -172,4 +174,86 @@ func TestBrowser_AuditorFindsEveryRefusedPerson(t *testing.T) {
 		t.Fatalf("non-auditor sees %q (%v)", body, err)
 	}
 	browsertest.Axe(octx, t, "refusal")
+}
+
+// TestBrowser_SecurityEngineerSeesWhoMFAWouldDeny: in real Chromium a
+// security engineer picks a candidate policy's files (the shipped policy
+// with MFA required in every room) in the what-if form and sees exactly
+// the staff who signed in without MFA as newly refused, with their
+// inputs; nothing is activated; axe finds no serious or critical
+// violation; the page renders in Vietnamese.
+func TestBrowser_SecurityEngineerSeesWhoMFAWouldDeny(t *testing.T) {
+	browsertest.Path(t)
+	e := newEnv(t, func(_ *config.Config, data map[string]any) {
+		if data != nil {
+			data["console_roles"].(map[string]any)["security"].(map[string]any)["emails"] = []string{"test-user@zitadel.ch"}
+		}
+	})
+	if e.idp.Email != "test-user@zitadel.ch" {
+		t.Fatalf("the provider's user is %s", e.idp.Email)
+	}
+	noMFA := e.mfaFixture(8, 5, 3)
+	before := e.app.Policy.Revision()
+	files := candidateFiles(t, candidateDir(t, mfaRule))
+	bctx := auditorInChromium(t, e)
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	defer cancel()
+
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(e.URL+"/.meetguard/security/whatif"),
+		chromedp.WaitVisible(`#w-files`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Axe(ctx, t, "what-if form")
+	err = chromedp.Do(ctx,
+		chromedp.SetUploadFiles(`#w-files`, files),
+		chromedp.SetValue(`#w-n`, "500"),
+		chromedp.Click(`form.whatif button[type=submit]`),
+	)
+	if err == nil {
+		err = browsertest.EvalUntil(ctx, `!!document.getElementById("whatif-result") || !!document.getElementById("refused-candidate") || !!document.querySelector("p.warn[role=alert]")`)
+	}
+	if err != nil {
+		t.Fatalf("running the what-if: %v", err)
+	}
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([...document.querySelectorAll('section.change-group[data-kind="newly_denied"] tbody tr')].map(tr => tr.dataset.subject))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	if err := json.Unmarshal([]byte(out), &shown); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(shown)
+	if want := keys(noMFA); !slices.Equal(shown, want) {
+		text, _ := chromedp.Run(ctx, chromedp.Text(`main`))
+		t.Fatalf("newly refused shown: %v, want exactly %v\n%s", shown, want, text)
+	}
+	// Each shows who it is and the input it was decided on.
+	person, err := chromedp.Run(ctx, chromedp.Text(`section.change-group[data-kind="newly_denied"] tbody tr td.person`))
+	if err != nil || !strings.Contains(person, "Password Only") || !strings.Contains(person, "@example.com") {
+		t.Fatalf("person: %q %v", person, err)
+	}
+	input, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('section.change-group[data-kind="newly_denied"] details pre').textContent`))
+	if err != nil || !strings.Contains(input, `"amr"`) || !strings.Contains(input, `"pwd"`) {
+		t.Fatalf("input: %q %v", input, err)
+	}
+	browsertest.Axe(ctx, t, "what-if result")
+	browsertest.Screenshot(ctx, t, t.TempDir(), "security-whatif")
+	if e.app.Policy.Revision() != before {
+		t.Fatal("the what-if changed the serving revision")
+	}
+
+	vi := web.Default().Catalog().In("vi")
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.URL+"/.meetguard/security/whatif?lang=vi"), chromedp.WaitVisible(`#w-files`)); err != nil {
+		t.Fatal(err)
+	}
+	h1, err := chromedp.Run(ctx, chromedp.Text(`h1`))
+	button, _ := chromedp.Run(ctx, chromedp.Text(`form.whatif button`))
+	if err != nil || h1 != vi.T("security.whatif.title") || button != vi.T("security.whatif.run") {
+		t.Fatalf("Vietnamese: h1 %q button %q (%v)", h1, button, err)
+	}
+	browsertest.Axe(ctx, t, "what-if, Vietnamese")
 }

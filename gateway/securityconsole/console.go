@@ -3,7 +3,11 @@ package securityconsole
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +43,13 @@ type Options struct {
 	// Explain, when set, says why the serving policy decides a logged
 	// input as it does (policy.Engine.Explain), for the decision page.
 	Explain func(ctx context.Context, in policy.Input) (*policy.Explanation, error)
+	// Policy builds the what-if page's candidate policies and masks logged
+	// inputs as the decision log does (the serving *policy.Engine). Without
+	// it the what-if page is off and inputs are shown as logged.
+	Policy Candidates
+	// Origin is the gateway's own origin (scheme://host[:port]), which a
+	// browser's what-if POST must come from (web.CheckCSRF).
+	Origin string
 	// Pages renders the pages; default web.Default().
 	Pages  *web.Pages
 	Logger *zap.Logger
@@ -55,6 +66,8 @@ type Console struct {
 
 	mu        sync.Mutex // one index update at a time
 	refreshed time.Time
+
+	whatIf chan struct{} // one what-if at a time
 }
 
 // New builds a Console.
@@ -71,7 +84,7 @@ func New(o Options) (*Console, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Console{o: o, index: audit.NewDecisionIndex()}, nil
+	return &Console{o: o, index: audit.NewDecisionIndex(), whatIf: make(chan struct{}, 1)}, nil
 }
 
 // Index brings the decision index up to date now (the gateway calls it at
@@ -164,7 +177,12 @@ func (c *Console) refuse(w http.ResponseWriter, r *http.Request) {
 	respond.Page(w, r, http.StatusForbidden, web.T("refusal.title"), web.Message{Text: web.T("security.refusal")})
 }
 
+// exportFormat is the audit record's format: an export's, or "whatif" for
+// a what-if run (a POST to the what-if page).
 func exportFormat(r *http.Request) string {
+	if r.Method == http.MethodPost && r.URL.Path == Prefix+"whatif" {
+		return "whatif"
+	}
 	switch f := r.URL.Query().Get("format"); f {
 	case "markdown", "json":
 		if strings.HasPrefix(r.URL.Path, Prefix+"rooms") {
@@ -175,18 +193,25 @@ func exportFormat(r *http.Request) string {
 }
 
 func (c *Console) route(q *call) {
-	if q.r.Method != http.MethodGet && q.r.Method != http.MethodHead {
-		q.w.Header().Set("Allow", "GET, HEAD")
+	page := strings.TrimPrefix(q.r.URL.Path, Prefix)
+	if q.r.Method != http.MethodGet && q.r.Method != http.MethodHead && (page != "whatif" || q.r.Method != http.MethodPost) {
+		allow := "GET, HEAD"
+		if page == "whatif" {
+			allow = "GET, HEAD, POST"
+		}
+		q.w.Header().Set("Allow", allow)
 		respond.JSONError(q.w, http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed.")
 		return
 	}
-	switch strings.TrimPrefix(q.r.URL.Path, Prefix) {
+	switch page {
 	case "", "decisions":
 		c.serveDecisions(q)
 	case "decision":
 		c.serveDecision(q)
 	case "rooms":
 		c.serveRoom(q)
+	case "whatif":
+		c.serveWhatIf(q)
 	default:
 		respond.Page(q.w, q.r, http.StatusNotFound, web.T("security.notfound_title"), web.Message{Text: web.T("security.notfound"), Link: &web.Link{Href: Prefix, Label: web.T("security.nav_decisions")}})
 	}
@@ -201,4 +226,47 @@ func policyIdentity(id identity.Identity) policy.Identity {
 		pi.AuthTime = id.AuthTime.Unix()
 	}
 	return pi
+}
+
+// LogFiles lists this node's audit log files (audit.LogFiles of path)
+// and those of the other nodes' logs shipped here: every file matching a
+// pattern of peers (glob patterns of their active log paths,
+// audit.peer_files) with its rotated siblings. Each file once, this
+// node's first.
+func LogFiles(path string, peers []string) ([]string, error) {
+	files, err := audit.LogFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	add := func(fs []string) {
+		for _, f := range fs {
+			abs, err := filepath.Abs(f)
+			if err != nil || seen[abs] {
+				continue
+			}
+			seen[abs] = true
+			files = append(files, f)
+		}
+	}
+	files, own := nil, files
+	add(own)
+	for _, g := range peers {
+		m, err := filepath.Glob(g)
+		if err != nil {
+			return nil, fmt.Errorf("audit.peer_files %q: %w", g, err)
+		}
+		sort.Strings(m)
+		for _, f := range m {
+			if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			peer, err := audit.LogFiles(f)
+			if err != nil {
+				return nil, err
+			}
+			add(peer)
+		}
+	}
+	return files, nil
 }

@@ -115,6 +115,8 @@ type view struct {
 	// rooms
 	Room   *roomView
 	Report *audit.Report
+	// what-if
+	WhatIf *whatIfView
 }
 
 func (c *Console) base(q *call, nav string) view {
@@ -177,7 +179,8 @@ type detail struct {
 	Revision   string
 	DecisionID string
 	Via        string
-	Input      string // indented JSON
+	Input      string // indented JSON, masked
+	Masked     string // the mask fields removed from it
 	Result     string
 	Record     string // the record as stored
 	// Why is the serving policy's explanation of the logged input (its
@@ -209,7 +212,13 @@ func (c *Console) serveDecision(q *call) {
 		}
 	}
 	if raw, ok := e.Get(audit.FieldInput); ok {
+		// The decision log's masking applies to every input shown.
 		d.Input = indent(raw)
+		if in, erased := c.mask(raw); in != nil {
+			if b, err := json.MarshalIndent(in, "", "  "); err == nil {
+				d.Input, d.Masked = string(b), strings.Join(erased, ", ")
+			}
+		}
 		if c.o.Explain != nil {
 			// Replay strictness: an input the schema does not take is
 			// shown, not explained.

@@ -50,7 +50,11 @@ func roles(idp *testidp.IdP) map[string]any {
 	}
 }
 
-func newEnv(t testing.TB) *env {
+// envEdit changes the configuration or data.json's meetguard document
+// before the gateway starts.
+type envEdit func(cfg *config.Config, data map[string]any)
+
+func newEnv(t testing.TB, edits ...envEdit) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -65,7 +69,12 @@ func newEnv(t testing.TB) *env {
 	if err := policies.WriteTo(e.policyDir); err != nil {
 		t.Fatal(err)
 	}
-	e.editData(func(m map[string]any) { m["console_roles"] = roles(e.idp) })
+	e.editData(func(m map[string]any) {
+		m["console_roles"] = roles(e.idp)
+		for _, edit := range edits {
+			edit(nil, m)
+		}
+	})
 	e.auditPath = filepath.Join(t.TempDir(), "audit.log")
 	cfg := &config.Config{
 		Listen:    ln.Addr().String(),
@@ -79,6 +88,9 @@ func newEnv(t testing.TB) *env {
 		Audit:     config.Audit{Path: e.auditPath},
 		Policy:    config.Policy{Dir: e.policyDir, Timeout: 5 * time.Second},
 		Rooms:     config.Rooms{TicketKey: strings.Repeat("\x07", 32), TicketTTL: time.Hour},
+	}
+	for _, edit := range edits {
+		edit(cfg, nil)
 	}
 	if err := config.Complete(cfg); err != nil {
 		t.Fatal(err)
