@@ -81,6 +81,8 @@ type pageStats struct {
 	// whose tracks arrived unencrypted and were refused.
 	E2EERequired bool     `json:"e2eeRequired"`
 	Clear        []string `json:"clear"`
+	// KeyedAt is when (Unix ms) the page set its sending key of each "epoch.generation".
+	KeyedAt map[string]float64 `json:"keyedAt"`
 }
 
 type pageStatus struct {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
@@ -137,8 +138,9 @@ func goMember(t *testing.T, g *gwtest.Gateway, room, sub string) *e2ee.Client {
 // three show one security code and the pages decode each other's video. A page that holds a valid LiveKit
 // token but no keys decodes nothing, and LiveKit's webhooks report it as a participant the gateway did not
 // admit, while every page the gateway admitted is reported as its own. Alice removes Bob with the rooms API
-// from her page: she and the Go client move to a new epoch and Bob's page shows it was removed and decodes no
-// further frame.
+// from her page while Bob's page ignores the removal (its key-exchange requests are blocked, so it keeps its
+// keys): she and the Go client move to a new epoch and Bob's page decodes no further frame; once it hears from
+// the gateway again it shows it was removed.
 func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -287,36 +289,72 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 	pa.screenshot(t, shots)
 	pb.screenshot(t, shots)
 	before := pa.status(t)
-	kicked := time.Now()
-	removed, err := chromedp.Run(pa.ctx, chromedp.Evaluate[string](`(async () => {
+	// Bob's page ignores its removal: from here on none of its key-exchange requests reach the gateway, so
+	// its client never learns it was removed and keeps every key it holds (what a bomber's modified page does).
+	blockE2EE := func(block bool) {
+		t.Helper()
+		var patterns []*network.BlockPattern
+		if block {
+			patterns = []*network.BlockPattern{{URLPattern: "*://*:*/.meetguard/api/v1/rooms/*/e2ee/*", Block: true}}
+		}
+		if _, err := chromedp.Call(pb.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: patterns}); err != nil {
+			t.Fatalf("bob's page: block its key exchange: %v", err)
+		}
+	}
+	blockE2EE(true)
+	// The Go client's new key is noticed by a tight loop (the figure), the page's by the time it installed it.
+	carolKeyed := make(chan time.Time, 1)
+	go func() {
+		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			if c := carol.Status(); c.Epoch > before.Epoch && len(c.Members) == 2 && c.SecurityCode != "" {
+				carolKeyed <- time.Now()
+				return
+			}
+		}
+	}()
+	kickedMs, err := chromedp.Run(pa.ctx, chromedp.Evaluate[float64](`(async () => {
 		const api = '/.meetguard/api/v1/rooms/`+room+`';
 		const h = {'Content-Type': 'application/json', 'Accept': 'application/json', 'Meetguard-CSRF': '1'};
 		const view = await (await fetch(api, {credentials: 'same-origin', headers: h})).json();
 		const bob = (view.participants || []).find(p => (p.name || '').includes('User2'));
-		if (!bob) return 'bob not in ' + JSON.stringify(view);
+		if (!bob) return -1;
+		const at = Date.now();
 		const r = await fetch(api + '/participants/' + encodeURIComponent(bob.id) + '/remove', {method: 'POST', credentials: 'same-origin', headers: h, body: '{}'});
-		return r.ok ? 'removed' : 'status ' + r.status;
+		return r.ok ? at : -r.status;
 	})()`, chromedp.EvalAwaitPromise))
-	if err != nil || removed != "removed" {
-		t.Fatalf("alice removes bob from her page: %q %v", removed, err)
+	if err != nil || kickedMs <= 0 {
+		t.Fatalf("alice removes bob from her page: %v %v", kickedMs, err)
 	}
-	t.Run("kick: the others rotate, bob's page drops its keys and decodes no new frame", func(t *testing.T) {
+	kicked := time.UnixMilli(int64(kickedMs))
+	t.Run("kick: the others rotate; bob's page, ignoring its removal, decodes no new frame", func(t *testing.T) {
+		var a pageStatus
 		pollUntil(t, "alice's page and the Go client on a new epoch without bob", func() (bool, string) {
-			c, a := carol.Status(), pa.status(t)
+			c := carol.Status()
+			a = pa.status(t)
 			return c.Epoch > before.Epoch && len(c.Members) == 2 && a.SecurityCode == c.SecurityCode && a.Epoch == c.Epoch && len(a.Members) == 2,
 				fmt.Sprintf("go %d/%d, alice %d/%d", c.Epoch, len(c.Members), a.Epoch, len(a.Members))
 		})
-		t.Logf("figure: kick to the remaining members' new key: %v", time.Since(kicked))
-		pollUntil(t, "bob's page shows it was removed", func() (bool, string) {
-			s := pb.status(t)
-			return s.State == "removed", s.State
-		})
+		alice := time.UnixMilli(int64(pa.stats(t).KeyedAt[fmt.Sprintf("%d.%d", a.Epoch, a.Generation)]))
+		c := <-carolKeyed
+		t.Logf("figure: kick (host's POST remove) to alice's page sending with the new key %v, to the Go client holding it %v; last %v",
+			alice.Sub(kicked), c.Sub(kicked), max(alice.Sub(kicked), c.Sub(kicked)))
+		if s := pb.status(t); s.State != "member" || s.Epoch != before.Epoch {
+			t.Fatalf("bob's page was meant to keep its keys: %+v", s)
+		}
 		time.Sleep(3 * time.Second) // the old keys' grace period (2 s) and frames in flight
 		s1 := pb.stats(t)
 		time.Sleep(3 * time.Second)
-		if s2 := pb.stats(t); s2.FramesDecoded != s1.FramesDecoded {
-			t.Fatalf("bob's page decoded %d frames after its removal", s2.FramesDecoded-s1.FramesDecoded)
+		s2 := pb.stats(t)
+		t.Logf("bob's page after the rotation, still holding the old keys: +%d packets, +%d frames received, +%d decoded, +%d decryption errors",
+			s2.PacketsReceived-s1.PacketsReceived, s2.FramesReceived-s1.FramesReceived, s2.FramesDecoded-s1.FramesDecoded, s2.EncryptionErrors-s1.EncryptionErrors)
+		if s2.FramesDecoded != s1.FramesDecoded {
+			t.Fatalf("bob's page decoded %d frames after the rotation", s2.FramesDecoded-s1.FramesDecoded)
 		}
+		blockE2EE(false)
+		pollUntil(t, "bob's page, once it hears again, shows it was removed", func() (bool, string) {
+			s := pb.status(t)
+			return s.State == "removed", s.State
+		})
 		pb.screenshot(t, shots)
 	})
 

@@ -207,7 +207,11 @@ export class Client {
     this.observeSecret = o.observeSecret;
   }
 
-  /** onStatus registers a listener called after every sync whose status changed; returns an unsubscribe. */
+  /**
+   * onStatus registers a listener called after every sync round and, within a round, as soon as a new epoch
+   * secret is adopted: a media layer rotates its keys before the round's slower work (a fresh key package, a
+   * credential renewal) is done. Returns an unsubscribe.
+   */
   onStatus(f: (s: Status) => void): () => void {
     this.listeners.add(f);
     return () => this.listeners.delete(f);
@@ -672,7 +676,7 @@ export class Client {
     const { header, body, secret } = await this.sealCommit(head, gen, kps, kems);
     try {
       await this.transport.postCommit(head.epoch, body);
-      this.adopt(head, header, newEpochKeys(secret, header, this.authority));
+      if (this.adopt(head, header, newEpochKeys(secret, header, this.authority))) this.notify();
     } finally {
       wipe(secret);
     }
@@ -792,6 +796,7 @@ export class Client {
       this.kps = this.kps.filter((k) => k.kp.seq >= own.kp.seq);
       const newest = this.kps[this.kps.length - 1] === own;
       if (!this.adopt(head, h, keys)) return;
+      this.notify();
       if (newest) await this.refreshKeyPackage(true);
     } finally {
       wipe(secret);

@@ -85,6 +85,8 @@ class Meeting {
   private reported = false;
   private alarmReport = 0; // status of the alarm report (0: none sent)
   private announcer: Announcer | null = null; // tells the host console in another tab the code and alarms
+  private installing: Promise<void> = Promise.resolve(); // the key installs, in order
+  private readonly keyedAt = new Map<string, number>(); // "epoch.generation" → when its sending key was set (ms)
 
   private noteError(e: unknown): void {
     this.lastError = String((e as Error)?.message ?? e);
@@ -207,7 +209,15 @@ class Meeting {
 
   // installKeys gives LiveKit the current epoch's key of every member it can name, and garbage for anyone
   // no longer a member; without a current key (removed, halted) every key it ever set is overwritten.
-  private async installKeys(): Promise<void> {
+  // Installs run one at a time, each reading the client's keys when it starts: two interleaved runs could
+  // otherwise end with an older run setting this page's sending key back to the previous epoch's, which a
+  // removed member still holds.
+  private installKeys(): Promise<void> {
+    this.installing = this.installing.then(() => this.installNow()).catch((e) => this.noteError(e));
+    return this.installing;
+  }
+
+  private async installNow(): Promise<void> {
     const room = this.room;
     const c = this.client;
     if (!room || !c) return;
@@ -220,6 +230,16 @@ class Meeting {
     }
     const idx = keyIndex(mk.epoch, mk.generation);
     const me = hex(c.credential()!.hash);
+    // This page's own sending key first: from then on what it sends is sealed from anyone just removed.
+    if (local) {
+      await this.keys.setKey(local, mk.keys.get(me)!, idx);
+      this.setUsed(local, idx);
+      const label = `${mk.epoch}.${mk.generation}`;
+      if (!this.keyedAt.has(label)) {
+        this.keyedAt.set(label, Date.now());
+        if (this.keyedAt.size > 16) this.keyedAt.delete(this.keyedAt.keys().next().value!);
+      }
+    }
     const remote: [string, string][] = [...this.credOf.entries()];
     for (const [identity, cred] of remote) {
       const k = mk.keys.get(cred);
@@ -229,10 +249,6 @@ class Meeting {
       } else if (this.used.has(identity)) {
         await this.keys.dropKey(identity, this.used.get(identity)!);
       }
-    }
-    if (local) {
-      await this.keys.setKey(local, mk.keys.get(me)!, idx);
-      this.setUsed(local, idx);
     }
     for (const k of mk.keys.values()) k.fill(0);
   }
@@ -330,7 +346,7 @@ class Meeting {
   }
 
   /** stats sums the inbound video counters of this page (for tests and the debug panel). */
-  async stats(): Promise<{ framesDecoded: number; framesReceived: number; packetsReceived: number; encryptionErrors: number; remoteEncrypted: boolean[]; mapped: number; received: number; lastError: string; announced: boolean; e2eeRequired: boolean; clear: string[] }> {
+  async stats(): Promise<{ framesDecoded: number; framesReceived: number; packetsReceived: number; encryptionErrors: number; remoteEncrypted: boolean[]; mapped: number; received: number; lastError: string; announced: boolean; e2eeRequired: boolean; clear: string[]; keyedAt: Record<string, number> }> {
     let framesDecoded = 0;
     let framesReceived = 0;
     let packetsReceived = 0;
@@ -352,7 +368,7 @@ class Meeting {
         });
       }
     }
-    return { framesDecoded, framesReceived, packetsReceived, encryptionErrors: this.encryptionErrors, remoteEncrypted, mapped: this.credOf.size, received: this.received, lastError: this.lastError, announced: this.announced, e2eeRequired: this.e2eeRequired, clear: [...this.clear] };
+    return { framesDecoded, framesReceived, packetsReceived, encryptionErrors: this.encryptionErrors, remoteEncrypted, mapped: this.credOf.size, received: this.received, lastError: this.lastError, announced: this.announced, e2eeRequired: this.e2eeRequired, clear: [...this.clear], keyedAt: Object.fromEntries(this.keyedAt) };
   }
 }
 
