@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/meetguard/meetguard/gateway/admission"
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/browsertest"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/roomsapi"
@@ -23,6 +24,9 @@ import (
 // TestConsole_LiveKitUpstream: the host console in front of a real
 // livekit-server. A guest knocks; the host admits her from the console;
 // her signalling connection through the gateway joins the LiveKit room;
+// the host makes her a participant and a viewer again from the keyboard,
+// and livekit-server itself reports her canPublish true, then false, on
+// the connection she already has (RoomService UpdateParticipant);
 // the host's Remove and ban closes her gateway connection (4003) and the
 // LiveKit adapter removes her from the meeting server itself, so media
 // stops too, not only the gateway's socket.
@@ -94,6 +98,44 @@ func TestConsole_LiveKitUpstream(t *testing.T) {
 	}
 	if _, err := srv.WaitParticipants(dctx, room, func(ids []string) bool { return len(ids) == 1 }); err != nil {
 		t.Fatalf("livekit-server never listed her: %v", err)
+	}
+
+	// The host makes her a participant from the keyboard (type-ahead in the
+	// role select, Tab to the button, Enter): livekit-server itself says she
+	// may publish now, on the connection she already has; then a viewer
+	// again, and she may not.
+	ids, err := srv.Participants(dctx, room)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("livekit-server lists %v (%v)", ids, err)
+	}
+	if p, err := srv.Permission(dctx, room, ids[0]); err != nil || p.CanPublish {
+		t.Fatalf("before the change livekit-server says %+v (%v); want no publishing", p, err)
+	}
+	for _, step := range []struct {
+		key, role string
+		publish   bool
+	}{{"p", "participant", true}, {"v", "viewer", false}} {
+		sel := `#people select[aria-label="Role of mallory"]`
+		if err := chromedp.Do(ctx, chromedp.Focus(sel), chromedp.KeyEvent(step.key)); err != nil {
+			t.Fatal(err)
+		}
+		if err := browsertest.EvalUntil(ctx, `document.querySelector(`+jsString(sel)+`).value === `+jsString(step.role)); err != nil {
+			t.Fatalf("typing %q in the role select: %v", step.key, err)
+		}
+		if err := chromedp.Do(ctx, chromedp.KeyEvent("\t"), chromedp.KeyEvent("\r")); err != nil {
+			t.Fatal(err)
+		}
+		p, err := srv.WaitPermission(dctx, room, ids[0], func(p livekittest.Permission) bool { return p.CanPublish == step.publish })
+		if err != nil {
+			t.Fatalf("after the console made her %s livekit-server says %+v (%v)", step.role, p, err)
+		}
+		if err := browsertest.EvalUntil(ctx, `document.getElementById("announce").textContent.includes(`+jsString("mallory is now")+`)`); err != nil {
+			t.Fatalf("the console never said the role changed: %v", err)
+		}
+		browsertest.Axe(ctx, t, "console after a role change to "+step.role+", LiveKit upstream")
+	}
+	if got := roleRecordsOf(c, "mallory"); len(got) != 2 || got[0].Str(audit.FieldTo) != "participant" || got[1].Str(audit.FieldTo) != "viewer" {
+		t.Fatalf("room.role records about mallory: %v", got)
 	}
 
 	if err := chromedp.Do(ctx, chromedp.Click(`#people button[aria-label="Remove and ban mallory"]`), chromedp.WaitVisible(`#reason`),

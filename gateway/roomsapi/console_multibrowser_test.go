@@ -138,6 +138,33 @@ func TestConsole_TwoBrowsersTwoLogins(t *testing.T) {
 		t.Fatalf("the guest never showed in the room list: %v", err)
 	}
 
+	// A role change on a generic upstream (the demo app reads the role from
+	// each connection's assertion): the host makes the guest a participant
+	// from the keyboard; her socket is closed with 4005 and her page
+	// reconnects by itself as participant.
+	if err := browsertest.EvalUntil(gctx, `[...document.querySelectorAll("#roster li")].some(li => li.textContent.includes("viewer"))`); err != nil {
+		t.Fatalf("the guest's page does not list her as viewer: %v", err)
+	}
+	roleSel := `#people select[aria-label^="Role of"]`
+	if err := chromedp.Do(hctx, chromedp.Focus(roleSel), chromedp.KeyEvent("p")); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.EvalUntil(hctx, `document.querySelector(`+jsString(roleSel)+`).value === "participant"`); err != nil {
+		t.Fatalf("typing p in the role select: %v", err)
+	}
+	if err := chromedp.Do(hctx, chromedp.KeyEvent("\t"), chromedp.KeyEvent("\r")); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.EvalUntil(gctx, `[...document.querySelectorAll("#roster li")].some(li => li.textContent.includes("participant"))`); err != nil {
+		txt, _ := chromedp.Run(gctx, chromedp.Evaluate[string](`document.body.innerText`))
+		t.Fatalf("the guest's page never reconnected as participant: %v\n%s", err, txt)
+	}
+	if err := browsertest.EvalUntil(hctx, `document.getElementById("announce").textContent.includes(`+jsString(en.T("console.js.role_participant"))+`) &&
+		document.querySelector("#people li").textContent.includes(`+jsString(en.T("console.js.role_participant"))+`)`); err != nil {
+		t.Fatalf("the console never showed her new role: %v", err)
+	}
+	browsertest.Axe(hctx, t, "console after a role change, generic upstream")
+
 	// Seats and the waiting room, from the keyboard.
 	if err := chromedp.Do(hctx, chromedp.Focus(`#cap-input`), chromedp.SetValue(`#cap-input`, "7"), chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)

@@ -40,6 +40,17 @@ func roleRecords(c *cluster) []*audit.Entry {
 	return out
 }
 
+// roleRecordsOf lists the room.role records about sub, oldest first.
+func roleRecordsOf(c *cluster, sub string) []*audit.Entry {
+	var out []*audit.Entry
+	for _, e := range roleRecords(c) {
+		if e.Str(audit.FieldTarget) == sub {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // TestRole_OnlyHostsChangeRolesAndTheStoreIsTheOnlyWord tries the attacks
 // on role changes through two real gateways sharing one Redis: a
 // participant, and the host of another room, try to change roles (the

@@ -69,19 +69,49 @@ function chime(){
  o.connect(g);g.connect(audio.destination);o.start(now);o.stop(now+0.3);
  sound.dataset.played=String((parseInt(sound.dataset.played||"0",10))+1);
 }
+// roleName is a role as the host's language says it.
+function roleName(r){return t["role_"+r]||r;}
+// A role is changed with a select and a button (a select alone would send a
+// change for every arrow key). Each push redraws the list: the chosen value
+// and the keyboard focus are kept across it.
+const roleChoice=new Map();
+async function setRole(p,role){
+ const r=await fetch(api+"/participants/"+encodeURIComponent(p.id)+"/role",{method:"POST",credentials:"same-origin",
+  headers:{"Content-Type":"application/json","Accept":"application/json","Meetguard-CSRF":"1"},body:JSON.stringify({role:role})}).catch(()=>null);
+ roleChoice.delete(p.id);
+ if(r&&r.status===409){say(t.role_last_host);return;}
+ if(!r||!r.ok){say(t.failed);return;}
+ const a=await r.json().catch(()=>({}));
+ let msg=t.role_changed.replace("%s",p.name||t.unnamed).replace("%s",roleName(role));
+ const later=Object.keys(a.upstreams||{}).filter(k=>a.upstreams[k]==="rejoin");
+ if(later.length)msg+=" "+t.role_rejoin.replace("%s",later.join(", "));
+ say(msg);
+}
 function drawPeople(list){
- const ul=$("people");ul.replaceChildren();
+ const ul=$("people");const focused=document.activeElement&&document.activeElement.dataset?document.activeElement.dataset.key:null;
+ ul.replaceChildren();
  for(const p of list){
   const li=el("li","person");const who=el("div");who.append(el("strong","",p.name||t.unnamed));
-  who.append(el("div","muted small",[p.role,t.joined.replace("%s",since(p.joined_at))].join(" · ")));
+  who.append(el("div","muted small",[roleName(p.role),t.joined.replace("%s",since(p.joined_at))].join(" · ")));
   const act=el("div","actions");
+  // Hosts are the policy's to make: the console offers participant and
+  // viewer (and shows host only for one who is host now).
+  const sel=el("select","role");sel.dataset.key="role:"+p.id;sel.setAttribute("aria-label",t.role_label.replace("%s",p.name||t.unnamed));
+  for(const r of (p.role==="host"?["host","participant","viewer"]:["participant","viewer"])){const o=el("option","",roleName(r));o.value=r;sel.append(o);}
+  sel.value=roleChoice.get(p.id)||p.role;
+  sel.addEventListener("change",()=>roleChoice.set(p.id,sel.value));
+  const set=btn(t.role_set,"secondary",()=>{if(sel.value!==p.role)setRole(p,sel.value);});
+  set.dataset.key="roleset:"+p.id;set.setAttribute("aria-label",t.role_set+": "+(p.name||""));
+  act.append(sel,set);
   if(p.role!=="host"){
-   act.append(btn(t.remove,"secondary",async()=>{if(await confirmAsk(t.confirm_remove.replace("%s",p.name||t.unnamed),false))call("/participants/"+encodeURIComponent(p.id)+"/remove");}),
-    btn(t.ban,"danger",async()=>{const c=await confirmAsk(t.confirm_ban.replace("%s",p.name||t.unnamed),true);if(c)call("/participants/"+encodeURIComponent(p.id)+"/remove",null,c.reason?{ban:true,reason:c.reason}:{ban:true});}));
-   act.firstChild.setAttribute("aria-label",t.remove+" "+(p.name||""));act.lastChild.setAttribute("aria-label",t.ban+" "+(p.name||""));
+   const rm=btn(t.remove,"secondary",async()=>{if(await confirmAsk(t.confirm_remove.replace("%s",p.name||t.unnamed),false))call("/participants/"+encodeURIComponent(p.id)+"/remove");});
+   const ban=btn(t.ban,"danger",async()=>{const c=await confirmAsk(t.confirm_ban.replace("%s",p.name||t.unnamed),true);if(c)call("/participants/"+encodeURIComponent(p.id)+"/remove",null,c.reason?{ban:true,reason:c.reason}:{ban:true});});
+   rm.setAttribute("aria-label",t.remove+" "+(p.name||""));ban.setAttribute("aria-label",t.ban+" "+(p.name||""));
+   act.append(rm,ban);
   }
   li.append(who,act);ul.append(li);
  }
+ if(focused){const f=ul.querySelector('[data-key="'+CSS.escape(focused)+'"]');if(f)f.focus();}
  $("npeople").textContent=String(list.length);
 }
 function draw(v){

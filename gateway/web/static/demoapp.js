@@ -27,7 +27,8 @@ function say(text, note) {
   log.scrollTop = log.scrollHeight;
 }
 // gone ends the page's life in the room: no more reconnecting (a gateway
-// closes a removed participant's socket with 4001, a banned one's with 4003).
+// closes a removed participant's socket with 4001, a banned one's with 4003;
+// 4005, a role change, reconnects at once).
 function gone(text) {
   $("status").textContent = text;
   $("text").disabled = true;
@@ -50,6 +51,9 @@ function connect() {
   ws.onclose = (e) => {
     roster.clear(); draw();
     if (e.code === 4001 || e.code === 4003) { gone(t.removed); return; }
+    // 4005: a host changed this person's role; the admission stands and the
+    // next connection carries the new role.
+    if (e.code === 4005) { retry = 0; $("status").textContent = t.reconnecting; setTimeout(connect, 100); return; }
     if (e.code === 1008 || e.code === 1001) { $("status").textContent = t.disconnected + (e.reason || t.closed); return; }
     if (++retry > 5) { gone(t.reload); return; }
     $("status").textContent = t.reconnecting;
