@@ -129,7 +129,8 @@ func TestConsole_LiveKitUpstream(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after the console made her %s livekit-server says %+v (%v)", step.role, p, err)
 		}
-		if err := browsertest.EvalUntil(ctx, `document.getElementById("announce").textContent.includes(`+jsString("mallory is now")+`)`); err != nil {
+		if err := browsertest.EvalUntil(ctx, `document.getElementById("announce").textContent.includes(`+jsString("mallory is now")+`) &&
+			document.querySelector("#people li").textContent.includes("1 device")`); err != nil {
 			t.Fatalf("the console never said the role changed: %v", err)
 		}
 		browsertest.Axe(ctx, t, "console after a role change to "+step.role+", LiveKit upstream")

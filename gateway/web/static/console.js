@@ -90,9 +90,13 @@ async function setRole(p,role){
 function drawPeople(list){
  const ul=$("people");const focused=document.activeElement&&document.activeElement.dataset?document.activeElement.dataset.key:null;
  ul.replaceChildren();
+ // Each admission is one device; a person on two devices is listed twice,
+ // each row saying how many they are on.
+ const devices=new Map();for(const p of list)devices.set(p.subject,(devices.get(p.subject)||0)+1);
  for(const p of list){
   const li=el("li","person");const who=el("div");who.append(el("strong","",p.name||t.unnamed));
-  who.append(el("div","muted small",[roleName(p.role),t.joined.replace("%s",since(p.joined_at))].join(" · ")));
+  const n=devices.get(p.subject)||1;
+  who.append(el("div","muted small",[roleName(p.role),n===1?t.device_one:t.devices.replace("%d",n),t.joined.replace("%s",since(p.joined_at))].join(" · ")));
   const act=el("div","actions");
   // Hosts are the policy's to make: the console offers participant and
   // viewer (and shows host only for one who is host now).
