@@ -3,6 +3,7 @@ package demoapp
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,31 +13,46 @@ import (
 )
 
 // FuzzParseChat checks that whatever a client sends, an accepted chat line is
-// non-empty, bounded, valid UTF-8 and free of control and format characters.
+// non-empty, bounded, valid UTF-8 and free of control and format characters,
+// and an accepted sealed message is bounded base64url and nothing else.
 func FuzzParseChat(f *testing.F) {
 	f.Add([]byte(`{"type":"chat","text":"hello"}`))
 	f.Add([]byte(`{"type":"chat","text":"\u202eevil\u0000"}`))
 	f.Add([]byte(`{"type":"chat","text":"a","type":"kick"}`))
 	f.Add([]byte(`{"type":"chat","text":"\xff\xfe"}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"type":"sealed","data":"kAECAwQF-_"}`))
+	f.Add([]byte(`{"type":"sealed","data":"a+b/c=="}`))
+	f.Add([]byte(`{"type":"sealed","data":"<script>","text":"x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		text, err := parseChat(data)
+		msg, err := parseChat(data)
 		if err != nil {
 			return
 		}
-		if text == "" || !utf8.ValidString(text) || utf8.RuneCountInString(text) > maxChatRunes {
-			t.Fatalf("accepted %q", text)
-		}
-		for _, r := range text {
-			if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-				t.Fatalf("accepted %q with control or format character %U", text, r)
+		switch msg.Type {
+		case "chat":
+			text := msg.Text
+			if text == "" || msg.Data != "" || !utf8.ValidString(text) || utf8.RuneCountInString(text) > maxChatRunes {
+				t.Fatalf("accepted %+v", msg)
 			}
+			for _, r := range text {
+				if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+					t.Fatalf("accepted %q with control or format character %U", text, r)
+				}
+			}
+		case "sealed":
+			if msg.Text != "" || msg.Data == "" || len(msg.Data) > maxSealed {
+				t.Fatalf("accepted %+v", msg)
+			}
+			if _, err := base64.RawURLEncoding.DecodeString(msg.Data); err != nil {
+				t.Fatalf("accepted sealed data %q that is not base64url: %v", msg.Data, err)
+			}
+		default:
+			t.Fatalf("accepted type %q", msg.Type)
 		}
 	})
 }
 
-// FuzzVerifyAssertion checks that no forged assertion verifies: the fuzzer
-// does not hold the gateway's private key, so every input must be refused.
 func FuzzVerifyAssertion(f *testing.F) {
 	g := newFakeGateway(f)
 	now := time.Now()

@@ -19,11 +19,12 @@ type presence struct {
 
 // event is every message the server sends on the WebSocket.
 type event struct {
-	Type   string     `json:"type"` // welcome, joined, left, chat, error
+	Type   string     `json:"type"` // welcome, joined, left, chat, sealed, error
 	You    *presence  `json:"you,omitempty"`
 	Roster []presence `json:"roster,omitempty"`
 	Member *presence  `json:"member,omitempty"` // who joined, left or chatted
 	Text   string     `json:"text,omitempty"`
+	Data   string     `json:"data,omitempty"` // a sealed message's ciphertext, relayed as it came
 	At     string     `json:"at,omitempty"`
 }
 

@@ -23,37 +23,59 @@ const (
 	chatBurst        = 10
 )
 
-// clientMessage is the only thing a client may send: a chat line. Who sent
-// it is never read from the message; it is the connection's identity.
+// clientMessage is what a client may send: a chat line, in the clear
+// ({"type":"chat","text":"..."}) or end-to-end encrypted ({"type":"sealed",
+// "data":"<base64url>"}: one SFrame ciphertext the app relays as it came and
+// cannot read, docs/e2ee.md section 5.5). Who sent it is never read from the
+// message; it is the connection's identity.
 type clientMessage struct {
 	Type string `json:"type"`
 	Text string `json:"text"`
+	Data string `json:"data"`
 }
+
+// maxSealed is the longest ciphertext relayed, in base64url characters: 2 KiB
+// of SFrame (web/src/demoapp/chat.ts MaxChatFrame).
+const maxSealed = (2048*4 + 2) / 3
 
 var (
 	errNotJSON     = errors.New("message is not a JSON object")
-	errUnknownType = errors.New(`only {"type":"chat","text":"..."} messages are understood`)
+	errUnknownType = errors.New(`only {"type":"chat","text":"..."} and {"type":"sealed","data":"..."} messages are understood`)
 	errEmptyChat   = errors.New("empty message")
 	errLongChat    = errors.New("message is longer than 500 characters")
+	errBadSealed   = errors.New("sealed message: data must be 1 to 2048 bytes of unpadded base64url")
 )
 
-// parseChat reads a client message and returns its cleaned text.
-func parseChat(data []byte) (string, error) {
+// parseChat reads a client message and returns it cleaned: a chat line's
+// text, or a sealed message's data (checked to be base64url of a size an
+// SFrame chat message can have, never decoded further).
+func parseChat(data []byte) (clientMessage, error) {
 	var msg clientMessage
 	if err := json.Unmarshal(data, &msg); err != nil {
-		return "", errNotJSON
+		return clientMessage{}, errNotJSON
 	}
-	if msg.Type != "chat" {
-		return "", errUnknownType
+	switch msg.Type {
+	case "chat":
+		if utf8.RuneCountInString(msg.Text) > maxChatRunes {
+			return clientMessage{}, errLongChat
+		}
+		text := sanitize(msg.Text)
+		if text == "" {
+			return clientMessage{}, errEmptyChat
+		}
+		return clientMessage{Type: "chat", Text: text}, nil
+	case "sealed":
+		if len(msg.Data) == 0 || len(msg.Data) > maxSealed || len(msg.Data)%4 == 1 {
+			return clientMessage{}, errBadSealed
+		}
+		for _, c := range []byte(msg.Data) {
+			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return clientMessage{}, errBadSealed
+			}
+		}
+		return clientMessage{Type: "sealed", Data: msg.Data}, nil
 	}
-	if utf8.RuneCountInString(msg.Text) > maxChatRunes {
-		return "", errLongChat
-	}
-	text := sanitize(msg.Text)
-	if text == "" {
-		return "", errEmptyChat
-	}
-	return text, nil
+	return clientMessage{}, errUnknownType
 }
 
 func (a *App) handleSocket(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +143,7 @@ func (a *App) readLoop(ctx context.Context, c *websocket.Conn, room string, m *m
 			_ = c.Close(websocket.StatusUnsupportedData, "text messages only")
 			return errUnknownType
 		}
-		text, err := parseChat(data)
+		msg, err := parseChat(data)
 		switch {
 		case err != nil:
 		case m.Role == RoleViewer:
@@ -134,7 +156,7 @@ func (a *App) readLoop(ctx context.Context, c *websocket.Conn, room string, m *m
 			continue
 		}
 		from := m.presence
-		a.roster.broadcast(room, event{Type: "chat", Member: &from, Text: text, At: a.now().UTC().Format(time.RFC3339)})
+		a.roster.broadcast(room, event{Type: msg.Type, Member: &from, Text: msg.Text, Data: msg.Data, At: a.now().UTC().Format(time.RFC3339)})
 	}
 }
 

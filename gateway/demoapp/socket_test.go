@@ -144,6 +144,25 @@ func TestChat_IdentityComesFromTheConnectionNotTheMessage(t *testing.T) {
 	}
 }
 
+// TestChat_SealedMessagesAreRelayedAsTheyCame: an end-to-end encrypted chat
+// message reaches every member byte for byte, attributed by the connection,
+// with no text of the app's own.
+func TestChat_SealedMessagesAreRelayedAsTheyCame(t *testing.T) {
+	srv := newTestApp(t, Options{})
+	alice := dial(t, srv.URL, "e2ee", gatewayHeaders("Alice", "alice@example.com", "host", "e2ee"))
+	next(t, alice)
+	bob := dial(t, srv.URL, "e2ee", gatewayHeaders("Bob", "bob@example.com", "participant", "e2ee"))
+	next(t, bob)
+	next(t, alice) // Bob joined
+	const data = "kAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygp-_"
+	send(t, bob, `{"type":"sealed","data":"`+data+`","text":"ignored","member":{"name":"Mallory"}}`)
+	for who, c := range map[string]*websocket.Conn{"alice": alice, "bob": bob} {
+		if ev := next(t, c); ev.Type != "sealed" || ev.Data != data || ev.Text != "" || ev.Member.Name != "Bob" {
+			t.Fatalf("%s saw %+v, want Bob's sealed message as sent", who, ev)
+		}
+	}
+}
+
 func TestChat_RefusedMessages(t *testing.T) {
 	tests := []struct {
 		name, role, msg string
@@ -153,6 +172,11 @@ func TestChat_RefusedMessages(t *testing.T) {
 		{"other type", "participant", `{"type":"kick","member":"2"}`},
 		{"empty", "participant", `{"type":"chat","text":" \u0000\u200f "}`},
 		{"too long", "participant", `{"type":"chat","text":"` + strings.Repeat("é", 501) + `"}`},
+		{"viewer sealed", "viewer", `{"type":"sealed","data":"kAECAw"}`},
+		{"sealed not base64url", "participant", `{"type":"sealed","data":"a+b/"}`},
+		{"sealed padded", "participant", `{"type":"sealed","data":"kAECAw=="}`},
+		{"sealed empty", "participant", `{"type":"sealed","data":""}`},
+		{"sealed too large", "participant", `{"type":"sealed","data":"` + strings.Repeat("A", maxSealed+1) + `"}`},
 	}
 	srv := newTestApp(t, Options{})
 	for _, tt := range tests {

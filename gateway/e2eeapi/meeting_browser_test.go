@@ -312,20 +312,30 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 			}
 		}
 	}()
-	kickedMs, err := chromedp.Run(pa.ctx, chromedp.Evaluate[float64](`(async () => {
+	var kick struct {
+		At    int64    `json:"at"`
+		Error string   `json:"error"`
+		Names []string `json:"names"`
+	}
+	res, err := chromedp.Run(pa.ctx, chromedp.Evaluate[string](`(async () => {
 		const api = '/.meetguard/api/v1/rooms/`+room+`';
 		const h = {'Content-Type': 'application/json', 'Accept': 'application/json', 'Meetguard-CSRF': '1'};
 		const view = await (await fetch(api, {credentials: 'same-origin', headers: h})).json();
+		const names = (view.participants || []).map(p => p.name || '');
 		const bob = (view.participants || []).find(p => (p.name || '').includes('User2'));
-		if (!bob) return -1;
+		if (!bob) return JSON.stringify({error: 'bob not listed', names});
 		const at = Date.now();
 		const r = await fetch(api + '/participants/' + encodeURIComponent(bob.id) + '/remove', {method: 'POST', credentials: 'same-origin', headers: h, body: '{}'});
-		return r.ok ? at : -r.status;
+		return JSON.stringify(r.ok ? {at, names} : {error: 'status ' + r.status, names});
 	})()`, chromedp.EvalAwaitPromise))
-	if err != nil || kickedMs <= 0 {
-		t.Fatalf("alice removes bob from her page: %v %v", kickedMs, err)
+	if err == nil {
+		err = json.Unmarshal([]byte(res), &kick)
 	}
-	kicked := time.UnixMilli(int64(kickedMs))
+	if err != nil || kick.Error != "" {
+		t.Fatalf("alice removes bob from her page: %+v %v", kick, err)
+	}
+	t.Logf("the room's participants as alice's host view listed them before the kick: %q", kick.Names)
+	kicked := time.UnixMilli(kick.At)
 	t.Run("kick: the others rotate; bob's page, ignoring its removal, decodes no new frame", func(t *testing.T) {
 		var a pageStatus
 		pollUntil(t, "alice's page and the Go client on a new epoch without bob", func() (bool, string) {

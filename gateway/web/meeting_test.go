@@ -32,7 +32,7 @@ func TestBundles_CommittedEqualAFreshBuild(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
 	}
-	for _, name := range []string{"meeting.js", meetingWorker} {
+	for _, name := range []string{"meeting.js", "demoapp.js", meetingWorker} {
 		fresh, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
