@@ -32,6 +32,7 @@ lint:
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -timeout 10m -run '^TestCluster_ThreeNodesBehindNginx' ./cmd/meetguard/
+	cd deploy/helm/check && $(GO) test -count=1 ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
@@ -45,6 +46,7 @@ deploy-check:
 	GOBIN=$(DEPLOY_CACHE)/helm $(GO) install helm.sh/helm/v4/cmd/helm@v4.3.2
 	MEETGUARD_PROMTOOL=$(DEPLOY_CACHE)/promtool/promtool MEETGUARD_HELM=$(DEPLOY_CACHE)/helm/helm \
 		$(GO) test -count=1 -run 'Promtool|Helm|DeployFiles' ./gateway/metrics/ ./cmd/meetguard/
+	cd deploy/helm/check && MEETGUARD_HELM=$(DEPLOY_CACHE)/helm/helm $(GO) test -count=1 ./...
 
 # The peer comparison behind docs/performance.md: the same wrk load against
 # the upstream, a plain Go proxy, nginx and Caddy (when installed) and

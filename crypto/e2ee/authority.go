@@ -65,9 +65,6 @@ type Authority struct {
 	mu      sync.Mutex
 	head    *Roster              // nil before epoch 1
 	members map[Hash]*Credential // credentials of the head's members; replaced, never mutated
-	// lastPost is when each member last posted a key package; rate limits are per process, which bounds what
-	// one gateway node serves.
-	lastPost map[Hash]time.Time
 }
 
 // NewAuthority returns the Authority of opts.Room and opts.Instance, resuming from the state in opts.Store.
@@ -93,7 +90,6 @@ func NewAuthority(ctx context.Context, opts AuthorityOptions) (*Authority, error
 		maxMembers:    opts.MaxMembers,
 		kpInterval:    cmp.Or(opts.KeyPackageInterval, time.Second),
 		rekeyInterval: cmp.Or(opts.RekeyInterval, 5*time.Second),
-		lastPost:      map[Hash]time.Time{},
 		clock:         opts.Clock,
 		log:           opts.Logger,
 		onEvent:       opts.OnEvent,

@@ -45,8 +45,14 @@ func (a *Authority) PostKeyPackage(ctx context.Context, sender Hash, data []byte
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if last, ok := a.lastPost[sender]; ok && now.Sub(last) < a.kpInterval {
+	// One post per interval per member on all gateway nodes together: the slot is a store entry that lapses
+	// after the interval, taken with Create (atomic on every node sharing the store), so N nodes do not allow
+	// N posts. A post refused after taking the slot (replay, store failure) still spends it.
+	switch err := a.store.Create(ctx, a.k("kprate/"+sender.String()), []byte{1}, a.kpInterval); {
+	case errors.Is(err, e2eestore.ErrExists):
 		return fmt.Errorf("%w: one key package per %v", ErrRateLimited, a.kpInterval)
+	case err != nil:
+		return fmt.Errorf("e2ee: key package rate limit: %w", err)
 	}
 	if prev, err := a.KeyPackageOf(ctx, sender); err == nil && kp.Seq <= prev.Seq {
 		return fmt.Errorf("%w: key package %d not above %d", ErrReplay, kp.Seq, prev.Seq)
@@ -54,7 +60,6 @@ func (a *Authority) PostKeyPackage(ctx context.Context, sender Hash, data []byte
 	if err := a.store.Put(ctx, a.k("kp/"+sender.String()), kp.raw, 2*a.credTTL); err != nil {
 		return fmt.Errorf("e2ee: store key package: %w", err)
 	}
-	a.lastPost[sender] = now
 	return nil
 }
 

@@ -385,6 +385,49 @@ func TestAuthority_MembershipRules(t *testing.T) {
 	})
 }
 
+// TestAuthority_KeyPackageRateLimitHoldsAcrossNodes: two gateway nodes share one store. A member that posted
+// a key package through node A and posts again through node B within the interval is refused: the limit is
+// the cluster's, not each node's (with a per-process limit, N nodes allowed N posts per interval).
+func TestAuthority_KeyPackageRateLimitHoldsAcrossNodes(t *testing.T) {
+	m := newMeeting(t, nil)
+	alice, bob := m.join("alice"), m.join("bob")
+	settle(t, alice, bob)
+	nodeB := must[*Authority](t)(NewAuthority(m.ctx, AuthorityOptions{Room: m.authority.Room(),
+		Instance: m.authority.Instance(), SigningKey: m.authKey, Store: m.store, Clock: m.clock}))
+	m.clock.Advance(time.Second)
+	fresh := func(seq uint64) []byte {
+		kem := must[hpke.PrivateKey](t)(hpke.MLKEM768X25519().GenerateKey())
+		return must[*KeyPackage](t)(newKeyPackage(alice.client.device, &KeyPackage{Room: m.authority.Room(),
+			Instance: m.authority.Instance(), Identity: alice.cred.Identity,
+			SigningKey: alice.client.device.Public().(ed25519.PublicKey), Seq: seq, KEM: KEMXWing,
+			KEMKey: kem.PublicKey().Bytes(), NotAfter: m.clock.Now().Add(time.Minute)})).raw
+	}
+	if err := m.authority.PostKeyPackage(m.ctx, alice.cred.Hash(), fresh(100)); err != nil {
+		t.Fatalf("post through node A: %v", err)
+	}
+	if err := nodeB.PostKeyPackage(m.ctx, alice.cred.Hash(), fresh(101)); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("second post within the interval, through node B: %v, want ErrRateLimited", err)
+	}
+	if err := m.authority.PostKeyPackage(m.ctx, alice.cred.Hash(), fresh(102)); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("third post within the interval, back through node A: %v, want ErrRateLimited", err)
+	}
+	// Another member's slot is its own.
+	bobKP := must[*KeyPackage](t)(newKeyPackage(bob.client.device, &KeyPackage{Room: m.authority.Room(),
+		Instance: m.authority.Instance(), Identity: bob.cred.Identity, SigningKey: bob.client.device.Public().(ed25519.PublicKey),
+		Seq: 100, KEM: KEMXWing, KEMKey: must[hpke.PrivateKey](t)(hpke.MLKEM768X25519().GenerateKey()).PublicKey().Bytes(),
+		NotAfter: m.clock.Now().Add(time.Minute)})).raw
+	if err := nodeB.PostKeyPackage(m.ctx, bob.cred.Hash(), bobKP); err != nil {
+		t.Fatalf("bob's post through node B: %v", err)
+	}
+	m.clock.Advance(time.Second)
+	if err := nodeB.PostKeyPackage(m.ctx, alice.cred.Hash(), fresh(103)); err != nil {
+		t.Fatalf("post through node B after the interval: %v", err)
+	}
+	if kp := must[*KeyPackage](t)(m.authority.KeyPackageOf(m.ctx, alice.cred.Hash())); kp.Seq != 103 {
+		t.Fatalf("node A serves key package %d, want 103", kp.Seq)
+	}
+}
+
 func TestAuthority_ResumesFromItsStoreOnly(t *testing.T) {
 	m := newMeeting(t, nil)
 	alice, bob := m.join("alice"), m.join("bob")
