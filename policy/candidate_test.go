@@ -15,7 +15,6 @@ type tarEntry struct {
 	name     string
 	typ      byte
 	body     string
-	size     int64 // header size when it differs from len(body)
 	linkname string
 }
 

@@ -67,7 +67,7 @@ const (
 	FieldKID               = "kid"
 	FieldPasscodeFailures  = "passcode_failures" // a count, never a passcode
 	FieldWindowSeconds     = "window_seconds"
-	FieldFormat            = "format" // an export's format: "markdown" or "json"
+	FieldFormat            = "format" // an export's format ("markdown", "json") or "whatif" for a what-if run
 	FieldFrom              = "from"   // a role change's old role
 	FieldTo                = "to"     // a role change's new role
 )

@@ -138,3 +138,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParse_MaskFieldsAndPeerFiles: a mask field that is not a JSON
+// pointer and a peer pattern that is not a glob are named.
+func TestParse_MaskFieldsAndPeerFiles(t *testing.T) {
+	_, err := Parse([]byte("policy:\n  mask_fields: [\"/identity/email\", \"identity.email\"]\naudit:\n  peer_files: [\"/var/log/peers/*/audit.log\", \"/var/log/[peers/audit.log\"]\n"), nil)
+	for _, w := range []string{`policy.mask_fields[1]: "identity.email" must be a JSON pointer`, `audit.peer_files[1]: "/var/log/[peers/audit.log" is not a glob pattern`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+	for _, ok := range []string{"policy.mask_fields[0]", "audit.peer_files[0]"} {
+		if err != nil && strings.Contains(err.Error(), ok) {
+			t.Errorf("%s refused:\n%v", ok, err)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -472,5 +474,47 @@ func TestWhatIf_InputsAreMasked(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(result, `data-subject="weak-00"`) || strings.Contains(result, "weak00@example.com") || strings.Contains(result, "192.0.2.10") ||
 		!strings.Contains(result, "/input/identity/email") {
 		t.Fatalf("what-if: %d\n%s", status, result)
+	}
+}
+
+// TestPeerFiles_IndexAndReportReadEveryNode: with audit.peer_files naming
+// another node's shipped log, the decisions page and the rooms report tell
+// the meeting from both nodes' records.
+func TestPeerFiles_IndexAndReportReadEveryNode(t *testing.T) {
+	peers := t.TempDir()
+	peerLog := filepath.Join(peers, "node-b", "audit.log")
+	if err := os.MkdirAll(filepath.Dir(peerLog), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(cfg *config.Config, _ map[string]any) {
+		if cfg != nil {
+			cfg.Audit.PeerFiles = []string{filepath.Join(peers, "*", "audit.log")}
+		}
+	})
+	e.meeting("board", 3, 1) // this node
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	other, err := audit.Open(e.ctx, audit.Options{Path: peerLog, Node: "node-b", SigningKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		sub := fmt.Sprintf("remote-%d", i)
+		if err := other.Record(e.ctx, audit.EventAdmissionDecision, zap.String(audit.FieldRoom, "board"), zap.String(audit.FieldSubject, sub),
+			zap.String(audit.FieldIssuer, e.idp.URL), zap.String(audit.FieldDecision, audit.DecisionDeny), zap.Strings(audit.FieldReasons, []string{"room_locked"}),
+			zap.String(audit.FieldClientIP, "198.51.100.9"), zap.String(audit.FieldVia, "page")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sam := e.bearer("sam", "secops")
+	status, page, _ := e.get(nil, "/.meetguard/security/decisions?room=board&outcome=deny", sam)
+	if status != http.StatusOK || !strings.Contains(page, `data-subject="remote-0"`) || !strings.Contains(page, `data-subject="remote-1"`) || !strings.Contains(page, `data-subject="guest-00"`) {
+		t.Fatalf("decisions of both nodes: %d %s", status, page)
+	}
+	status, body, _ := e.get(nil, "/.meetguard/security/rooms?room=board&format=json", sam)
+	if status != http.StatusOK || !strings.Contains(body, "remote-1") || !strings.Contains(body, "guest-00") {
+		t.Fatalf("report of both nodes: %d %s", status, body)
 	}
 }
