@@ -247,7 +247,7 @@ func (e *fieldEncoder) needsDeepClean(b []byte) bool {
 				s = []byte(str)
 			}
 			if j+1 < len(b) && b[j+1] == ':' {
-				if depth >= 2 && (isSecretKey(s) || len(e.hashed) > 0 && e.hashed[strings.ToLower(string(s))]) {
+				if depth >= 2 && (isSecretKey(s) && !harmlessEncodedFact(s, b[j+2:]) || len(e.hashed) > 0 && e.hashed[strings.ToLower(string(s))]) {
 					return true
 				}
 			} else if mayHoldCredential(s) {
@@ -257,6 +257,24 @@ func (e *fieldEncoder) needsDeepClean(b []byte) bool {
 			}
 			i = j
 		}
+	}
+	return false
+}
+
+// harmlessEncodedFact is harmlessSecretFact for an encoded member: key s
+// and the encoding that follows its colon. Policy inputs carry such facts
+// (passcode_required, passcode_failures) in every admission record, which
+// would otherwise send each one through the deep clean only to change
+// nothing.
+func harmlessEncodedFact(key, value []byte) bool {
+	if len(value) == 0 {
+		return false
+	}
+	switch c := value[0]; {
+	case bytes.HasPrefix(value, []byte("true")), bytes.HasPrefix(value, []byte("false")):
+		return true
+	case c == '-' || c >= '0' && c <= '9':
+		return harmlessSecretFact(string(key), json.Number(""))
 	}
 	return false
 }
