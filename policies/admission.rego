@@ -186,7 +186,7 @@ email_domain := lower(parts[1]) if {
 
 waits_for_host if {
 	config.participants_wait_for_host
-	input.room.host_present == false
+	not input.room.host_present
 }
 
 # MFA: the identity provider says so in amr (RFC 8176 "mfa") or with one of
@@ -197,15 +197,15 @@ mfa if input.identity.acr in config.mfa_acr_values
 
 # --- Why someone is turned away -------------------------------------------------
 
-# Input booleans are compared with "== false" rather than negated with "not":
-# the gateway always sends every field (the input schema requires them), and
-# each "not" costs the evaluator a nested query on every decision.
+# Input booleans are negated with "not", not compared with "== false": an
+# input that lacks the field (a hand-made input, an older logged one) is then
+# refused rather than let through.
 
 deny contains "unauthenticated" if not authenticated
 
 deny contains "banned" if input.room.banned
 
-deny contains "room_not_found" if input.room.exists == false
+deny contains "room_not_found" if not input.room.exists
 
 # A locked room is closed to everyone but its hosts, lobby included.
 deny contains "room_locked" if {
@@ -225,13 +225,13 @@ deny contains "mfa_required" if {
 
 deny contains "e2ee_key_required" if {
 	e2ee_room
-	input.device.key_registered == false
+	not input.device.key_registered
 }
 
 # Hosts open passcode rooms without the passcode; everyone else needs it.
 deny contains "passcode_required" if {
 	input.room.passcode_required
-	input.room.passcode_ok == false
+	not input.room.passcode_ok
 	not is_host
 }
 
@@ -245,7 +245,7 @@ deny contains "outside_meeting_hours" if {
 
 # Without a lobby there is nowhere for a guest to wait.
 deny contains "guests_not_allowed" if {
-	input.room.lobby_enabled == false
+	not input.room.lobby_enabled
 	not is_host
 	not is_staff
 }
