@@ -216,7 +216,8 @@ func TestBrowser_SecurityEngineerSeesWhoMFAWouldDeny(t *testing.T) {
 		err = browsertest.EvalUntil(ctx, `!!document.getElementById("whatif-result") || !!document.getElementById("refused-candidate") || !!document.querySelector("p.warn[role=alert]")`)
 	}
 	if err != nil {
-		t.Fatalf("running the what-if: %v", err)
+		state, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
+		t.Fatalf("running the what-if: %v\n%s", err, state)
 	}
 	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([...document.querySelectorAll('section.change-group[data-kind="newly_denied"] tbody tr')].map(tr => tr.dataset.subject))`))
 	if err != nil {

@@ -129,7 +129,12 @@ func (c *Console) base(q *call, nav string) view {
 
 func (c *Console) render(q *call, status int, title web.Text, v view) {
 	// The filter forms submit (GET) to the console itself.
-	c.o.Pages.Render(q.w, q.r, status, web.View{Template: "security", Title: title, Script: "security.js", FormAction: []string{"'self'"}, Data: v})
+	pv := web.View{Template: "security", Title: title, Script: "security.js", FormAction: []string{"'self'"}, Data: v}
+	if v.WhatIf != nil {
+		// The what-if form POSTs: its Origin must be sent (web.View).
+		pv.ReferrerPolicy = "same-origin"
+	}
+	c.o.Pages.Render(q.w, q.r, status, pv)
 }
 
 func (c *Console) badRequest(q *call, nav string, err error) {

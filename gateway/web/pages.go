@@ -49,6 +49,11 @@ type View struct {
 	// Workers, Connect and Media extend the CSP (see CSP); only a page
 	// with a script gets Workers and Connect.
 	Workers, Connect, Media []string
+	// ReferrerPolicy replaces the pages' "no-referrer" for a page with a
+	// form that POSTs to the gateway: under no-referrer a browser sends
+	// such a form's Origin as "null", which the origin rule refuses.
+	// "same-origin" still sends no Referer to another site.
+	ReferrerPolicy string
 	// Site follows the title ("meetguard" when empty).
 	Site string
 	// Data is what the template shows.
@@ -184,6 +189,9 @@ func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, v Vie
 	}
 	h := w.Header()
 	SetPageHeaders(h, csp.String())
+	if v.ReferrerPolicy != "" {
+		h.Set("Referrer-Policy", v.ReferrerPolicy)
+	}
 	h.Set("Content-Language", pg.Lang)
 	h.Add("Vary", "Accept-Language")
 	w.WriteHeader(status)
