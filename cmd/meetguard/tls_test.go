@@ -57,6 +57,20 @@ func installPair(t *testing.T, certPath, keyPath string) string {
 	return serial.Text(16)
 }
 
+// serveTLS serves 404s with cfg on a loopback port until the test ends and
+// returns its address.
+func serveTLS(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{TLSConfig: cfg, ReadHeaderTimeout: time.Second, Handler: http.NotFoundHandler()}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
 func presentedSerial(t *testing.T, addr string) string {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads what is served
@@ -81,14 +95,7 @@ func TestServeTLS_SIGHUPReloadsCertificateFiles(t *testing.T) {
 	}
 	// What runGateway does on SIGHUP, for the certificate files alone.
 	defer onHangup(ctx, func(context.Context) { lt.Reload("signal") })()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{TLSConfig: lt.Config, ReadHeaderTimeout: time.Second, Handler: http.NotFoundHandler()}
-	go func() { _ = srv.ServeTLS(ln, "", "") }()
-	defer srv.Close()
-	addr := ln.Addr().String()
+	addr := serveTLS(t, lt.Config)
 
 	if got := presentedSerial(t, addr); got != first {
 		t.Fatalf("serving %s, want %s", got, first)
@@ -198,14 +205,7 @@ func TestServeTLS_CertificateReloadsAreAudited(t *testing.T) {
 					}
 				}
 			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := &http.Server{TLSConfig: lt.Config, ReadHeaderTimeout: time.Second, Handler: http.NotFoundHandler()}
-			go func() { _ = srv.ServeTLS(ln, "", "") }()
-			defer srv.Close()
-			addr := ln.Addr().String()
+			addr := serveTLS(t, lt.Config)
 
 			// A file watch may start after the first write, so the pair is
 			// installed again until a reload is recorded.
