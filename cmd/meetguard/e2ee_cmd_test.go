@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,24 +24,8 @@ import (
 	"github.com/meetguard/meetguard/gateway/devidp"
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
 	"github.com/meetguard/meetguard/gateway/rooms"
+	"github.com/meetguard/meetguard/internal/syncbuf"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // e2eeGateway is a running gateway with the development provider, the rooms memory store, tickets and the e2ee
 // API, on 127.0.0.1.
@@ -149,7 +131,7 @@ func TestE2EEJoin_PrintsTheSecurityCodeOtherMembersSee(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token-file", tokenFile, "--ticket", aliceTicket}, &stdout, &stderr)
@@ -218,7 +200,7 @@ func TestE2EEJoin_WrongPinnedAuthorityKeyIsAnAlarm(t *testing.T) {
 	other, _, _ := ed25519.GenerateKey(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	code := run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token", token, "--ticket", ticket,
 		"--authority-key", hex.EncodeToString(other)}, &stdout, &stderr)
 	if code != e2eeExitAlarm || !strings.Contains(stderr.String(), "ALARM") {
@@ -241,7 +223,7 @@ func TestE2EEJoin_TrustOnFirstUseAlarmsOnAChangedKey(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	code := run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token", token, "--ticket", ticket}, &stdout, &stderr)
 	if code != e2eeExitAlarm || !strings.Contains(stderr.String(), "authority key changed") {
 		t.Fatalf("exit %d:\n%s\n%s", code, stdout.String(), stderr.String())
@@ -262,7 +244,7 @@ func TestE2EEJoin_ExpectIdentityRefusesAnotherIdentity(t *testing.T) {
 	token, ticket := g.join(t, "alice@example.com", room, rooms.RoleHost)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	code := run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token", token, "--ticket", ticket,
 		"--expect-identity", "bob@example.com"}, &stdout, &stderr)
 	if code != e2eeExitAlarm || !strings.Contains(stderr.String(), "identity is not the expected one") {
@@ -291,13 +273,13 @@ func TestE2EEJoin_UsageErrors(t *testing.T) {
 		{"stray argument", []string{"e2ee", "join", "--room", "r", "--gateway", "https://m.example", "--token", "t", "extra"}, "unexpected arguments"},
 	}
 	for _, tc := range cases {
-		var stdout, stderr syncBuffer
+		var stdout, stderr syncbuf.Buffer
 		if code := run(context.Background(), tc.args, &stdout, &stderr); code != e2eeExitUsage || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%s: exit %d, stderr %q", tc.name, code, stderr.String())
 		}
 	}
 	// Plain http off loopback is refused before any token is sent.
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	if code := run(context.Background(), []string{"e2ee", "join", "--room", "r", "--gateway", "http://meet.example.com", "--token", "t"}, &stdout, &stderr); code != e2eeExitError || !strings.Contains(stderr.String(), "loopback") {
 		t.Errorf("plain http: exit %d, stderr %q", code, stderr.String())
 	}
@@ -336,7 +318,7 @@ func TestE2EEJoin_StopsWhenKicked(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- run(ctx, []string{"e2ee", "join", "--room", room, "--gateway", g.base, "--token", token, "--ticket-file", ticketFile}, &stdout, &stderr)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/devidp"
+	"github.com/meetguard/meetguard/internal/syncbuf"
 )
 
 // reloadEnv is `meetguard serve --config FILE` run in-process (the
@@ -33,7 +34,7 @@ type reloadEnv struct {
 	cfgPath   string
 	auditPath string
 	idp       *devidp.Provider
-	log       *syncBuffer
+	log       *syncbuf.Buffer
 	upstream  string
 	issuer    string
 	secret    string
@@ -52,7 +53,7 @@ func freePort(t *testing.T) string {
 
 func startReloadEnv(t *testing.T) *reloadEnv {
 	t.Helper()
-	e := &reloadEnv{t: t, log: &syncBuffer{}, secret: "reload-test-client-secret"}
+	e := &reloadEnv{t: t, log: &syncbuf.Buffer{}, secret: "reload-test-client-secret"}
 	dir := t.TempDir()
 	e.cfgPath, e.auditPath = filepath.Join(dir, "meetguard.yaml"), filepath.Join(dir, "audit.log")
 	listen := freePort(t)

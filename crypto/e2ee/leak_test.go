@@ -8,33 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
+	"github.com/meetguard/meetguard/internal/syncbuf"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
 
 // TestAuthority_StoreAndLogsNeverHoldMediaKeys runs a meeting through joins, a kick and a timer re-key, records
 // every epoch secret the clients draw or open, every authenticator and every SFrame key and salt they derive, and searches everything the
 // gateway stored and everything logged (raw, hex and base64) for them.
 func TestAuthority_StoreAndLogsNeverHoldMediaKeys(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
 	m := newMeeting(t, func(o *AuthorityOptions) { o.Logger = logger })
 

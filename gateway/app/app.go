@@ -177,7 +177,7 @@ func (a *App) build(ctx context.Context) error {
 			return err
 		}
 	}
-	lt, err := NewListenerTLS(ctx, cfg, log, TLSOptions{})
+	lt, err := NewListenerTLS(ctx, cfg, log, TLSOptions{Audit: a.Audit})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/acme/autocert"
 
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/certs"
 	"github.com/meetguard/meetguard/gateway/config"
 )
@@ -39,6 +40,31 @@ type TLSOptions struct {
 	// NoWatch leaves file changes unwatched, so a test can tell a SIGHUP
 	// reload from a file-change one.
 	NoWatch bool
+	// Audit records every certificate-file reload that changed the serving
+	// certificate or was rejected (tls.reload, tls.reload_rejected).
+	Audit audit.Recorder
+}
+
+// auditReload is the certificate files' OnReload: what changed, or why the
+// new pair was refused and which certificate keeps serving.
+func auditReload(rec audit.Recorder, log *zap.Logger) func(certs.Reload) {
+	return func(r certs.Reload) {
+		var fact audit.Fact
+		switch {
+		case r.Err != nil:
+			fact = audit.TLSReloadRejected(r.Trigger, r.Err.Error(), r.OldSerial, r.OldNotAfter)
+		case r.Changed():
+			fact = audit.TLSReloaded(r.Trigger, r.NewSerial, r.OldSerial, r.NotAfter, r.OldNotAfter)
+		default:
+			return // the same certificate again: nothing changed
+		}
+		if rec == nil {
+			return
+		}
+		if err := audit.Write(context.Background(), rec, fact); err != nil {
+			log.Error("audit tls certificate reload", zap.Error(err))
+		}
+	}
 }
 
 // NewListenerTLS loads the certificate files (and, until ctx ends, watches
@@ -84,7 +110,8 @@ func NewListenerTLS(ctx context.Context, cfg *config.Config, log *zap.Logger, o 
 		log.Info("tls: acme", zap.String("directory", a.DirectoryURL), zap.Strings("domains", a.Domains), zap.Bool("http_01", a.HTTPListen != ""))
 		return lt, nil
 	case cfg.TLS.CertFile != "":
-		f, err := certs.NewFiles(certs.FileOptions{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, Logger: log.Named("tls")})
+		f, err := certs.NewFiles(certs.FileOptions{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, Logger: log.Named("tls"),
+			OnReload: auditReload(o.Audit, log)})
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}

@@ -52,7 +52,11 @@ const (
 	EventPolicyReloadRejected = "policy.reload_rejected"
 	EventConfigReload         = "config.reload"
 	EventConfigReloadRejected = "config.reload_rejected"
-	EventStoreFailure         = "store.failure"
+	// EventTLSReload is a new certificate from tls.cert_file in force;
+	// EventTLSReloadRejected a new pair refused while the old one serves.
+	EventTLSReload         = "tls.reload"
+	EventTLSReloadRejected = "tls.reload_rejected"
+	EventStoreFailure      = "store.failure"
 
 	// EventUpstreamParticipant is what a meeting server itself reports
 	// (LiveKit webhooks); an empty person means someone joined with a

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/meetguard/meetguard/internal/syncbuf"
 )
 
 func TestRecord_ChainVerifiesAndIsSealedOnClose(t *testing.T) {
@@ -323,9 +325,8 @@ func TestLogger_EntriesGoThroughTheChain(t *testing.T) {
 }
 
 func TestMirror_ReceivesEveryDurableRecord(t *testing.T) {
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	l := openTestLog(t, Options{Mirror: lockedWriter{&mu, &buf}})
+	var buf syncbuf.Buffer
+	l := openTestLog(t, Options{Mirror: &buf})
 	for i := range 20 {
 		if err := l.Record(context.Background(), EventRoomLock, zap.Int("i", i)); err != nil {
 			t.Fatal(err)
@@ -333,22 +334,9 @@ func TestMirror_ReceivesEveryDurableRecord(t *testing.T) {
 	}
 	l.Close()
 	file, _ := os.ReadFile(l.opts.Path)
-	mu.Lock()
-	defer mu.Unlock()
-	if !bytes.Equal(buf.Bytes(), file) {
-		t.Fatalf("mirror (%d bytes) differs from the file (%d bytes)", buf.Len(), len(file))
+	if mirror := buf.Bytes(); !bytes.Equal(mirror, file) {
+		t.Fatalf("mirror (%d bytes) differs from the file (%d bytes)", len(mirror), len(file))
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
 }
 
 func TestOpen_WritesPublicKeyBeside(t *testing.T) {

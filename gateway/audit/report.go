@@ -248,6 +248,12 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 	case EventConfigReloadRejected:
 		m.Text = fmt.Sprintf("configuration %s rejected%s", dash(e.Str(FieldRevision)), because(e.Str(FieldError)))
 		r.Changes = append(r.Changes, m)
+	case EventTLSReload:
+		m.Text = fmt.Sprintf("TLS certificate reloaded: %s → %s, valid until %s", dash(e.Str(FieldPreviousSerial)), dash(e.Str(FieldSerial)), dash(e.Str(FieldNotAfter)))
+		r.Changes = append(r.Changes, m)
+	case EventTLSReloadRejected:
+		m.Text = fmt.Sprintf("TLS certificate reload rejected, %s stays%s", dash(e.Str(FieldSerial)), because(e.Str(FieldError)))
+		r.Changes = append(r.Changes, m)
 	case EventGatewayStart:
 		m.Text = "gateway started" + because(e.Str(FieldVersion))
 		r.Changes = append(r.Changes, m)

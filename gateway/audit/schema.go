@@ -70,6 +70,10 @@ const (
 	FieldFormat            = "format" // an export's format ("markdown", "json") or "whatif" for a what-if run
 	FieldFrom              = "from"   // a role change's old role
 	FieldTo                = "to"     // a role change's new role
+	FieldSerial            = "serial" // a certificate's serial number, hex
+	FieldPreviousSerial    = "previous_serial"
+	FieldNotAfter          = "not_after" // RFC 3339, UTC
+	FieldPreviousNotAfter  = "previous_not_after"
 )
 
 // EventSpec is the documented shape of one event: the members every record
@@ -120,6 +124,8 @@ var schema = []EventSpec{
 	{EventPolicyReloadRejected, []string{FieldRevision, FieldCurrentRevision, FieldError, FieldTrigger, FieldShadow}, nil},
 	{EventConfigReload, []string{FieldRevision, FieldPreviousRevision, FieldChanged}, []string{FieldRestartRequired}},
 	{EventConfigReloadRejected, []string{FieldRevision, FieldCurrentRevision, FieldError}, nil},
+	{EventTLSReload, []string{FieldTrigger, FieldSerial, FieldPreviousSerial, FieldNotAfter, FieldPreviousNotAfter}, nil},
+	{EventTLSReloadRejected, []string{FieldTrigger, FieldError, FieldSerial, FieldNotAfter}, nil},
 	{EventStoreFailure, []string{FieldStore, FieldOp, FieldError, FieldSuppressed}, nil},
 	{EventGatewayStart, []string{FieldVersion, FieldPublicURL, FieldPolicyRevision}, nil},
 	{EventGatewayStop, []string{FieldReason}, nil},

@@ -157,7 +157,7 @@ func TestSchema_EveryEventConstantIsDocumented(t *testing.T) {
 		audit.EventLobbyDeny, audit.EventRoomLock, audit.EventRoomUnlock, audit.EventRoomRemove, audit.EventRoomBan,
 		audit.EventRoomSuspend, audit.EventRoomCreate, audit.EventRoomUpdate, audit.EventE2EEKeyRegistered,
 		audit.EventE2EEEpoch, audit.EventE2EERejected, audit.EventE2EEClientAlarm, audit.EventPolicyReload, audit.EventPolicyReloadRejected,
-		audit.EventConfigReload, audit.EventConfigReloadRejected, audit.EventStoreFailure, audit.EventUpstreamParticipant,
+		audit.EventConfigReload, audit.EventConfigReloadRejected, audit.EventTLSReload, audit.EventTLSReloadRejected, audit.EventStoreFailure, audit.EventUpstreamParticipant,
 		audit.EventGatewayStart, audit.EventGatewayStop, audit.EventCheckpoint, audit.EventOpened, audit.EventRecovered,
 	} {
 		if _, ok := audit.LookupEvent(ev); !ok {

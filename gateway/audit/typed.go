@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -42,6 +43,27 @@ func PolicyReloadRejected(attempted, current, problem, trigger string, shadow bo
 		zap.String(FieldError, problem), zap.String(FieldTrigger, trigger), zap.Bool(FieldShadow, shadow),
 	}}
 }
+
+// TLSReloaded is a new serving certificate read from the certificate files;
+// trigger is "signal" (SIGHUP) or "file" (the files changed).
+func TLSReloaded(trigger, serial, previousSerial string, notAfter, previousNotAfter time.Time) Fact {
+	return Fact{EventTLSReload, []zap.Field{
+		zap.String(FieldTrigger, trigger), zap.String(FieldSerial, serial), zap.String(FieldPreviousSerial, previousSerial),
+		zap.String(FieldNotAfter, rfc3339(notAfter)), zap.String(FieldPreviousNotAfter, rfc3339(previousNotAfter)),
+	}}
+}
+
+// TLSReloadRejected is a certificate pair refused; serial and notAfter are
+// those of the certificate that keeps serving, problem why the new pair was
+// refused.
+func TLSReloadRejected(trigger, problem, serial string, notAfter time.Time) Fact {
+	return Fact{EventTLSReloadRejected, []zap.Field{
+		zap.String(FieldTrigger, trigger), zap.String(FieldError, problem), zap.String(FieldSerial, serial),
+		zap.String(FieldNotAfter, rfc3339(notAfter)),
+	}}
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // GatewayStarted is the first record of a gateway run.
 func GatewayStarted(version, publicURL, policyRevision string) Fact {

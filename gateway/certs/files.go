@@ -82,11 +82,12 @@ func parseLeaf(certPEM []byte) error {
 
 // Reload reports one reload attempt of a certificate source.
 type Reload struct {
-	Trigger   string // "signal", "file" or "start"
-	OldSerial string
-	NewSerial string
-	NotAfter  time.Time
-	Err       error // set when the reload was rejected; the old certificate serves on
+	Trigger     string // "signal", "file" or "start"
+	OldSerial   string
+	NewSerial   string
+	OldNotAfter time.Time
+	NotAfter    time.Time // the serving certificate's after the attempt (the old one's when rejected)
+	Err         error     // set when the reload was rejected; the old certificate serves on
 }
 
 // Changed reports whether a new certificate now serves.
@@ -142,11 +143,12 @@ func (f *Files) Serial() string { return f.cur.Load().Leaf.SerialNumber.Text(16)
 func (f *Files) Reload(trigger string) Reload {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r := Reload{Trigger: trigger, OldSerial: f.Serial()}
+	old := f.cur.Load().Leaf
+	r := Reload{Trigger: trigger, OldSerial: old.SerialNumber.Text(16), OldNotAfter: old.NotAfter}
 	pair, err := LoadPair(f.opts.CertFile, f.opts.KeyFile, f.opts.Now())
 	if err != nil {
 		r.Err = err
-		r.NewSerial = r.OldSerial
+		r.NewSerial, r.NotAfter = r.OldSerial, r.OldNotAfter
 		f.opts.Logger.Warn("tls certificate reload rejected; the old certificate keeps serving", zap.String("trigger", trigger), zap.Error(err))
 	} else {
 		f.cur.Store(pair)

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/meetguard/meetguard/internal/syncbuf"
 )
 
 // pebbleEnv names the pebble binary the ACME tests run (.ci/run installs
@@ -83,7 +85,7 @@ func startPebble(t *testing.T, opts pebbleOptions) *pebble {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-config", cfgPath, "-dnsserver", dns, "-strict")
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		cancel()

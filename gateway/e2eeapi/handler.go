@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +81,7 @@ type Handler struct {
 	mu       sync.Mutex
 	meetings map[string]*meeting
 	alarms   alarmLimiter
+	routes   *router
 }
 
 const (
@@ -128,6 +128,7 @@ func New(ctx context.Context, opts Options) (*Handler, error) {
 		ctx:      ctx,
 		log:      opts.Logger,
 		meetings: map[string]*meeting{},
+		routes:   newRouter(),
 	}
 	go h.follow(ctx)
 	return h, nil
@@ -142,15 +143,15 @@ func (h *Handler) PublicKey() ed25519.PublicKey { return h.pub }
 // sits in the middle of the e2ee paths, so no longer fixed prefix can route them.
 func (h *Handler) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isE2EEPath(r.URL.EscapedPath()) {
-			h.ServeHTTP(w, r)
-			return
+		rt, err := h.routes.resolve(r.Context(), r.Method, r.URL.EscapedPath())
+		switch rt.dest {
+		case destEndpoint:
+			h.serveEndpoint(w, r, rt, err)
+		case destMeeting:
+			h.serveMeeting(w, r, rt, err)
+		default:
+			next.ServeHTTP(w, r)
 		}
-		if isMeetingPath(r.URL.EscapedPath()) {
-			h.serveMeeting(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
 }
 
@@ -174,18 +175,28 @@ var (
 // (identity.From); every endpoint then checks the caller's room admission before the room's Authority sees
 // anything.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt, err := h.routes.resolve(r.Context(), r.Method, r.URL.EscapedPath())
+	if rt.dest != destEndpoint {
+		rt, err = route{dest: destEndpoint}, errNoRoute
+	}
+	h.serveEndpoint(w, r, rt, err)
+}
+
+// serveEndpoint answers a request the router sent to an e2ee endpoint, or its refusal (errNoRoute, or a
+// *methodError).
+func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, rt route, err error) {
 	w.Header().Set("Cache-Control", "no-store")
-	room, name, err := parsePath(r.URL.EscapedPath())
-	if err != nil {
+	var me *methodError
+	switch {
+	case errors.As(err, &me):
+		w.Header().Set("Allow", me.allow)
+		respond.JSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Use "+me.use+".")
+		return
+	case err != nil:
 		respond.JSONError(w, http.StatusNotFound, "not_found", "Not found.")
 		return
 	}
-	ep := endpoints[name]
-	if methods := strings.Fields(ep.method); !slices.Contains(methods, r.Method) {
-		w.Header().Set("Allow", strings.Join(methods, ", "))
-		respond.JSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Use "+strings.Join(methods, " or ")+".")
-		return
-	}
+	room, name := rt.room, rt.name
 	q, err := parseQuery(name, r.URL.RawQuery)
 	if err != nil {
 		h.fail(w, r, room, name, fmt.Errorf("%w: %w", errBadRequest, err))

@@ -32,26 +32,8 @@ import (
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/rooms/memstore"
+	"github.com/meetguard/meetguard/internal/syncbuf"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Sync() error { return nil }
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
 
 // preRegistering is the membership the rooms API provides, reduced to what these tests need and backed by the
 // real rooms store and tickets: members are ticket holders (TicketMembership), and a caller who is not a member
@@ -120,7 +102,7 @@ type env struct {
 	e2eeKey   ed25519.PrivateKey
 	auditLog  *audit.Log
 	auditPath string
-	logs      *lockedBuffer
+	logs      *syncbuf.Buffer
 	metrics   *prometheus.Registry
 }
 
@@ -156,7 +138,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	public := "http://" + ln.Addr().String()
-	e := &env{t: t, ctx: ctx, URL: public, logs: &lockedBuffer{}}
+	e := &env{t: t, ctx: ctx, URL: public, logs: &syncbuf.Buffer{}}
 	if o.node != nil && o.node.peer != nil {
 		e.idp = o.node.peer.idp
 	} else {

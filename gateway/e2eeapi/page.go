@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/meetguard/meetguard/gateway/identity"
 	"github.com/meetguard/meetguard/gateway/respond"
@@ -24,27 +23,18 @@ type MeetingPage struct {
 	ConnectSrc []string
 }
 
-// isMeetingPath reports whether an escaped, canonical path is some room's meeting page.
-func isMeetingPath(p string) bool {
-	rest, ok := strings.CutPrefix(p, roomsPrefix)
-	if !ok {
-		return false
-	}
-	room, ok := strings.CutSuffix(rest, web.MeetingSuffix)
-	return ok && !strings.Contains(room, "/")
-}
-
 // serveMeeting renders the meeting page for a caller who may hold keys in the room (a member, or one the
 // policy would admit once its key is registered); anyone else, whether the room exists or not, gets the same
 // refusal page.
-func (h *Handler) serveMeeting(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveMeeting(w http.ResponseWriter, r *http.Request, rt route, err error) {
 	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		respond.JSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Use GET.")
+	var me *methodError
+	if errors.As(err, &me) {
+		w.Header().Set("Allow", me.allow)
+		respond.JSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Use "+me.use+".")
 		return
 	}
-	room := strings.TrimSuffix(strings.TrimPrefix(r.URL.EscapedPath(), roomsPrefix), web.MeetingSuffix)
+	room := rt.room
 	id, ok := identity.From(r.Context())
 	if rooms.ValidateRoomID(room) != nil || !ok || id.Subject == "" {
 		refusePage(w, r, http.StatusNotFound)

@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
-	"github.com/meetguard/meetguard/gateway/rooms"
 )
 
 // roomsPrefix is where room APIs live; the e2ee endpoints are /.meetguard/api/v1/rooms/{room}/e2ee/{endpoint}.
@@ -31,41 +29,6 @@ var endpoints = map[string]endpoint{
 	e2eehttp.EndpointKeys:        {method: "GET", params: []string{"epoch"}, required: []string{"epoch"}},
 	e2eehttp.EndpointWait:        {method: "GET", params: []string{"after", "wait"}, required: []string{"after"}},
 	endpointAlarms:               {method: "POST"},
-}
-
-// isE2EEPath reports whether an escaped, canonical request path is below some room's e2ee endpoints, whether
-// or not the rest of it is valid: such a path is this package's to answer.
-func isE2EEPath(p string) bool {
-	rest, ok := strings.CutPrefix(p, roomsPrefix)
-	if !ok {
-		return false
-	}
-	_, after, ok := strings.Cut(rest, "/")
-	return ok && (after == "e2ee" || strings.HasPrefix(after, "e2ee/"))
-}
-
-// parsePath splits an escaped request path into room and endpoint name. Room IDs use only characters that
-// need no escaping (rooms.ValidateRoomID), so the escaped path is the path.
-func parsePath(p string) (room, name string, err error) {
-	rest, ok := strings.CutPrefix(p, roomsPrefix)
-	if !ok {
-		return "", "", fmt.Errorf("path: not below %s", roomsPrefix)
-	}
-	room, rest, ok = strings.Cut(rest, "/")
-	if !ok {
-		return "", "", fmt.Errorf("path: no endpoint")
-	}
-	if err := rooms.ValidateRoomID(room); err != nil {
-		return "", "", fmt.Errorf("path: room: %w", err)
-	}
-	name, ok = strings.CutPrefix(rest, "e2ee/")
-	if !ok {
-		return "", "", fmt.Errorf("path: not an e2ee endpoint")
-	}
-	if _, known := endpoints[name]; !known {
-		return "", "", fmt.Errorf("path: unknown endpoint %q", name)
-	}
-	return room, name, nil
 }
 
 // query holds the parsed parameters of one request.
