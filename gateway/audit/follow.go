@@ -68,22 +68,82 @@ func Follow(ctx context.Context, path string, f Filter, opts FollowOptions, fn f
 			continue
 		}
 		// Finish the old file (it ends with its rotation seal), then
-		// start on the new one from its beginning.
+		// move on to the live one.
 		if err := fl.drain(fn); err != nil {
 			return err
 		}
-		fl.f.Close()
-		if err := fl.open(); err != nil {
-			return err
-		}
-		if err := fl.drain(fn); err != nil {
+		if err := fl.catchUp(fn); err != nil {
 			return err
 		}
 	}
 }
 
+// catchUp moves from the finished file open to the live log, reading every
+// file rotated in between first: a busy log can rotate several times
+// between two polls, and again while this runs. The live file is opened
+// before the rotated ones are listed, so every file rotated before it is
+// in the list; if it was itself rotated meanwhile, it is read through its
+// open descriptor and the next poll moves on from it.
+func (fl *follower) catchUp(emit func(*Entry) error) error {
+	live, err := os.Open(fl.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // between rename and create: the next poll retries
+	}
+	if err != nil {
+		return err
+	}
+	liveSt, err := live.Stat()
+	if err != nil {
+		live.Close()
+		return err
+	}
+	missed, err := fl.rotatedSince()
+	if err != nil {
+		live.Close()
+		return err
+	}
+	for _, name := range missed {
+		if st, err := os.Stat(name); err == nil && os.SameFile(st, liveSt) {
+			break
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			live.Close()
+			return err
+		}
+		fl.use(name, f)
+		if err := fl.drain(emit); err != nil {
+			live.Close()
+			return err
+		}
+	}
+	fl.use(fl.path, live)
+	return fl.drain(emit)
+}
+
+// rotatedSince lists, oldest first, the rotated files written after the
+// one open. If the open file is no longer among them (removed by
+// retention), it cannot tell which came after and lists none.
+func (fl *follower) rotatedSince() ([]string, error) {
+	cur, err := fl.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	files, err := rotatedFiles(fl.path)
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range files {
+		if st, err := os.Stat(name); err == nil && os.SameFile(cur, st) {
+			return files[i+1:], nil
+		}
+	}
+	return nil, nil
+}
+
 type follower struct {
-	path      string
+	path      string // the live log
+	name      string // the file open: path, or a rotated file caught up on
 	filter    Filter
 	fn        func(*Entry) error
 	f         *os.File
@@ -99,8 +159,18 @@ func (fl *follower) open() error {
 	if err != nil {
 		return err
 	}
-	fl.f, fl.r, fl.partial, fl.off, fl.lineStart, fl.line = f, bufio.NewReaderSize(f, 256<<10), nil, 0, 0, 0
+	fl.use(fl.path, f)
 	return nil
+}
+
+// use makes f, named name, the file read from its start, closing the one
+// read before.
+func (fl *follower) use(name string, f *os.File) {
+	if fl.f != nil {
+		fl.f.Close()
+	}
+	fl.name = name
+	fl.f, fl.r, fl.partial, fl.off, fl.lineStart, fl.line = f, bufio.NewReaderSize(f, 256<<10), nil, 0, 0, 0
 }
 
 // drain reads complete lines up to the current end of the file.
@@ -123,7 +193,7 @@ func (fl *follower) drain(emit func(*Entry) error) error {
 				return nil
 			}
 			if len(fl.partial) > MaxRecordBytes+1 {
-				return malformed("%s: line at offset %d longer than %d bytes", fl.path, fl.lineStart, MaxRecordBytes)
+				return malformed("%s: line at offset %d longer than %d bytes", fl.name, fl.lineStart, MaxRecordBytes)
 			}
 			continue
 		}
@@ -138,7 +208,7 @@ func (fl *follower) drain(emit func(*Entry) error) error {
 		if perr != nil {
 			continue // not a record; verify reports it
 		}
-		e.File, e.Line = fl.path, fl.line
+		e.File, e.Line = fl.name, fl.line
 		if fl.filter.Match(e) {
 			if err := emit(e); err != nil {
 				return err
