@@ -24,7 +24,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/devidp"
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
 	"github.com/meetguard/meetguard/gateway/rooms"
-	"github.com/meetguard/meetguard/internal/syncbuf"
+	"github.com/meetguard/meetguard/gateway/syncbuf"
 )
 
 // e2eeGateway is a running gateway with the development provider, the rooms memory store, tickets and the e2ee

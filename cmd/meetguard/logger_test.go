@@ -7,7 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway/config"
-	"github.com/meetguard/meetguard/internal/syncbuf"
+	"github.com/meetguard/meetguard/gateway/syncbuf"
 )
 
 // TestLogger_AccessLinesBatchedOthersAtOnce: access lines may wait in the

@@ -21,7 +21,7 @@ import (
 
 	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/devidp"
-	"github.com/meetguard/meetguard/internal/syncbuf"
+	"github.com/meetguard/meetguard/gateway/syncbuf"
 )
 
 // reloadEnv is `meetguard serve --config FILE` run in-process (the

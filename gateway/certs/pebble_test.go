@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/meetguard/meetguard/internal/syncbuf"
+	"github.com/meetguard/meetguard/gateway/syncbuf"
 )
 
 // pebbleEnv names the pebble binary the ACME tests run (.ci/run installs

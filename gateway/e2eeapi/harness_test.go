@@ -32,7 +32,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/internal/testidp"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/rooms/memstore"
-	"github.com/meetguard/meetguard/internal/syncbuf"
+	"github.com/meetguard/meetguard/gateway/syncbuf"
 )
 
 // preRegistering is the membership the rooms API provides, reduced to what these tests need and backed by the

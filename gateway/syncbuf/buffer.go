@@ -2,8 +2,8 @@
 // child process's output copiers) and a test reading it may share. zaptest's Buffer is not safe for that: it
 // is a bytes.Buffer without a lock.
 //
-// It is a leaf: it imports nothing of meetguard, so crypto/, policy/ and cmd/ tests may all use it without
-// breaking the layout's import rules.
+// It is a leaf: it imports nothing of meetguard, so cmd/ tests use it too. crypto/ and policy/ may not import
+// gateway/ (the layout's import rules); their tests log to a temporary file instead.
 package syncbuf
 
 import (
