@@ -75,6 +75,9 @@ type VerifyOptions struct {
 	// written by Close a "truncated" problem. Use it for archived logs; a
 	// running gateway's log is not sealed yet.
 	RequireSealed bool
+	// Progress, when set, is told how many more bytes were read, every
+	// few thousand records (a progress bar's feed).
+	Progress func(n int64)
 }
 
 // VerifyResult is what Verify found.
@@ -132,8 +135,21 @@ func Verify(ctx context.Context, files []string, opts VerifyOptions) (*VerifyRes
 		}
 	}
 	for i, of := range ordered {
-		if err := v.file(of.name, i == len(ordered)-1); err != nil {
+		var read int64
+		if opts.Progress != nil {
+			v.progress = func(off int64) {
+				opts.Progress(off - read)
+				read = off
+			}
+		}
+		_, err := v.fileFrom(of.name, i == len(ordered)-1, filePos{})
+		if err != nil {
 			return nil, err
+		}
+		if opts.Progress != nil {
+			if fi, err := os.Stat(of.name); err == nil && fi.Size() > read {
+				opts.Progress(fi.Size() - read) // the rest of the file, read or not
+			}
 		}
 		if v.res.Problem != nil {
 			return v.res, nil
@@ -249,11 +265,6 @@ func (lr *lineReader) next() ([]byte, error) {
 		b = b[:len(b)-1]
 	}
 	return b, nil
-}
-
-func (v *verifier) file(name string, last bool) error {
-	_, err := v.fileFrom(name, last, filePos{})
-	return err
 }
 
 // filePos is a place in a file between two records: the byte offset and
