@@ -131,7 +131,11 @@ func TestPolicyPage_ShadowDisagreementsAreOnTheRecord(t *testing.T) {
 	if err := os.WriteFile(data, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, func(c *config.Config, _ map[string]any) { c.Policy.ShadowDir = shadow })
+	e := newEnv(t, func(c *config.Config, _ map[string]any) {
+		if c != nil {
+			c.Policy.ShadowDir = shadow
+		}
+	})
 	in := policy.Input{
 		Identity: policy.Identity{Iss: e.idp.URL, Sub: "staff-7", Name: "Staff Seven", Email: "staff7@example.com", EmailVerified: true, Groups: []string{}, AMR: []string{}, Via: policy.ViaSession},
 		Room:     policy.Room{ID: "standup", Exists: true, Owner: "hanna", Tags: []string{}},
