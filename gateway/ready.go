@@ -18,16 +18,17 @@ func (g *Gateway) ReadyStatus() map[string]error {
 	return st
 }
 
-// serveReady answers a readiness probe. The public one says only "ok" or
-// "not ok" per check: a check's detail can name policy files, quote Rego
-// source or an error from the store, which an outsider must not read. With
-// detail (the admin listener) it says why; the parts that fail also write
-// their details to the operational log.
+// serveReady answers a readiness probe: "ok" or "not ok" per check, and
+// never why on the public listener, since an error can name policy files,
+// quote Rego source or the store's address, which an outsider must not
+// read. With detailed (the admin listener) a failing check says why; a
+// check that passes says only "ok": a rejected policy reload leaves the
+// policy ready (the last good revision serves) and its file, line and
+// problem are shown on the security console's policy page, not here.
 func (g *Gateway) serveReady(w http.ResponseWriter, detailed bool) {
 	checks := map[string]string{}
 	ok := true
 	for name, err := range g.ReadyStatus() {
-		d, hasDetail := g.opts.Ready[name].(interface{ ReadyDetail() string })
 		switch {
 		case err != nil:
 			ok = false
@@ -35,8 +36,6 @@ func (g *Gateway) serveReady(w http.ResponseWriter, detailed bool) {
 			if detailed {
 				checks[name] = err.Error()
 			}
-		case detailed && hasDetail:
-			checks[name] = d.ReadyDetail()
 		default:
 			checks[name] = "ok"
 		}

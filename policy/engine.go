@@ -124,6 +124,7 @@ type revision struct {
 	hash     string
 	source   string
 	loadedAt time.Time
+	trigger  string // how it came to serve: "start", "reload" (SIGHUP) or "watch"
 	tests    int
 	build    *build
 	prepared [queryKinds]rego.PreparedEvalQuery
@@ -165,6 +166,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	rev.trigger = "start"
 	e.live.Store(rev)
 	e.lastReload = rev.loadedAt
 	e.log.Info("policy.loaded", zap.String("source", rev.source), zap.String("revision", rev.hash), zap.Int("tests", rev.tests))
@@ -174,6 +176,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("shadow policy: %w", err)
 		}
+		srev.trigger = "start"
 		e.shadow.Store(srev)
 		e.log.Info("policy.shadow_loaded", zap.String("source", srev.source), zap.String("revision", srev.hash))
 	}
@@ -230,12 +233,13 @@ func (b *build) prepare(ctx context.Context, body ast.Body, extra ...func(*rego.
 // Revision is the content hash of the serving revision.
 func (e *Engine) Revision() string { return e.live.Load().hash }
 
-// Status is the engine's state for readiness checks.
+// Status is the engine's state, for the security console's policy page.
 type Status struct {
 	Loaded          bool      `json:"loaded"`
 	Source          string    `json:"source"`
 	Revision        string    `json:"revision"`
 	LoadedAt        time.Time `json:"loaded_at"`
+	LoadTrigger     string    `json:"load_trigger"` // "start", "reload" (SIGHUP) or "watch" (a file changed)
 	Tests           int       `json:"tests"`
 	LastReloadAt    time.Time `json:"last_reload_at"`
 	LastReloadError string    `json:"last_reload_error,omitempty"` // why the latest reload was refused; empty once one succeeds
@@ -249,7 +253,7 @@ func (e *Engine) Status() Status {
 	rev := e.live.Load()
 	s := Status{Loaded: rev != nil}
 	if rev != nil {
-		s.Source, s.Revision, s.LoadedAt, s.Tests = rev.source, rev.hash, rev.loadedAt, rev.tests
+		s.Source, s.Revision, s.LoadedAt, s.LoadTrigger, s.Tests = rev.source, rev.hash, rev.loadedAt, rev.trigger, rev.tests
 	}
 	if srev := e.shadow.Load(); srev != nil {
 		s.ShadowSource, s.ShadowRevision = srev.source, srev.hash

@@ -174,3 +174,20 @@ func Test(ctx context.Context, opts TestOptions) (*TestReport, error) {
 	}
 	return &TestReport{Source: src.name, Revision: src.hash(), Results: b.tests, Coverage: b.coverage}, nil
 }
+
+// TestServing runs the serving revision's own tests with coverage, as Test
+// does, on the bytes that revision was built from (not the files as they
+// are now, which a rejected edit may have broken). timeout bounds each
+// test; 0 means Test's default.
+func (e *Engine) TestServing(ctx context.Context, timeout time.Duration) (*TestReport, error) {
+	rev := e.live.Load()
+	if rev == nil {
+		return nil, errors.New("no policy revision loaded")
+	}
+	src := rev.build.src
+	b, err := compile(ctx, src, buildOptions{verify: e.verify, runTests: true, coverage: true, testTimeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	return &TestReport{Source: src.name, Revision: rev.hash, Results: b.tests, Coverage: b.coverage}, nil
+}

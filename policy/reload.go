@@ -68,6 +68,7 @@ func (e *Engine) reloadOne(ctx context.Context, trigger string, shadow bool) err
 		if old == nil || ev.NewRevision != old.hash {
 			var rev *revision
 			if rev, err = e.buildRevision(ctx, src, v); err == nil {
+				rev.trigger = trigger
 				target.Store(rev)
 				ev.Changed = true
 			}

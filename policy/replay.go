@@ -193,22 +193,46 @@ func (rep *ReplayReport) ReplayLine(ctx context.Context, candidate *Engine, name
 // ReplayFiles replays audit-log files in order. Gzipped files (archived
 // rotations) are read transparently.
 func ReplayFiles(ctx context.Context, candidate *Engine, files []string) (*ReplayReport, error) {
+	return ReplayFilesProgress(ctx, candidate, files, nil)
+}
+
+// ReplayFilesProgress is ReplayFiles telling progress, when set, how many
+// more bytes of the files (as stored, compressed or not) it read.
+func ReplayFilesProgress(ctx context.Context, candidate *Engine, files []string, progress func(n int64)) (*ReplayReport, error) {
 	rep := NewReplayReport(candidate)
 	for _, name := range files {
-		if err := replayFile(ctx, candidate, name, rep); err != nil {
+		if err := replayFile(ctx, candidate, name, rep, progress); err != nil {
 			return rep, err
 		}
 	}
 	return rep, nil
 }
 
-func replayFile(ctx context.Context, candidate *Engine, name string, rep *ReplayReport) error {
+// countingReader tells progress how many bytes each Read returned.
+type countingReader struct {
+	r        io.Reader
+	progress func(n int64)
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.progress(int64(n))
+	}
+	return n, err
+}
+
+func replayFile(ctx context.Context, candidate *Engine, name string, rep *ReplayReport, progress func(n int64)) error {
 	f, err := os.Open(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	br := bufio.NewReader(f)
+	var src io.Reader = f
+	if progress != nil {
+		src = countingReader{f, progress}
+	}
+	br := bufio.NewReader(src)
 	var r io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)

@@ -24,10 +24,12 @@ commands:
         check the hash chain and checkpoint signatures across rotated files;
         the logs of several nodes are verified chain by chain (one per node).
         exit 0 intact, 1 tampered (names the first bad record), 3 torn tail
-        (a crash during a write, not tampering), 2 usage or read error
-  query [filters] [--json] FILE...
-        print matching records as a table, or as JSON lines with --json
-  tail [-f] [-n N] [filters] [--json] FILE
+        (a crash during a write, not tampering), 2 usage or read error;
+        a progress bar on stderr when it is a terminal
+  query [filters] [--wide] [--json] FILE...
+        print matching records as a table that fits 120 columns (ids
+        shortened), every cell in full with --wide, or JSON lines with --json
+  tail [-f] [-n N] [filters] [--wide] [--json] FILE
         print the last N matching records of the active file; -f follows it
   report --room R [--since T] [--until T] [--markdown] [--key FILE.pub] FILE...
         the story of one meeting, with the log's integrity; the logs of
@@ -125,7 +127,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "meetguard audit verify: %v\n", err)
 		return auditExitUsage
 	}
-	results, err := audit.VerifyNodes(ctx, files, audit.VerifyOptions{Keys: pubs, RequireSealed: *sealed})
+	bar := newProgress(stderr, "verifying", files)
+	results, err := audit.VerifyNodes(ctx, files, audit.VerifyOptions{Keys: pubs, RequireSealed: *sealed, Progress: bar.add()})
+	bar.done()
 	if err != nil {
 		fmt.Fprintf(stderr, "meetguard audit verify: %v\n", err)
 		return auditExitUsage
@@ -262,10 +266,23 @@ func auditReportSkipped(stderr io.Writer, st audit.ReadStats) {
 	}
 }
 
+// tableFormat is how query and tail print: JSON lines, the full table
+// (--wide), or the table cut to 120 columns.
+func tableFormat(asJSON, wide bool) audit.Format {
+	switch {
+	case asJSON:
+		return audit.FormatJSON
+	case wide:
+		return audit.FormatWide
+	}
+	return audit.FormatTable
+}
+
 func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags := auditFlagSet("query", stderr)
 	ff := auditAddFilterFlags(flags)
 	asJSON := flags.Bool("json", false, "print records as stored, one JSON object per line")
+	wide := flags.Bool("wide", false, "print every cell and id in full (the table is cut to 120 columns otherwise)")
 	files, err := parseInterspersed(flags, args)
 	if err != nil {
 		return auditExitUsage
@@ -278,10 +295,7 @@ func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "meetguard audit query: %v\n", err)
 		return auditExitUsage
 	}
-	format := audit.FormatTable
-	if *asJSON {
-		format = audit.FormatJSON
-	}
+	format := tableFormat(*asJSON, *wide)
 	_, st, err := audit.Query(ctx, stdout, files, filter, format)
 	auditReportSkipped(stderr, st)
 	if err != nil {
@@ -297,6 +311,7 @@ func auditTail(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	follow := flags.Bool("f", false, "keep printing records as they are written (follows rotation)")
 	n := flags.Int("n", 10, "how many of the last matching records to print first")
 	asJSON := flags.Bool("json", false, "print records as stored, one JSON object per line")
+	wide := flags.Bool("wide", false, "print every cell and id in full (the table is cut to 120 columns otherwise)")
 	files, err := parseInterspersed(flags, args)
 	if err != nil {
 		return auditExitUsage
@@ -309,10 +324,7 @@ func auditTail(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "meetguard audit tail: %v\n", err)
 		return auditExitUsage
 	}
-	format := audit.FormatTable
-	if *asJSON {
-		format = audit.FormatJSON
-	}
+	format := tableFormat(*asJSON, *wide)
 	ew := audit.NewEntryWriter(stdout, format)
 	if !*follow {
 		// Without -f: the backlog, then stop.

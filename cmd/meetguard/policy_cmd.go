@@ -392,7 +392,9 @@ func runPolicyReplay(ctx context.Context, args []string, stdout, stderr io.Write
 		reportErr(stderr, "replay", err)
 		return policyFailed
 	}
-	rep, err := policy.ReplayFiles(ctx, eng, audits)
+	bar := newProgress(stderr, "replaying", audits)
+	rep, err := policy.ReplayFilesProgress(ctx, eng, audits, bar.add())
+	bar.done()
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -366,6 +367,18 @@ func (a *App) openPolicy(ctx context.Context) error {
 				log.Error("audit policy reload", zap.Error(err))
 			}
 		},
+		// A shadow disagreement is put on the record, where the security
+		// console's policy page reads it; agreements are not.
+		OnShadow: func(rec policy.ShadowRecord) {
+			if rec.Agree {
+				return
+			}
+			fact := audit.PolicyShadowDisagreement(rec.DecisionID, rec.Input.Room.ID, rec.Input.Identity.Sub, rec.LiveRevision, rec.ShadowRevision,
+				shadowOutcome(rec.Live), rec.Live.Reasons, shadowOutcome(rec.Shadow), rec.Shadow.Reasons)
+			if err := audit.Write(context.Background(), a.Audit, fact); err != nil {
+				log.Error("audit shadow disagreement", zap.Error(err))
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
@@ -379,6 +392,17 @@ func (a *App) openPolicy(ctx context.Context) error {
 		})
 	}
 	return nil
+}
+
+// shadowOutcome names a decision's outcome as admission records do.
+func shadowOutcome(d policy.Decision) string {
+	switch {
+	case d.Allow:
+		return audit.DecisionAllow
+	case d.Lobby:
+		return audit.DecisionLobby
+	}
+	return audit.DecisionDeny
 }
 
 // authOptions is the one place the authenticator's options come from the
@@ -547,6 +571,25 @@ func (a *App) newSecurityConsole(ctx context.Context, o *gateway.Options) error 
 	if u, err := url.Parse(a.Config.PublicURL); err == nil {
 		origin = u.Scheme + "://" + u.Host
 	}
+	// The integrity page checks signatures with this node's key, the
+	// earlier keys the log trusts, and the keys other nodes' logs carry
+	// beside them (FILE.pub) when the console starts.
+	keys := []ed25519.PublicKey{a.AuditLog.PublicKey()}
+	for _, f := range a.Config.Audit.TrustedKeyFiles {
+		k, err := audit.LoadPublicKeys(f)
+		if err != nil {
+			return fmt.Errorf("audit.trusted_key_files: %w", err)
+		}
+		keys = append(keys, k...)
+	}
+	for _, g := range peers {
+		matches, _ := filepath.Glob(g)
+		for _, m := range matches {
+			if k, err := audit.LoadPublicKeys(m + ".pub"); err == nil {
+				keys = append(keys, k...)
+			}
+		}
+	}
 	c, err := securityconsole.New(securityconsole.Options{
 		Gate: policy.NewConsoleGate(a.Policy), Audit: a.Audit, Logger: a.log.Named("security"),
 		Files:  func() ([]string, error) { return securityconsole.LogFiles(path, peers) },
@@ -554,6 +597,8 @@ func (a *App) newSecurityConsole(ctx context.Context, o *gateway.Options) error 
 		Explain: func(ctx context.Context, in policy.Input) (*policy.Explanation, error) {
 			return a.Policy.Explain(ctx, "decision", in, false)
 		},
+		Serving: a.Policy,
+		Keys:    keys,
 	})
 	if err != nil {
 		return err
@@ -565,6 +610,10 @@ func (a *App) newSecurityConsole(ctx context.Context, o *gateway.Options) error 
 		if err := c.Index(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("security console: initial index failed", zap.Error(err))
 		}
+		// The policy page shows the bundle's own tests and coverage.
+		c.TestPolicy(ctx)
+		// The integrity page's first pass reads the whole log.
+		c.CheckIntegrity(ctx)
 	})
 	return nil
 }

@@ -27,15 +27,6 @@ func (p policyReady) Ready() error {
 	return nil
 }
 
-// ReadyDetail shows a rejected reload while the last good revision serves.
-func (p policyReady) ReadyDetail() string {
-	st := p.e.Status()
-	if st.LastReloadError != "" {
-		return "serving " + st.Revision + "; last reload rejected: " + st.LastReloadError
-	}
-	return "serving " + st.Revision
-}
-
 // loadAssertionKey reads a PKCS#8 Ed25519 key, or returns nil so that a
 // fresh key is drawn (upstreams fetch it from the JWKS endpoint).
 func loadAssertionKey(path string) (ed25519.PrivateKey, error) {

@@ -50,8 +50,11 @@ const (
 
 	EventPolicyReload         = "policy.reload"
 	EventPolicyReloadRejected = "policy.reload_rejected"
-	EventConfigReload         = "config.reload"
-	EventConfigReloadRejected = "config.reload_rejected"
+	// EventPolicyShadowDisagreement is a decision the shadow (candidate)
+	// policy would have made differently; the live decision stood.
+	EventPolicyShadowDisagreement = "policy.shadow_disagreement"
+	EventConfigReload             = "config.reload"
+	EventConfigReloadRejected     = "config.reload_rejected"
 	// EventTLSReload is a new certificate from tls.cert_file in force;
 	// EventTLSReloadRejected a new pair refused while the old one serves.
 	EventTLSReload         = "tls.reload"

@@ -352,7 +352,7 @@ func TestReport_SeveralNodes(t *testing.T) {
 	}
 
 	var q bytes.Buffer
-	n, _, err := Query(context.Background(), &q, files, Filter{Node: "gw-b", Event: EventAdmissionDecision}, FormatTable)
+	n, _, err := Query(context.Background(), &q, files, Filter{Node: "gw-b", Event: EventAdmissionDecision}, FormatWide)
 	if err != nil || n != 4 {
 		t.Fatalf("query: %d, %v", n, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Filter selects records for query, tail and report. Zero fields match
@@ -85,12 +86,20 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 type Format int
 
 const (
-	// FormatTable is one aligned line per record, for people.
+	// FormatTable is one aligned line per record, for people, that fits
+	// TableWidth columns: long cells are cut with "…", revision and
+	// decision ids shortened to their first 8 characters.
 	FormatTable Format = iota
 	// FormatJSON is the records exactly as stored, one per line (JSON
 	// lines), for jq and SIEMs; they still verify.
 	FormatJSON
+	// FormatWide is the table with every cell and id in full (--wide),
+	// as wide as it needs.
+	FormatWide
 )
+
+// TableWidth is the most columns (characters) a FormatTable line takes.
+const TableWidth = 120
 
 // EntryWriter prints entries in a Format. Table rows have fixed column
 // widths so that a followed log (tail -f) stays aligned.
@@ -116,6 +125,9 @@ func (ew *EntryWriter) Write(e *Entry) error {
 		ew.w.Write(e.Raw)
 		return ew.w.WriteByte('\n')
 	}
+	if ew.format == FormatTable {
+		return ew.writeCompact(e)
+	}
 	clock := e.Time.Format("2006-01-02T15:04:05.000Z")
 	if !ew.header {
 		ew.header = true
@@ -133,6 +145,52 @@ func (ew *EntryWriter) Write(e *Entry) error {
 		dash(e.Str(FieldRoom)), dash(who(e)), detail(e))
 	_, err := ew.w.WriteString(strings.TrimRight(row, " \n") + "\n")
 	return err
+}
+
+// compactRow's columns: time to the second, seq, event, room, who, then
+// the details in what is left of TableWidth.
+const compactRow = "%-19s %6s  %-19s %-12s %-22s %s"
+
+func (ew *EntryWriter) writeCompact(e *Entry) error {
+	clock := e.Time.Format("2006-01-02 15:04:05")
+	if !ew.header {
+		ew.header = true
+		first := "TIME (UTC)"
+		if ew.ShowNode {
+			first = fmt.Sprintf("%-19s %-10s", "TIME (UTC)", "NODE")
+		}
+		ew.w.WriteString(strings.TrimRight(fmt.Sprintf(compactRow, first, "SEQ", "EVENT", "ROOM", "WHO", "DETAIL"), " ") + "\n")
+	}
+	if ew.ShowNode {
+		clock = fmt.Sprintf("%-19s %-10s", clock, cut(NodeName(e.Node), 10))
+	}
+	row := fmt.Sprintf(compactRow, clock, fmt.Sprint(e.Seq), cut(e.Event, 19),
+		cut(dash(e.Str(FieldRoom)), 12), cut(dash(who(e)), 22), detailOf(e, true))
+	_, err := ew.w.WriteString(cut(strings.TrimRight(row, " "), TableWidth) + "\n")
+	return err
+}
+
+// cut shortens s to at most n characters, the last one "…".
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// idMembers are ids the compact table shortens.
+var idMembers = map[string]bool{
+	FieldPolicyRevision: true, FieldRevision: true, FieldPreviousRevision: true, FieldCurrentRevision: true, FieldDecisionID: true,
+}
+
+// shortID is an id's first 8 characters, enough to tell ids apart by eye
+// and to find the full one with --wide or --json.
+func shortID(s string) string {
+	if utf8.RuneCountInString(s) <= 9 {
+		return s
+	}
+	return string([]rune(s)[:8]) + "…"
 }
 
 // Flush writes out buffered rows.
@@ -164,7 +222,10 @@ var shownMembers = map[string]bool{
 }
 
 // detail summarises the remaining members as key=value, in written order.
-func detail(e *Entry) string {
+func detail(e *Entry) string { return detailOf(e, false) }
+
+// detailOf is detail, with ids shortened when short.
+func detailOf(e *Entry, short bool) string {
 	var b strings.Builder
 	if e.Event == EventAdmissionDecision {
 		fmt.Fprintf(&b, "%s %s", strings.ToUpper(e.Str(FieldDecision)), dash(e.Str(FieldRole)))
@@ -182,7 +243,11 @@ func detail(e *Entry) string {
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
-		fmt.Fprintf(&b, "%s=%s", m.Key, rawText(m.Value))
+		v := rawText(m.Value)
+		if short && idMembers[m.Key] {
+			v = shortID(v)
+		}
+		fmt.Fprintf(&b, "%s=%s", m.Key, v)
 	}
 	return b.String()
 }

@@ -74,6 +74,8 @@ const (
 	FieldPreviousSerial    = "previous_serial"
 	FieldNotAfter          = "not_after" // RFC 3339, UTC
 	FieldPreviousNotAfter  = "previous_not_after"
+	FieldShadowDecision    = "shadow_decision"
+	FieldShadowReasons     = "shadow_reasons"
 )
 
 // EventSpec is the documented shape of one event: the members every record
@@ -122,6 +124,8 @@ var schema = []EventSpec{
 	{EventE2EEClientAlarm, []string{FieldRoom, FieldSubject, FieldIssuer, FieldKind, FieldEpoch}, []string{FieldMember, FieldDetail}},
 	{EventPolicyReload, []string{FieldRevision, FieldPreviousRevision, FieldTrigger, FieldShadow}, nil},
 	{EventPolicyReloadRejected, []string{FieldRevision, FieldCurrentRevision, FieldError, FieldTrigger, FieldShadow}, nil},
+	{EventPolicyShadowDisagreement, []string{FieldDecisionID, FieldRoom, FieldSubject, FieldPolicyRevision, FieldRevision,
+		FieldDecision, FieldReasons, FieldShadowDecision, FieldShadowReasons}, nil},
 	{EventConfigReload, []string{FieldRevision, FieldPreviousRevision, FieldChanged}, []string{FieldRestartRequired}},
 	{EventConfigReloadRejected, []string{FieldRevision, FieldCurrentRevision, FieldError}, nil},
 	{EventTLSReload, []string{FieldTrigger, FieldSerial, FieldPreviousSerial, FieldNotAfter, FieldPreviousNotAfter}, nil},

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -52,6 +53,9 @@ func TestQuery_Golden(t *testing.T) {
 		want   int
 	}{
 		{"query_all", Filter{}, FormatTable, -1},
+		// --wide is the table as it was before the compact default,
+		// byte for byte (this golden file is the old query_all).
+		{"query_all_wide", Filter{}, FormatWide, -1},
 		{"query_room_standup_deny", Filter{Room: "standup", Decision: DecisionDeny}, FormatTable, 1},
 		{"query_subject_bob_json", Filter{Subject: "bob@partner.example"}, FormatJSON, 6},
 		{"query_event_room_glob", Filter{Event: "room.*"}, FormatTable, 4},
@@ -69,6 +73,40 @@ func TestQuery_Golden(t *testing.T) {
 			}
 			golden(t, tc.name, out.Bytes())
 		})
+	}
+}
+
+// TestQuery_CompactTableFitsTheTerminal: no line of the default table is
+// wider than 120 columns, even with long people, rooms and 64-character
+// revisions, and ids are shortened; --wide keeps them in full.
+func TestQuery_CompactTableFitsTheTerminal(t *testing.T) {
+	l := openTestLog(t, Options{})
+	rev := strings.Repeat("ab12", 16)
+	if err := l.Record(context.Background(), EventAdmissionDecision, decision("a-very-long-room-name-for-the-board", strings.Repeat("someone.with.a.long.name", 3)+"@example.com", DecisionDeny, "",
+		[]string{"not_invited", "domain_blocked", "mfa_required"}, strings.Repeat("d", 32))...); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(context.Background(), EventPolicyReload, zap.String(FieldRevision, rev), zap.String(FieldPreviousRevision, rev), zap.String(FieldTrigger, "watch"), zap.Bool(FieldShadow, false)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []Format{FormatTable, FormatWide} {
+		var out bytes.Buffer
+		if _, _, err := Query(context.Background(), &out, []string{l.opts.Path}, Filter{}, format); err != nil {
+			t.Fatal(err)
+		}
+		widest := 0
+		for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+			widest = max(widest, utf8.RuneCountInString(line))
+		}
+		switch {
+		case format == FormatTable && (widest > TableWidth || strings.Contains(out.String(), rev) || !strings.Contains(out.String(), "revision=ab12ab12…")):
+			t.Errorf("compact table (widest line %d):\n%s", widest, out.String())
+		case format == FormatWide && (widest <= TableWidth || !strings.Contains(out.String(), "revision="+rev)):
+			t.Errorf("wide table (widest line %d):\n%s", widest, out.String())
+		}
 	}
 }
 

@@ -65,6 +65,25 @@ func TLSReloadRejected(trigger, problem, serial string, notAfter time.Time) Fact
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
+// PolicyShadowDisagreement is a decision the shadow policy (revision
+// shadowRev) would have made differently from the live one (liveRev);
+// decisions are "allow", "lobby" or "deny".
+func PolicyShadowDisagreement(decisionID, room, subject, liveRev, shadowRev, live string, liveReasons []string, shadow string, shadowReasons []string) Fact {
+	return Fact{EventPolicyShadowDisagreement, []zap.Field{
+		zap.String(FieldDecisionID, decisionID), zap.String(FieldRoom, room), zap.String(FieldSubject, subject),
+		zap.String(FieldPolicyRevision, liveRev), zap.String(FieldRevision, shadowRev),
+		zap.String(FieldDecision, live), zap.Strings(FieldReasons, nonNil(liveReasons)),
+		zap.String(FieldShadowDecision, shadow), zap.Strings(FieldShadowReasons, nonNil(shadowReasons)),
+	}}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 // GatewayStarted is the first record of a gateway run.
 func GatewayStarted(version, publicURL, policyRevision string) Fact {
 	return Fact{EventGatewayStart, []zap.Field{

@@ -75,6 +75,9 @@ type VerifyOptions struct {
 	// written by Close a "truncated" problem. Use it for archived logs; a
 	// running gateway's log is not sealed yet.
 	RequireSealed bool
+	// Progress, when set, is told how many more bytes were read, every
+	// few thousand records (a progress bar's feed).
+	Progress func(n int64)
 }
 
 // VerifyResult is what Verify found.
@@ -132,8 +135,21 @@ func Verify(ctx context.Context, files []string, opts VerifyOptions) (*VerifyRes
 		}
 	}
 	for i, of := range ordered {
-		if err := v.file(of.name, i == len(ordered)-1); err != nil {
+		var read int64
+		if opts.Progress != nil {
+			v.progress = func(off int64) {
+				opts.Progress(off - read)
+				read = off
+			}
+		}
+		_, err := v.fileFrom(of.name, i == len(ordered)-1, filePos{})
+		if err != nil {
 			return nil, err
+		}
+		if opts.Progress != nil {
+			if fi, err := os.Stat(of.name); err == nil && fi.Size() > read {
+				opts.Progress(fi.Size() - read) // the rest of the file, read or not
+			}
 		}
 		if v.res.Problem != nil {
 			return v.res, nil
@@ -207,6 +223,9 @@ type verifier struct {
 	lastFile        string
 	lastLine        int
 	scratch         []byte
+	// progress, when set, is told the offset reached in the current file
+	// every few thousand lines.
+	progress func(off int64)
 }
 
 // lineReader reads lines with their numbers and offsets.
@@ -248,48 +267,72 @@ func (lr *lineReader) next() ([]byte, error) {
 	return b, nil
 }
 
-func (v *verifier) file(name string, last bool) error {
+// filePos is a place in a file between two records: the byte offset and
+// the number of lines before it.
+type filePos struct {
+	off  int64
+	line int
+}
+
+// fileFrom verifies name from pos on, the verifier's chain state being
+// that of the record just before pos (ChainMonitor resumes where its last
+// pass stopped). It returns the position after the last record that
+// verified.
+func (v *verifier) fileFrom(name string, last bool, pos filePos) (filePos, error) {
+	end := pos
 	f, err := os.Open(name)
 	if err != nil {
-		return err
+		return end, err
 	}
 	defer f.Close()
-	lr := &lineReader{r: bufio.NewReaderSize(f, 1<<20)}
+	if pos.off > 0 {
+		if _, err := f.Seek(pos.off, io.SeekStart); err != nil {
+			return end, err
+		}
+	}
+	lr := &lineReader{r: bufio.NewReaderSize(f, 1<<20), off: pos.off, line: pos.line}
+	// at is the line of the record being checked: telling an insertion
+	// from a rewrite reads lines ahead, which must not move the report.
+	at := lr.line
 	problem := func(kind ProblemKind, seq uint64, format string, args ...any) {
-		v.res.Problem = &Problem{Kind: kind, File: name, Line: lr.line, Seq: seq, Detail: fmt.Sprintf(format, args...)}
+		v.res.Problem = &Problem{Kind: kind, File: name, Line: at, Seq: seq, Detail: fmt.Sprintf(format, args...)}
 	}
 	fileRecords := 0
 	for {
 		if lr.line%4096 == 0 {
 			if err := v.ctx.Err(); err != nil {
-				return err
+				return end, err
+			}
+			if v.progress != nil {
+				v.progress(lr.off)
 			}
 		}
 		start := lr.off
 		line, err := lr.next()
+		at = lr.line
 		if err == io.EOF {
 			break
 		}
 		if errors.Is(err, errMalformed) {
 			problem(ProblemModified, 0, "%v", err)
-			return nil
+			return end, nil
 		}
 		if err != nil {
-			return err
+			return end, err
 		}
 		if lr.torn {
 			if last {
 				v.res.Torn = &TornTail{File: name, Offset: start, Bytes: len(line), AfterSeq: v.seq}
-				return nil
+				return end, nil
 			}
 			problem(ProblemTruncated, 0, "file ends in an incomplete record, but later files follow")
-			return nil
+			return end, nil
 		}
 		h, perr := parseHeader(line)
 		if perr == nil && h.isCheckpoint() {
 			if msg := v.checkSignature(&h); msg != "" {
 				problem(ProblemBadSignature, h.seq, "%s", msg)
-				return nil
+				return end, nil
 			}
 		}
 		if perr == nil {
@@ -307,19 +350,19 @@ func (v *verifier) file(name string, last bool) error {
 			} else {
 				problem(ProblemModified, h.seq, "%v", perr)
 			}
-			return nil
+			return end, nil
 		}
 		switch {
 		case !v.started:
 			if h.seq == 1 && h.prev != zeroHash {
 				problem(ProblemModified, h.seq, "first record of the log must have an all-zero prev")
-				return nil
+				return end, nil
 			}
 			if h.seq == 1 && !isGenesis(&h) {
 				// The writer's first record is always the genesis
 				// checkpoint; without it anyone can start a chain.
 				problem(ProblemUnsigned, h.seq, "record seq 1 is not the genesis checkpoint signed by a trusted key: the log was forged or re-rooted")
-				return nil
+				return end, nil
 			}
 			v.res.FirstSeq = h.seq
 			v.res.StartsMidChain = h.seq != 1
@@ -331,17 +374,17 @@ func (v *verifier) file(name string, last bool) error {
 			} else {
 				problem(ProblemDeleted, h.seq, "records seq %d–%d are missing (seq jumps from %d to %d)", v.seq+1, h.seq-1, v.seq, h.seq)
 			}
-			return nil
+			return end, nil
 		case h.seq <= v.seq:
 			problem(ProblemInserted, h.seq, "seq %d appears again after seq %d: a record was inserted at or before this line", h.seq, v.seq)
-			return nil
+			return end, nil
 		case h.prev != v.hash:
 			if v.nextLinks(lr) {
 				problem(ProblemInserted, h.seq, "does not link to seq %d, but the next record does", v.seq)
 			} else {
 				problem(ProblemModified, h.seq, "prev does not match the hash of seq %d: one of the two records was rewritten", v.seq)
 			}
-			return nil
+			return end, nil
 		}
 		if h.isCheckpoint() {
 			cp, _ := parseCheckpointMembers(h.hashed) // checked by checkSignature
@@ -351,7 +394,7 @@ func (v *verifier) file(name string, last bool) error {
 				// writer never lets more than every of them pass.
 				problem(ProblemInserted, h.seq, "%d records before the first checkpoint (seq %d), but the log writes one every %d",
 					v.sinceCheckpoint, h.seq, cp.Every)
-				return nil
+				return end, nil
 			}
 			v.every, v.sinceCheckpoint, v.lastReason = cp.Every, 0, cp.Reason
 			v.res.Checkpoints++
@@ -370,7 +413,7 @@ func (v *verifier) file(name string, last bool) error {
 					problem(ProblemDeleted, h.seq, "%d records since the checkpoint at seq %d, but the log writes one every %d: a checkpoint was removed",
 						v.sinceCheckpoint, v.res.LastCheckpoint.Seq, v.every)
 				}
-				return nil
+				return end, nil
 			}
 		}
 		v.started = true
@@ -381,11 +424,12 @@ func (v *verifier) file(name string, last bool) error {
 		v.res.Sealed = v.lastReason == reasonClose
 		v.lastFile, v.lastLine = name, lr.line
 		fileRecords++
+		end = filePos{off: lr.off, line: lr.line}
 	}
-	if !last && fileRecords > 0 && v.lastReason != reasonRotate {
+	if !last && (fileRecords > 0 || pos.off > 0) && v.lastReason != reasonRotate {
 		problem(ProblemTruncated, v.seq, "rotated file ends at seq %d without its rotation checkpoint: records were cut from its end", v.seq)
 	}
-	return nil
+	return end, nil
 }
 
 // isGenesis reports whether h is a checkpoint written as the first record

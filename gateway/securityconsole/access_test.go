@@ -20,7 +20,7 @@ func TestAccess_OnlyConsoleRolesGetIn(t *testing.T) {
 	e := newEnv(t)
 	e.meeting("board", 3, 2)
 	paths := []string{"/.meetguard/security/", "/.meetguard/security/decisions?room=board", "/.meetguard/security/rooms?room=board&format=json",
-		"/.meetguard/security/decision?ref=0:3", "/.meetguard/security/nosuch"}
+		"/.meetguard/security/decision?ref=0:3", "/.meetguard/security/policy", "/.meetguard/security/integrity", "/.meetguard/security/nosuch"}
 	for _, who := range []struct {
 		name  string
 		token string

@@ -2,6 +2,7 @@ package securityconsole
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net/http"
@@ -50,6 +51,18 @@ type Options struct {
 	// Origin is the gateway's own origin (scheme://host[:port]), which a
 	// browser's what-if POST must come from (web.CheckCSRF).
 	Origin string
+	// Serving is the serving policy, for the policy page; without it the
+	// page shows only the audit log's policy records.
+	Serving PolicyState
+	// TestTimeout bounds one background run of the policy's own tests;
+	// default DefaultTestTimeout.
+	TestTimeout time.Duration
+	// Keys verify the audit log's checkpoint signatures (every node's
+	// public key) for the integrity page; without them it says so.
+	Keys []ed25519.PublicKey
+	// IntegrityWait is how long an integrity view waits for the chain
+	// check it starts; default DefaultIntegrityWait.
+	IntegrityWait time.Duration
 	// Pages renders the pages; default web.Default().
 	Pages  *web.Pages
 	Logger *zap.Logger
@@ -63,6 +76,12 @@ type Options struct {
 type Console struct {
 	o     Options
 	index *audit.DecisionIndex
+	tests *policyTests
+
+	monitor   *audit.ChainMonitor // nil without Keys
+	intMu     sync.Mutex
+	intDone   chan struct{} // closed when the latest chain check ended
+	intFailed bool
 
 	mu        sync.Mutex // one index update at a time
 	refreshed time.Time
@@ -84,7 +103,15 @@ func New(o Options) (*Console, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Console{o: o, index: audit.NewDecisionIndex(), whatIf: make(chan struct{}, 1)}, nil
+	c := &Console{o: o, index: audit.NewDecisionIndex(), whatIf: make(chan struct{}, 1), tests: newPolicyTests(o)}
+	if len(o.Keys) > 0 {
+		m, err := audit.NewChainMonitor(audit.ChainMonitorOptions{Keys: o.Keys})
+		if err != nil {
+			return nil, err
+		}
+		c.monitor = m
+	}
+	return c, nil
 }
 
 // Index brings the decision index up to date now (the gateway calls it at
@@ -105,6 +132,16 @@ func (c *Console) updateLocked(ctx context.Context) error {
 	}
 	c.refreshed = c.o.Now()
 	return nil
+}
+
+// TestPolicy runs the serving policy's own tests if its revision has not
+// been tested yet, and waits for the run (or ctx). The gateway calls it at
+// start; the policy page starts a run itself after a reload.
+func (c *Console) TestPolicy(ctx context.Context) {
+	c.tests.ensure()
+	if c.tests != nil {
+		c.tests.wait(ctx)
+	}
 }
 
 // fresh reads what was appended to the log since the last request (the
@@ -212,6 +249,10 @@ func (c *Console) route(q *call) {
 		c.serveRoom(q)
 	case "whatif":
 		c.serveWhatIf(q)
+	case "policy":
+		c.servePolicy(q)
+	case "integrity":
+		c.serveIntegrity(q)
 	default:
 		respond.Page(q.w, q.r, http.StatusNotFound, web.T("security.notfound_title"), web.Message{Text: web.T("security.notfound"), Link: &web.Link{Href: Prefix, Label: web.T("security.nav_decisions")}})
 	}

@@ -117,6 +117,10 @@ type view struct {
 	Report *audit.Report
 	// what-if
 	WhatIf *whatIfView
+	// policy
+	Policy *policyView
+	// integrity
+	Integrity *integrityView
 }
 
 func (c *Console) base(q *call, nav string) view {
