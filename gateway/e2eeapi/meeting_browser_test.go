@@ -31,6 +31,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/upstream/livekit"
 	"github.com/meetguard/meetguard/gateway/upstream/livekit/livekittest"
 	"github.com/meetguard/meetguard/gateway/web"
+	"github.com/meetguard/meetguard/internal/syncbuf"
 	"github.com/meetguard/meetguard/policies"
 )
 
@@ -155,7 +156,7 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 	const room = "secret"
 	policyDir := staffPolicyDir(t)
 	// The gateway's key exchange log, shown if the kick never rotates.
-	gwLogs := &lockedBuffer{}
+	gwLogs := &syncbuf.Buffer{}
 	gwLog := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), gwLogs, zap.InfoLevel)).Named("gw")
 	g := gwtest.Start(t, gwtest.Options{
 		Listener: ln, Audit: aud, Logger: gwLog,
