@@ -16,6 +16,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/meetguard/meetguard/crypto/e2ee"
 	"github.com/meetguard/meetguard/crypto/e2ee/e2eehttp"
@@ -29,6 +31,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/upstream/livekit"
 	"github.com/meetguard/meetguard/gateway/upstream/livekit/livekittest"
 	"github.com/meetguard/meetguard/gateway/web"
+	"github.com/meetguard/meetguard/internal/syncbuf"
 	"github.com/meetguard/meetguard/policies"
 )
 
@@ -152,8 +155,11 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 	aud := &gwtest.MemoryAudit{}
 	const room = "secret"
 	policyDir := staffPolicyDir(t)
+	// The gateway's key exchange log, shown if the kick never rotates.
+	gwLogs := &syncbuf.Buffer{}
+	gwLog := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), gwLogs, zap.InfoLevel)).Named("gw")
 	g := gwtest.Start(t, gwtest.Options{
-		Listener: ln, Audit: aud,
+		Listener: ln, Audit: aud, Logger: gwLog,
 		Upstreams: []config.Upstream{{Name: "lk", URL: lk.URL, Kind: "livekit", Prefix: "/lk/", Rooms: config.UpstreamRooms{Path: "/lk/room/{room}"},
 			LiveKit: &config.LiveKit{APIKey: lk.APIKey, APISecret: lk.APISecret}}},
 		Configure: func(c *config.Config) {
@@ -337,6 +343,34 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 	t.Logf("the room's participants as alice's host view listed them before the kick: %q", kick.Names)
 	kicked := time.UnixMilli(kick.At)
 	t.Run("kick: the others rotate; bob's page, ignoring its removal, decodes no new frame", func(t *testing.T) {
+		// What the gateway itself holds, if the rotation never comes: whether the rooms store still lists bob,
+		// the signed roster's head, and every epoch and key registration it audited.
+		defer func() {
+			if !t.Failed() {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if rm, err := g.App.Rooms.Room(ctx, room); err == nil {
+				for _, p := range rm.Participants {
+					t.Logf("rooms store lists %s %q as %s", p.ID, p.Name, p.Role)
+				}
+			} else {
+				t.Logf("rooms store: %v", err)
+			}
+			st, err := g.App.E2EE.RoomStatus(ctx, room)
+			t.Logf("gateway's signed roster: %+v %v", st, err)
+			for _, line := range strings.Split(string(gwLogs.Bytes()), "\n") {
+				if strings.Contains(line, "e2ee") {
+					t.Logf("gateway log: %s", line)
+				}
+			}
+			for _, ev := range []string{audit.EventE2EEKeyRegistered, audit.EventE2EEEpoch} {
+				for _, r := range aud.Records(ev) {
+					t.Logf("audit %s: %v", ev, r)
+				}
+			}
+		}()
 		var a pageStatus
 		pollUntil(t, "alice's page and the Go client on a new epoch without bob", func() (bool, string) {
 			c := carol.Status()

@@ -423,6 +423,12 @@ func (h *Handler) promote(ctx context.Context, m *meeting, p participant) error 
 	if pk == nil {
 		return nil
 	}
+	// p's admission was checked before m was locked; a kick since then may have been reconciled already, and
+	// nothing would take a key bound to the ended admission out of the roster before the next sweep. So the
+	// admission must still be listed now, with m locked: a removal published later is reconciled after this.
+	if err := h.stillAdmitted(ctx, m.room, p.id); err != nil {
+		return err
+	}
 	if err := h.dropPending(ctx, m, p.session); err != nil {
 		return err
 	}
@@ -444,6 +450,23 @@ func (h *Handler) promote(ctx context.Context, m *meeting, p participant) error 
 		return err
 	}
 	return nil
+}
+
+// stillAdmitted checks in the rooms store that admission pid of room has not ended.
+func (h *Handler) stillAdmitted(ctx context.Context, room, pid string) error {
+	rm, err := h.opts.Rooms.Room(ctx, room)
+	switch {
+	case errors.Is(err, rooms.ErrNotFound):
+		return fmt.Errorf("%w: the room ended", errNotAdmitted)
+	case err != nil:
+		return fmt.Errorf("%w: %w", errUnavailable, err)
+	}
+	for _, q := range rm.Participants {
+		if string(q.ID) == pid {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the admission ended", errNotAdmitted)
 }
 
 // admit adds credentials to the roster; m is locked. The rooms store lets hosts into a locked room, and a
