@@ -31,7 +31,7 @@ import (
 	"github.com/meetguard/meetguard/gateway/upstream/livekit"
 	"github.com/meetguard/meetguard/gateway/upstream/livekit/livekittest"
 	"github.com/meetguard/meetguard/gateway/web"
-	"github.com/meetguard/meetguard/internal/syncbuf"
+	"github.com/meetguard/meetguard/gateway/syncbuf"
 	"github.com/meetguard/meetguard/policies"
 )
 
