@@ -27,11 +27,11 @@ import (
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
 	"github.com/meetguard/meetguard/gateway/internal/gwtest"
 	"github.com/meetguard/meetguard/gateway/roomsapi"
+	"github.com/meetguard/meetguard/gateway/syncbuf"
 	"github.com/meetguard/meetguard/gateway/upstream"
 	"github.com/meetguard/meetguard/gateway/upstream/livekit"
 	"github.com/meetguard/meetguard/gateway/upstream/livekit/livekittest"
 	"github.com/meetguard/meetguard/gateway/web"
-	"github.com/meetguard/meetguard/gateway/syncbuf"
 	"github.com/meetguard/meetguard/policies"
 )
 
