@@ -666,12 +666,17 @@ func (h *Handler) reconcileAll(ctx context.Context, cause string) {
 // has nobody left ends its meeting. It reads the rooms store with the meeting locked, so no admission bound
 // meanwhile is missed.
 func (h *Handler) reconcile(ctx context.Context, room, cause string) {
+	log := h.log.With(zap.String("room", room), zap.String("cause", cause))
 	m, err := h.lockMeeting(ctx, room, false)
-	if err != nil || m == nil {
+	if err != nil {
+		// Left to the next event or sweep; said, so that a kick that never rotates shows why.
+		log.Warn("e2ee: reconcile: load meeting", zap.Error(err))
+		return
+	}
+	if m == nil {
 		return
 	}
 	defer m.unlock()
-	log := h.log.With(zap.String("room", room), zap.String("cause", cause))
 	rm, err := h.opts.Rooms.Room(ctx, room)
 	if errors.Is(err, rooms.ErrNotFound) {
 		if err := h.end(ctx, m, "room_ended"); err != nil {
