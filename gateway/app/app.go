@@ -195,6 +195,8 @@ func (a *App) build(ctx context.Context) error {
 		}
 		st := a.Rooms
 		a.closers = append(a.closers, func() { _ = st.Close() })
+		seeds := cfg.Rooms.Seeds(cfg.OIDC.Issuer)
+		a.background(ctx, func(ctx context.Context) { keepPermanentRooms(ctx, st, seeds, log.Named("rooms")) })
 	}
 	waitTTL := cfg.Rooms.State().WithDefaults().WaitTTL
 	a.background(ctx, func(ctx context.Context) { sec.FollowLobby(ctx, a.Rooms, waitTTL) })

@@ -93,6 +93,62 @@ func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger, sec
 	return st, nil
 }
 
+// reseedEvery is how often a node checks that the permanent rooms still
+// exist (one Create per room, which changes nothing when the room is
+// there). It bounds how long a FLUSHALL, which no connection notices,
+// keeps a permanent room away.
+const reseedEvery = 5 * time.Second
+
+// keepPermanentRooms re-creates the permanent rooms the store lost — a
+// Redis restarted without its data, a FLUSHALL — without a node restart:
+// at once whenever this node's link to the store comes back (Subscribe
+// succeeds again after its channel closed), and every reseedEvery. It
+// creates only rooms that are missing (rooms.SeedMissing), so a room that
+// survived keeps its lock, bans, participants and a host's settings. While
+// the store is down it only waits: joins fail closed (503) meanwhile.
+func keepPermanentRooms(ctx context.Context, st rooms.Store, seeds []rooms.ConfiguredRoom, log *zap.Logger) {
+	if len(seeds) == 0 {
+		return
+	}
+	reseed := func() {
+		created, err := rooms.SeedMissing(ctx, st, seeds)
+		if len(created) > 0 {
+			// Everything else of these rooms (participants, lock, bans)
+			// was lost with them: an operator should know.
+			log.Warn("permanent rooms were missing from the store and are created again", zap.Strings("rooms", created))
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Debug("permanent rooms not checked; the store is unavailable", zap.Error(err))
+		}
+	}
+	tick := time.NewTicker(reseedEvery)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		// Subscribe fails at once while the link is down, so polling it
+		// is cheap; a short wait keeps the rooms' absence after Redis
+		// returns short.
+		events, err := st.Subscribe(ctx)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		reseed() // the link is (back) up: Redis may have come back empty
+		for open := true; open; {
+			select {
+			case <-ctx.Done():
+				return
+			case _, open = <-events:
+			case <-tick.C:
+				reseed()
+			}
+		}
+	}
+}
+
 // e2eeStore keeps the end-to-end key exchange's state where the rooms are:
 // in Redis with store.kind redis, so any node serves any member and a kick
 // on one node cuts keys on all of them; in this process's memory otherwise.

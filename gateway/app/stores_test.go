@@ -5,10 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore/redistest"
 	"github.com/meetguard/meetguard/gateway/session"
@@ -85,4 +87,69 @@ func TestServe_RedisClusterIsRefusedAtStart(t *testing.T) {
 		}
 		rs.Close()
 	}
+}
+
+// A Redis that comes back empty (restarted without persistence, or
+// FLUSHALL) has lost the permanent rooms, which nodes used to seed only at
+// start: every join was refused until a node restarted. The node's keeper
+// must bring them back by itself (after its link comes back, and for a
+// FLUSHALL, which no link notices, at its next check), while the store
+// fails closed as long as Redis is down.
+func TestKeepPermanentRooms_RoomsComeBackWhenRedisLosesItsData(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := &config.Config{Store: config.Store{Kind: "redis", Redis: config.Redis{Addr: srv.Addr}},
+		Rooms: config.Rooms{Permanent: []config.PermanentRoom{{ID: "demo", Capacity: 30}, {ID: "all-hands", E2EERequired: true}}}}
+	ctx, cancel := context.WithCancel(t.Context())
+	st, err := openRoomStore(ctx, cfg, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { keepPermanentRooms(ctx, st, cfg.Rooms.Seeds(cfg.OIDC.Issuer), zap.NewNop()); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; _ = st.Close() })
+
+	admit := func() error {
+		_, err := st.Admit(t.Context(), rooms.Admission{Room: "demo", Subject: "https://idp|alice", Name: "Alice", Role: rooms.RoleParticipant})
+		return err
+	}
+	// waitForRooms waits, without any restart of the node, until both
+	// rooms are back as configured; the bound only ends a broken run.
+	waitForRooms := func(after string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			d, errD := st.Room(t.Context(), "demo")
+			a, errA := st.Room(t.Context(), "all-hands")
+			if errD == nil && errA == nil {
+				if !d.Permanent || d.Capacity != 30 || !a.Permanent || !a.E2EERequired {
+					t.Fatalf("%s: rooms came back as %+v and %+v, not as configured", after, d, a)
+				}
+				if err := admit(); err != nil {
+					t.Fatalf("%s: join into the re-created room: %v", after, err)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: permanent rooms still missing (%v, %v): joins are refused until a node restarts", after, errD, errA)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if err := admit(); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Kill()
+	if err := admit(); !errors.Is(err, rooms.ErrStoreUnavailable) {
+		t.Fatalf("join while Redis is down: %v, want ErrStoreUnavailable (503)", err)
+	}
+	if err := srv.Restart(); err != nil { // empty: the test server keeps no data
+		t.Fatal(err)
+	}
+	waitForRooms("Redis restarted empty")
+
+	if err := srv.Client(t).FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitForRooms("FLUSHALL")
 }

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -124,29 +125,68 @@ type Putter interface {
 // configured settings. It leaves the lock alone, so that a node starting
 // up does not unlock a room a host locked; it is safe on every node.
 func Seed(ctx context.Context, s Putter, rooms []ConfiguredRoom) error {
-	perm := true
 	for i, r := range rooms {
-		if err := ValidateRoomID(r.ID); err != nil {
-			return fmt.Errorf("rooms[%d]: %w", i, err)
-		}
-		if err := r.Owner.Validate(); err != nil {
-			return fmt.Errorf("rooms[%d] (%s): %w", i, r.ID, err)
-		}
-		st := r.Settings
-		tags := st.Tags
-		if tags == nil {
-			tags = []string{}
-		}
-		ch := SettingsChange{
-			LobbyEnabled: &st.LobbyEnabled, PasscodeHash: &st.PasscodeHash,
-			E2EERequired: &st.E2EERequired, Tags: &tags, Permanent: &perm,
-		}
-		if st.Capacity != 0 {
-			ch.Capacity = &st.Capacity
+		ch, err := r.change(i)
+		if err != nil {
+			return err
 		}
 		if _, err := s.Put(ctx, r.ID, r.Owner, ch); err != nil {
 			return fmt.Errorf("rooms[%d] (%s): %w", i, r.ID, err)
 		}
 	}
 	return nil
+}
+
+// Creator is the part of Store that SeedMissing needs.
+type Creator interface {
+	Create(ctx context.Context, id string, owner SubjectKey, change SettingsChange) error
+}
+
+// SeedMissing creates, as Seed would, each configured room the store no
+// longer holds (a Redis restarted empty, a FLUSHALL), and returns their
+// IDs. A room that exists is left exactly as it is: Create's check and
+// creation are one atomic step, so a re-seed racing a host can neither
+// unlock a room, lift a ban, end an admission nor undo a host's settings.
+// It is idempotent and safe on every node at once.
+func SeedMissing(ctx context.Context, s Creator, rooms []ConfiguredRoom) (created []string, err error) {
+	for i, r := range rooms {
+		ch, err := r.change(i)
+		if err != nil {
+			return created, err
+		}
+		switch err := s.Create(ctx, r.ID, r.Owner, ch); {
+		case err == nil:
+			created = append(created, r.ID)
+		case errors.Is(err, ErrExists):
+		default:
+			return created, fmt.Errorf("rooms[%d] (%s): %w", i, r.ID, err)
+		}
+	}
+	return created, nil
+}
+
+// change is the settings change that makes r the permanent room the
+// configuration declares; the lock is not part of it. i is r's index, for
+// errors.
+func (r ConfiguredRoom) change(i int) (SettingsChange, error) {
+	if err := ValidateRoomID(r.ID); err != nil {
+		return SettingsChange{}, fmt.Errorf("rooms[%d]: %w", i, err)
+	}
+	if err := r.Owner.Validate(); err != nil {
+		return SettingsChange{}, fmt.Errorf("rooms[%d] (%s): %w", i, r.ID, err)
+	}
+	perm := true
+	st := r.Settings
+	tags := st.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	ch := SettingsChange{
+		LobbyEnabled: &st.LobbyEnabled, PasscodeHash: &st.PasscodeHash,
+		E2EERequired: &st.E2EERequired, Tags: &tags, Permanent: &perm,
+	}
+	if st.Capacity != 0 {
+		ch.Capacity = &st.Capacity
+	}
+	return ch, nil
 }

@@ -49,6 +49,7 @@ func Run(t *testing.T, h Harness) {
 		{"Expiry_EmptyRoomEndsAndItsBansOutliveIt", testExpiry},
 		{"Expiry_OccupiedAndPermanentRoomsStay", testNoExpiry},
 		{"Seed_IsIdempotentAndKeepsHostLock", testSeed},
+		{"SeedMissing_CreatesLostRoomsAndLeavesLiveOnesAlone", testSeedMissing},
 		{"Subscribe_ClosesWhenContextEnds", testSubscribeContext},
 		{"Hostile_ArgumentsAreInvalidNotPanics", testHostileArguments},
 	}
@@ -1158,6 +1159,75 @@ func testSeed(t *testing.T, h Harness) {
 	bad := []rooms.ConfiguredRoom{{ID: "bad id", Owner: Subject(1)}}
 	if err := rooms.Seed(ctx, n.A, bad); !errors.Is(err, rooms.ErrInvalid) {
 		t.Fatalf("Seed with a bad id = %v, want ErrInvalid", err)
+	}
+}
+
+// testSeedMissing: re-seeding after a data loss (what every node does when
+// its link to Redis comes back) creates the configured rooms that are gone
+// and must not touch one that exists. The attack: a re-seed that wrote the
+// configuration over a live room would unlock it, undo a host's settings,
+// or (by recreating it) end its admissions and lift its bans.
+func testSeedMissing(t *testing.T, h Harness) {
+	n := h.New(t, testConfig())
+	ctx := t.Context()
+	seed := []rooms.ConfiguredRoom{
+		{ID: "all-hands", Owner: Subject(1), Settings: rooms.Settings{Capacity: 200, Tags: []string{"company"}}},
+		{ID: "town-hall", Owner: Subject(1), Settings: rooms.Settings{Capacity: 50, LobbyEnabled: true, E2EERequired: true}},
+	}
+	if err := rooms.Seed(ctx, n.A, seed[:1]); err != nil {
+		t.Fatal(err)
+	}
+	// The live room: a host locks it, turns the lobby on, lowers the
+	// capacity, bans subject 3; subject 2 is in.
+	host := admit(t, n.A, "all-hands", 1, rooms.RoleHost)
+	in := admit(t, n.A, "all-hands", 2, rooms.RoleParticipant)
+	banned := admit(t, n.A, "all-hands", 3, rooms.RoleParticipant)
+	if _, err := n.A.Remove(ctx, "all-hands", banned.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	put(t, n.A, "all-hands", rooms.SettingsChange{Locked: ptr(true), LobbyEnabled: ptr(true), Capacity: ptr(20)})
+	before, err := n.A.Room(ctx, "all-hands")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for range 2 { // idempotent: the second pass finds everything there
+		created, err := rooms.SeedMissing(ctx, n.B, seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(created) > 1 || len(created) == 1 && created[0] != "town-hall" {
+			t.Fatalf("SeedMissing created %v, want at most the missing town-hall", created)
+		}
+	}
+	after, err := n.B.Room(ctx, "all-hands")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after, before) {
+		t.Fatalf("re-seeding changed a live room:\n before %+v\n after  %+v", before, after)
+	}
+	for _, p := range []rooms.Participant{host, in} {
+		if _, err := n.B.Touch(ctx, "all-hands", p.ID); err != nil {
+			t.Fatalf("admission %s ended by re-seeding: %v", p.ID, err)
+		}
+	}
+	if ok, err := n.B.IsBanned(ctx, "all-hands", Subject(3)); err != nil || !ok {
+		t.Fatalf("ban lifted by re-seeding: banned=%v err=%v", ok, err)
+	}
+	_, err = n.B.Admit(ctx, rooms.Admission{Room: "all-hands", Subject: Subject(4), Name: "n", Role: rooms.RoleParticipant})
+	wantErr(t, "Admit into the locked room after re-seeding", err, rooms.ErrLocked)
+
+	r, err := n.A.Room(ctx, "town-hall")
+	if err != nil {
+		t.Fatalf("missing room not created: %v", err)
+	}
+	if !r.Permanent || r.Locked || r.Capacity != 50 || !r.LobbyEnabled || !r.E2EERequired || r.Owner != Subject(1) {
+		t.Fatalf("re-created room = %+v, want the configured permanent room", r)
+	}
+	bad := []rooms.ConfiguredRoom{{ID: "bad id", Owner: Subject(1)}}
+	if _, err := rooms.SeedMissing(ctx, n.A, bad); !errors.Is(err, rooms.ErrInvalid) {
+		t.Fatalf("SeedMissing with a bad id = %v, want ErrInvalid", err)
 	}
 }
 
