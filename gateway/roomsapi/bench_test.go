@@ -129,6 +129,7 @@ func BenchmarkStorm302(b *testing.B) {
 	owner := rooms.SubjectKey(c.idp.URL + "|hanna")
 	capacity, lobby := 300, false
 	var lat latencies
+	var trips int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	for it := range b.N {
@@ -137,6 +138,7 @@ func BenchmarkStorm302(b *testing.B) {
 		if _, err := c.nodes[0].store.Put(context.Background(), room, owner, rooms.SettingsChange{Capacity: &capacity, LobbyEnabled: &lobby}); err != nil {
 			b.Fatal(err)
 		}
+		before := c.trips.n.Load()
 		b.StartTimer()
 		var wg sync.WaitGroup
 		var admitted atomic.Int32
@@ -153,10 +155,14 @@ func BenchmarkStorm302(b *testing.B) {
 			}()
 		}
 		wg.Wait()
+		trips += c.trips.n.Load() - before
 		if admitted.Load() != 300 {
 			b.Fatalf("storm %d admitted %d, want 300", it, admitted.Load())
 		}
 	}
+	// Requests both nodes sent to Redis, per join (the two refused for
+	// capacity included).
+	b.ReportMetric(float64(trips)/float64(302*b.N), "redis-trips/join")
 	lat.report(b, "ms")
 }
 

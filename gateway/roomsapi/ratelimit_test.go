@@ -423,7 +423,7 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 	}
 	var lat latencies
 	var elapsed time.Duration
-	var cmds int64
+	var cmds, trips int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	for it := range b.N {
@@ -432,7 +432,7 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 		if _, err := c.nodes[0].store.Put(b.Context(), room, owner, rooms.SettingsChange{Capacity: &capacity, LobbyEnabled: &lobby}); err != nil {
 			b.Fatal(err)
 		}
-		before := commands()
+		before, beforeTrips := commands(), c.trips.n.Load()
 		b.StartTimer()
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -453,6 +453,7 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 		elapsed += time.Since(start)
 		b.StopTimer()
 		cmds += commands() - before
+		trips += c.trips.n.Load() - beforeTrips
 		b.StartTimer()
 		if admitted.Load() != 302 {
 			b.Fatalf("all-hands %d admitted %d of 302 colleagues from one address", it, admitted.Load())
@@ -460,5 +461,6 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 	}
 	b.ReportMetric(float64(302*b.N)/elapsed.Seconds(), "joins/s")
 	b.ReportMetric(float64(cmds)/float64(302*b.N), "redis-scripts/join")
+	b.ReportMetric(float64(trips)/float64(302*b.N), "redis-trips/join")
 	lat.report(b, "ms")
 }
