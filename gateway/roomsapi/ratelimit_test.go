@@ -424,6 +424,7 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 	var lat latencies
 	var elapsed time.Duration
 	var cmds, trips int64
+	var cpu, redisCPU time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for it := range b.N {
@@ -432,7 +433,7 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 		if _, err := c.nodes[0].store.Put(b.Context(), room, owner, rooms.SettingsChange{Capacity: &capacity, LobbyEnabled: &lobby}); err != nil {
 			b.Fatal(err)
 		}
-		before, beforeTrips := commands(), c.trips.n.Load()
+		before, beforeTrips, cpu0, rcpu0 := commands(), c.trips.n.Load(), processCPU(), serverCPU(b, rdb)
 		b.StartTimer()
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -452,6 +453,8 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 		wg.Wait()
 		elapsed += time.Since(start)
 		b.StopTimer()
+		cpu += processCPU() - cpu0
+		redisCPU += serverCPU(b, rdb) - rcpu0
 		cmds += commands() - before
 		trips += c.trips.n.Load() - beforeTrips
 		b.StartTimer()
@@ -462,5 +465,7 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 	b.ReportMetric(float64(302*b.N)/elapsed.Seconds(), "joins/s")
 	b.ReportMetric(float64(cmds)/float64(302*b.N), "redis-scripts/join")
 	b.ReportMetric(float64(trips)/float64(302*b.N), "redis-trips/join")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(302*b.N), "cpu-µs/join")
+	b.ReportMetric(float64(redisCPU.Microseconds())/float64(302*b.N), "redis-cpu-µs/join")
 	lat.report(b, "ms")
 }
