@@ -95,6 +95,16 @@ type Store interface {
 	// policy, or a *RateLimitedError (no attempt counted while blocked).
 	// Call it before anything else about the join, passcode included.
 	BeginJoin(ctx context.Context, a Attempt) (History, error)
+	// StartJoin is BeginJoin(a) followed by Facts(a.Room, a.Identity) as
+	// one atomic step (one round trip to Redis): the counts and the room as
+	// they stood at one instant. a.Room is required (ErrInvalid without
+	// it) and is read as by BeginJoin, never charged. A refused attempt
+	// returns its History and *RateLimitedError, and the room is not read
+	// (zero Facts). On any other error nothing was admitted and the caller
+	// must fail closed, as for either call alone. The facts are the
+	// policy's, and as old as with Facts: Admit checks ban, lock and
+	// capacity again, atomically.
+	StartJoin(ctx context.Context, a Attempt) (History, Facts, error)
 	// RecordFailure counts a failed join; FailurePasscode failures past
 	// the thresholds block the identity and the IP (see
 	// RateLimits.Backoff) for every later BeginJoin.

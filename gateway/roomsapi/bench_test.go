@@ -6,12 +6,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/meetguard/meetguard/gateway/rooms"
 )
@@ -129,6 +132,9 @@ func BenchmarkStorm302(b *testing.B) {
 	owner := rooms.SubjectKey(c.idp.URL + "|hanna")
 	capacity, lobby := 300, false
 	var lat latencies
+	var trips int64
+	var cpu, redisCPU time.Duration
+	rdb := c.redis.Client(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for it := range b.N {
@@ -137,6 +143,7 @@ func BenchmarkStorm302(b *testing.B) {
 		if _, err := c.nodes[0].store.Put(context.Background(), room, owner, rooms.SettingsChange{Capacity: &capacity, LobbyEnabled: &lobby}); err != nil {
 			b.Fatal(err)
 		}
+		before, cpu0, rcpu0 := c.trips.n.Load(), processCPU(), serverCPU(b, rdb)
 		b.StartTimer()
 		var wg sync.WaitGroup
 		var admitted atomic.Int32
@@ -153,10 +160,22 @@ func BenchmarkStorm302(b *testing.B) {
 			}()
 		}
 		wg.Wait()
+		b.StopTimer()
+		trips += c.trips.n.Load() - before
+		cpu += processCPU() - cpu0
+		redisCPU += serverCPU(b, rdb) - rcpu0
+		b.StartTimer()
 		if admitted.Load() != 300 {
 			b.Fatalf("storm %d admitted %d, want 300", it, admitted.Load())
 		}
 	}
+	// Requests both nodes sent to Redis, per join (the two refused for
+	// capacity included).
+	b.ReportMetric(float64(trips)/float64(302*b.N), "redis-trips/join")
+	// CPU is what a loaded machine does not inflate: the gateway process
+	// (both nodes, the clients, the audit logs) and redis-server.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(302*b.N), "cpu-µs/join")
+	b.ReportMetric(float64(redisCPU.Microseconds())/float64(302*b.N), "redis-cpu-µs/join")
 	lat.report(b, "ms")
 }
 
@@ -202,6 +221,27 @@ func BenchmarkKickToDisconnect(b *testing.B) {
 		}
 	}
 	lat.report(b, "ms")
+}
+
+// serverCPU is the CPU time redis-server has used (INFO cpu).
+func serverCPU(b *testing.B, rdb *redis.Client) time.Duration {
+	s, err := rdb.Info(b.Context(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(s, "\r\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatalf("INFO cpu %q: %v", line, err)
+				}
+				total += f
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 // processCPU is the CPU time this process has used.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +110,29 @@ type cluster struct {
 	nodes  []*node
 	redis  *redistest.Server
 	engine *policy.Engine
+	// trips counts the nodes' requests to Redis (the room store's client).
+	trips roundTrips
+}
+
+// roundTrips is a go-redis hook counting requests sent to Redis: one per
+// command, one per pipeline, and a script's EVALSHA and (on NOSCRIPT) its
+// EVAL each count. Commands a script runs inside Redis are not requests.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmds)
+	}
 }
 
 // newCluster runs real gateways (auth against a real OpenID provider, the
@@ -157,6 +181,7 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 	if o.redis {
 		for i := range redisClients {
 			redisClients[i] = c.redis.Client(t)
+			redisClients[i].AddHook(&c.trips)
 		}
 	}
 	var closers []func()

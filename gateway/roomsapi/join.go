@@ -63,13 +63,13 @@ type joinResult struct {
 // admitted and the caller must answer 503.
 func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 	key := subjectKey(jr.id)
-	// The room is read for its passcode budget: one round trip for all
-	// of this join's rate-limit bookkeeping.
-	at := rooms.Attempt{Identity: key, IP: clientAddr(jr.r)}
-	if rooms.ValidateRoomID(jr.room) == nil {
-		// A name no room can have is Facts' to refuse, not a reason to
-		// call the identity invalid.
-		at.Room = jr.room
+	// The room is read for its passcode budget and its facts: one round
+	// trip for everything this join reads before the policy.
+	at := rooms.Attempt{Identity: key, IP: clientAddr(jr.r), Room: jr.room}
+	if err := rooms.ValidateRoomID(jr.room); err != nil {
+		// The routes let no such name through; a name no room can have is
+		// not a reason to call the identity invalid.
+		return joinResult{}, err
 	}
 	release, ok := a.slot(ctx)
 	if !ok {
@@ -82,8 +82,8 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 		}
 	}()
 	// Counting first: a blocked identity or IP is refused before its
-	// passcode is even looked at.
-	hist, err := a.o.Store.BeginJoin(ctx, at)
+	// passcode is even looked at (the room is then not read either).
+	hist, facts, err := a.o.Store.StartJoin(ctx, at)
 	var rl *rooms.RateLimitedError
 	switch {
 	case errors.As(err, &rl):
@@ -100,10 +100,6 @@ func (a *API) join(ctx context.Context, jr joinRequest) (joinResult, error) {
 		return joinResult{kind: joinDenied}, nil
 	case err != nil:
 		return joinResult{}, a.storeFailure(ctx, "begin_join", err)
-	}
-	facts, err := a.o.Store.Facts(ctx, jr.room, key)
-	if err != nil {
-		return joinResult{}, a.storeFailure(ctx, "facts", err)
 	}
 	dev, err := a.device(ctx, jr.room, jr.id)
 	if err != nil {

@@ -423,7 +423,8 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 	}
 	var lat latencies
 	var elapsed time.Duration
-	var cmds int64
+	var cmds, trips int64
+	var cpu, redisCPU time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for it := range b.N {
@@ -432,7 +433,7 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 		if _, err := c.nodes[0].store.Put(b.Context(), room, owner, rooms.SettingsChange{Capacity: &capacity, LobbyEnabled: &lobby}); err != nil {
 			b.Fatal(err)
 		}
-		before := commands()
+		before, beforeTrips, cpu0, rcpu0 := commands(), c.trips.n.Load(), processCPU(), serverCPU(b, rdb)
 		b.StartTimer()
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -452,7 +453,10 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 		wg.Wait()
 		elapsed += time.Since(start)
 		b.StopTimer()
+		cpu += processCPU() - cpu0
+		redisCPU += serverCPU(b, rdb) - rcpu0
 		cmds += commands() - before
+		trips += c.trips.n.Load() - beforeTrips
 		b.StartTimer()
 		if admitted.Load() != 302 {
 			b.Fatalf("all-hands %d admitted %d of 302 colleagues from one address", it, admitted.Load())
@@ -460,5 +464,8 @@ func BenchmarkStorm302FromOneAddress(b *testing.B) {
 	}
 	b.ReportMetric(float64(302*b.N)/elapsed.Seconds(), "joins/s")
 	b.ReportMetric(float64(cmds)/float64(302*b.N), "redis-scripts/join")
+	b.ReportMetric(float64(trips)/float64(302*b.N), "redis-trips/join")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(302*b.N), "cpu-µs/join")
+	b.ReportMetric(float64(redisCPU.Microseconds())/float64(302*b.N), "redis-cpu-µs/join")
 	lat.report(b, "ms")
 }

@@ -130,6 +130,30 @@ func (s *Store) BeginJoin(ctx context.Context, a rooms.Attempt) (rooms.History, 
 		return rooms.History{}, err
 	}
 	defer s.mu.Unlock()
+	return s.beginJoin(a)
+}
+
+// StartJoin implements rooms.Store: BeginJoin and Facts under one lock.
+func (s *Store) StartJoin(ctx context.Context, a rooms.Attempt) (rooms.History, rooms.Facts, error) {
+	if err := a.Validate(); err != nil {
+		return rooms.History{}, rooms.Facts{}, err
+	}
+	if a.Room == "" {
+		return rooms.History{}, rooms.Facts{}, &rooms.InvalidError{Field: "room", Reason: "required"}
+	}
+	if err := s.lock(); err != nil {
+		return rooms.History{}, rooms.Facts{}, err
+	}
+	defer s.mu.Unlock()
+	h, err := s.beginJoin(a)
+	if err != nil {
+		return h, rooms.Facts{}, err
+	}
+	return h, s.facts(a.Room, a.Identity), nil
+}
+
+// beginJoin is BeginJoin with s.mu held.
+func (s *Store) beginJoin(a rooms.Attempt) (rooms.History, error) {
 	rl := s.cfg.RateLimits
 	st := s.entries(a, false)
 	if st.id != nil && st.now.Before(st.id.blockedUntil) {

@@ -140,18 +140,23 @@ func (s *Store) Facts(ctx context.Context, id string, subject rooms.SubjectKey) 
 		return rooms.Facts{}, err
 	}
 	defer s.mu.Unlock()
+	return s.facts(id, subject), nil
+}
+
+// facts is Facts with s.mu held.
+func (s *Store) facts(id string, subject rooms.SubjectKey) rooms.Facts {
 	now := s.now()
 	r := s.live(id, now)
 	f := rooms.Facts{Tags: []string{}, Banned: subject != "" && s.banned(id, subject, now)}
 	if r == nil {
-		return f, nil
+		return f
 	}
 	st := r.settings
 	f.Exists, f.Owner, f.Capacity, f.Occupancy = true, r.owner, st.Capacity, len(r.parts)
 	f.Locked, f.LobbyEnabled, f.HostPresent = st.Locked, st.LobbyEnabled, r.hosts > 0
 	f.PasscodeRequired, f.PasscodeHash, f.E2EERequired = st.PasscodeHash != "", st.PasscodeHash, st.E2EERequired
 	f.Tags = slices.Clone(st.Tags)
-	return f, nil
+	return f
 }
 
 // Lock implements rooms.Store.

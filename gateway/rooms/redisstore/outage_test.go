@@ -55,6 +55,10 @@ func TestStoreDown_FailsClosedAndNothingIsAdmittedOnStaleState(t *testing.T) {
 		"IsBanned":     func() error { _, err := b.IsBanned(ctx, "r", alice.Subject); return err },
 		"Unban":        func() error { return b.Unban(ctx, "r", alice.Subject) },
 		"BeginJoin":    func() error { _, err := a.BeginJoin(ctx, attempt); return err },
+		"StartJoin": func() error {
+			_, _, err := b.StartJoin(ctx, rooms.Attempt{Identity: alice.Subject, IP: roomstest.IP(2), Room: "r"})
+			return err
+		},
 		"RecordFailure": func() error {
 			_, err := a.RecordFailure(ctx, attempt, rooms.FailurePasscode)
 			return err

@@ -40,6 +40,42 @@ func (s *Store) BeginJoin(ctx context.Context, a rooms.Attempt) (rooms.History, 
 	return s.limitReply("begin_join", a, v)
 }
 
+// StartJoin implements rooms.Store: BeginJoin and Facts are one script
+// (start_join.lua), so a join's reads before the policy are one round trip.
+func (s *Store) StartJoin(ctx context.Context, a rooms.Attempt) (rooms.History, rooms.Facts, error) {
+	if err := a.Validate(); err != nil {
+		return rooms.History{}, rooms.Facts{}, err
+	}
+	if a.Room == "" {
+		return rooms.History{}, rooms.Facts{}, &rooms.InvalidError{Field: "room", Reason: "required"}
+	}
+	lkeys, largs := s.limitCall(a)
+	keys := append(s.roomKeys(a.Room), lkeys...)
+	argv := s.roomArgs(a.Room, append(largs, s.cfg.RateLimits.JoinAttemptsPerIdentity, string(a.Identity))...)
+	v, err := startJoinScript.Run(ctx, s.client, keys, argv...).Slice()
+	if err != nil {
+		return rooms.History{}, rooms.Facts{}, s.unavailable("start_join", err)
+	}
+	if len(v) == 0 {
+		return rooms.History{}, rooms.Facts{}, s.unavailable("start_join", errShortReply)
+	}
+	counts, _ := v[0].([]any)
+	h, err := s.limitReply("start_join", a, counts)
+	if err != nil {
+		// Refused (the room was not read), or a reply it cannot read.
+		return h, rooms.Facts{}, err
+	}
+	if len(v) != 2 {
+		return rooms.History{}, rooms.Facts{}, s.unavailable("start_join", errShortReply)
+	}
+	facts, _ := v[1].([]any)
+	f, err := s.factsReply("start_join", facts)
+	if err != nil {
+		return rooms.History{}, rooms.Facts{}, err
+	}
+	return h, f, nil
+}
+
 // RecordFailure implements rooms.Store.
 func (s *Store) RecordFailure(ctx context.Context, a rooms.Attempt, f rooms.Failure) (rooms.History, error) {
 	if err := a.Validate(); err != nil {

@@ -176,18 +176,27 @@ func (s *Store) unavailable(op string, err error) error {
 // run executes a room script and returns its reply with the status word
 // already mapped to an error.
 func (s *Store) run(ctx context.Context, op string, sc *redis.Script, room string, args ...any) ([]any, error) {
-	argv := make([]any, 0, 8+len(args))
-	argv = append(argv, room)
-	argv = append(argv, s.common...)
-	argv = append(argv, s.prefix+"{"+room+"}:o:")
-	argv = append(argv, args...)
-	v, err := sc.Run(ctx, s.client, s.roomKeys(room), argv...).Slice()
+	v, err := sc.Run(ctx, s.client, s.roomKeys(room), s.roomArgs(room, args...)...).Slice()
 	if err != nil {
 		return nil, s.unavailable(op, err)
 	}
 	if len(v) == 0 {
 		return nil, s.unavailable(op, errors.New("empty reply"))
 	}
+	return s.status(op, v)
+}
+
+// roomArgs is the ARGV of a room script: the prelude's 1-8, then args.
+func (s *Store) roomArgs(room string, args ...any) []any {
+	argv := make([]any, 0, 8+len(args))
+	argv = append(argv, room)
+	argv = append(argv, s.common...)
+	argv = append(argv, s.prefix+"{"+room+"}:o:")
+	return append(argv, args...)
+}
+
+// status maps a room script's status word (v[0]) to an error.
+func (s *Store) status(op string, v []any) ([]any, error) {
 	st, _ := v[0].(string)
 	switch st {
 	case "ok", "missing", "outcome", "waiting":
@@ -337,16 +346,22 @@ func (s *Store) Facts(ctx context.Context, id string, subject rooms.SubjectKey) 
 	if err != nil {
 		return rooms.Facts{}, err
 	}
+	return s.factsReply("facts", v)
+}
+
+// factsReply decodes the facts function's {'missing', banned} or {'ok',
+// banned, participants, meta hash}.
+func (s *Store) factsReply(op string, v []any) (rooms.Facts, error) {
 	f := rooms.Facts{Tags: []string{}}
 	if len(v) < 2 {
-		return f, s.unavailable("facts", errShortReply)
+		return rooms.Facts{}, s.unavailable(op, errShortReply)
 	}
 	f.Banned = v[1] == int64(1)
 	if v[0] == "missing" {
 		return f, nil
 	}
-	if len(v) != 4 {
-		return rooms.Facts{}, s.unavailable("facts", errShortReply)
+	if len(v) != 4 || v[0] != "ok" {
+		return rooms.Facts{}, s.unavailable(op, errShortReply)
 	}
 	n, _ := v[2].(int64)
 	m := pairs(v[3])

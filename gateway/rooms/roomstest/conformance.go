@@ -54,6 +54,7 @@ func Run(t *testing.T, h Harness) {
 		{"Hostile_ArgumentsAreInvalidNotPanics", testHostileArguments},
 	}
 	tests = append(tests, rateLimitTests...)
+	tests = append(tests, startJoinTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
 	}

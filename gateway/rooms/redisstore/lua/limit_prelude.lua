@@ -1,17 +1,18 @@
 -- Rate-limit scripts: KEYS 1 the address's hash, 2 the identity's, 3 the
--- room's (2 and 3 are only touched when ARGV 4 and 5 are '1').
+-- room's (2 and 3 are only touched when ARGV 4 and 5 are '1'). Every KEYS
+-- and ARGV index here is after the offsets KO and AO, which a script sets
+-- before this prelude: 0 for the rate-limit scripts, past the room
+-- prelude's keys and arguments for start_join. NOW comes from clock.lua.
 -- Fields: w window index, a attempts and f failures in window w; pf
 -- passcode failures: for the identity valid until pfx ms, for the address
 -- and the room in window w; blk blocked until ms.
 -- ARGV 1 window ms, 2 failure memory ms, 3 room window ms, 4 has identity,
 -- 5 has room, 6 the address's failure limit, 7 the room's budget.
-local clock = redis.call('TIME')
-local NOW = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local WIN_MS, FMEM_MS, RWIN_MS = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local WIN_MS, FMEM_MS, RWIN_MS = tonumber(ARGV[AO + 1]), tonumber(ARGV[AO + 2]), tonumber(ARGV[AO + 3])
 local WIN, RWIN = math.floor(NOW / WIN_MS), math.floor(NOW / RWIN_MS)
-local IPK, IDK, RK = KEYS[1], KEYS[2], KEYS[3]
-local HAS_ID, HAS_ROOM = ARGV[4] == '1', ARGV[5] == '1'
-local ADDR_LIMIT, ROOM_BUDGET = tonumber(ARGV[6]), tonumber(ARGV[7])
+local IPK, IDK, RK = KEYS[KO + 1], KEYS[KO + 2], KEYS[KO + 3]
+local HAS_ID, HAS_ROOM = ARGV[AO + 4] == '1', ARGV[AO + 5] == '1'
+local ADDR_LIMIT, ROOM_BUDGET = tonumber(ARGV[AO + 6]), tonumber(ARGV[AO + 7])
 
 local function field(k, f)
   return tonumber(redis.call('HGET', k, f)) or 0

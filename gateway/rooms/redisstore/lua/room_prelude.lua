@@ -7,15 +7,12 @@
 --   ARGV: 1 room, 2 event channel, 3 lease ms, 4 empty-room ms, 5 ban ms,
 --         6 wait ms, 7 outcome ms, 8 outcome key prefix; the script's own from 9
 --
--- Time is Redis's (TIME), so nodes with skewed clocks agree on every lease
--- and expiry. Events are published inside the script: an event goes out if
--- and only if its change happened.
+-- NOW comes from clock.lua. Events are published inside the script: an
+-- event goes out if and only if its change happened.
 local K_META, K_PARTS, K_LEASE, K_WAIT, K_WAITQ, K_BANS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local ROOM, CHANNEL = ARGV[1], ARGV[2]
 local LEASE_MS, EMPTY_MS, BAN_MS = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local WAIT_MS, OUTCOME_MS, OUTCOME_PREFIX = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-local clock = redis.call('TIME')
-local NOW = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local function publish(ev)
   ev.room = ROOM
