@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -62,6 +63,17 @@ type Log struct {
 	lastRetry    time.Time
 	lastBatch    int           // caller records in the last batch
 	lastSync     time.Duration // how long its write and fsync took
+
+	stats commitStats
+}
+
+// commitStats count the committer's work, for benchmarks: how many
+// batches it wrote, how many caller records they held, and the time spent
+// in write and fsync.
+type commitStats struct {
+	batches   atomic.Uint64
+	records   atomic.Uint64
+	syncNanos atomic.Int64
 }
 
 // chainState is the head of the chain and what the checkpoint rules need.
@@ -474,6 +486,9 @@ func (l *Log) commit(closing bool) {
 		return
 	}
 	l.lastBatch, l.lastSync = b.records, time.Since(start)
+	l.stats.batches.Add(1)
+	l.stats.records.Add(uint64(b.records))
+	l.stats.syncNanos.Add(int64(l.lastSync))
 	l.fileBytes += int64(len(buf))
 	l.fileEvents += b.records
 	l.mu.Lock()
