@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,5 +171,137 @@ func TestRecord_DirectoryGoneFailsClosed(t *testing.T) {
 	files := logFiles(t, filepath.Join(dir+".gone", "audit.log"))
 	if res := verifyFiles(t, files, VerifyOptions{}); res.Problem != nil {
 		t.Fatal(res.Problem)
+	}
+}
+
+// syncFaultFile is the real active file with one fault a real file cannot
+// be made to show on demand: fsync reporting an I/O error after the write
+// went through (a failing disk). Its writes reach the file; only the
+// fsync verdict is replaced. Sync can also be held at a gate, so that the
+// test knows which records share a batch.
+type syncFaultFile struct {
+	*os.File
+	mu   sync.Mutex
+	gate chan struct{} // when non-nil, the next Sync waits for it
+	fail error         // when non-nil, the next Sync returns it
+	held chan struct{} // signalled when a Sync waits at a gate
+}
+
+func (f *syncFaultFile) Sync() error {
+	f.mu.Lock()
+	gate, fail := f.gate, f.fail
+	f.gate, f.fail = nil, nil
+	f.mu.Unlock()
+	if gate != nil {
+		f.held <- struct{}{}
+		<-gate
+	}
+	if fail != nil {
+		return fail
+	}
+	return f.File.Sync()
+}
+
+// arm makes the next Sync wait for the returned channel to close, then
+// return fail (or really sync if fail is nil).
+func (f *syncFaultFile) arm(fail error) chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gate, f.fail = make(chan struct{}), fail
+	return f.gate
+}
+
+// TestRecord_FailedFsyncFailsTheWholeGroup: a batch shared by many
+// writers whose fsync fails must fail every one of them, and every writer
+// queued behind it; none of their records may stay in the log (the chain
+// rolls back to the last durable record), and the log verifies after it
+// recovers.
+func TestRecord_FailedFsyncFailsTheWholeGroup(t *testing.T) {
+	var sf *syncFaultFile
+	opts := Options{RetryInterval: 10 * time.Millisecond, CheckpointEvery: 1000}
+	opts.openFile = func(name string, flag int, perm os.FileMode) (file, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil {
+			return nil, err
+		}
+		sf = &syncFaultFile{File: f, held: make(chan struct{}, 1)}
+		return sf, nil
+	}
+	l := openTestLog(t, opts)
+	ctx := context.Background()
+	rec := func(id string) error {
+		return l.Record(ctx, EventRoomLock, zap.String(FieldRoom, id), zap.String(FieldActor, "a"), zap.String(FieldActorIssuer, "i"))
+	}
+	if err := rec("before"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Hold the fsync of one good record, so that the group queues behind it.
+	first := sf.arm(nil)
+	errFirst := make(chan error, 1)
+	go func() { errFirst <- rec("held") }()
+	<-sf.held
+	const group, behind = 40, 25
+	waitDepth := func(want int) {
+		t.Helper()
+		for l.QueueDepth() < want {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, group+behind)
+	for i := range group {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- rec(fmt.Sprintf("group-%d", i)) }()
+	}
+	waitDepth(1 + group)
+	// The group's fsync fails, after holding it until more writers queue.
+	failing := sf.arm(syscall.EIO)
+	close(first)
+	if err := <-errFirst; err != nil {
+		t.Fatalf("the held record: %v", err)
+	}
+	<-sf.held
+	for i := range behind {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- rec(fmt.Sprintf("behind-%d", i)) }()
+	}
+	waitDepth(group + behind)
+	close(failing)
+	wg.Wait()
+	close(errs)
+	n := 0
+	for err := range errs {
+		n++
+		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.EIO) {
+			t.Errorf("writer %d: err = %v, want ErrUnavailable wrapping EIO", n, err)
+		}
+	}
+	if n != group+behind {
+		t.Fatalf("%d writers answered, want %d", n, group+behind)
+	}
+
+	for l.Ready() != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := rec("after"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res := verifyFiles(t, []string{l.opts.Path}, VerifyOptions{RequireSealed: true}); !res.Intact() {
+		t.Fatalf("log after the failed fsync: problem=%v torn=%v", res.Problem, res.Torn)
+	}
+	es := readAll(t, l.opts.Path)
+	var rooms []string
+	for _, e := range eventsOf(es, EventRoomLock) {
+		rooms = append(rooms, e.Str(FieldRoom))
+	}
+	if strings.Join(rooms, ",") != "before,held,after" {
+		t.Fatalf("records in the log: %v; none of the failed group's may be there", rooms)
+	}
+	if r := eventsOf(es, EventRecovered); len(r) != 1 || r[0].Str(FieldRefusedRecords) != fmt.Sprint(group+behind) {
+		t.Fatalf("audit.recovered: %v", r)
 	}
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -152,5 +153,76 @@ func TestIsSecretKey(t *testing.T) {
 		if got := isSecretKey(key); got != want {
 			t.Errorf("isSecretKey(%q) = %v, want %v", key, got, want)
 		}
+	}
+}
+
+// TestSecretScans_AgreeWithPlainSearch: the one-pass isSecretKey and
+// mayHoldCredential give the answers of the plain searches they replaced
+// (lower-case, then look for every word), on keys and values built from
+// the words' letters in both cases, separators and look-alikes.
+func TestSecretScans_AgreeWithPlainSearch(t *testing.T) {
+	plainSecretKey := func(key string) bool {
+		// ASCII letters only: the Kelvin sign must stay what it is.
+		k := strings.NewReplacer("-", "", "_", "", ".", "").Replace(strings.Map(func(r rune) rune {
+			if r >= 'A' && r <= 'Z' {
+				return r + 'a' - 'A'
+			}
+			return r
+		}, key))
+		if len(k) < 4 {
+			return false
+		}
+		for _, w := range secretKeyWords {
+			if strings.Contains(k, string(w)) {
+				return true
+			}
+		}
+		return false
+	}
+	plainCredential := func(v string) bool {
+		fold := func(sub string) bool {
+			for i := 0; i+len(sub) <= len(v); i++ {
+				j := 0
+				for j < len(sub) && v[i+j]|0x20 == sub[j] {
+					j++
+				}
+				if j == len(sub) {
+					return true
+				}
+			}
+			return false
+		}
+		return fold("eyj") || fold("bearer") || fold("basic")
+	}
+	var alphabet []string
+	for _, w := range secretKeyWords {
+		alphabet = append(alphabet, string(w), strings.ToUpper(string(w[:3])), string(w[1:]))
+	}
+	alphabet = append(alphabet, "eyJ", "EYj", "Bearer", "BASIC", "bas", "bear", "ey", "-", "_", ".", " ", "a", "K",
+		"\u212a", "é", "\x00", "@", "`", "\x05") // the Kelvin sign, and bytes that |0x20 maps onto letters' neighbours
+	rng := rand.New(rand.NewPCG(17, 2))
+	hits := [2]int{}
+	for range 200_000 {
+		var sb strings.Builder
+		for range rng.IntN(6) {
+			sb.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		s := sb.String()
+		if got, want := isSecretKey(s), plainSecretKey(s); got != want {
+			t.Fatalf("isSecretKey(%q) = %v, plain search %v", s, got, want)
+		} else if got {
+			hits[0]++
+		}
+		if got, want := isSecretKey([]byte(s)), plainSecretKey(s); got != want {
+			t.Fatalf("isSecretKey([]byte(%q)) = %v, plain search %v", s, got, want)
+		}
+		if got, want := mayHoldCredential(s), plainCredential(s); got != want {
+			t.Fatalf("mayHoldCredential(%q) = %v, plain search %v", s, got, want)
+		} else if got {
+			hits[1]++
+		}
+	}
+	if hits[0] < 1000 || hits[1] < 1000 {
+		t.Fatalf("too few positive cases to mean anything: %v", hits)
 	}
 }

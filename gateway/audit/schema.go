@@ -152,14 +152,23 @@ func Schema() []EventSpec {
 	return out
 }
 
+// schemaIndex finds an event's entry in schema without a linear scan:
+// every record is checked on its way to the log.
+var schemaIndex = func() map[string]int {
+	m := make(map[string]int, len(schema))
+	for i, s := range schema {
+		m[s.Event] = i
+	}
+	return m
+}()
+
 // LookupEvent returns the documented members of event.
 func LookupEvent(event string) (EventSpec, bool) {
-	for _, s := range schema {
-		if s.Event == event {
-			return s, true
-		}
+	i, ok := schemaIndex[event]
+	if !ok {
+		return EventSpec{}, false
 	}
-	return EventSpec{}, false
+	return schema[i], true
 }
 
 // Check reports, wrapping ErrSchema, every member in keys the event does not
@@ -198,6 +207,11 @@ func CheckEvent(event string, keys []string) error {
 
 // CheckFields checks the zap fields of a record about to be written.
 func CheckFields(event string, fields []zap.Field) error {
+	if fieldsMatch(event, fields) {
+		return nil
+	}
+	// Something differs (or the fields are not simple to check in
+	// place): the full check names every problem.
 	keys := make([]string, 0, len(fields))
 	for _, f := range fields {
 		switch f.Type {
@@ -228,4 +242,41 @@ func CheckEntry(e *Entry) error {
 		return fmt.Errorf("seq %d: %w", e.Seq, err)
 	}
 	return nil
+}
+
+// fieldsMatch is CheckFields's fast path for a record that matches its
+// schema, without allocating: each key must be documented and given once,
+// and every required key present. It returns false for anything else
+// (including inline objects, whose keys it does not expand), leaving the
+// verdict and its message to the full check.
+func fieldsMatch(event string, fields []zap.Field) bool {
+	i, ok := schemaIndex[event]
+	if !ok {
+		return false
+	}
+	s := &schema[i]
+	if len(s.Required)+len(s.Optional) > 64 {
+		return false
+	}
+	var seen uint64
+	for _, f := range fields {
+		switch f.Type {
+		case zapcore.SkipType:
+			continue
+		case zapcore.InlineMarshalerType:
+			return false
+		}
+		bit := -1
+		if j := slices.Index(s.Required, f.Key); j >= 0 {
+			bit = j
+		} else if j := slices.Index(s.Optional, f.Key); j >= 0 {
+			bit = len(s.Required) + j
+		}
+		if bit < 0 || seen&(1<<bit) != 0 {
+			return false
+		}
+		seen |= 1 << bit
+	}
+	required := uint64(1)<<len(s.Required) - 1
+	return seen&required == required
 }
