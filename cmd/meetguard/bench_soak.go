@@ -542,7 +542,8 @@ func (s *soak) run(ctx context.Context) (*soakReport, error) {
 		go func() {
 			defer bg.Done()
 			for j := range jobs {
-				s.cycle(cctx, j[0], j[1] == 1)
+				// A cycle under way when the duration ends completes.
+				s.cycle(ctx, j[0], j[1] == 1)
 				s.slots[j[0]].busy.Store(false)
 			}
 		}()
