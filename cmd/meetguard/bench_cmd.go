@@ -28,6 +28,7 @@ import (
 
 	"github.com/meetguard/meetguard/gateway/auth"
 	"github.com/meetguard/meetguard/gateway/config"
+	"github.com/meetguard/meetguard/gateway/devidp"
 )
 
 // runBench is the hidden `meetguard bench` group: the Go parts of the peer
@@ -41,6 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		"gateway":    runBenchGateway,
 		"wsclients":  runBenchWSClients,
 		"token":      runBenchToken,
+		"soak":       runBenchSoak,
 	}, args, stdout, stderr)
 }
 
@@ -51,12 +53,20 @@ const benchUsage = `usage: meetguard bench <role> [flags]   (for bench/peers.sh)
   gateway    --listen ADDR --to URL --creds F   meetguard (dev identity provider, shipped policy,
                                                 durable audit file, JSON access log on stderr);
                                                 writes "cookie: ..." to F once it serves
+             [--users N] [--admin ADDR] [--redis ADDR]
+                                                N more users soak-0000@example.com… (staff),
+                                                the admin listener (/metrics), a Redis store
   wsclients  --url WS_URL --n N [--header 'K: V'] [--token-from GATEWAY_URL] [--once]
                                                 opens N WebSockets, one echo each, prints
                                                 "held N failed M" and holds them until killed
                                                 (--once: closes them and exits)
   token      --from GATEWAY_URL                 prints alice's bearer token from the gateway
                                                 started by "bench gateway"
+  soak       --gateway URL --metrics URL [--conns 1000] [--duration 10m] [--churn 10] ...
+                                                holds --conns WebSockets as distinct users of a
+                                                "bench gateway --users", churns joins, leaves and
+                                                host kicks, samples heap, goroutines and
+                                                descriptors; prints a table and a verdict
 `
 
 // benchBody is the upstream's answer: the 1 KiB of the issue's wrk load.
@@ -144,6 +154,9 @@ func runBenchGateway(ctx context.Context, args []string, stdout, stderr io.Write
 	creds := fs.String("creds", "", "file to write the signed-in session cookie to")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	heapProfile := fs.String("heapprofile", "", "on SIGUSR1, write a heap profile and the goroutine count to this file (.goroutines beside it)")
+	users := fs.Int("users", 0, "extra development users soak-0000@example.com… (staff), for bench soak")
+	admin := fs.String("admin", "", "admin listener address (health and /metrics), e.g. 127.0.0.1:9091")
+	redisAddr := fs.String("redis", "", "use a Redis rooms store at host:port instead of the memory store")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -163,6 +176,18 @@ func runBenchGateway(ctx context.Context, args []string, stdout, stderr io.Write
 	if *to == "" || *creds == "" {
 		fmt.Fprintln(stderr, "meetguard bench gateway: --to and --creds are required")
 		return exitUsage
+	}
+	if *users < 0 || *users > maxSoakUsers {
+		fmt.Fprintf(stderr, "meetguard bench gateway: --users must be 0…%d\n", maxSoakUsers)
+		return exitUsage
+	}
+	var store config.Store
+	if *redisAddr != "" {
+		store = config.Store{Kind: "redis", Redis: config.Redis{Addr: *redisAddr}}
+	}
+	var devUsers []devidp.User
+	if *users > 0 {
+		devUsers = append(devidp.DefaultUsers(), soakUsers(*users)...)
 	}
 	if *heapProfile != "" {
 		usr1 := make(chan os.Signal, 1)
@@ -196,6 +221,7 @@ func runBenchGateway(ctx context.Context, args []string, stdout, stderr io.Write
 	defer cancel()
 	err = dev(ctx, devOptions{
 		listen: *listen, audit: filepath.Join(dir, "audit.log"), upstreamURL: *to, logger: logger,
+		users: devUsers, adminListen: *admin, store: store,
 		ready: func(base string) {
 			go func() {
 				// The provider discovery finishes just after the

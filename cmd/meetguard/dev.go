@@ -93,6 +93,13 @@ type devOptions struct {
 	ready func(base string)
 	// livekit adds a LiveKit upstream (--upstream livekit).
 	livekit *devLiveKitOptions
+	// users replace the development provider's demo users; adminListen
+	// and store set the admin listener and the rooms store
+	// (meetguard bench gateway: the soak needs many identities, metrics
+	// and optionally Redis).
+	users       []devidp.User
+	adminListen string
+	store       config.Store
 }
 
 // devLiveKitOptions say which LiveKit server to use: one to start from server, or the one at url.
@@ -141,6 +148,7 @@ func dev(ctx context.Context, o devOptions) error {
 			RedirectURIs:           []string{base + "/.meetguard/callback"},
 			PostLogoutRedirectURIs: []string{base + "/.meetguard/logged-out"},
 		}},
+		Users:  o.users,
 		Logger: o.logger.Named("devidp"),
 	})
 	if err != nil {
@@ -179,6 +187,8 @@ func dev(ctx context.Context, o devOptions) error {
 		// rooms API.
 		Rooms: config.Rooms{Permanent: []config.PermanentRoom{{ID: "demo"}}},
 		Log:   config.Log{Format: "console"},
+		Admin: config.Admin{Listen: o.adminListen},
+		Store: o.store,
 	}
 	if lk != nil {
 		u, room := liveKitConfig(lk)
