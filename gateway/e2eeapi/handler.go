@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -69,6 +70,9 @@ type Options struct {
 	OnClientAlarm func(kind string)
 	Clock         e2ee.Clock  // default e2ee.SystemClock
 	Logger        *zap.Logger // default zap.NewNop()
+
+	// stuckAfter is how long a reconcile runs before the log calls it stuck (default 30 s); tests shorten it.
+	stuckAfter time.Duration
 }
 
 // Handler serves the e2ee endpoints of every room. Create it with New.
@@ -80,8 +84,10 @@ type Handler struct {
 
 	mu       sync.Mutex
 	meetings map[string]*meeting
-	alarms   alarmLimiter
-	routes   *router
+	// reconciling is the reconcile the room-event follower is in, nil between two (watchFollower).
+	reconciling atomic.Pointer[reconcileRun]
+	alarms      alarmLimiter
+	routes      *router
 }
 
 const (

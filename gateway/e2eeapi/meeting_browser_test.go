@@ -370,6 +370,7 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 					t.Logf("audit %s: %v", ev, r)
 				}
 			}
+			dumpGoroutines(t, shots)
 		}()
 		var a pageStatus
 		pollUntil(t, "alice's page and the Go client on a new epoch without bob", func() (bool, string) {

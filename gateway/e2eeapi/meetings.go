@@ -1,6 +1,7 @@
 package e2eeapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -44,6 +45,14 @@ type meeting struct {
 	// and long-polls, and the policy's DeviceFacts, never wait for the lock (DeviceFacts may be asked while a
 	// registration holds it, by the rooms API deciding whether the caller may register).
 	view atomic.Pointer[meetingView]
+	// holder says who holds mu and since when, for the log of a reconcile that waits too long for it.
+	holder atomic.Pointer[lockHolder]
+}
+
+// lockHolder is what holds a meeting's lock: the operation and when it took the lock.
+type lockHolder struct {
+	op    string
+	since time.Time
 }
 
 type meetingView struct {
@@ -72,6 +81,7 @@ func (m *meeting) unlock() {
 		}
 	}
 	m.view.Store(v)
+	m.holder.Store(nil)
 	m.mu.Unlock()
 }
 
@@ -110,8 +120,9 @@ type participant struct {
 	id, role, session string
 }
 
-// lockMeeting returns room's meeting locked, creating the entry if create is set; nil if there is none.
-func (h *Handler) lockMeeting(ctx context.Context, room string, create bool) (*meeting, error) {
+// lockMeeting returns room's meeting locked for op (named in the log if the lock is held too long), creating
+// the entry if create is set; nil if there is none.
+func (h *Handler) lockMeeting(ctx context.Context, room, op string, create bool) (*meeting, error) {
 	for {
 		h.mu.Lock()
 		m := h.meetings[room]
@@ -127,6 +138,7 @@ func (h *Handler) lockMeeting(ctx context.Context, room string, create bool) (*m
 			return nil, err
 		}
 		if !m.ended {
+			m.holder.Store(&lockHolder{op: op, since: time.Now()})
 			if err := h.loadShared(ctx, m); err != nil {
 				m.unlock()
 				return nil, err
@@ -219,7 +231,7 @@ func (h *Handler) instance(ctx context.Context, room string) (string, error) {
 
 // authority returns room's Authority, starting the meeting if needed.
 func (h *Handler) authority(ctx context.Context, room string) (*e2ee.Authority, error) {
-	m, err := h.lockMeeting(ctx, room, true)
+	m, err := h.lockMeeting(ctx, room, "authority", true)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +265,7 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 			}
 		}
 	}
-	m, err := h.lockMeeting(ctx, room, true)
+	m, err := h.lockMeeting(ctx, room, "register", true)
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +366,7 @@ func (h *Handler) caller(ctx context.Context, r *http.Request, room string) (*e2
 			}
 		}
 	}
-	m, err := h.lockMeeting(ctx, room, true)
+	m, err := h.lockMeeting(ctx, room, "member_request", true)
 	if err != nil {
 		return nil, e2ee.Hash{}, err
 	}
@@ -378,7 +390,7 @@ func (h *Handler) caller(ctx context.Context, r *http.Request, room string) (*e2
 // it right after admitting p). Without the call the key is taken in on p's first e2ee request. A key registered
 // for another role than p was admitted with is dropped and ErrRoleChanged returned: p must register again.
 func (h *Handler) OnAdmitted(ctx context.Context, room string, p admission.Participant) error {
-	m, err := h.lockMeeting(ctx, room, true)
+	m, err := h.lockMeeting(ctx, room, "admitted", true)
 	if err != nil {
 		return err
 	}
@@ -492,7 +504,7 @@ func (h *Handler) admit(ctx context.Context, m *meeting, creds ...e2ee.Hash) err
 // The next registration starts a new instance. Call it when the meeting ends; the Handler also does when the
 // rooms store says the room ended or has no participant left.
 func (h *Handler) EndMeeting(ctx context.Context, room string) error {
-	m, err := h.lockMeeting(ctx, room, false)
+	m, err := h.lockMeeting(ctx, room, "end", false)
 	if err != nil || m == nil {
 		return err
 	}
@@ -602,6 +614,7 @@ func (h *Handler) follow(ctx context.Context) {
 			}
 		}
 	}()
+	go h.watchFollower(ctx)
 	tick := time.NewTicker(h.opts.SweepInterval)
 	defer tick.Stop()
 	for {
@@ -649,6 +662,48 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// reconcileRun is the reconcile the follower is running: what a follower that stopped following would be
+// stuck in.
+type reconcileRun struct {
+	room, cause string
+	since       time.Time
+}
+
+// defaultStuckAfter is how long a reconcile may run before the log says the follower is stuck: far beyond what
+// reading the rooms store and signing an epoch take, short enough to show within a kick's two-minute test.
+const defaultStuckAfter = 30 * time.Second
+
+// watchFollower logs, every half of stuckAfter until ctx ends, a reconcile that has been running for longer than
+// stuckAfter, with what holds the meeting's lock: while it lasts, no kick, ban or leave in any room reaches a
+// roster, and nothing else would say so.
+func (h *Handler) watchFollower(ctx context.Context) {
+	after := cmp.Or(h.opts.stuckAfter, defaultStuckAfter)
+	tick := time.NewTicker(after / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r := h.reconciling.Load()
+		if r == nil {
+			continue
+		}
+		running := time.Since(r.since)
+		if running < after {
+			continue
+		}
+		fields := []zap.Field{zap.String("room", r.room), zap.String("cause", r.cause), zap.Duration("running", running)}
+		if m := h.existing(r.room); m != nil {
+			if ho := m.holder.Load(); ho != nil {
+				fields = append(fields, zap.String("lock_held_by", ho.op), zap.Duration("lock_held_for", time.Since(ho.since)))
+			}
+		}
+		h.log.Error("e2ee: reconcile stuck; room events are not reaching any roster", fields...)
+	}
+}
+
 func (h *Handler) reconcileAll(ctx context.Context, cause string) {
 	h.mu.Lock()
 	names := make([]string, 0, len(h.meetings))
@@ -666,8 +721,10 @@ func (h *Handler) reconcileAll(ctx context.Context, cause string) {
 // has nobody left ends its meeting. It reads the rooms store with the meeting locked, so no admission bound
 // meanwhile is missed.
 func (h *Handler) reconcile(ctx context.Context, room, cause string) {
+	h.reconciling.Store(&reconcileRun{room: room, cause: cause, since: time.Now()})
+	defer h.reconciling.Store(nil)
 	log := h.log.With(zap.String("room", room), zap.String("cause", cause))
-	m, err := h.lockMeeting(ctx, room, false)
+	m, err := h.lockMeeting(ctx, room, "reconcile", false)
 	if err != nil {
 		// Left to the next event or sweep; said, so that a kick that never rotates shows why.
 		log.Warn("e2ee: reconcile: load meeting", zap.Error(err))
@@ -742,6 +799,7 @@ func (h *Handler) reconcile(ctx context.Context, room, cause string) {
 	if head != nil {
 		// Every node reconciles the same room event; a node whose removal another node made first finds the
 		// credential gone (ErrNotMember) and removes what is left.
+		removed := 0
 		for attempt := 0; attempt < 3; attempt++ {
 			gone := slices.DeleteFunc(slices.Clone(a.Head().Members), func(c e2ee.Hash) bool { return bound[c] })
 			if len(gone) == 0 {
@@ -749,6 +807,7 @@ func (h *Handler) reconcile(ctx context.Context, room, cause string) {
 			}
 			_, err := a.Remove(ctx, gone...)
 			if err == nil {
+				removed = len(gone)
 				break
 			}
 			if !errors.Is(err, e2ee.ErrNotMember) || attempt == 2 {
@@ -765,7 +824,23 @@ func (h *Handler) reconcile(ctx context.Context, room, cause string) {
 				log.Error("e2ee: follow the room lock", zap.Bool("locked", rm.Locked), zap.Error(err))
 			}
 		}
+		// Said for every event that ends admissions, removed or not: a kick whose credential stays (bound to an
+		// admission the rooms store still lists) shows here.
+		if removed > 0 || endsAdmissions(cause) {
+			head := a.Head()
+			log.Info("e2ee: reconciled", zap.Int("participants", len(rm.Participants)), zap.Int("bound", len(bound)),
+				zap.Int("removed", removed), zap.Uint64("epoch", head.Epoch), zap.Int("roster_members", len(head.Members)))
+		}
 	}
+}
+
+// endsAdmissions reports whether a reconcile's cause is a rooms event that ends admissions.
+func endsAdmissions(cause string) bool {
+	switch rooms.EventKind(cause) {
+	case rooms.EventRemoved, rooms.EventBanned, rooms.EventLeft, rooms.EventExpired, rooms.EventSuspended:
+		return true
+	}
+	return false
 }
 
 // RoomStatus is what a room's hosts may see of its end-to-end meeting:

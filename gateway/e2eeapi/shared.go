@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/meetguard/meetguard/crypto/e2ee"
 	"github.com/meetguard/meetguard/crypto/e2ee/e2eestore"
 	"github.com/meetguard/meetguard/gateway/rooms"
@@ -66,14 +68,22 @@ func (h *Handler) saveMember(ctx context.Context, m *meeting, pid string, b *bin
 		return storeErr("bind credential", err)
 	}
 	m.members[pid] = b
+	// Which admission holds which credential: what a kick that leaves a credential in the roster is checked against.
+	h.log.Info("e2ee: credential bound to admission", zap.String("room", m.room), zap.String("participant", pid),
+		zap.String("credential", b.cred.Hash().Short()))
 	return nil
 }
 
 // dropMember unbinds admission pid on every node; m is locked.
 func (h *Handler) dropMember(ctx context.Context, m *meeting, pid string) error {
+	b := m.members[pid]
 	delete(m.members, pid)
 	if m.authority == nil {
 		return nil
+	}
+	if b != nil {
+		h.log.Info("e2ee: credential unbound from admission", zap.String("room", m.room), zap.String("participant", pid),
+			zap.String("credential", b.cred.Hash().Short()))
 	}
 	if _, err := h.opts.Store.Take(ctx, memberKey(m.room, m.authority.Instance(), pid)); err != nil && !errors.Is(err, e2eestore.ErrNotFound) {
 		return storeErr("unbind credential", err)
