@@ -47,6 +47,25 @@ type Decision struct {
 	Revision    string         `json:"revision"`
 }
 
+// A decision's outcome as one word, the same words admission records use
+// (gateway/audit's Decision* constants).
+const (
+	OutcomeAllow = "allow"
+	OutcomeLobby = "lobby"
+	OutcomeDeny  = "deny"
+)
+
+// Outcome names which of the three outcomes d is.
+func (d Decision) Outcome() string {
+	switch {
+	case d.Allow:
+		return OutcomeAllow
+	case d.Lobby:
+		return OutcomeLobby
+	}
+	return OutcomeDeny
+}
+
 // policyError is the fail-closed decision.
 func policyError() Decision {
 	return Decision{Reasons: []string{ReasonPolicyError}, UserMessage: policyErrorMessage}

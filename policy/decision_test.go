@@ -98,3 +98,21 @@ func FuzzDecodeDecision(f *testing.F) {
 		}
 	})
 }
+
+func TestDecision_Outcome(t *testing.T) {
+	for _, tc := range []struct {
+		d    Decision
+		want string
+	}{
+		{Decision{Allow: true, Role: RoleParticipant}, OutcomeAllow},
+		{Decision{Lobby: true, Role: RoleViewer}, OutcomeLobby},
+		{Decision{}, OutcomeDeny},
+		{policyError(), OutcomeDeny},
+		// Allow wins over a lobby flag the decoder would never let through.
+		{Decision{Allow: true, Lobby: true}, OutcomeAllow},
+	} {
+		if got := tc.d.Outcome(); got != tc.want {
+			t.Errorf("%+v.Outcome() = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}

@@ -252,13 +252,9 @@ func Summary(d Decision) string { return summary(d) }
 
 func summary(d Decision) string {
 	var b strings.Builder
-	switch {
-	case d.Allow:
-		b.WriteString("allow " + d.Role)
-	case d.Lobby:
-		b.WriteString("lobby " + d.Role)
-	default:
-		b.WriteString("deny")
+	b.WriteString(d.Outcome())
+	if d.Allow || d.Lobby {
+		b.WriteString(" " + d.Role)
 	}
 	b.WriteString(" [" + strings.Join(d.Reasons, ", ") + "]")
 	return b.String()

@@ -376,7 +376,7 @@ func (a *App) openPolicy(ctx context.Context) error {
 				return
 			}
 			fact := audit.PolicyShadowDisagreement(rec.DecisionID, rec.Input.Room.ID, rec.Input.Identity.Sub, rec.LiveRevision, rec.ShadowRevision,
-				shadowOutcome(rec.Live), rec.Live.Reasons, shadowOutcome(rec.Shadow), rec.Shadow.Reasons)
+				rec.Live.Outcome(), rec.Live.Reasons, rec.Shadow.Outcome(), rec.Shadow.Reasons)
 			if err := audit.Write(context.Background(), a.Audit, fact); err != nil {
 				log.Error("audit shadow disagreement", zap.Error(err))
 			}
@@ -394,17 +394,6 @@ func (a *App) openPolicy(ctx context.Context) error {
 		})
 	}
 	return nil
-}
-
-// shadowOutcome names a decision's outcome as admission records do.
-func shadowOutcome(d policy.Decision) string {
-	switch {
-	case d.Allow:
-		return audit.DecisionAllow
-	case d.Lobby:
-		return audit.DecisionLobby
-	}
-	return audit.DecisionDeny
 }
 
 // authOptions is the one place the authenticator's options come from the

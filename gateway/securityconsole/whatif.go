@@ -249,18 +249,8 @@ func (c *Console) replay(ctx context.Context, cand *policy.Engine, n int) (*what
 	return res, nil
 }
 
-func outcome(d policy.Decision) string {
-	switch {
-	case d.Allow:
-		return audit.DecisionAllow
-	case d.Lobby:
-		return audit.DecisionLobby
-	}
-	return audit.DecisionDeny
-}
-
 func changeKind(old, now policy.Decision) string {
-	o, n := outcome(old), outcome(now)
+	o, n := old.Outcome(), now.Outcome()
 	switch {
 	case o == n:
 		return "changed"
