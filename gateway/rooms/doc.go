@@ -22,10 +22,9 @@
 //
 // # Join (POST rooms/{room}/join)
 //
-//	a := rooms.Attempt{Identity: rooms.SubjectKey(id.Key()), IP: clientIP}
-//	hist, err := store.BeginJoin(ctx, a)      // *RateLimitedError -> 429 + Retry-After
-//	facts, err := store.Facts(ctx, room, a.Identity)
-//	decision := policy(identity, facts, hist) // facts is input.room, hist is input.history
+//	a := rooms.Attempt{Identity: rooms.SubjectKey(id.Key()), IP: clientIP, Room: room}
+//	hist, facts, err := store.StartJoin(ctx, a) // *RateLimitedError -> 429 + Retry-After
+//	decision := policy(identity, facts, hist)   // facts is input.room, hist is input.history
 //	deny:  store.RecordFailure(ctx, a, rooms.FailureJoin)       -> 403
 //	if facts.PasscodeRequired:
 //	    ok, err := passcodes.Verify(ctx, facts.PasscodeHash, body.Passcode)
@@ -35,9 +34,13 @@
 //	allow: p, err := store.Admit(ctx, rooms.Admission{...})
 //	       token, exp, err := tickets.Issue(room, p, id.SessionID)      -> 200 {ticket, expires_at}
 //
-// BeginJoin comes first, so that a blocked identity or IP is refused before
-// its passcode is even checked: after the configured number of passcode
-// failures, the right passcode does not help until the backoff expires.
+// StartJoin counts first, so that a blocked identity or IP is refused before
+// its passcode is even checked (or the room read): after the configured
+// number of passcode failures, the right passcode does not help until the
+// backoff expires. It is BeginJoin and Facts in one atomic step, one Redis
+// round trip; a join then costs two (StartJoin, Admit), three if refused
+// (RecordFailure). The policy runs between them, so Admit re-checks ban,
+// lock and capacity on the state it changes: the facts may be stale.
 // Map ErrNotFound, ErrLocked, ErrBanned and ErrRoomFull to the same answer
 // for non-members so that none of them is an existence oracle (the store
 // keeps them distinct for the audit log).

@@ -3,6 +3,7 @@ package roomstest
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"runtime"
 	"sync"
 	"testing"
@@ -98,10 +99,30 @@ func BenchAdmitLeaveParallel(b *testing.B, s rooms.Store, parallelism int) {
 }
 
 // BenchJoinState measures everything a join asks of the store: the rate
-// limit, the policy facts and the admission.
+// limit and the policy facts (StartJoin, one call), then the admission;
+// and, beside it, the same with the first call split in two (BeginJoin,
+// Facts), as joins were made before StartJoin.
 func BenchJoinState(b *testing.B, s rooms.Store) {
-	ctx := context.Background()
 	benchRoom(b, s, "bench-join")
+	b.Run("start-join", func(b *testing.B) {
+		benchJoinState(b, s, func(ctx context.Context, who rooms.SubjectKey, ip netip.Addr) error {
+			_, _, err := s.StartJoin(ctx, rooms.Attempt{Identity: who, IP: ip, Room: "bench-join"})
+			return err
+		})
+	})
+	b.Run("begin-join+facts", func(b *testing.B) {
+		benchJoinState(b, s, func(ctx context.Context, who rooms.SubjectKey, ip netip.Addr) error {
+			if _, err := s.BeginJoin(ctx, rooms.Attempt{Identity: who, IP: ip, Room: "bench-join"}); err != nil {
+				return err
+			}
+			_, err := s.Facts(ctx, "bench-join", who)
+			return err
+		})
+	})
+}
+
+func benchJoinState(b *testing.B, s rooms.Store, read func(context.Context, rooms.SubjectKey, netip.Addr) error) {
+	ctx := context.Background()
 	lat := make([]time.Duration, 0, b.N)
 	var joined []rooms.ParticipantID
 	b.ReportAllocs()
@@ -109,10 +130,7 @@ func BenchJoinState(b *testing.B, s rooms.Store) {
 	for i := 0; b.Loop(); i++ {
 		t0 := time.Now()
 		who := Subject(i)
-		if _, err := s.BeginJoin(ctx, rooms.Attempt{Identity: who, IP: IP(i)}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.Facts(ctx, "bench-join", who); err != nil {
+		if err := read(ctx, who, IP(i)); err != nil {
 			b.Fatal(err)
 		}
 		p, err := s.Admit(ctx, rooms.Admission{Room: "bench-join", Subject: who, Role: rooms.RoleParticipant})
@@ -129,6 +147,10 @@ func BenchJoinState(b *testing.B, s rooms.Store) {
 			joined = joined[:0]
 		}
 		b.StartTimer()
+	}
+	b.StopTimer()
+	for _, id := range joined {
+		_ = s.Leave(ctx, "bench-join", id)
 	}
 	var l latencies
 	l.add(lat)
