@@ -57,3 +57,12 @@ deploy-check:
 .PHONY: bench-peers
 bench-peers:
 	bench/peers.sh | tee bench-peers.md
+
+# The soak behind docs/performance.md: 1,000 WebSockets held through a real
+# gateway, each as its own identity, with join, leave and kick churn for
+# DURATION (default 10m), sampling heap, goroutines and descriptors. Minutes
+# long and machine-dependent, so CI never runs it; the table goes to stdout
+# and bench-soak.md. CONNS, DURATION, CHURN, STORE=redis: see bench/soak.sh.
+.PHONY: bench-soak
+bench-soak:
+	bench/soak.sh | tee bench-soak.md

@@ -17,6 +17,9 @@
 #   CONNS=1000  DURATION=10m  WARMUP=1m  CHURN=10 (cycles/s)  KICKS=0.5
 #   SAMPLE=5s  STORE=memory|redis  PORT_BASE=18400  SAMPLES=file.tsv
 #   SOAK_ARGS="..." (more `bench soak` flags)
+#   PROFILES=DIR: heap profiles of the gateway (after a GC) every
+#   PROFILE_EVERY (60 s) into DIR/heap.N, and the goroutine count beside
+#   each, for `go tool pprof -base DIR/heap.2 DIR/heap.9`
 set -euo pipefail
 
 CONNS=${CONNS:-1000}
@@ -79,9 +82,23 @@ wait_port "$UP"
 # The gateway's JSON log (access log included) goes to a file: a soak
 # writes hundreds of lines a second.
 "$MG" bench gateway --listen "127.0.0.1:$GW" --to "http://127.0.0.1:$UP" --creds "$work/creds" \
-	--users "$CONNS" --admin "127.0.0.1:$ADMIN" "${gwargs[@]}" >"$work/gateway.log" 2>&1 &
+	--users "$CONNS" --admin "127.0.0.1:$ADMIN" ${PROFILES:+--heapprofile "$work/heap"} "${gwargs[@]}" >"$work/gateway.log" 2>&1 &
 gwpid=$!
 pids+=("$gwpid")
+if [ -n "${PROFILES:-}" ]; then
+	mkdir -p "$PROFILES"
+	(
+		n=0
+		while sleep "${PROFILE_EVERY:-60}"; do
+			n=$((n + 1))
+			kill -USR1 "$gwpid" 2>/dev/null || exit 0
+			sleep 5
+			cp "$work/heap" "$PROFILES/heap.$n" 2>/dev/null || true
+			cp "$work/heap.goroutines" "$PROFILES/heap.$n.goroutines" 2>/dev/null || true
+		done
+	) &
+	pids+=($!)
+fi
 for _ in $(seq 300); do [ -s "$work/creds" ] && break; sleep 0.1; done
 [ -s "$work/creds" ] || { say "bench-soak: the gateway did not start: $(tail -5 "$work/gateway.log")"; exit 1; }
 

@@ -157,6 +157,8 @@ func runBenchGateway(ctx context.Context, args []string, stdout, stderr io.Write
 	users := fs.Int("users", 0, "extra development users soak-0000@example.com… (staff), for bench soak")
 	admin := fs.String("admin", "", "admin listener address (health and /metrics), e.g. 127.0.0.1:9091")
 	redisAddr := fs.String("redis", "", "use a Redis rooms store at host:port instead of the memory store")
+	policyTimeout := fs.Duration("policy-timeout", 0, "bound on one policy decision (default the gateway's)")
+	auditPath := fs.String("audit", "", "audit log file to keep (default: one in a temporary directory, removed at exit)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -219,9 +221,12 @@ func runBenchGateway(ctx context.Context, args []string, stdout, stderr io.Write
 	defer flushLog()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if *auditPath == "" {
+		*auditPath = filepath.Join(dir, "audit.log")
+	}
 	err = dev(ctx, devOptions{
-		listen: *listen, audit: filepath.Join(dir, "audit.log"), upstreamURL: *to, logger: logger,
-		users: devUsers, adminListen: *admin, store: store,
+		listen: *listen, audit: *auditPath, upstreamURL: *to, logger: logger,
+		users: devUsers, adminListen: *admin, store: store, policyTimeout: *policyTimeout,
 		ready: func(base string) {
 			go func() {
 				// The provider discovery finishes just after the

@@ -86,21 +86,50 @@ func startSoakGateway(t *testing.T, users int) (base, metrics string) {
 	creds := filepath.Join(t.TempDir(), "creds")
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	var logs syncBuffer
+	exited := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer close(exited)
 		run(ctx, []string{"bench", "gateway", "--listen", gw, "--to", "http://" + up, "--creds", creds,
-			"--users", strconv.Itoa(users), "--admin", admin}, io.Discard, io.Discard)
+			"--users", strconv.Itoa(users), "--admin", admin,
+			// A busy test machine under -race takes longer than the
+			// default 250 ms over a decision, which fails closed.
+			"--policy-timeout", "5s"}, io.Discard, &logs)
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	for range 600 {
+	for range 1200 {
 		if b, err := os.ReadFile(creds); err == nil && len(b) > 0 {
 			return "http://" + gw, "http://" + admin + "/metrics"
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-exited:
+			t.Fatalf("bench gateway exited:\n%s", logs.String())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	t.Fatal("bench gateway did not sign in")
+	t.Fatalf("bench gateway did not sign in:\n%s", logs.String())
 	return "", ""
+}
+
+// syncBuffer is a strings.Builder that a running gateway may write to
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 var soakOpsLine = regexp.MustCompile(`kicks (\d+), kicked sockets closed by the gateway with 4001: (\d+)`)

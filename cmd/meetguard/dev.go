@@ -97,9 +97,10 @@ type devOptions struct {
 	// and store set the admin listener and the rooms store
 	// (meetguard bench gateway: the soak needs many identities, metrics
 	// and optionally Redis).
-	users       []devidp.User
-	adminListen string
-	store       config.Store
+	users         []devidp.User
+	adminListen   string
+	store         config.Store
+	policyTimeout time.Duration
 }
 
 // devLiveKitOptions say which LiveKit server to use: one to start from server, or the one at url.
@@ -181,7 +182,7 @@ func dev(ctx context.Context, o devOptions) error {
 		},
 		Session:   config.Session{Secret: hex.EncodeToString(secret)},
 		Upstreams: []config.Upstream{{Name: "demo", URL: upstreamURL, Rooms: config.UpstreamRooms{Path: "/room/{room}"}}},
-		Policy:    config.Policy{Dir: o.policyDir},
+		Policy:    config.Policy{Dir: o.policyDir, Timeout: o.policyTimeout},
 		Audit:     config.Audit{Path: auditPath, KeyFile: auditPath + ".key"},
 		// The room the banner points at; others are created through the
 		// rooms API.

@@ -115,6 +115,11 @@ type Authenticator struct {
 	// RSA verification costs more than the rest of the proxy path.
 	verifiedMu sync.Mutex
 	verified   map[[32]byte]verifiedToken
+	// verifiedSweepAt is the size at which expired tokens are next
+	// dropped: twice what the last sweep left, so sweeping costs O(1) per
+	// token and the cache holds at most about twice the tokens still
+	// valid, not every token seen until maxVerifiedTokens.
+	verifiedSweepAt int
 
 	// replays holds the states of callbacks already taken (loginstate.go).
 	replays *replaySet
@@ -130,6 +135,10 @@ const maxReplayStates = 100_000
 
 // maxVerifiedTokens bounds the cache; beyond it the cache starts over.
 const maxVerifiedTokens = 100_000
+
+// minVerifiedSweep is the smallest cache size that is swept for expired
+// tokens.
+const minVerifiedSweep = 256
 
 type providerState struct {
 	provider   *oidc.Provider
@@ -379,6 +388,14 @@ func (a *Authenticator) VerifyBearer(ctx context.Context, token string) (identit
 	}
 	id.SessionID = "bearer:" + hex.EncodeToString(sum[:12])
 	a.verifiedMu.Lock()
+	if len(a.verified) >= max(a.verifiedSweepAt, minVerifiedSweep) {
+		for k, v := range a.verified {
+			if !now.Before(v.expires) {
+				delete(a.verified, k)
+			}
+		}
+		a.verifiedSweepAt = 2 * len(a.verified)
+	}
 	if len(a.verified) >= maxVerifiedTokens {
 		clear(a.verified)
 	}
