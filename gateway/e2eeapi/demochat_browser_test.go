@@ -2,6 +2,7 @@ package e2eeapi_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
 	"github.com/meetguard/meetguard/gateway/app"
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/demoapp"
 	"github.com/meetguard/meetguard/gateway/e2eeapi"
@@ -131,7 +134,9 @@ func TestDemoChat_EncryptedEndToEndThroughTheGateway(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { _ = dapp.Close() })
 	const room = "chat"
+	aud := &gwtest.MemoryAudit{}
 	g := gwtest.Start(t, gwtest.Options{
+		Audit:     aud,
 		Upstreams: []config.Upstream{{Name: "demo", URL: srv.URL}},
 		Configure: func(c *config.Config) {
 			c.Policy.Dir, c.Policy.Timeout = staffPolicyDir(t), 5*time.Second
@@ -140,12 +145,17 @@ func TestDemoChat_EncryptedEndToEndThroughTheGateway(t *testing.T) {
 		RoomsAPI: func(*app.App, *roomsapi.Options) {},
 		E2EE:     func(*app.App, *e2eeapi.Options) {},
 	})
-	open := func(name, username string) context.Context {
+	// open signs username in, in a browser profile of its own, and opens the demo room; prepare, if any, runs on
+	// the new profile before it loads anything.
+	open := func(name, username string, prepare ...func(context.Context)) context.Context {
 		t.Helper()
 		ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 		t.Cleanup(cancel)
 		if err := chromedp.Do(ctx); err != nil {
 			t.Fatal(err)
+		}
+		for _, p := range prepare {
+			p(ctx)
 		}
 		lctx, cancelLogin := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancelLogin()
@@ -276,6 +286,58 @@ func TestDemoChat_EncryptedEndToEndThroughTheGateway(t *testing.T) {
 	}
 	t.Logf("bob's page on the message sent after his removal: %s", res)
 	(&page{name: "bob-demo-room-removed", ctx: bob}).screenshot(t, shots)
+
+	t.Run("the panel shows an alarm and reports it to the gateway, which audits it", func(t *testing.T) {
+		// Bob comes back in another profile, whose every GET …/e2ee/authority is answered with another key (a
+		// gateway that certifies him with a key it did not publish): his own credential fails to verify, which
+		// is the alarm bad_signature. The page must show it and report it once; the gateway writes the record.
+		other, _, _ := ed25519.GenerateKey(nil)
+		tamper := func(ctx context.Context) {
+			paused := make(chan fetch.RequestID, 16)
+			if err := chromedp.Listen(ctx, func(ev any) {
+				if e, ok := ev.(*fetch.EventRequestPaused); ok {
+					select {
+					case paused <- e.RequestID:
+					default:
+					}
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case id := <-paused:
+						_, _ = chromedp.Call(ctx, fetch.FulfillRequest, fetch.FulfillRequestParams{RequestID: id, ResponseCode: http.StatusOK,
+							ResponseHeaders: []*fetch.HeaderEntry{{Name: "Content-Type", Value: "application/octet-stream"}}, Body: other})
+					}
+				}
+			}()
+			if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/e2ee/authority*"}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := len(aud.Records(audit.EventE2EEClientAlarm))
+		bob2 := open("bob-again", "test-user2", tamper)
+		pollUntil(t, "bob's new page halts, shows the alarm and reports it", func() (bool, string) {
+			reported, _ := chromedp.Run(bob2, chromedp.Evaluate[int](`window.meetguardChat.alarmReported()`))
+			banner, _ := chromedp.Run(bob2, chromedp.Evaluate[string](`(e => e.hidden ? '' : e.textContent)(document.getElementById('e2ee-alarm'))`))
+			return reported == http.StatusNoContent && strings.Contains(banner, "bad_signature"), fmt.Sprintf("reported %d, banner %q", reported, banner)
+		})
+		recs := aud.Records(audit.EventE2EEClientAlarm)[before:]
+		if len(recs) != 1 {
+			t.Fatalf("the gateway audited %d alarm reports of bob's page, want 1: %v", len(recs), recs)
+		}
+		r := recs[0]
+		if r[audit.FieldKind] != "bad_signature" || r[audit.FieldRoom] != room || r[audit.FieldSubject] == nil || r[audit.FieldSubject] == "id1" ||
+			!strings.Contains(fmt.Sprint(r[audit.FieldDetail]), "not signed by the authority key") {
+			t.Fatalf("audit record of the reported alarm: %v", r)
+		}
+		axeCheck(t, &page{name: "bob-demo-room-alarm", ctx: bob2})
+		(&page{name: "bob-demo-room-alarm", ctx: bob2}).screenshot(t, shots)
+	})
 }
 
 func jsQuote(s string) string {

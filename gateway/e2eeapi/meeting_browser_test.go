@@ -285,6 +285,16 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 				return slices.Contains(s.Clear, "trudy") && strings.Contains(banner, "trudy"), fmt.Sprintf("%+v %q", s, banner)
 			})
 		}
+		// Each page reports what it shows as the alarm clear_media, once; the gateway audits each report.
+		pollUntil(t, "the gateway audits both pages' reports of trudy's clear media", func() (bool, string) {
+			by := map[string]int{}
+			for _, r := range aud.Records(audit.EventE2EEClientAlarm) {
+				if r[audit.FieldKind] == "clear_media" && r[audit.FieldRoom] == room && strings.Contains(fmt.Sprint(r[audit.FieldDetail]), "trudy") {
+					by[fmt.Sprint(r[audit.FieldSubject])]++
+				}
+			}
+			return len(by) == 2 && by["id1"] == 1, fmt.Sprintf("reports by subject: %v", by)
+		})
 		pt.screenshot(t, shots)
 	})
 

@@ -9,6 +9,7 @@
 
 import { Client, HTTPTransport, type Status } from '../e2ee/index.js';
 import { Announcer } from '../meeting/broadcast.js';
+import { AlarmReporter, type ShownAlarm } from '../meeting/alarms.js';
 import { ChatCipher, fromBase64URL, toBase64URL } from './chat.js';
 
 interface Presence {
@@ -45,11 +46,16 @@ class DemoRoom {
   private last: Status | null = null;
   private readonly abort = new AbortController();
   private announcer: Announcer | null = null;
+  /** reports every alarm the panel shows to the gateway, once (cookie-authenticated, same origin) */
+  private readonly reporter: AlarmReporter;
+  private shown: ShownAlarm | null = null;
   /** what this page opened and what it could not (for the tests and the debug panel) */
   readonly opened: { text: string; sender: string }[] = [];
   unreadable = 0;
 
-  constructor(private readonly room: string) {}
+  constructor(private readonly room: string) {
+    this.reporter = new AlarmReporter(room);
+  }
 
   start(): void {
     $('chat').addEventListener('submit', (e) => {
@@ -116,7 +122,11 @@ class DemoRoom {
     this.announcer?.update(st);
     const alarm = $('e2ee-alarm');
     alarm.hidden = !st.alarm;
-    if (st.alarm) alarm.textContent = say('alarm', st.alarm.kind, st.alarm.detail);
+    if (st.alarm) {
+      alarm.textContent = say('alarm', st.alarm.kind, st.alarm.detail);
+      this.shown = st.alarm;
+      void this.reporter.report(st.alarm);
+    }
     const removed = $('e2ee-removed');
     removed.hidden = st.state !== 'removed';
     if (st.state === 'removed') removed.textContent = say('removed');
@@ -284,6 +294,11 @@ class DemoRoom {
       $('status').textContent = t.reconnecting;
       setTimeout(() => this.connect(), 500 * 2 ** this.retry);
     };
+  }
+
+  /** alarmReported is the HTTP status of the report of the alarm the panel shows (0: none, or not answered yet). */
+  alarmReported(): number {
+    return this.shown ? this.reporter.status(this.shown) : 0;
   }
 
   /** status is the key client's last status (null without a key exchange). */

@@ -3,20 +3,9 @@
 // random garbage in place of a removed member's (or, once this page is removed or halted, everyone's).
 
 import { BaseKeyProvider } from 'livekit-client';
+import { KeyringSize } from './keyindex.js';
 
-/** The KID stream number of LiveKit's one key per participant (docs/e2ee.md section 5.3). */
-export const LiveKitStream = 0xff;
-
-/** LiveKit's key ring: one byte of key index in every frame. */
-export const KeyringSize = 256;
-
-/**
- * keyIndex is the LiveKit key index of an epoch and generation: consecutive key states never share one, so
- * a receiver holds the old key beside the new one during the grace period.
- */
-export function keyIndex(epoch: number, generation: number): number {
-  return (epoch * 16 + generation) % KeyringSize;
-}
+export { KeyringSize, LiveKitStream, keyIndex } from './keyindex.js';
 
 async function material(raw: Uint8Array): Promise<CryptoKey> {
   // What livekit-client's createKeyMaterialFromBuffer does: HKDF key material, not extractable.

@@ -9,8 +9,10 @@
 
 import { Room, RoomEvent, Track, type RemoteParticipant, type RemoteTrackPublication, type Participant } from 'livekit-client';
 import { Client, HTTPTransport, devices, fromHex, hex, kemName, type Status } from '../e2ee/index.js';
-import { LiveKitStream, MeetguardKeyProvider, keyIndex } from './keyprovider.js';
+import { MeetguardKeyProvider } from './keyprovider.js';
+import { KeyInstaller } from './install.js';
 import { Announcer } from './broadcast.js';
+import { AlarmReporter, type ShownAlarm } from './alarms.js';
 
 export interface MeetingConfig {
   room: string;
@@ -72,7 +74,6 @@ class Meeting {
   private room: Room | null = null;
   private readonly keys = new MeetguardKeyProvider();
   private readonly credOf = new Map<string, string>(); // LiveKit identity → credential hash (hex)
-  private readonly used = new Map<string, Set<number>>(); // identity → key indexes set
   private last: Status | null = null;
   private encryptionErrors = 0;
   private announced = false;
@@ -81,12 +82,15 @@ class Meeting {
   private e2eeRequired = false;
   private readonly clear = new Set<string>(); // identities that published a track without encryption
   private headers: Record<string, string> = {};
-  private room_ = '';
-  private reported = false;
-  private alarmReport = 0; // status of the alarm report (0: none sent)
+  private reporter: AlarmReporter | null = null; // reports every alarm the page shows to the gateway, once
+  private halting: ShownAlarm | null = null; // the alarm that halted the key client
   private announcer: Announcer | null = null; // tells the host console in another tab the code and alarms
-  private installing: Promise<void> = Promise.resolve(); // the key installs, in order
-  private readonly keyedAt = new Map<string, number>(); // "epoch.generation" → when its sending key was set (ms)
+  // the key installs, one at a time (./install.ts)
+  private readonly installer = new KeyInstaller(
+    this.keys,
+    () => (this.room && this.client ? { client: this.client, local: this.room.state === 'connected' ? this.room.localParticipant.identity : '', remote: this.credOf } : null),
+    (e) => this.noteError(e),
+  );
 
   private noteError(e: unknown): void {
     this.lastError = String((e as Error)?.message ?? e);
@@ -102,9 +106,9 @@ class Meeting {
       ...(cfg.clearMedia ? {} : { e2ee: { keyProvider: this.keys, worker: e2eeWorker() } }),
     });
     this.room = room;
-    this.room_ = cfg.room;
     this.announcer = new Announcer(cfg.room);
     this.headers = cfg.headers ?? {};
+    this.reporter = new AlarmReporter(cfg.room, { headers: () => this.headers });
     room.on(RoomEvent.EncryptionError, () => {
       this.encryptionErrors++;
     });
@@ -176,23 +180,6 @@ class Meeting {
     if (!res.ok || body.status !== 'admitted') throw new Error(body.message || say('not_admitted'));
   }
 
-  // reportAlarm tells the gateway, once, about the alarm this page raised, so the operator sees it (metric and
-  // audit record). The report is what the page saw; the gateway only counts and records it.
-  private async reportAlarm(a: { kind: string; epoch: number; member: string; detail: string }): Promise<void> {
-    if (this.reported) return;
-    this.reported = true;
-    const detail = [...a.detail].map((c) => (/\p{C}/u.test(c) ? ' ' : c)).join('').slice(0, 400);
-    const body = JSON.stringify({ kind: a.kind, epoch: a.epoch, ...(a.member ? { member: a.member } : {}), ...(detail ? { detail } : {}) });
-    try {
-      const res = await fetch(`/.meetguard/api/v1/rooms/${encodeURIComponent(this.room_)}/e2ee/alarms`, {
-        method: 'POST', credentials: 'same-origin', body, headers: { ...this.headers, 'Content-Type': 'application/json' },
-      });
-      this.alarmReport = res.status;
-    } catch {
-      this.alarmReport = -1;
-    }
-  }
-
   private async announce(): Promise<void> {
     const cred = this.client?.credential();
     if (!cred || !this.room || this.room.state !== 'connected') return;
@@ -201,66 +188,23 @@ class Meeting {
     await this.room.localParticipant.publishData(msg, { reliable: true, topic });
   }
 
-  private setUsed(identity: string, idx: number): void {
-    let s = this.used.get(identity);
-    if (!s) this.used.set(identity, (s = new Set()));
-    s.add(idx);
-  }
-
-  // installKeys gives LiveKit the current epoch's key of every member it can name, and garbage for anyone
-  // no longer a member; without a current key (removed, halted) every key it ever set is overwritten.
-  // Installs run one at a time, each reading the client's keys when it starts: two interleaved runs could
-  // otherwise end with an older run setting this page's sending key back to the previous epoch's, which a
-  // removed member still holds.
+  // installKeys gives LiveKit the current epoch's keys (KeyInstaller: one install at a time, own key first).
   private installKeys(): Promise<void> {
-    this.installing = this.installing.then(() => this.installNow()).catch((e) => this.noteError(e));
-    return this.installing;
-  }
-
-  private async installNow(): Promise<void> {
-    const room = this.room;
-    const c = this.client;
-    if (!room || !c) return;
-    const mk = c.mediaKeys(LiveKitStream);
-    const local = room.state === 'connected' ? room.localParticipant.identity : '';
-    if (!mk) {
-      const st = c.status();
-      if (st.state === 'removed' || st.state === 'halted') for (const [id, s] of this.used) await this.keys.dropKey(id, s);
-      return;
-    }
-    const idx = keyIndex(mk.epoch, mk.generation);
-    const me = hex(c.credential()!.hash);
-    // This page's own sending key first: from then on what it sends is sealed from anyone just removed.
-    if (local) {
-      await this.keys.setKey(local, mk.keys.get(me)!, idx);
-      this.setUsed(local, idx);
-      const label = `${mk.epoch}.${mk.generation}`;
-      if (!this.keyedAt.has(label)) {
-        this.keyedAt.set(label, Date.now());
-        if (this.keyedAt.size > 16) this.keyedAt.delete(this.keyedAt.keys().next().value!);
-      }
-    }
-    const remote: [string, string][] = [...this.credOf.entries()];
-    for (const [identity, cred] of remote) {
-      const k = mk.keys.get(cred);
-      if (k) {
-        await this.keys.setKey(identity, k, idx);
-        this.setUsed(identity, idx);
-      } else if (this.used.has(identity)) {
-        await this.keys.dropKey(identity, this.used.get(identity)!);
-      }
-    }
-    for (const k of mk.keys.values()) k.fill(0);
+    return this.installer.install();
   }
 
   private attach(track: Track, pub: RemoteTrackPublication, participant: RemoteParticipant): void {
     if (!pub.isEncrypted) {
       // A track in the clear is refused, not played: the server (or anyone with a token) could be its author.
       pub.setSubscribed(false);
+      const first = !this.clear.has(participant.identity);
       this.clear.add(participant.identity);
       const warn = $('clear');
       warn.hidden = false;
       warn.textContent = say('clear_track', participant.name || participant.identity);
+      // Shown as a warning, and an alarm for the operator (once per sender, whatever its tracks): the SFU, or
+      // someone holding a token, sends media that no member's key protects into an end-to-end encrypted room.
+      if (first) void this.reporter?.report({ kind: 'clear_media', epoch: this.last?.epoch ?? 0, detail: `unencrypted track from LiveKit participant ${participant.identity}` });
       return;
     }
     if (track.kind !== Track.Kind.Video) return;
@@ -283,7 +227,8 @@ class Meeting {
     if (st.alarm) {
       alarm.hidden = false;
       alarm.textContent = say('alarm', st.alarm.kind, st.alarm.detail);
-      void this.reportAlarm(st.alarm);
+      this.halting = st.alarm;
+      void this.reporter?.report(st.alarm);
     }
     const removed = $('removed');
     removed.hidden = st.state !== 'removed';
@@ -340,9 +285,14 @@ class Meeting {
     return this.last;
   }
 
-  /** alarmReported is the HTTP status of this page's alarm report (0: none sent). */
+  /** alarmReported is the HTTP status of the report of the alarm that halted this page's key client (0: none sent). */
   alarmReported(): number {
-    return this.alarmReport;
+    return this.halting ? (this.reporter?.status(this.halting) ?? 0) : 0;
+  }
+
+  /** alarmsReported is how many alarm reports this page sent. */
+  alarmsReported(): number {
+    return this.reporter?.sent ?? 0;
   }
 
   /** stats sums the inbound video counters of this page (for tests and the debug panel). */
@@ -368,7 +318,7 @@ class Meeting {
         });
       }
     }
-    return { framesDecoded, framesReceived, packetsReceived, encryptionErrors: this.encryptionErrors, remoteEncrypted, mapped: this.credOf.size, received: this.received, lastError: this.lastError, announced: this.announced, e2eeRequired: this.e2eeRequired, clear: [...this.clear], keyedAt: Object.fromEntries(this.keyedAt) };
+    return { framesDecoded, framesReceived, packetsReceived, encryptionErrors: this.encryptionErrors, remoteEncrypted, mapped: this.credOf.size, received: this.received, lastError: this.lastError, announced: this.announced, e2eeRequired: this.e2eeRequired, clear: [...this.clear], keyedAt: Object.fromEntries(this.installer.keyedAt) };
   }
 }
 
