@@ -11,7 +11,8 @@ import (
 // TestStartJoin_ScriptErrorFailsClosed breaks the one script a join reads
 // with before the policy, at each of its halves (a key of the wrong type
 // makes Redis abort it): the caller gets ErrStoreUnavailable, never facts
-// or counts it could admit on, and nobody is admitted.
+// or counts it could admit on. (StartJoin admits nobody by itself; Admit's
+// own failures are in the conformance suite.)
 func TestStartJoin_ScriptErrorFailsClosed(t *testing.T) {
 	srv := sharedServer(t)
 	rdb := srv.Client(t)
@@ -40,9 +41,6 @@ func TestStartJoin_ScriptErrorFailsClosed(t *testing.T) {
 			}
 			if f.Exists || hist != (rooms.History{}) {
 				t.Fatalf("StartJoin failed but returned facts %+v and history %+v", f, hist)
-			}
-			if r, err := s.Room(ctx, "r"); err == nil && len(r.Participants) != 0 {
-				t.Fatalf("participants after a failed join: %v", r.Participants)
 			}
 		})
 	}
