@@ -22,9 +22,12 @@ import (
 
 // TestKick_EveryKickLeavesTheSignedRosterUnderStarvation hunts the browser run where a kick never rotated, with
 // Go clients only: one CPU for the whole process (GOMAXPROCS=1) shared with busy goroutines, a room of running
-// members, and in every cycle a newcomer whose key is registered while another person registers and joins, a
-// flood of unrelated room events that overruns the follower's subscription (so events are dropped and the
-// follower must resubscribe and resync), and the newcomer kicked at a different point of its own join. After
+// members in a room that requires e2ee, a host console asking the room's e2ee status all along (it takes the
+// meeting's lock), and in every cycle a newcomer whose key is registered while another person registers and
+// joins, a flood of unrelated room events that overruns the follower's subscription (so events are dropped and
+// the follower must resubscribe and resync), and the newcomer kicked at a different point of its own join: right
+// after registering, while its client syncs, once it follows the meeting, or (as a browser page does) with its
+// key registered before its admission and taken into the roster by its first request, which the kick races. After
 // each kick the gateway's own signed head (read from its store, not from any client) must come to lack the
 // kicked credential; a follower blocked for good, or a reconcile that quietly keeps the credential, fails it.
 func TestKick_EveryKickLeavesTheSignedRosterUnderStarvation(t *testing.T) {
@@ -36,7 +39,8 @@ func TestKick_EveryKickLeavesTheSignedRosterUnderStarvation(t *testing.T) {
 	const room, noise = "starved", "noise"
 	capacity := 200
 	alice := e.user("alice")
-	e.createRoom(room, alice, rooms.SettingsChange{Capacity: &capacity})
+	required := true
+	e.createRoom(room, alice, rooms.SettingsChange{Capacity: &capacity, E2EERequired: &required})
 	e.createRoom(noise, nil, rooms.SettingsChange{})
 
 	// Busy goroutines: the gateway, the clients and the test share one P with them.
@@ -62,11 +66,23 @@ func TestKick_EveryKickLeavesTheSignedRosterUnderStarvation(t *testing.T) {
 		e.run(c)
 	}
 	e.settle(members, len(members))
+	// The host console: its e2ee status takes the meeting's lock, as often as the one CPU allows.
+	go func() {
+		for busy.Err() == nil {
+			_, _ = e.api.RoomStatus(busy, room)
+			runtime.Gosched()
+		}
+	}()
 
-	const cycles = 12
+	const cycles = 16
+	var kickedCreds []e2ee.Hash
 	for i := range cycles {
 		k := e.user(fmt.Sprintf("kicked%d", i))
-		pk := e.admit(k, room, rooms.RoleParticipant)
+		beforeAdmission := i%4 == 3
+		var pk rooms.Participant
+		if !beforeAdmission {
+			pk = e.admit(k, room, rooms.RoleParticipant)
+		}
 		ck := e.client(k, room, 0)
 		j := e.user(fmt.Sprintf("joiner%d", i))
 
@@ -98,12 +114,14 @@ func TestKick_EveryKickLeavesTheSignedRosterUnderStarvation(t *testing.T) {
 		if err != nil {
 			t.Fatalf("cycle %d: register: %v", i, err)
 		}
-		// The kick lands at a different point of the newcomer's join: right after its registration, while its
-		// client syncs, or once it follows the meeting.
-		switch i % 3 {
+		kickedCreds = append(kickedCreds, cred.Hash())
+		switch i % 4 {
 		case 1:
 			go func() { _, _ = ck.Sync(e.ctx) }()
-		case 2:
+		case 2, 3:
+			if beforeAdmission {
+				pk = e.admit(k, room, rooms.RoleParticipant)
+			}
 			stop, _ := e.run(ck)
 			defer stop()
 		}
@@ -140,6 +158,16 @@ func TestKick_EveryKickLeavesTheSignedRosterUnderStarvation(t *testing.T) {
 	}
 	stopBusy()
 	e.settle(members, len(members))
+	// Nor did any kicked key come back later (a key taken in by a request that raced its kick).
+	head, err := signedHead(e, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range kickedCreds {
+		if head.Has(c) {
+			t.Errorf("the credential kicked in cycle %d is in the final roster (epoch %d)", i, head.Epoch)
+		}
+	}
 	t.Logf("the follower resubscribed %d times after its subscription was cut off", strings.Count(string(e.logs.Bytes()), "room events interrupted"))
 }
 
