@@ -118,6 +118,9 @@ type envOptions struct {
 	meeting e2eeapi.MeetingPage
 	// credentialTTL is the e2ee credentials' lifetime (default 24 h).
 	credentialTTL time.Duration
+	// sweep is how often the follower reconciles every meeting besides on
+	// events (default one minute).
+	sweep time.Duration
 	// node makes this gateway a node of a cluster: it shares peer's identity provider and e2ee authority key (nil
 	// for the first node) and uses the rooms and e2ee stores stores returns, which all nodes share.
 	node *clusterNode
@@ -190,7 +193,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 				eo.Audit = o.audit
 			}
 			eo.SigningKey, eo.Store, eo.MaxWait, eo.MaxBundleBytes = e.e2eeKey, e.store, o.maxWait, o.maxBundle
-			eo.CredentialTTL = o.credentialTTL
+			eo.CredentialTTL, eo.SweepInterval = o.credentialTTL, o.sweep
 			eo.AllowClassicKEM = func(context.Context, string) (bool, error) { return o.classic, nil }
 			eo.Meeting = o.meeting
 		},

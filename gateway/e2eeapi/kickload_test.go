@@ -35,7 +35,7 @@ func TestKick_EveryKickLeavesTheSignedRosterUnderStarvation(t *testing.T) {
 		t.Skip("load test")
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{sweep: 24 * time.Hour})
 	const room, noise = "starved", "noise"
 	capacity := 200
 	alice := e.user("alice")
@@ -133,9 +133,9 @@ func TestKick_EveryKickLeavesTheSignedRosterUnderStarvation(t *testing.T) {
 		if t.Failed() {
 			t.FailNow()
 		}
-		// Not a timing assertion: "never", yet shorter than the follower's one-minute sweep, which would otherwise
-		// hide a lost event.
-		deadline := time.Now().Add(45 * time.Second)
+		// No time limit of our own: the sweep is set far beyond the test, so only the event path can rotate, and a
+		// kick that never rotates is caught by the test's own deadline, with the follower's log dumped first.
+		deadline := hangDeadline(t)
 		for {
 			head, err := signedHead(e, room)
 			if err == nil && !head.Has(cred.Hash()) {
@@ -169,6 +169,16 @@ func TestKick_EveryKickLeavesTheSignedRosterUnderStarvation(t *testing.T) {
 		}
 	}
 	t.Logf("the follower resubscribed %d times after its subscription was cut off", strings.Count(string(e.logs.Bytes()), "room events interrupted"))
+}
+
+// hangDeadline is when a wait for something that must happen eventually gives up: a minute before `go test
+// -timeout` would kill the binary (so the test can still dump what it knows), or ten minutes without -timeout. It
+// detects hangs; it measures nothing.
+func hangDeadline(t *testing.T) time.Time {
+	if d, ok := t.Deadline(); ok {
+		return d.Add(-time.Minute)
+	}
+	return time.Now().Add(10 * time.Minute)
 }
 
 // signedHead reads the room's current roster head as the gateway stored it.
