@@ -8,7 +8,8 @@
 // (ConfigMaps, Secrets and their keys, volumes, named ports) must resolve.
 //
 // It is a separate Go module so that k8s.io/api stays out of the gateway's
-// dependencies; `make deploy-check` runs its tests against `helm template`.
+// dependencies; its tests render and lint the chart with Helm v4's own
+// packages (chart_test.go), and `make test` runs them.
 package check
 
 import (
