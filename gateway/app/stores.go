@@ -48,7 +48,7 @@ func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger, sec
 		rs, err := redisstore.New(ctx, redisstore.Options{Server: &redisstore.ClientOptions{
 			Addr: r.Addr, Password: r.Password, DB: r.DB,
 			SentinelMaster: r.Sentinel.Master, SentinelAddrs: r.Sentinel.Addrs, SentinelPassword: r.Sentinel.Password,
-		}, Rooms: cfg.Rooms.State(), Logger: log, Hooks: []redis.Hook{sec.RedisHook()}})
+		}, Rooms: cfg.Rooms.State(), Logger: log, Hooks: []redis.Hook{sec.RedisHook()}, ReplicaAckTimeout: r.ReplicaAckTimeout})
 		if err != nil {
 			return nil, fmt.Errorf("store.redis: %w", err)
 		}

@@ -153,3 +153,12 @@ func TestKeepPermanentRooms_RoomsComeBackWhenRedisLosesItsData(t *testing.T) {
 	}
 	waitForRooms("FLUSHALL")
 }
+
+// config validates store.redis.replica_ack_timeout against its own copy of
+// the store's bound: the two must agree, or a config that validates would
+// fail at start (or the other way round).
+func TestReplicaAckTimeoutBoundsAgree(t *testing.T) {
+	if config.MaxReplicaAckTimeout != redisstore.MaxReplicaAckTimeout {
+		t.Fatalf("config allows up to %v, the store %v", config.MaxReplicaAckTimeout, redisstore.MaxReplicaAckTimeout)
+	}
+}

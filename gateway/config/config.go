@@ -181,6 +181,11 @@ type Redis struct {
 	PasswordFile string   `yaml:"password_file"`
 	DB           int      `yaml:"db"`
 	Sentinel     Sentinel `yaml:"sentinel"`
+	// ReplicaAckTimeout, when set, makes each join wait until a replica
+	// has its admission (WAIT 1), up to this long, and fail closed (503)
+	// if none does: no acknowledged admission is lost in a failover, at
+	// the cost of a replication round trip per join. 0 (off) to 500ms.
+	ReplicaAckTimeout time.Duration `yaml:"replica_ack_timeout"`
 }
 
 // Sentinel finds the Redis primary through Redis Sentinel and follows its

@@ -289,9 +289,17 @@ func idx(path string, i int) string {
 	return path + "[" + strconv.Itoa(i) + "]"
 }
 
+// MaxReplicaAckTimeout is redisstore.MaxReplicaAckTimeout (WAIT blocks
+// the Redis connection, whose read timeout is 1 s); config does not import
+// the store, and a test in gateway/app keeps the two equal.
+const MaxReplicaAckTimeout = 500 * time.Millisecond
+
 // validateRedis checks that store.redis names one Redis: an address, or a
 // Sentinel-monitored primary, never both (which would win is a guess).
 func validateRedis(l *loader, r Redis) {
+	if r.ReplicaAckTimeout < 0 || r.ReplicaAckTimeout > MaxReplicaAckTimeout {
+		l.add("store.redis.replica_ack_timeout", "must be between 0 (off) and %v", MaxReplicaAckTimeout)
+	}
 	sn := r.Sentinel
 	switch {
 	case sn.Master == "" && len(sn.Addrs) == 0 && sn.Password == "":

@@ -51,6 +51,10 @@ type Options struct {
 	// Hooks are added to the client the store creates from URL or Server
 	// (metrics); a caller passing Client adds its own.
 	Hooks []redis.Hook
+	// ReplicaAckTimeout, when positive, makes Admit wait (WAIT 1) until a
+	// replica has the admission, and fail closed if none does in time
+	// (replicaack.go). At most MaxReplicaAckTimeout.
+	ReplicaAckTimeout time.Duration
 }
 
 // Store is the Redis rooms.Store.
@@ -68,6 +72,7 @@ type Store struct {
 	e2eeChannel string
 	counters    counterHub
 	cfg         rooms.Config
+	ackTimeout  time.Duration // Options.ReplicaAckTimeout
 	log         *zap.Logger
 	hub         eventhub.Hub
 	common      []any // ARGV 2..7 of every room script (after the room id)
@@ -100,6 +105,10 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	s := &Store{client: o.Client, prefix: o.KeyPrefix, channel: o.KeyPrefix + "events", sessChannel: o.KeyPrefix + "sessions",
 		e2eeChannel: o.KeyPrefix + "e2ee",
 		cfg:         o.Rooms.WithDefaults(), log: o.Logger, done: make(chan struct{}), changed: make(chan struct{})}
+	if o.ReplicaAckTimeout < 0 || o.ReplicaAckTimeout > MaxReplicaAckTimeout {
+		return nil, &rooms.InvalidError{Field: "store.redis.replica_ack_timeout", Reason: "must be between 0 and " + MaxReplicaAckTimeout.String()}
+	}
+	s.ackTimeout = o.ReplicaAckTimeout
 	if s.client == nil && o.URL == "" && o.Server != nil {
 		c, err := NewClient(*o.Server)
 		if err != nil {
@@ -379,7 +388,15 @@ func (s *Store) Admit(ctx context.Context, a rooms.Admission) (rooms.Participant
 		return rooms.Participant{}, err
 	}
 	pid := rooms.NewParticipantID()
-	v, err := s.run(ctx, "admit", admitScript, a.Room, string(pid), string(a.Subject), string(a.Role), a.Name)
+	v, err := s.runAcked(ctx, "admit", admitScript, a.Room, string(pid), string(a.Subject), string(a.Role), a.Name)
+	if errors.Is(err, errNotReplicated) {
+		// Written on the primary only: undo it, so that the seat is not
+		// held by an admission nobody was told about.
+		if lerr := s.Leave(ctx, a.Room, pid); lerr != nil && !errors.Is(lerr, rooms.ErrNotAdmitted) {
+			s.log.Warn("redisstore.unreplicated_admission_not_undone", zap.String("room", a.Room), zap.Error(lerr))
+		}
+		return rooms.Participant{}, err
+	}
 	if err != nil {
 		return rooms.Participant{}, err
 	}

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,4 +142,20 @@ func (s *Server) Kill() {
 func (s *Server) Restart() error {
 	s.Kill()
 	return s.start()
+}
+
+// Pause stops the server's process (SIGSTOP) without closing anything, as
+// a hung or cut-off server looks to its peers; Resume lets it go on.
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig os.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return errors.New("redistest: server not running")
+	}
+	return s.cmd.Process.Signal(sig)
 }
