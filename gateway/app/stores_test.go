@@ -162,3 +162,26 @@ func TestReplicaAckTimeoutBoundsAgree(t *testing.T) {
 		t.Fatalf("config allows up to %v, the store %v", config.MaxReplicaAckTimeout, redisstore.MaxReplicaAckTimeout)
 	}
 }
+
+// store.redis.replica_ack_timeout reaches the store serve opens: against
+// a Redis with no replica, a join cannot be acknowledged and fails closed,
+// where without the setting it is admitted.
+func TestServe_ReplicaAckTimeoutReachesTheStore(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, tc := range []struct {
+		ack  time.Duration
+		want error
+	}{{0, nil}, {50 * time.Millisecond, rooms.ErrStoreUnavailable}} {
+		cfg := &config.Config{Store: config.Store{Kind: "redis", Redis: config.Redis{Addr: srv.Addr, ReplicaAckTimeout: tc.ack}},
+			Rooms: config.Rooms{Permanent: []config.PermanentRoom{{ID: "demo"}}}}
+		st, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.Admit(t.Context(), rooms.Admission{Room: "demo", Subject: "https://idp|alice", Name: "Alice", Role: rooms.RoleParticipant})
+		_ = st.Close()
+		if !errors.Is(err, tc.want) { // errors.Is(err, nil) is err == nil
+			t.Errorf("replica_ack_timeout %v, no replica: Admit = %v, want %v", tc.ack, err, tc.want)
+		}
+	}
+}
