@@ -61,7 +61,7 @@ func (c *meetguardCluster) joinWhenBack(t *testing.T, nd *clusterNode, people <-
 	}
 }
 
-// TestCluster_PermanentRoomsComeBackWhenRedisLosesItsData: two `meetguard
+// TestCluster_ThreeNodesBehindNginxRedisDataLoss: three `meetguard
 // serve` nodes on one Redis that keeps no data. Nodes used to seed the
 // permanent rooms only at start, so after Redis came back empty every join
 // was refused until a node restarted. Now each node re-creates the missing
@@ -71,11 +71,11 @@ func (c *meetguardCluster) joinWhenBack(t *testing.T, nd *clusterNode, people <-
 //     all three (a re-seed that rewrote or recreated it would lose them);
 //   - Redis is killed: joins get 503 (fail closed); it starts again empty,
 //     and a join through gw-1 gets in with no node restarted;
-//   - FLUSHALL, which no connection notices: a join through gw-2 gets in.
-func TestCluster_PermanentRoomsComeBackWhenRedisLosesItsData(t *testing.T) {
+//   - FLUSHALL, which no connection notices: a join through gw-3 gets in.
+func TestCluster_ThreeNodesBehindNginxRedisDataLoss(t *testing.T) {
 	skipClusterVariant(t)
-	c := startCluster(t, clusterOptions{nodes: 2})
-	gw1, gw2 := c.nodes[0], c.nodes[1]
+	c := startCluster(t, clusterOptions{nodes: 3})
+	gw1, gw2, gw3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	st, err := redisstore.New(ctx, redisstore.Options{Server: &redisstore.ClientOptions{Addr: c.redis.Addr}})
@@ -154,7 +154,7 @@ func TestCluster_PermanentRoomsComeBackWhenRedisLosesItsData(t *testing.T) {
 	if err := c.redis.Client(t).FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("FLUSHALL: answered %v before a join got in", c.joinWhenBack(t, gw2, people, "demo", "FLUSHALL"))
+	t.Logf("FLUSHALL: answered %v before a join got in", c.joinWhenBack(t, gw3, people, "demo", "FLUSHALL"))
 
 	for _, nd := range c.nodes {
 		select {
