@@ -82,7 +82,7 @@ wait_port "$UP"
 # The gateway's JSON log (access log included) goes to a file: a soak
 # writes hundreds of lines a second.
 "$MG" bench gateway --listen "127.0.0.1:$GW" --to "http://127.0.0.1:$UP" --creds "$work/creds" \
-	--users "$CONNS" --admin "127.0.0.1:$ADMIN" ${PROFILES:+--heapprofile "$work/heap"} "${gwargs[@]}" >"$work/gateway.log" 2>&1 &
+	--users "$CONNS" --admin "127.0.0.1:$ADMIN" --audit "$work/audit.log" ${PROFILES:+--heapprofile "$work/heap"} "${gwargs[@]}" >"$work/gateway.log" 2>&1 &
 gwpid=$!
 pids+=("$gwpid")
 if [ -n "${PROFILES:-}" ]; then
@@ -119,4 +119,10 @@ errs=$(grep -c '"level":"error"' "$work/gateway.log" || true)
 echo
 echo "Gateway log: $(wc -l <"$work/gateway.log") lines, $errs at level error."
 [ "$errs" = 0 ] || { say "bench-soak: gateway errors:"; grep '"level":"error"' "$work/gateway.log" | head -5 >&2; }
+if [ "$rc" != 0 ]; then
+	# The audit log says why a join or host action was refused.
+	keep=$(mktemp -d /tmp/meetguard-soak-failed.XXXXXX)
+	cp "$work/gateway.log" "$work/audit.log" "$keep/" 2>/dev/null || true
+	say "bench-soak: the gateway's log and audit log are in $keep"
+fi
 exit "$rc"

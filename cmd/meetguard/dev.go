@@ -191,6 +191,12 @@ func dev(ctx context.Context, o devOptions) error {
 		Admin: config.Admin{Listen: o.adminListen},
 		Store: o.store,
 	}
+	if cfg.Store.Kind == "redis" {
+		// One node, but the Redis store insists on a shared ticket key.
+		ticketKey := make([]byte, 32)
+		_, _ = rand.Read(ticketKey)
+		cfg.Rooms.TicketKey = hex.EncodeToString(ticketKey)
+	}
 	if lk != nil {
 		u, room := liveKitConfig(lk)
 		cfg.Upstreams = append(cfg.Upstreams, u)

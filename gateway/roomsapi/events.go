@@ -84,7 +84,7 @@ func (a *API) apply(e rooms.Event) {
 	for _, p := range e.Revoked {
 		revoked[string(p)] = true
 	}
-	a.conns.ended(e.Room, e.Revoked)
+	a.conns.ended(e.Room, e.Revoked, e.Kind)
 	code, reason := closeCode(e.Kind)
 	n := a.o.Live.CloseWith(func(m liveconn.Meta) bool { return m.Room == e.Room && revoked[m.ParticipantID] }, code, reason)
 	if n > 0 {
@@ -122,14 +122,23 @@ type tracker struct {
 	mu    sync.Mutex
 	conns map[connKey]*connState
 	// gone are admissions the store ended; they need no Leave.
-	gone map[connKey]time.Time
+	gone map[connKey]goneMark
+}
+
+// goneMark says when and how an admission ended: a sweep that finds one
+// of its connections still open (the event's close still under way, or a
+// connection registered after it) closes it with the event's close code,
+// so the client learns it was removed or banned, not of a network fault.
+type goneMark struct {
+	at   time.Time
+	kind rooms.EventKind
 }
 
 func newTracker() *tracker {
-	return &tracker{conns: map[connKey]*connState{}, gone: map[connKey]time.Time{}}
+	return &tracker{conns: map[connKey]*connState{}, gone: map[connKey]goneMark{}}
 }
 
-func (t *tracker) ended(room string, pids []rooms.ParticipantID) {
+func (t *tracker) ended(room string, pids []rooms.ParticipantID, kind rooms.EventKind) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := time.Now()
@@ -137,7 +146,7 @@ func (t *tracker) ended(room string, pids []rooms.ParticipantID) {
 		k := connKey{room, p}
 		if _, ok := t.conns[k]; ok {
 			delete(t.conns, k)
-			t.gone[k] = now
+			t.gone[k] = goneMark{at: now, kind: kind}
 		}
 	}
 }
@@ -156,14 +165,15 @@ func (a *API) sweep(ctx context.Context, force bool) {
 	now := time.Now()
 	touchEvery := a.cfg.ParticipantLease / 3
 	var touch, leave []connKey
-	goneLive := map[connKey]bool{}
+	goneLive := map[connKey]rooms.EventKind{}
 	t := a.conns
 	t.mu.Lock()
 	for k := range live {
-		if _, gone := t.gone[k]; gone {
+		if g, gone := t.gone[k]; gone {
 			// Ended, yet a connection is open: it was registered after
-			// the event closed the others. Close it now.
-			goneLive[k] = true
+			// the event closed the others, or the event is closing it
+			// right now. Close it now, as the event would.
+			goneLive[k] = g.kind
 			continue
 		}
 		st := t.conns[k]
@@ -182,14 +192,31 @@ func (a *API) sweep(ctx context.Context, force bool) {
 			leave = append(leave, k)
 		}
 	}
-	for k, at := range t.gone {
-		if now.Sub(at) > time.Minute {
+	for k, g := range t.gone {
+		if now.Sub(g.at) > time.Minute {
 			delete(t.gone, k)
 		}
 	}
 	t.mu.Unlock()
 	if len(goneLive) > 0 {
-		n := a.o.Live.Close(func(m liveconn.Meta) bool { return goneLive[connKey{m.Room, rooms.ParticipantID(m.ParticipantID)}] })
+		// One CloseWith per close code; the frame goes out once even if
+		// the event's own close is sending it at the same time.
+		codes := map[uint16]string{}
+		for _, kind := range goneLive {
+			code, reason := closeCode(kind)
+			codes[code] = reason
+		}
+		n := 0
+		for code, reason := range codes {
+			n += a.o.Live.CloseWith(func(m liveconn.Meta) bool {
+				kind, ok := goneLive[connKey{m.Room, rooms.ParticipantID(m.ParticipantID)}]
+				if !ok {
+					return false
+				}
+				c, _ := closeCode(kind)
+				return c == code
+			}, code, reason)
+		}
 		a.log.Info("closed live connections of ended admissions found by the sweep", zap.Int("connections", n))
 	}
 
