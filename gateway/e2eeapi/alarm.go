@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 	"unicode"
@@ -56,9 +57,13 @@ var (
 	errAlarm = errors.New("alarm report")
 )
 
-// ParseClientAlarm reads a report strictly: one JSON object with only the known members, a kind of at most 32
-// lower-case letters, digits and underscores, a member that is a hex SHA-256 or absent, and a detail of at most
-// 512 bytes of printable UTF-8.
+// ParseClientAlarm reads a report strictly where the fields are structured: one JSON object with only the known
+// members, a kind of at most 32 lower-case letters, digits and underscores, a member that is a hex SHA-256 or
+// absent, and a detail of at most 512 bytes. The detail is free text, partly chosen by others (the meeting page
+// names the LiveKit identity that sent media in the clear), so it is not refused for what it contains: every
+// character Go cannot print (control and format characters, line breaks, every space but U+0020, code points its
+// Unicode tables do not know, invalid UTF-8) becomes a space. Refusing it would lose the alarm to whoever chose
+// the text.
 func ParseClientAlarm(b []byte) (ClientAlarm, error) {
 	var a ClientAlarm
 	if len(b) > maxAlarmBytes {
@@ -79,22 +84,36 @@ func ParseClientAlarm(b []byte) (ClientAlarm, error) {
 		return ClientAlarm{}, fmt.Errorf("%w: member must be 64 lower-case hex digits", errAlarm)
 	case len(a.Detail) > maxAlarmDetail:
 		return ClientAlarm{}, fmt.Errorf("%w: detail longer than %d bytes", errAlarm, maxAlarmDetail)
-	case !printable(a.Detail):
-		return ClientAlarm{}, fmt.Errorf("%w: detail must be printable UTF-8", errAlarm)
 	}
+	a.Detail = printable(a.Detail)
 	return a, nil
 }
 
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
+// printable returns s with every rune unicode.IsPrint refuses, and every byte that is not UTF-8, replaced by a
+// space: never longer than s, and nothing in it can break a log line or reorder the text around it.
+func printable(s string) string {
+	clean := true
 	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
+		if !unicode.IsPrint(r) || r == utf8.RuneError {
+			clean = false
+			break
 		}
 	}
-	return true
+	if clean {
+		return s
+	}
+	var out strings.Builder
+	out.Grow(len(s))
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if (r == utf8.RuneError && n == 1) || !unicode.IsPrint(r) {
+			out.WriteByte(' ')
+		} else {
+			out.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return out.String()
 }
 
 // alarmLimiter is a token bucket per caller and room, in this node's memory.

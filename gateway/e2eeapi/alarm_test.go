@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -42,8 +47,6 @@ func TestParseClientAlarm_HostileInputs(t *testing.T) {
 		{"short member", `{"kind":"clone","epoch":1,"member":"abcd"}`, false},
 		{"upper-case member", `{"kind":"clone","epoch":1,"member":"` + strings.ToUpper(hash) + `"}`, false},
 		{"detail too long", `{"kind":"clone","epoch":1,"detail":"` + strings.Repeat("x", 513) + `"}`, false},
-		{"control character in detail", `{"kind":"clone","epoch":1,"detail":"a\u0000b"}`, false},
-		{"newline in detail (log forging)", `{"kind":"clone","epoch":1,"detail":"ok\n{\"event\":\"forged\"}"}`, false},
 		{"oversized body", `{"kind":"clone","epoch":1,"detail":"` + strings.Repeat(" ", 4096) + `"}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,18 +58,73 @@ func TestParseClientAlarm_HostileInputs(t *testing.T) {
 	}
 }
 
-// FuzzParseClientAlarm: no input panics, and whatever is accepted satisfies the documented bounds.
+// TestAlarmVectors checks the gateway against testdata/alarm-vectors.json, which web/test/alarms.test.mjs reads
+// too: every body the page must send for what it shows is accepted and recorded verbatim (a body the gateway
+// refused would lose the alarm; one it had to clean would record other text than the page showed), and every raw
+// body gets the verdict and recorded detail listed, whatever characters an attacker put in the detail.
+func TestAlarmVectors(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "alarm-vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Shown []struct {
+			Name string
+			Body json.RawMessage
+		}
+		Bodies []struct {
+			Name, Body, Detail string
+			OK                 bool
+		}
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Shown) == 0 || len(v.Bodies) == 0 {
+		t.Fatal("no vectors")
+	}
+	for _, tc := range v.Shown {
+		t.Run("shown/"+tc.Name, func(t *testing.T) {
+			var want e2eeapi.ClientAlarm
+			if err := json.Unmarshal(tc.Body, &want); err != nil {
+				t.Fatal(err)
+			}
+			got, err := e2eeapi.ParseClientAlarm(tc.Body)
+			if err != nil {
+				t.Fatalf("the page's body %s is refused: %v", tc.Body, err)
+			}
+			if got != want {
+				t.Fatalf("recorded %#v, the page sent %#v", got, want)
+			}
+		})
+	}
+	for _, tc := range v.Bodies {
+		t.Run("body/"+tc.Name, func(t *testing.T) {
+			got, err := e2eeapi.ParseClientAlarm([]byte(tc.Body))
+			if (err == nil) != tc.OK {
+				t.Fatalf("err %v, want ok=%v", err, tc.OK)
+			}
+			if err == nil && got.Detail != tc.Detail {
+				t.Fatalf("detail %+q, want %+q", got.Detail, tc.Detail)
+			}
+		})
+	}
+}
+
+// FuzzParseClientAlarm: no input panics, and whatever is accepted satisfies the documented bounds, with a
+// detail Go can print rune by rune (nothing that breaks a log line or reorders text).
 func FuzzParseClientAlarm(f *testing.F) {
 	f.Add([]byte(`{"kind":"clone","epoch":3}`))
 	f.Add([]byte(`{"kind":"fork","epoch":9,"member":"` + strings.Repeat("0f", 32) + `","detail":"x"}`))
+	f.Add([]byte("{\"kind\":\"clear_media\",\"epoch\":1,\"detail\":\"tru\u00a0dy\u3000\xff\u2028\"}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := e2eeapi.ParseClientAlarm(b)
 		if err != nil {
 			return
 		}
 		if len(a.Kind) == 0 || len(a.Kind) > 32 || len(a.Detail) > 512 || (a.Member != "" && len(a.Member) != 64) ||
-			strings.ContainsAny(a.Detail, "\n\r\x00") {
-			t.Fatalf("accepted %+v", a)
+			!utf8.ValidString(a.Detail) || strings.IndexFunc(a.Detail, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			t.Fatalf("accepted %#v", a)
 		}
 	})
 }
@@ -239,5 +297,40 @@ func TestAlarm_ReportThroughTheGatewayFeedsTheMetric(t *testing.T) {
 	}
 	if recs := e.auditEvents(audit.EventE2EEClientAlarm); len(recs) != 1 {
 		t.Fatalf("%d e2ee.client_alarm records, want 1", len(recs))
+	}
+}
+
+// TestAlarm_AttackerChosenTextDoesNotLoseTheReport: the meeting page's clear_media report names the LiveKit
+// identity that sent media in the clear, which whoever holds a LiveKit token chooses. An identity with a no-break
+// space, a line break or a bidi override in it must neither lose the report (before, the gateway refused the body
+// and the page never reported the alarm) nor reach the audit log as it came.
+func TestAlarm_AttackerChosenTextDoesNotLoseTheReport(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	alice := e.user("alice")
+	e.createRoom("standup", alice, rooms.SettingsChange{})
+	e.admit(alice, "standup", rooms.RoleHost)
+	body, _ := json.Marshal(map[string]any{"kind": "clear_media", "epoch": 2,
+		"detail": "unencrypted track from LiveKit participant tru\u00a0dy\u3000\n{\"event\":\"forged\"}\u202e"})
+	req, _ := http.NewRequest(http.MethodPost, e.URL+e2eehttp.APIPath("standup")+"alarms", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	_ = alice.authorize("standup")(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("report: %d, want 204", resp.StatusCode)
+	}
+	recs := e.auditEvents(audit.EventE2EEClientAlarm)
+	if len(recs) != 1 {
+		t.Fatalf("%d e2ee.client_alarm records, want 1", len(recs))
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(recs[0].Raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if want := `unencrypted track from LiveKit participant tru dy  {"event":"forged"} `; rec[audit.FieldDetail] != want {
+		t.Fatalf("recorded detail %+q, want %+q", rec[audit.FieldDetail], want)
 	}
 }

@@ -202,8 +202,10 @@ class Meeting {
       const warn = $('clear');
       warn.hidden = false;
       warn.textContent = say('clear_track', participant.name || participant.identity);
-      // Shown as a warning, and an alarm for the operator (once per sender, whatever its tracks): the SFU, or
-      // someone holding a token, sends media that no member's key protects into an end-to-end encrypted room.
+      // Shown as a warning, and an alarm for the operator: the SFU, or someone holding a token, sends media that no
+      // member's key protects into an end-to-end encrypted room. The reporter sends one clear_media report per page
+      // (the first sender's), from a budget of its own: senders under many identities cannot use up the reports
+      // a halting key alarm needs.
       if (first) void this.reporter?.report({ kind: 'clear_media', epoch: this.last?.epoch ?? 0, detail: `unencrypted track from LiveKit participant ${participant.identity}` });
       return;
     }
@@ -290,7 +292,7 @@ class Meeting {
     return this.halting ? (this.reporter?.status(this.halting) ?? 0) : 0;
   }
 
-  /** alarmsReported is how many alarm reports this page sent. */
+  /** alarmsReported is how many alarm reports of this page the gateway took (or refused for good). */
   alarmsReported(): number {
     return this.reporter?.sent ?? 0;
   }
