@@ -118,8 +118,11 @@ type Authenticator struct {
 	// verifiedSweepAt is the size at which expired tokens are next
 	// dropped: twice what the last sweep left, so sweeping costs O(1) per
 	// token and the cache holds at most about twice the tokens still
-	// valid, not every token seen until maxVerifiedTokens.
+	// valid, not every token seen until verifiedMax. It never exceeds
+	// verifiedMax, so the cache is swept before it is ever cleared.
 	verifiedSweepAt int
+	// verifiedMax bounds the cache (maxVerifiedTokens; smaller in tests).
+	verifiedMax int
 
 	// replays holds the states of callbacks already taken (loginstate.go).
 	replays *replaySet
@@ -170,7 +173,7 @@ func New(ctx context.Context, opts Options) (*Authenticator, error) {
 	if opts.GroupsClaim == "" {
 		opts.GroupsClaim = "groups"
 	}
-	a := &Authenticator{opts: opts, refreshes: map[string]*refreshCall{}, verified: map[[32]byte]verifiedToken{}, lastError: errors.New("discovery has not completed"),
+	a := &Authenticator{opts: opts, refreshes: map[string]*refreshCall{}, verified: map[[32]byte]verifiedToken{}, verifiedMax: maxVerifiedTokens, lastError: errors.New("discovery has not completed"),
 		replays: newReplaySet(maxReplayStates)}
 	a.secureCookies = opts.PublicURL.Scheme == "https"
 	if a.secureCookies {
@@ -394,10 +397,11 @@ func (a *Authenticator) VerifyBearer(ctx context.Context, token string) (identit
 				delete(a.verified, k)
 			}
 		}
-		a.verifiedSweepAt = 2 * len(a.verified)
+		a.verifiedSweepAt = min(2*len(a.verified), a.verifiedMax)
 	}
-	if len(a.verified) >= maxVerifiedTokens {
+	if len(a.verified) >= a.verifiedMax { // every token still valid: start over
 		clear(a.verified)
+		a.verifiedSweepAt = 0
 	}
 	a.verified[sum] = verifiedToken{id: id, expires: idt.Expiry}
 	a.verifiedMu.Unlock()
