@@ -694,13 +694,17 @@ func (h *Handler) watchFollower(ctx context.Context) {
 		if running < after {
 			continue
 		}
-		fields := []zap.Field{zap.String("room", r.room), zap.String("cause", r.cause), zap.Duration("running", running)}
+		const stuck = "e2ee: reconcile stuck; room events are not reaching any roster"
+		var ho *lockHolder
 		if m := h.existing(r.room); m != nil {
-			if ho := m.holder.Load(); ho != nil {
-				fields = append(fields, zap.String("lock_held_by", ho.op), zap.Duration("lock_held_for", time.Since(ho.since)))
-			}
+			ho = m.holder.Load()
 		}
-		h.log.Error("e2ee: reconcile stuck; room events are not reaching any roster", fields...)
+		if ho == nil {
+			h.log.Error(stuck, zap.String("room", r.room), zap.String("cause", r.cause), zap.Duration("running", running))
+			continue
+		}
+		h.log.Error(stuck, zap.String("room", r.room), zap.String("cause", r.cause), zap.Duration("running", running),
+			zap.String("lock_held_by", ho.op), zap.Duration("lock_held_for", time.Since(ho.since)))
 	}
 }
 
