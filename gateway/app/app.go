@@ -190,13 +190,14 @@ func (a *App) build(ctx context.Context) error {
 	}
 	a.Rooms = deps.Rooms
 	if a.Rooms == nil {
-		if a.Rooms, err = openRoomStore(ctx, cfg, log.Named("rooms"), sec); err != nil {
+		var seeded bool
+		if a.Rooms, seeded, err = openRoomStore(ctx, cfg, log.Named("rooms"), sec); err != nil {
 			return err
 		}
 		st := a.Rooms
 		a.closers = append(a.closers, func() { _ = st.Close() })
 		seeds := cfg.Rooms.Seeds(cfg.OIDC.Issuer)
-		a.background(ctx, func(ctx context.Context) { keepPermanentRooms(ctx, st, seeds, log.Named("rooms")) })
+		a.background(ctx, func(ctx context.Context) { keepPermanentRooms(ctx, st, seeds, seeded, log.Named("rooms")) })
 	}
 	waitTTL := cfg.Rooms.State().WithDefaults().WaitTTL
 	a.background(ctx, func(ctx context.Context) { sec.FollowLobby(ctx, a.Rooms, waitTTL) })

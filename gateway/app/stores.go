@@ -38,9 +38,9 @@ func openSessionStore(ctx context.Context, cfg *config.Config, roomStore rooms.S
 
 // openRoomStore builds the room state store from store.kind and seeds the
 // permanent rooms. A Redis that is down at start does not stop the node:
-// rooms fail closed (503) until it is back, and seeding is retried until
-// ctx ends.
-func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger, sec *metrics.Set) (rooms.Store, error) {
+// rooms fail closed (503) until it is back, and seeded is false so that
+// keepPermanentRooms seeds them then.
+func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger, sec *metrics.Set) (_ rooms.Store, seeded bool, err error) {
 	var st rooms.Store
 	switch cfg.Store.Kind {
 	case "redis":
@@ -50,47 +50,35 @@ func openRoomStore(ctx context.Context, cfg *config.Config, log *zap.Logger, sec
 			SentinelMaster: r.Sentinel.Master, SentinelAddrs: r.Sentinel.Addrs, SentinelPassword: r.Sentinel.Password,
 		}, Rooms: cfg.Rooms.State(), Logger: log, Hooks: []redis.Hook{sec.RedisHook()}, ReplicaAckTimeout: r.ReplicaAckTimeout})
 		if err != nil {
-			return nil, fmt.Errorf("store.redis: %w", err)
+			return nil, false, fmt.Errorf("store.redis: %w", err)
 		}
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		err = rs.CheckServer(cctx)
 		cancel()
 		if err != nil {
 			_ = rs.Close()
-			return nil, fmt.Errorf("store.redis: %w", err)
+			return nil, false, fmt.Errorf("store.redis: %w", err)
 		}
 		st = rs
 	default:
 		ms, err := memstore.New(ctx, memstore.Options{Rooms: cfg.Rooms.State(), Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("rooms: %w", err)
+			return nil, false, fmt.Errorf("rooms: %w", err)
 		}
 		st = ms
 	}
 	seeds := cfg.Rooms.Seeds(cfg.OIDC.Issuer)
-	err := rooms.Seed(ctx, st, seeds)
+	err = rooms.Seed(ctx, st, seeds)
 	switch {
 	case err == nil:
+		seeded = true
 	case errors.Is(err, rooms.ErrStoreUnavailable):
 		log.Warn("room store unavailable at start; permanent rooms will be seeded when it is back", zap.Error(err))
-		go func() {
-			for ctx.Err() == nil {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(2 * time.Second):
-				}
-				if err := rooms.Seed(ctx, st, seeds); err == nil {
-					log.Info("permanent rooms seeded")
-					return
-				}
-			}
-		}()
 	default:
 		_ = st.Close()
-		return nil, fmt.Errorf("rooms.permanent: %w", err)
+		return nil, false, fmt.Errorf("rooms.permanent: %w", err)
 	}
-	return st, nil
+	return st, seeded, nil
 }
 
 // reseedEvery is how often a node checks that the permanent rooms still
@@ -106,11 +94,24 @@ const reseedEvery = 5 * time.Second
 // creates only rooms that are missing (rooms.SeedMissing), so a room that
 // survived keeps its lock, bans, participants and a host's settings. While
 // the store is down it only waits: joins fail closed (503) meanwhile.
-func keepPermanentRooms(ctx context.Context, st rooms.Store, seeds []rooms.ConfiguredRoom, log *zap.Logger) {
+//
+// A node that could not seed at start (seeded false) seeds as start would
+// (rooms.Seed: the configuration's settings win) the first time the store
+// answers, once, and only re-creates missing rooms after that.
+func keepPermanentRooms(ctx context.Context, st rooms.Store, seeds []rooms.ConfiguredRoom, seeded bool, log *zap.Logger) {
 	if len(seeds) == 0 {
 		return
 	}
 	reseed := func() {
+		if !seeded {
+			if err := rooms.Seed(ctx, st, seeds); err != nil {
+				log.Debug("permanent rooms not seeded; the store is unavailable", zap.Error(err))
+				return
+			}
+			seeded = true
+			log.Info("permanent rooms seeded")
+			return
+		}
 		created, err := rooms.SeedMissing(ctx, st, seeds)
 		if len(created) > 0 {
 			// Everything else of these rooms (participants, lock, bans)

@@ -25,7 +25,7 @@ func TestServe_RedisStoreKindKeepsSessionsInRedis(t *testing.T) {
 	cfg := &config.Config{Session: config.Session{Secret: strings.Repeat("s", 40)},
 		Store: config.Store{Kind: "redis", Redis: config.Redis{Addr: srv.Addr}}}
 	open := func() session.Store {
-		rs, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
+		rs, _, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestServe_RedisStoreKindKeepsSessionsInRedis(t *testing.T) {
 	}
 
 	cfg.Store = config.Store{Kind: "memory"}
-	rs, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
+	rs, _, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestServe_RedisStoreKindKeepsSessionsInRedis(t *testing.T) {
 func TestServe_RedisClusterIsRefusedAtStart(t *testing.T) {
 	node := redistest.StartWith(t, "--cluster-enabled", "yes", "--cluster-config-file", t.TempDir()+"/nodes.conf")
 	cfg := &config.Config{Store: config.Store{Kind: "redis", Redis: config.Redis{Addr: node.Addr}}}
-	_, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
+	_, _, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
 	if !errors.Is(err, redisstore.ErrClusterUnsupported) || !strings.HasPrefix(err.Error(), "store.redis: the server runs Redis Cluster, which is not supported") {
 		t.Fatalf("a Redis Cluster node: %v, want ErrClusterUnsupported", err)
 	}
@@ -81,7 +81,7 @@ func TestServe_RedisClusterIsRefusedAtStart(t *testing.T) {
 	// per request until it is up).
 	for _, addr := range []string{redistest.Start(t).Addr, "127.0.0.1:1"} {
 		cfg.Store.Redis.Addr = addr
-		rs, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
+		rs, _, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", addr, err)
 		}
@@ -100,12 +100,12 @@ func TestKeepPermanentRooms_RoomsComeBackWhenRedisLosesItsData(t *testing.T) {
 	cfg := &config.Config{Store: config.Store{Kind: "redis", Redis: config.Redis{Addr: srv.Addr}},
 		Rooms: config.Rooms{Permanent: []config.PermanentRoom{{ID: "demo", Capacity: 30}, {ID: "all-hands", E2EERequired: true}}}}
 	ctx, cancel := context.WithCancel(t.Context())
-	st, err := openRoomStore(ctx, cfg, zap.NewNop(), nil)
+	st, _, err := openRoomStore(ctx, cfg, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { keepPermanentRooms(ctx, st, cfg.Rooms.Seeds(cfg.OIDC.Issuer), zap.NewNop()); close(done) }()
+	go func() { keepPermanentRooms(ctx, st, cfg.Rooms.Seeds(cfg.OIDC.Issuer), true, zap.NewNop()); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; _ = st.Close() })
 
 	admit := func() error {
@@ -174,7 +174,7 @@ func TestServe_ReplicaAckTimeoutReachesTheStore(t *testing.T) {
 	}{{0, nil}, {50 * time.Millisecond, rooms.ErrStoreUnavailable}} {
 		cfg := &config.Config{Store: config.Store{Kind: "redis", Redis: config.Redis{Addr: srv.Addr, ReplicaAckTimeout: tc.ack}},
 			Rooms: config.Rooms{Permanent: []config.PermanentRoom{{ID: "demo"}}}}
-		st, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
+		st, _, err := openRoomStore(t.Context(), cfg, zap.NewNop(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,5 +183,53 @@ func TestServe_ReplicaAckTimeoutReachesTheStore(t *testing.T) {
 		if !errors.Is(err, tc.want) { // errors.Is(err, nil) is err == nil
 			t.Errorf("replica_ack_timeout %v, no replica: Admit = %v, want %v", tc.ack, err, tc.want)
 		}
+	}
+}
+
+// A node that starts while Redis is down seeds the permanent rooms as a
+// start would (the configuration's settings win) once, when Redis first
+// answers; after that it only re-creates missing rooms, so a host's later
+// change to a live room is never undone by its checks.
+func TestKeepPermanentRooms_NodeStartedWhileRedisWasDownSeedsOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := &config.Config{Store: config.Store{Kind: "redis", Redis: config.Redis{Addr: srv.Addr}},
+		Rooms: config.Rooms{Permanent: []config.PermanentRoom{{ID: "demo", Capacity: 30}}}}
+	srv.Kill()
+	ctx, cancel := context.WithCancel(t.Context())
+	st, seeded, err := openRoomStore(ctx, cfg, zap.NewNop(), nil)
+	if err != nil || seeded {
+		t.Fatalf("start with Redis down: seeded %v, %v; want a node that seeds later", seeded, err)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The room as Redis has it when it comes back: a host had lowered the
+	// capacity. The configuration's value wins once, as at any start.
+	five, seven := 5, 7
+	owner := cfg.Rooms.Seeds(cfg.OIDC.Issuer)[0].Owner
+	if _, err := st.Put(t.Context(), "demo", owner, rooms.SettingsChange{Capacity: &five}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		keepPermanentRooms(ctx, st, cfg.Rooms.Seeds(cfg.OIDC.Issuer), seeded, zap.NewNop())
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done; _ = st.Close() })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := st.Room(t.Context(), "demo")
+		if err == nil && r.Capacity == 30 && r.Permanent {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node never seeded the permanent room after Redis came back: %+v, %v", r, err)
+		}
+	}
+	if _, err := st.Put(t.Context(), "demo", owner, rooms.SettingsChange{Capacity: &seven}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(reseedEvery + time.Second) // at least one more check
+	if r, err := st.Room(t.Context(), "demo"); err != nil || r.Capacity != 7 {
+		t.Fatalf("after the keeper's next check: %+v, %v; want the host's capacity 7 kept", r, err)
 	}
 }
