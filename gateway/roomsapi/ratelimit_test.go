@@ -134,7 +134,7 @@ func wantRetryAfter(t *testing.T, what string, r reply) int {
 // another address knock and meet the waiting-room cap and their own
 // limits; capacity and lobby refusals count against nobody's address.
 func TestRateLimit_AllHandsFromOneAddress(t *testing.T) {
-	o := clusterOptions{policyConfig: func(cfg map[string]any) { cfg["capacity"].(map[string]any)["max"] = 1000 }}
+	o := clusterOptions{policyTimeout: time.Minute, policyConfig: func(cfg map[string]any) { cfg["capacity"].(map[string]any)["max"] = 1000 }}
 	eachStore(t, o, func(t *testing.T, c *cluster) {
 		const officeIP, guestIP = "127.0.0.2", "127.0.0.3"
 		office, guests := fromAddr(officeIP), fromAddr(guestIP)
