@@ -2,6 +2,7 @@
 
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concat, equal } from './bytes.js';
+import { E2EEError, ErrMalformed } from './errors.js';
 
 export function leafHash(recipient: Uint8Array, keyPackage: Uint8Array, sealed: Uint8Array): Uint8Array {
   return sha256(concat(Uint8Array.of(0), recipient, keyPackage, Uint8Array.of(sealed.length >>> 8, sealed.length & 0xff), sealed));
@@ -18,14 +19,27 @@ function split(n: number): number {
   return k;
 }
 
-export function merkleRoot(leaves: Uint8Array[]): Uint8Array {
-  if (leaves.length === 1) return leaves[0];
-  const k = split(leaves.length);
-  return nodeHash(merkleRoot(leaves.slice(0, k)), merkleRoot(leaves.slice(k)));
+// A tree needs at least one leaf, as in crypto/e2ee (whose merkleTree/merkleRoot are only called with one or
+// more): a committer alone signs a zero root without building a tree (docs/e2ee.md section 4.6). Without this
+// check an empty list recursed until the stack overflowed, since split(0) leaves the whole list on each side.
+function needLeaves(leaves: Uint8Array[]): void {
+  if (leaves.length === 0) throw new E2EEError(ErrMalformed, 'Merkle tree of no leaves');
 }
 
-/** merkleTree returns the root and every leaf's audit path, leaf to root. */
+export function merkleRoot(leaves: Uint8Array[]): Uint8Array {
+  needLeaves(leaves);
+  return root(leaves);
+}
+
+function root(leaves: Uint8Array[]): Uint8Array {
+  if (leaves.length === 1) return leaves[0];
+  const k = split(leaves.length);
+  return nodeHash(root(leaves.slice(0, k)), root(leaves.slice(k)));
+}
+
+/** merkleTree returns the root and every leaf's audit path, leaf to root; it throws E2EEError for no leaves. */
 export function merkleTree(leaves: Uint8Array[]): { root: Uint8Array; paths: Uint8Array[][] } {
+  needLeaves(leaves);
   const paths: Uint8Array[][] = leaves.map(() => []);
   const sub = (lo: number, hi: number): Uint8Array => {
     if (hi - lo === 1) return leaves[lo];
