@@ -197,7 +197,10 @@ func (a *App) build(ctx context.Context) error {
 		st := a.Rooms
 		a.closers = append(a.closers, func() { _ = st.Close() })
 		seeds := cfg.Rooms.Seeds(cfg.OIDC.Issuer)
-		a.background(ctx, func(ctx context.Context) { keepPermanentRooms(ctx, st, seeds, seeded, log.Named("rooms")) })
+		// a.Audit was set by openAudit above, before this goroutine
+		// starts, and never changes after: the keeper reads it race-free.
+		rec := a.Audit
+		a.background(ctx, func(ctx context.Context) { keepPermanentRooms(ctx, st, seeds, seeded, rec, log.Named("rooms")) })
 	}
 	waitTTL := cfg.Rooms.State().WithDefaults().WaitTTL
 	a.background(ctx, func(ctx context.Context) { sec.FollowLobby(ctx, a.Rooms, waitTTL) })

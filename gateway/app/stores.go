@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/rooms/memstore"
@@ -98,7 +99,11 @@ const reseedEvery = 5 * time.Second
 // A node that could not seed at start (seeded false) seeds as start would
 // (rooms.Seed: the configuration's settings win) the first time the store
 // answers, once, and only re-creates missing rooms after that.
-func keepPermanentRooms(ctx context.Context, st rooms.Store, seeds []rooms.ConfiguredRoom, seeded bool, log *zap.Logger) {
+//
+// Each re-created room is put on the audit record (rec, room.recreated):
+// it came back unlocked and without its bans, a security-relevant change
+// nobody asked for. Only the node whose create succeeded writes it.
+func keepPermanentRooms(ctx context.Context, st rooms.Store, seeds []rooms.ConfiguredRoom, seeded bool, rec audit.Recorder, log *zap.Logger) {
 	if len(seeds) == 0 {
 		return
 	}
@@ -117,6 +122,20 @@ func keepPermanentRooms(ctx context.Context, st rooms.Store, seeds []rooms.Confi
 			// Everything else of these rooms (participants, lock, bans)
 			// was lost with them: an operator should know.
 			log.Warn("permanent rooms were missing from the store and are created again", zap.Strings("rooms", created))
+		}
+		// The rooms exist again whether or not this node is stopping:
+		// their records are written even then (Close waits for the keeper
+		// before it closes the audit log).
+		actx := context.WithoutCancel(ctx)
+		for _, id := range created {
+			// The room stays re-created when its record cannot be
+			// written: a permanent room with its configured settings is
+			// what any node start creates, so it opens nothing a start
+			// would not; removing it again would only refuse every join.
+			// The failure is logged instead, for the operator.
+			if err := audit.Write(actx, rec, audit.RoomRecreated(id, audit.ReasonStoreDataLost)); err != nil {
+				log.Error("audit permanent room re-created", zap.String("room", id), zap.Error(err))
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Debug("permanent rooms not checked; the store is unavailable", zap.Error(err))

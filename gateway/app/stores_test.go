@@ -2,13 +2,19 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/meetguard/meetguard/gateway/audit"
 	"github.com/meetguard/meetguard/gateway/config"
 	"github.com/meetguard/meetguard/gateway/rooms"
 	"github.com/meetguard/meetguard/gateway/rooms/redisstore"
@@ -105,7 +111,10 @@ func TestKeepPermanentRooms_RoomsComeBackWhenRedisLosesItsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { keepPermanentRooms(ctx, st, cfg.Rooms.Seeds(cfg.OIDC.Issuer), true, zap.NewNop()); close(done) }()
+	go func() {
+		keepPermanentRooms(ctx, st, cfg.Rooms.Seeds(cfg.OIDC.Issuer), true, openTestAudit(t), zap.NewNop())
+		close(done)
+	}()
 	t.Cleanup(func() { cancel(); <-done; _ = st.Close() })
 
 	admit := func() error {
@@ -212,7 +221,7 @@ func TestKeepPermanentRooms_NodeStartedWhileRedisWasDownSeedsOnce(t *testing.T) 
 	}
 	done := make(chan struct{})
 	go func() {
-		keepPermanentRooms(ctx, st, cfg.Rooms.Seeds(cfg.OIDC.Issuer), seeded, zap.NewNop())
+		keepPermanentRooms(ctx, st, cfg.Rooms.Seeds(cfg.OIDC.Issuer), seeded, openTestAudit(t), zap.NewNop())
 		close(done)
 	}()
 	t.Cleanup(func() { cancel(); <-done; _ = st.Close() })
@@ -231,5 +240,105 @@ func TestKeepPermanentRooms_NodeStartedWhileRedisWasDownSeedsOnce(t *testing.T) 
 	time.Sleep(reseedEvery + time.Second) // at least one more check
 	if r, err := st.Room(t.Context(), "demo"); err != nil || r.Capacity != 7 {
 		t.Fatalf("after the keeper's next check: %+v, %v; want the host's capacity 7 kept", r, err)
+	}
+}
+
+// openTestAudit opens a real audit log in a temporary directory that
+// refuses records differing from the documented schema.
+func openTestAudit(t *testing.T) *audit.Log {
+	t.Helper()
+	return openTestAuditAt(t, t.TempDir())
+}
+
+func openTestAuditAt(t *testing.T, dir string) *audit.Log {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(t.Context(), audit.Options{Path: filepath.Join(dir, "audit.log"), Node: "gw-1", SigningKey: key, StrictSchema: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// A permanent room the store lost comes back unlocked and without its
+// bans. That must not pass with only a log line: the audit log holds one
+// room.recreated record per lost room, naming the room, the reason and the
+// node, and none for a room that survived with its lock.
+func TestKeepPermanentRooms_RecreatedRoomsAreOnTheAuditRecord(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := &config.Config{Store: config.Store{Kind: "redis", Redis: config.Redis{Addr: srv.Addr}},
+		Rooms: config.Rooms{Permanent: []config.PermanentRoom{{ID: "demo"}, {ID: "all-hands"}, {ID: "board"}}}}
+	ctx, cancel := context.WithCancel(t.Context())
+	st, seeded, err := openRoomStore(ctx, cfg, zap.NewNop(), nil)
+	if err != nil || !seeded {
+		t.Fatalf("seeded %v, %v", seeded, err)
+	}
+	seeds := cfg.Rooms.Seeds(cfg.OIDC.Issuer)
+	// Redis loses everything (FLUSHALL, which no connection notices).
+	// Before this node's keeper checks, board is back, locked by its host
+	// (another node's keeper re-created it): this node must write no
+	// record for it, and leave it locked.
+	if err := srv.Client(t).FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rooms.Seed(t.Context(), st, seeds[2:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Lock(t.Context(), "board"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Room(t.Context(), "demo"); !errors.Is(err, rooms.ErrNotFound) {
+		t.Fatalf("demo after FLUSHALL: %v, want it lost", err)
+	}
+
+	dir := t.TempDir()
+	alog := openTestAuditAt(t, dir)
+	done := make(chan struct{})
+	go func() { keepPermanentRooms(ctx, st, seeds, true, alog, zap.NewNop()); close(done) }()
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(func() { stop(); _ = st.Close() })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, errD := st.Room(t.Context(), "demo")
+		_, errA := st.Room(t.Context(), "all-hands")
+		if errD == nil && errA == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lost rooms not re-created: %v, %v", errD, errA)
+		}
+	}
+	stop() // the keeper has written what it writes: no check is under way
+	var got []string
+	_, err = audit.ReadEntries(t.Context(), []string{filepath.Join(dir, "audit.log")}, func(e *audit.Entry) error {
+		if e.Event != audit.EventRoomRecreated {
+			return nil
+		}
+		if e.Str(audit.FieldReason) != audit.ReasonStoreDataLost || e.Node != "gw-1" {
+			t.Errorf("record %s: want reason %s and node gw-1", e.Raw, audit.ReasonStoreDataLost)
+		}
+		got = append(got, e.Str(audit.FieldRoom))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := []string{"all-hands", "demo"}; !slices.Equal(got, want) {
+		t.Fatalf("room.recreated records for %v, want one each for %v (none for board, which survived)", got, want)
+	}
+	// `audit report` shows it among the room's controls.
+	rep, err := audit.BuildReport(t.Context(), []string{filepath.Join(dir, "audit.log")}, audit.ReportOptions{Room: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.RoomControls) != 1 || !strings.Contains(rep.RoomControls[0].Text, "created again") {
+		t.Errorf("report's room controls for demo: %+v, want the re-creation", rep.RoomControls)
+	}
+	if r, err := st.Room(t.Context(), "board"); err != nil || !r.Locked {
+		t.Fatalf("board after the keeper ran: %+v, %v; want it untouched, locked", r, err)
 	}
 }

@@ -40,6 +40,11 @@ const (
 	EventRoomSuspend = "room.suspend"
 	EventRoomCreate  = "room.create"
 	EventRoomUpdate  = "room.update"
+	// EventRoomRecreated: a node created a permanent room again that the
+	// room store had lost (Redis restarted empty, FLUSHALL). The room is
+	// back with its configured settings, unlocked and without the bans,
+	// lobby and host changes it had.
+	EventRoomRecreated = "room.recreated"
 
 	EventE2EEKeyRegistered = "e2ee.key_registered"
 	EventE2EEEpoch         = "e2ee.epoch"
@@ -112,6 +117,10 @@ const (
 	FieldUnit  = "unit"
 	FieldLimit = "limit"
 )
+
+// ReasonStoreDataLost is the FieldReason of EventRoomRecreated: the room
+// store no longer held the room.
+const ReasonStoreDataLost = "store_data_lost"
 
 // Decisions as written in FieldDecision.
 const (

@@ -30,7 +30,7 @@ type Report struct {
 	Refused      []Refusal
 	Lobby        []LobbyVisit
 	Removals     []Moment // room.remove, room.ban, room.suspend
-	RoomControls []Moment // room.lock, room.unlock, room.create, room.update
+	RoomControls []Moment // room.lock, room.unlock, room.create, room.update, room.recreated
 	Keys         []Moment // e2ee.*
 	Changes      []Moment // policy and config reloads, gateway start and stop
 	Timeline     []Moment
@@ -215,6 +215,11 @@ func (r *Report) add(e *Entry, lobby map[string]int) {
 		r.RoomControls = append(r.RoomControls, m)
 	case EventRoomCreate:
 		m.Text = nActor + " created the room"
+		r.RoomControls = append(r.RoomControls, m)
+	case EventRoomRecreated:
+		// Nobody did it: the store lost the room, and with it the lock
+		// and bans a host had set.
+		m.Text = "the room was created again with its configured settings, unlocked and without its bans" + because(reason)
 		r.RoomControls = append(r.RoomControls, m)
 	case EventRoomUpdate:
 		m.Text = nActor + " changed the room" + because(e.Str(FieldChanges))

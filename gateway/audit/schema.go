@@ -118,6 +118,7 @@ var schema = []EventSpec{
 	{EventRoomSuspend, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldReason, FieldRemoved}, nil},
 	{EventRoomCreate, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldSettings, FieldReasons, FieldDecisionID, FieldPolicyRevision}, nil},
 	{EventRoomUpdate, []string{FieldRoom, FieldActor, FieldActorIssuer, FieldChanges}, []string{FieldTarget, FieldTargetIssuer, FieldReason}},
+	{EventRoomRecreated, []string{FieldRoom, FieldReason}, nil},
 	{EventE2EEKeyRegistered, []string{FieldRoom, FieldInstance, FieldSubject, FieldIssuer, FieldDevice, FieldKeyID, FieldKEM, FieldRole, FieldAdmitted}, nil},
 	{EventE2EEEpoch, []string{FieldRoom, FieldInstance, FieldEpoch, FieldReason, FieldMembers}, []string{FieldCause}},
 	{EventE2EERejected, []string{FieldRoom, FieldSubject, FieldReason, FieldOp}, []string{FieldInstance, FieldKeyID}},

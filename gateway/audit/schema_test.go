@@ -155,7 +155,7 @@ func TestSchema_EveryEventConstantIsDocumented(t *testing.T) {
 		audit.EventLoginSuccess, audit.EventLoginFailure, audit.EventLogout, audit.EventSessionRevoked,
 		audit.EventAdmissionDecision, audit.EventAdmissionRateLimited, audit.EventLobbyKnock, audit.EventLobbyAdmit,
 		audit.EventLobbyDeny, audit.EventRoomLock, audit.EventRoomUnlock, audit.EventRoomRemove, audit.EventRoomBan,
-		audit.EventRoomSuspend, audit.EventRoomCreate, audit.EventRoomUpdate, audit.EventE2EEKeyRegistered,
+		audit.EventRoomSuspend, audit.EventRoomCreate, audit.EventRoomUpdate, audit.EventRoomRecreated, audit.EventE2EEKeyRegistered,
 		audit.EventE2EEEpoch, audit.EventE2EERejected, audit.EventE2EEClientAlarm, audit.EventPolicyReload, audit.EventPolicyReloadRejected,
 		audit.EventConfigReload, audit.EventConfigReloadRejected, audit.EventTLSReload, audit.EventTLSReloadRejected, audit.EventStoreFailure, audit.EventUpstreamParticipant,
 		audit.EventGatewayStart, audit.EventGatewayStop, audit.EventCheckpoint, audit.EventOpened, audit.EventRecovered,

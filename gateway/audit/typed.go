@@ -63,6 +63,12 @@ func TLSReloadRejected(trigger, problem, serial string, notAfter time.Time) Fact
 	}}
 }
 
+// RoomRecreated is a permanent room created again, with its configured
+// settings, after the room store lost it; reason is ReasonStoreDataLost.
+func RoomRecreated(room, reason string) Fact {
+	return Fact{EventRoomRecreated, []zap.Field{zap.String(FieldRoom, room), zap.String(FieldReason, reason)}}
+}
+
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // PolicyShadowDisagreement is a decision the shadow policy (revision
