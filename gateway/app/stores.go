@@ -124,9 +124,11 @@ func keepPermanentRooms(ctx context.Context, st rooms.Store, seeds []rooms.Confi
 			log.Warn("permanent rooms were missing from the store and are created again", zap.Strings("rooms", created))
 		}
 		// The rooms exist again whether or not this node is stopping:
-		// their records are written even then (Close waits for the keeper
-		// before it closes the audit log).
-		actx := context.WithoutCancel(ctx)
+		// their records are written and awaited even then (Close waits
+		// for the keeper before it closes the audit log), bounded so that
+		// a stuck disk cannot hold a shutdown forever.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
 		for _, id := range created {
 			// The room stays re-created when its record cannot be
 			// written: a permanent room with its configured settings is
