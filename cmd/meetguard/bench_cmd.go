@@ -300,9 +300,14 @@ func benchLogin(ctx context.Context, base string) (string, error) {
 
 // benchToken asks the development provider for alice's bearer token.
 func benchToken(ctx context.Context, base string) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+devIdPPrefix+"/dev/token", strings.NewReader("user=alice%40example.com"))
+	return fetchDevToken(ctx, http.DefaultClient, base, "alice@example.com")
+}
+
+// fetchDevToken asks the development provider at base for user's bearer token.
+func fetchDevToken(ctx context.Context, hc *http.Client, base, user string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+devIdPPrefix+"/dev/token", strings.NewReader(url.Values{"user": {user}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -311,7 +316,7 @@ func benchToken(ctx context.Context, base string) (string, error) {
 		AccessToken string `json:"access_token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
-		return "", fmt.Errorf("dev token: status %d", resp.StatusCode)
+		return "", fmt.Errorf("dev token for %s: status %d", user, resp.StatusCode)
 	}
 	return body.AccessToken, nil
 }

@@ -200,20 +200,11 @@ func (s *soak) token(ctx context.Context, i int) (string, error) {
 	if i < s.o.users {
 		name = soakUser(i).Email
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.o.gateway+devIdPPrefix+"/dev/token", strings.NewReader(url.Values{"user": {name}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := s.hc.Do(req)
+	tok, err := fetchDevToken(ctx, s.hc, s.o.gateway, name)
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
-		return "", fmt.Errorf("dev token for %s: status %d", name, resp.StatusCode)
-	}
-	t.tok, t.at = body.AccessToken, time.Now()
+	t.tok, t.at = tok, time.Now()
 	return t.tok, nil
 }
 
