@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meetguard/meetguard/gateway/syncbuf"
 )
 
 func TestLinearTrend(t *testing.T) {
@@ -86,7 +88,7 @@ func startSoakGateway(t *testing.T, users int) (base, metrics string) {
 	creds := filepath.Join(t.TempDir(), "creds")
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	exited := make(chan struct{})
 	wg.Add(1)
 	go func() {
@@ -111,25 +113,6 @@ func startSoakGateway(t *testing.T, users int) (base, metrics string) {
 	}
 	t.Fatalf("bench gateway did not sign in:\n%s", logs.String())
 	return "", ""
-}
-
-// syncBuffer is a strings.Builder that a running gateway may write to
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var soakOpsLine = regexp.MustCompile(`kicks (\d+), kicked sockets closed by the gateway with 4001: (\d+)`)
