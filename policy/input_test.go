@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +80,96 @@ func TestInputValue_EqualsJSONConversion(t *testing.T) {
 				t.Errorf("%s.%s does not reach the policy", rv.Type().Field(i).Name, section.Type().Field(j).Name)
 			}
 		}
+	}
+}
+
+// TestInputValue_EqualsJSONConversionOnEveryExample checks value() against the
+// reference conversion on the documented inputs, the fuzz seeds and the
+// zero input: equal as values and equal in hash (OPA's object and set
+// lookups go by hash first), and two conversions of one input share no
+// term that a later one could change.
+func TestInputValue_EqualsJSONConversionOnEveryExample(t *testing.T) {
+	inputs := map[string]Input{"zero": {}, "full": fullInput()}
+	emptyLists := fullInput()
+	emptyLists.Identity.Groups, emptyLists.Identity.AMR, emptyLists.Room.Tags = []string{}, nil, []string{}
+	inputs["empty lists"] = emptyLists
+	files, err := filepath.Glob("testdata/inputs/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds, err := filepath.Glob("testdata/fuzz/FuzzParseInput/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inputs[name], err = ParseInput(name, b); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	for _, name := range seeds {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, ok := fuzzSeedBytes(b)
+		if !ok {
+			t.Fatalf("%s: not a []byte seed", name)
+		}
+		if in, err := ParseInput(name, data); err == nil {
+			inputs[name] = in
+		}
+	}
+	if len(inputs) < 3+len(files)+1 {
+		t.Fatalf("only %d inputs parsed; the seeds did not load", len(inputs))
+	}
+	for name, in := range inputs {
+		got, want := in.value(), viaJSON(t, nilListsEmpty(in))
+		if got.Compare(want) != 0 {
+			t.Errorf("%s: value() differs from the JSON form:\n got %v\nwant %v", name, got, want)
+		}
+		if got.Hash() != want.Hash() {
+			t.Errorf("%s: hash %d, JSON form's %d", name, got.Hash(), want.Hash())
+		}
+		if again := in.value(); again.Compare(got) != 0 || again.Hash() != got.Hash() {
+			t.Errorf("%s: two conversions differ", name)
+		}
+	}
+}
+
+// nilListsEmpty is in with its nil lists empty, as value() gives them to
+// policies (encoding/json would write null).
+func nilListsEmpty(in Input) Input {
+	for _, l := range []*[]string{&in.Identity.Groups, &in.Identity.AMR, &in.Room.Tags} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	return in
+}
+
+// fuzzSeedBytes reads the one []byte value of a seed corpus file.
+func fuzzSeedBytes(file []byte) ([]byte, bool) {
+	lines := strings.SplitN(string(file), "\n", 3)
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "go test fuzz v1") {
+		return nil, false
+	}
+	lit, ok := strings.CutPrefix(strings.TrimSpace(lines[1]), "[]byte(")
+	if !ok {
+		return nil, false
+	}
+	s, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+	return []byte(s), err == nil
+}
+
+func BenchmarkInputValue(b *testing.B) {
+	in := fullInput()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = in.value()
 	}
 }
 
@@ -205,6 +297,9 @@ func FuzzParseInput(f *testing.F) {
 		}
 		if again.value().Compare(in.value()) != 0 {
 			t.Fatalf("round trip changed %s", b)
+		}
+		if got, want := in.value(), viaJSON(t, nilListsEmpty(in)); got.Compare(want) != 0 || got.Hash() != want.Hash() {
+			t.Fatalf("value() differs from the JSON form of %s:\n got %v\nwant %v", b, got, want)
 		}
 	})
 }
