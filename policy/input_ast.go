@@ -29,24 +29,31 @@ var inputKeys = func() map[string]*ast.Term {
 // every decision: going through encoding/json and back costs several times
 // more. Its output must equal the JSON encoding of Input (a test checks), with
 // nil lists as empty lists so that policies never see null.
+//
+// Its terms come from one block (terms), and empty strings and lists are
+// OPA's shared interned terms: a join's input is otherwise about ninety
+// small allocations, which the garbage collector pays for again. Nothing
+// changes a term once built (OPA treats input as immutable), so sharing
+// is safe.
 func (in *Input) value() ast.Value {
+	b := make(terms, 0, inputTerms+len(in.Identity.Groups)+len(in.Identity.AMR)+len(in.Room.Tags))
 	return ast.NewObject(
-		item("identity", ast.NewTerm(ast.NewObject(
-			item("iss", str(in.Identity.Iss)),
-			item("sub", str(in.Identity.Sub)),
-			item("email", str(in.Identity.Email)),
+		item("identity", b.of(ast.NewObject(
+			item("iss", b.str(in.Identity.Iss)),
+			item("sub", b.str(in.Identity.Sub)),
+			item("email", b.str(in.Identity.Email)),
 			item("email_verified", ast.InternedTerm(in.Identity.EmailVerified)),
-			item("name", str(in.Identity.Name)),
-			item("groups", strs(in.Identity.Groups)),
-			item("acr", str(in.Identity.ACR)),
-			item("amr", strs(in.Identity.AMR)),
+			item("name", b.str(in.Identity.Name)),
+			item("groups", b.strs(in.Identity.Groups)),
+			item("acr", b.str(in.Identity.ACR)),
+			item("amr", b.strs(in.Identity.AMR)),
 			item("auth_time", ast.InternedTerm(in.Identity.AuthTime)),
-			item("via", str(in.Identity.Via)),
+			item("via", b.str(in.Identity.Via)),
 		))),
-		item("room", ast.NewTerm(ast.NewObject(
-			item("id", str(in.Room.ID)),
+		item("room", b.of(ast.NewObject(
+			item("id", b.str(in.Room.ID)),
 			item("exists", ast.InternedTerm(in.Room.Exists)),
-			item("owner", str(in.Room.Owner)),
+			item("owner", b.str(in.Room.Owner)),
 			item("capacity", ast.InternedTerm(in.Room.Capacity)),
 			item("occupancy", ast.InternedTerm(in.Room.Occupancy)),
 			item("locked", ast.InternedTerm(in.Room.Locked)),
@@ -55,33 +62,33 @@ func (in *Input) value() ast.Value {
 			item("passcode_required", ast.InternedTerm(in.Room.PasscodeRequired)),
 			item("passcode_ok", ast.InternedTerm(in.Room.PasscodeOK)),
 			item("e2ee_required", ast.InternedTerm(in.Room.E2EERequired)),
-			item("tags", strs(in.Room.Tags)),
+			item("tags", b.strs(in.Room.Tags)),
 			item("banned", ast.InternedTerm(in.Room.Banned)),
 		))),
-		item("device", ast.NewTerm(ast.NewObject(
+		item("device", b.of(ast.NewObject(
 			item("key_registered", ast.InternedTerm(in.Device.KeyRegistered)),
-			item("key_fingerprint", str(in.Device.KeyFingerprint)),
+			item("key_fingerprint", b.str(in.Device.KeyFingerprint)),
 			item("pq", ast.InternedTerm(in.Device.PQ)),
 		))),
-		item("request", ast.NewTerm(ast.NewObject(
-			item("time", str(in.Request.Time.Format(time.RFC3339Nano))),
-			item("ip", str(in.Request.IP)),
-			item("user_agent", str(in.Request.UserAgent)),
-			item("method", str(in.Request.Method)),
-			item("path", str(in.Request.Path)),
-			item("origin", str(in.Request.Origin)),
+		item("request", b.of(ast.NewObject(
+			item("time", b.str(in.Request.Time.Format(time.RFC3339Nano))),
+			item("ip", b.str(in.Request.IP)),
+			item("user_agent", b.str(in.Request.UserAgent)),
+			item("method", b.str(in.Request.Method)),
+			item("path", b.str(in.Request.Path)),
+			item("origin", b.str(in.Request.Origin)),
 		))),
-		item("history", ast.NewTerm(ast.NewObject(
+		item("history", b.of(ast.NewObject(
 			item("window_seconds", ast.InternedTerm(in.History.WindowSeconds)),
-			item("identity", counters(in.History.Identity)),
-			item("ip", ast.NewTerm(ast.NewObject(
+			item("identity", b.counters(in.History.Identity)),
+			item("ip", b.of(ast.NewObject(
 				item("join_attempts", ast.InternedTerm(in.History.IP.JoinAttempts)),
 				item("join_failures", ast.InternedTerm(in.History.IP.JoinFailures)),
 				item("passcode_failures", ast.InternedTerm(in.History.IP.PasscodeFailures)),
 				item("trusted", ast.InternedTerm(in.History.IP.Trusted)),
 				item("limited", ast.InternedTerm(in.History.IP.Limited)),
 			))),
-			item("room", ast.NewTerm(ast.NewObject(
+			item("room", b.of(ast.NewObject(
 				item("passcode_failures", ast.InternedTerm(in.History.Room.PasscodeFailures)),
 				item("passcode_attack", ast.InternedTerm(in.History.Room.PasscodeAttack)),
 			))),
@@ -89,22 +96,44 @@ func (in *Input) value() ast.Value {
 	)
 }
 
+// inputTerms is how many terms value() takes from its block besides the
+// lists' elements: 15 strings, 3 lists and 8 objects. A wrong count costs
+// only speed: terms grows like any slice, and terms already handed out
+// stay where they are.
+const inputTerms = 15 + 3 + 8
+
 func item(key string, v *ast.Term) [2]*ast.Term { return [2]*ast.Term{inputKeys[key], v} }
 
-// str makes a fresh term: request values are rarely in OPA's intern table,
-// so looking them up first only costs time.
-func str(s string) *ast.Term { return ast.StringTerm(s) }
+// terms hands out one input's terms from a single allocation.
+type terms []ast.Term
 
-func strs(ss []string) *ast.Term {
-	terms := make([]*ast.Term, len(ss))
-	for i, s := range ss {
-		terms[i] = ast.StringTerm(s)
-	}
-	return ast.ArrayTerm(terms...)
+func (b *terms) of(v ast.Value) *ast.Term {
+	*b = append(*b, ast.Term{Value: v})
+	return &(*b)[len(*b)-1]
 }
 
-func counters(c Counters) *ast.Term {
-	return ast.NewTerm(ast.NewObject(
+// str makes a fresh term: request values are rarely in OPA's intern table,
+// so looking them up first only costs time. "" is, and free.
+func (b *terms) str(s string) *ast.Term {
+	if s == "" {
+		return ast.InternedEmptyString
+	}
+	return b.of(ast.String(s))
+}
+
+func (b *terms) strs(ss []string) *ast.Term {
+	if len(ss) == 0 {
+		return ast.InternedEmptyArray
+	}
+	elems := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		elems[i] = b.str(s)
+	}
+	return b.of(ast.NewArray(elems...))
+}
+
+func (b *terms) counters(c Counters) *ast.Term {
+	return b.of(ast.NewObject(
 		item("join_attempts", ast.InternedTerm(c.JoinAttempts)),
 		item("join_failures", ast.InternedTerm(c.JoinFailures)),
 		item("passcode_failures", ast.InternedTerm(c.PasscodeFailures)),
