@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ func BenchmarkJoin(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(bc.perCPU)
 			b.ResetTimer()
-			start, cpu := time.Now(), processCPU()
+			start, cpu, gc := time.Now(), processCPU(), gcCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := int(next.Add(1) - 1)
@@ -114,6 +115,9 @@ func BenchmarkJoin(b *testing.B) {
 			// writer, GC; the benchmark's own client is a small part):
 			// the neighbours on a shared machine inflate wall time, not this.
 			b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/join")
+			// The part of it the garbage collector took (the runtime's
+			// own estimate): what allocations and GOGC cost a join.
+			b.ReportMetric(float64((gcCPU()-gc).Microseconds())/float64(b.N), "gc-cpu-µs/join")
 			lat.report(b, "ms")
 		})
 	}
@@ -245,6 +249,18 @@ func serverCPU(b *testing.B, rdb *redis.Client) time.Duration {
 }
 
 // processCPU is the CPU time this process has used.
+// gcCPU is the CPU time the garbage collector has used so far: its
+// dedicated and fractional mark workers, assists and pauses, without the
+// marking it does on otherwise idle processors.
+func gcCPU() time.Duration {
+	samples := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/idle:cpu-seconds"}}
+	metrics.Read(samples)
+	if samples[0].Value.Kind() != metrics.KindFloat64 || samples[1].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration((samples[0].Value.Float64() - samples[1].Value.Float64()) * float64(time.Second))
+}
+
 func processCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
