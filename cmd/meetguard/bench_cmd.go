@@ -148,6 +148,9 @@ func benchServe(ctx context.Context, listen string, h http.Handler, stdout, stde
 }
 
 func runBenchGateway(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// The collector as `meetguard serve` sets it, so that the peer
+	// comparison and the soak measure what a served gateway does.
+	applyGCDefault(os.LookupEnv)
 	fs := newFlagSet("bench gateway", stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "address (loopback)")
 	to := fs.String("to", "", "upstream URL")
