@@ -116,3 +116,14 @@ func TestDecision_Outcome(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkDecodeDecision(b *testing.B) {
+	v := ast.MustParseTerm(`{"allow": true, "lobby": false, "member": true, "role": "participant", "reasons": ["staff"],
+		"user_message": "", "ttl_seconds": 300, "obligations": {"watermark": true}}`).Value
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeDecision(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
