@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,4 +211,41 @@ func FuzzVerifyTicket(f *testing.F) {
 			t.Fatalf("accepted a token that was never issued: %q -> %+v", token, got)
 		}
 	})
+}
+
+// TestTickets_ConcurrentUseKeepsEachTicketItsOwn: the HMACs are reused
+// across calls, so many goroutines issue and verify at once, each with its
+// own binding, under two keys (one retired); a ticket verifies only for its
+// own binding and room, whatever ran in between.
+func TestTickets_ConcurrentUseKeepsEachTicketItsOwn(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	old := newTickets(t, clock, key(2))
+	tk := newTickets(t, clock, key(1), key(2))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				binding, room := fmt.Sprintf("s-%d-%d", g, i), fmt.Sprintf("room-%d", g)
+				issuer := tk
+				if i%2 == 1 {
+					issuer = old
+				}
+				token, _, err := issuer.Issue(room, alice, binding)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := tk.Verify(token, room, binding); err != nil {
+					t.Errorf("own ticket refused: %v", err)
+				}
+				if _, err := tk.Verify(token, room, binding+"x"); !errors.Is(err, rooms.ErrTicketInvalid) {
+					t.Errorf("another binding: %v", err)
+				}
+				if _, err := old.Verify(token, room, binding); (err == nil) != (i%2 == 1) {
+					t.Errorf("key %d ticket under the old key alone: %v", 1+i%2, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
