@@ -116,7 +116,9 @@ func BenchmarkJoin(b *testing.B) {
 			// the neighbours on a shared machine inflate wall time, not this.
 			b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/join")
 			// The part of it the garbage collector took (the runtime's
-			// own estimate): what allocations and GOGC cost a join.
+			// own estimate): what allocations and GOGC cost a join. The
+			// runtime counts its workers' wall time, so a busy machine
+			// inflates this one.
 			b.ReportMetric(float64((gcCPU()-gc).Microseconds())/float64(b.N), "gc-cpu-µs/join")
 			lat.report(b, "ms")
 		})
