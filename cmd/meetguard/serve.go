@@ -56,8 +56,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 // GOGC environment variable is not set: the next collection starts when
 // the heap has grown by 200 % of what the last one kept, not Go's 100 %.
 // A join allocates about 60 KiB, nearly all of it inside the policy
-// engine, and at 100 % the collector took about 70 µs of CPU per join
-// (BenchmarkJoin's gc-cpu-µs/join); at 200 % about 45 µs. The price is a
+// engine, and at 200 % the collector's CPU per join halves (BenchmarkJoin's
+// gc-cpu-µs/join, 99 → 48 µs in one run). The price is a
 // heap goal of three times the live heap instead of two
 // (docs/performance.md). GOGC and GOMEMLIMIT, read by the Go runtime
 // itself, still decide when set.

@@ -138,7 +138,7 @@ func (t *Tickets) Issue(room string, p Participant, binding string) (token strin
 	w := ticketWire{ticket: Ticket{Room: room, Participant: p.ID, Role: p.Role, ExpiresAt: expires}}
 	copy(w.binding[:], k.bindingTag(binding))
 	b := w.appendBody(make([]byte, 0, ticketFixedLen+len(room)+ticketMACLen), role)
-	b = k.mac.sum(b, b)
+	b = k.mac.sum(b, b) // the MAC goes into the room reserved after the body
 	return base64.RawURLEncoding.EncodeToString(b), expires, nil
 }
 
