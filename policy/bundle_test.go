@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/util"
@@ -192,7 +193,7 @@ func TestBundle_SignatureVerification(t *testing.T) {
 			tt.prepare(t, files)
 			name := filepath.Join(t.TempDir(), "policy.tar.gz")
 			writeBundle(t, name, files)
-			e, err := New(context.Background(), Options{Bundle: name, BundleVerificationKey: tt.key.pubFile, BundleVerificationKeyID: tt.keyID})
+			e, err := New(context.Background(), Options{Bundle: name, BundleVerificationKey: tt.key.pubFile, BundleVerificationKeyID: tt.keyID, Timeout: time.Minute})
 			if !tt.wantErr {
 				if err != nil {
 					t.Fatalf("New: %v", err)

@@ -91,8 +91,15 @@ func replaceIn(t testing.TB, name, old, new string) {
 	}
 }
 
+// newEngine builds an engine whose decisions, unless the test sets a
+// timeout, get a minute: a test of what the policy decides must not fail
+// because a loaded machine (-race, parallel packages) took more than the
+// production 100 ms. Tests of the deadline set their own.
 func newEngine(t testing.TB, opts Options) *Engine {
 	t.Helper()
+	if opts.Timeout == 0 {
+		opts.Timeout = time.Minute
+	}
 	e, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
