@@ -51,7 +51,7 @@ func processCPU(b *testing.B) time.Duration {
 // the mean time of one batch's write and fsync.
 func BenchmarkRecord_Parallel(b *testing.B) {
 	for _, mode := range []SyncMode{SyncDurable, SyncAsync} {
-		for _, writers := range []int{1, 16, 128, 512} {
+		for _, writers := range []int{1, 16, 128, 512, 1024, 2048} {
 			b.Run(fmt.Sprintf("%s/writers=%d", mode, writers), func(b *testing.B) {
 				l := openTestLog(b, Options{Sync: mode, StrictSchema: true})
 				fields := benchFields()
