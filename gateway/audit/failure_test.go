@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,8 +55,8 @@ func TestRecord_DiskFullFailsClosedAndRecovers(t *testing.T) {
 	opts := Options{RetryInterval: 10 * time.Millisecond}
 	opts.openFile = func(name string, flag int, perm os.FileMode) (file, error) {
 		f, err := os.OpenFile(name, flag, perm)
-		if err != nil {
-			return nil, err
+		if err != nil || flag&os.O_CREATE == 0 {
+			return f, err // a descriptor that only fsyncs
 		}
 		sf = &switchFile{real: f}
 		return sf, nil
@@ -174,41 +175,61 @@ func TestRecord_DirectoryGoneFailsClosed(t *testing.T) {
 	}
 }
 
-// syncFaultFile is the real active file with one fault a real file cannot
-// be made to show on demand: fsync reporting an I/O error after the write
-// went through (a failing disk). Its writes reach the file; only the
-// fsync verdict is replaced. Sync can also be held at a gate, so that the
-// test knows which records share a batch.
-type syncFaultFile struct {
-	*os.File
-	mu   sync.Mutex
-	gate chan struct{} // when non-nil, the next Sync waits for it
-	fail error         // when non-nil, the next Sync returns it
-	held chan struct{} // signalled when a Sync waits at a gate
+// syncFaults replaces the verdict of the fsync of chosen batches, the
+// ones whose bytes hold a marker (a room name), with a fault a real file
+// cannot be made to show on demand: fsync reporting an I/O error after the
+// write went through (a failing disk). The writes reach the real file and
+// every other fsync is real. A rule can also hold the fsync at a gate, so
+// that the test knows which batches are in flight together.
+type syncFaults struct {
+	mu    sync.Mutex
+	rules []*syncRule
 }
 
-func (f *syncFaultFile) Sync() error {
-	f.mu.Lock()
-	gate, fail := f.gate, f.fail
-	f.gate, f.fail = nil, nil
-	f.mu.Unlock()
-	if gate != nil {
-		f.held <- struct{}{}
-		<-gate
-	}
-	if fail != nil {
-		return fail
-	}
-	return f.File.Sync()
+type syncRule struct {
+	marker string
+	gate   chan struct{} // when non-nil, a matching fsync waits for it to close
+	fail   error         // when non-nil, returned instead of fsyncing
+	held   chan struct{} // a value each time a matching fsync waits at the gate
+	synced chan error    // a matching fsync's verdict, once it returned
 }
 
-// arm makes the next Sync wait for the returned channel to close, then
-// return fail (or really sync if fail is nil).
-func (f *syncFaultFile) arm(fail error) chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.gate, f.fail = make(chan struct{}), fail
-	return f.gate
+// on adds a rule for batches holding room; gated rules hold the fsync
+// until the returned rule's gate is closed.
+func (s *syncFaults) on(room string, gated bool, fail error) *syncRule {
+	r := &syncRule{marker: fmt.Sprintf("%q", room), fail: fail, held: make(chan struct{}, 100), synced: make(chan error, 100)}
+	if gated {
+		r.gate = make(chan struct{})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rules = append(s.rules, r)
+	return r
+}
+
+func (s *syncFaults) sync(f file, batch []byte) error {
+	s.mu.Lock()
+	var r *syncRule
+	for _, x := range s.rules {
+		if bytes.Contains(batch, []byte(x.marker)) {
+			r = x
+			break
+		}
+	}
+	s.mu.Unlock()
+	if r == nil {
+		return f.Sync()
+	}
+	if r.gate != nil {
+		r.held <- struct{}{}
+		<-r.gate
+	}
+	err := r.fail
+	if err == nil {
+		err = f.Sync()
+	}
+	r.synced <- err
+	return err
 }
 
 // TestRecord_FailedFsyncFailsTheWholeGroup: a batch shared by many
@@ -216,17 +237,12 @@ func (f *syncFaultFile) arm(fail error) chan struct{} {
 // queued behind it; none of their records may stay in the log (the chain
 // rolls back to the last durable record), and the log verifies after it
 // recovers.
+//
+// With batches in flight together (pipelined group commit), the group may
+// be split over several batches: every batch holding a group record fails.
 func TestRecord_FailedFsyncFailsTheWholeGroup(t *testing.T) {
-	var sf *syncFaultFile
-	opts := Options{RetryInterval: 10 * time.Millisecond, CheckpointEvery: 1000}
-	opts.openFile = func(name string, flag int, perm os.FileMode) (file, error) {
-		f, err := os.OpenFile(name, flag, perm)
-		if err != nil {
-			return nil, err
-		}
-		sf = &syncFaultFile{File: f, held: make(chan struct{}, 1)}
-		return sf, nil
-	}
+	var faults syncFaults
+	opts := Options{RetryInterval: 10 * time.Millisecond, CheckpointEvery: 1000, syncBatch: faults.sync}
 	l := openTestLog(t, opts)
 	ctx := context.Background()
 	rec := func(id string) error {
@@ -237,10 +253,13 @@ func TestRecord_FailedFsyncFailsTheWholeGroup(t *testing.T) {
 	}
 
 	// Hold the fsync of one good record, so that the group queues behind it.
-	first := sf.arm(nil)
+	held := faults.on("held", true, nil)
+	// The group's fsyncs fail, after holding them until more writers queue.
+	failing := faults.on("group-", true, syscall.EIO)
+	failing.marker = `"group-` // any group member
 	errFirst := make(chan error, 1)
 	go func() { errFirst <- rec("held") }()
-	<-sf.held
+	<-held.held
 	const group, behind = 40, 25
 	waitDepth := func(want int) {
 		t.Helper()
@@ -255,19 +274,17 @@ func TestRecord_FailedFsyncFailsTheWholeGroup(t *testing.T) {
 		go func() { defer wg.Done(); errs <- rec(fmt.Sprintf("group-%d", i)) }()
 	}
 	waitDepth(1 + group)
-	// The group's fsync fails, after holding it until more writers queue.
-	failing := sf.arm(syscall.EIO)
-	close(first)
+	close(held.gate)
 	if err := <-errFirst; err != nil {
 		t.Fatalf("the held record: %v", err)
 	}
-	<-sf.held
+	<-failing.held
 	for i := range behind {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- rec(fmt.Sprintf("behind-%d", i)) }()
 	}
 	waitDepth(group + behind)
-	close(failing)
+	close(failing.gate)
 	wg.Wait()
 	close(errs)
 	n := 0

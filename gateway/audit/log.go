@@ -26,6 +26,14 @@ var ErrClosed = errors.New("audit: log closed")
 // maxPendingAsync bounds what SyncAsync callers may queue before they wait.
 const maxPendingAsync = 8 << 20
 
+// defaultSyncsInFlight is how many batches the committer keeps written and
+// fsyncing at once (pipelined group commit). One fsync at a time caps
+// durable records/s at (callers ÷ fsync time), since the callers waiting on
+// the fsync under way cannot queue for the next one; with a second batch
+// written and fsyncing while the first one's fsync runs, the disk overlaps
+// the two. See docs/audit.md.
+const defaultSyncsInFlight = 2
+
 // Log is an open audit log. It is safe for concurrent use.
 type Log struct {
 	opts   Options
@@ -38,11 +46,15 @@ type Log struct {
 	mu      sync.Mutex
 	head    chainState // after the last sequenced record
 	durable chainState // after the last fsynced record
-	pending []byte
-	batch   *batch
-	failure error // non-nil while the log cannot be written
-	refused int   // records refused since the failure began
-	closing bool
+	// durableBytes is the size of the active file up to durable: what
+	// recovery cuts the file back to.
+	durableBytes int64
+	pending      []byte
+	batch        *batch
+	lastCut      *batch // the newest batch handed to the committer's write
+	failure      error  // non-nil while the log cannot be written
+	refused      int    // records refused since the failure began
+	closing      bool
 	// gatherWant, when positive, is the number of caller records in the
 	// pending batch at which the gathering committer wants to be woken
 	// (on gathered).
@@ -57,18 +69,25 @@ type Log struct {
 	mirror  *mirror
 
 	// Owned by the committer goroutine (and by Open before it starts).
-	f            file
-	fileBytes    int64
+	f            file  // writes go here, in chain order
+	fileBytes    int64 // written to the active file (durable or in flight)
 	fileFirstSeq uint64
 	fileStart    time.Time
 	fileEvents   int
-	spare        []byte
 	rotating     bool // sealed; rename or create still to do
 	renamed      bool
 	lastRetry    time.Time
-	lastBatch    int           // caller records in the last batch
-	lastSync     time.Duration // how long its write and fsync took
+	lastBatch    int     // caller records in the last batch
+	last         *flight // the newest batch in flight (or done)
 	gatherTimer  *time.Timer
+
+	// syncFiles holds the descriptors that fsync the active file, one per
+	// batch in flight: a batch takes one before it is cut and gives it back
+	// once it is acknowledged or failed, so at most cap(syncFiles) batches
+	// are in flight. See flight for why each has its own descriptor.
+	syncFiles chan file
+	spares    chan []byte  // batch buffers to reuse
+	lastSync  atomic.Int64 // how long the last batch's write and fsync took (ns)
 
 	stats commitStats
 }
@@ -88,6 +107,36 @@ type chainState struct {
 	hash            [hashLen]byte
 	sinceCheckpoint int
 	lastCheckpoint  time.Time
+}
+
+// flight is a batch written to the active file whose fsync is under way
+// (or done) and whose callers are not yet answered.
+//
+// Each flight fsyncs through its own open file description (syncFiles), not
+// the one it was written through: Linux reports a write-back error once per
+// open file description (errseq: fsync reports an error that happened since
+// that description last reported one). With two fsyncs in flight on one
+// shared descriptor, whichever checks first would consume the error, and
+// the other, possibly the one for the batch whose pages failed, would report
+// success. With a description per fsync, every fsync that completes after
+// the error reports it. The descriptors are reopened after a failure (so
+// that none reports an error already acted on to the recovery's fsync) and
+// at rotation (new file).
+//
+// A flight is acknowledged only after its own fsync and every earlier
+// flight's succeeded: callers are answered strictly in chain order, and a
+// failed flight fails every later one, so no record after a failed one is
+// ever reported durable.
+type flight struct {
+	b     *batch
+	buf   []byte
+	end   int64 // file size after buf
+	wrote time.Duration
+	sync  file
+	prev  *flight // the flight before, nil if none since Open or recovery
+	// failed is set before done is closed: the error its callers got.
+	failed error
+	done   chan struct{}
 }
 
 // batch is the group of records that share one write and one fsync.
@@ -121,16 +170,18 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	pub := opts.SigningKey.Public().(ed25519.PublicKey)
 	l := &Log{
-		opts:     opts,
-		fields:   newFieldEncoder(opts.HashedFields),
-		pub:      pub,
-		keyID:    KeyID(pub),
-		logger:   opts.Logger.With(zap.String("audit_log", opts.Path)),
-		batch:    newBatch(),
-		kick:     make(chan struct{}, 1),
-		gathered: make(chan struct{}, 1),
-		closeCh:  make(chan struct{}),
-		done:     make(chan struct{}),
+		opts:      opts,
+		fields:    newFieldEncoder(opts.HashedFields),
+		pub:       pub,
+		keyID:     KeyID(pub),
+		logger:    opts.Logger.With(zap.String("audit_log", opts.Path)),
+		batch:     newBatch(),
+		syncFiles: make(chan file, opts.syncsInFlight),
+		spares:    make(chan []byte, opts.syncsInFlight+1),
+		kick:      make(chan struct{}, 1),
+		gathered:  make(chan struct{}, 1),
+		closeCh:   make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
@@ -206,6 +257,7 @@ func (l *Log) open() error {
 	l.f = f
 	fail := func(err error) error {
 		f.Close()
+		l.closeSyncFiles()
 		return err
 	}
 	if missing {
@@ -213,6 +265,11 @@ func (l *Log) open() error {
 			return fail(fmt.Errorf("audit: %w", err))
 		}
 	}
+	syncs, err := l.openSyncFiles()
+	if err != nil {
+		return fail(fmt.Errorf("audit: %w", err))
+	}
+	l.useSyncFiles(syncs)
 	if len(t.torn) > 0 {
 		if err := f.Truncate(t.end); err != nil {
 			return fail(fmt.Errorf("audit: cut torn tail: %w", err))
@@ -266,7 +323,7 @@ func (l *Log) open() error {
 	}
 	l.fileBytes += int64(len(buf))
 	l.fileEvents += b.records + 1
-	l.durable = b.end
+	l.durable, l.durableBytes, l.lastCut = b.end, l.fileBytes, b
 	if l.mirror != nil {
 		l.mirror.send(buf)
 	}
@@ -361,11 +418,47 @@ func (l *Log) appendCheckpoint(now time.Time, reason string) {
 	l.batch.end = l.head
 }
 
+// writeSync writes buf and fsyncs it, with nothing else in flight (Open,
+// recovery).
 func (l *Log) writeSync(buf []byte) error {
 	if _, err := l.f.Write(buf); err != nil {
 		return err
 	}
-	return l.f.Sync()
+	sf := <-l.syncFiles
+	defer func() { l.syncFiles <- sf }()
+	return l.opts.syncBatch(sf, buf)
+}
+
+// openSyncFiles opens one descriptor per batch in flight on the active
+// file, for fsync only (see flight).
+func (l *Log) openSyncFiles() ([]file, error) {
+	fs := make([]file, 0, cap(l.syncFiles))
+	for range cap(l.syncFiles) {
+		f, err := l.opts.openFile(l.opts.Path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			for _, f := range fs {
+				f.Close()
+			}
+			return nil, err
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
+// useSyncFiles replaces the fsync descriptors. Nothing may be in flight:
+// every descriptor is back in syncFiles (or none was opened yet).
+func (l *Log) useSyncFiles(fs []file) {
+	l.closeSyncFiles()
+	for _, f := range fs {
+		l.syncFiles <- f
+	}
+}
+
+func (l *Log) closeSyncFiles() {
+	for len(l.syncFiles) > 0 {
+		(<-l.syncFiles).Close()
+	}
 }
 
 // Ready returns nil when the log can be written, else why not (the error
@@ -388,6 +481,11 @@ func (l *Log) Ready() error {
 func (l *Log) QueueDepth() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.head.seq < l.durable.seq {
+		// A failure rolled head back while an earlier batch in flight
+		// was still to become durable; recovery sets head again.
+		return 0
+	}
 	return int(l.head.seq - l.durable.seq)
 }
 
@@ -401,14 +499,21 @@ func (l *Log) Sync() error {
 		defer l.mu.Unlock()
 		return l.failure
 	}
-	b, empty := l.batch, len(l.pending) == 0 || l.closing
+	// Batches are answered in chain order, so waiting for the newest one
+	// waits for all: the one still pending, else the newest in flight.
+	b, pending := l.lastCut, len(l.pending) > 0 && !l.closing
+	if pending {
+		b = l.batch
+	}
 	l.mu.Unlock()
-	if empty {
+	if b == nil {
 		return nil
 	}
-	select {
-	case l.kick <- struct{}{}:
-	default:
+	if pending {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
 	}
 	<-b.done
 	return b.err
@@ -431,6 +536,7 @@ func (l *Log) Close() error {
 	if cerr := l.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("audit: close: %w", cerr)
 	}
+	l.closeSyncFiles()
 	if l.mirror != nil {
 		l.mirror.close()
 	}
@@ -455,18 +561,24 @@ func (l *Log) run() {
 			closing = true
 		}
 		if l.Ready() != nil && !closing {
+			l.drain()
 			l.recover()
 			continue
 		}
 		l.commit(closing)
 		if closing {
+			l.drain()
 			return
 		}
 	}
 }
 
-// commit writes what is pending as one batch.
+// commit writes what is pending as one batch and starts its fsync; it
+// returns without waiting for the fsync unless the batch seals the file
+// for rotation. It first takes a free fsync descriptor, waiting while the
+// most batches allowed are in flight; records keep queueing meanwhile.
 func (l *Log) commit(closing bool) {
+	sf := <-l.syncFiles
 	l.gather(closing)
 	l.mu.Lock()
 	now := l.opts.Clock()
@@ -488,36 +600,92 @@ func (l *Log) commit(closing bool) {
 	}
 	if len(l.pending) == 0 {
 		l.mu.Unlock()
+		l.syncFiles <- sf
 		return
 	}
+	var spare []byte
+	select {
+	case spare = <-l.spares:
+	default:
+	}
 	buf, b := l.pending, l.batch
-	l.pending, l.batch = l.spare[:0], newBatch()
+	l.pending, l.batch, l.lastCut = spare[:0], newBatch(), b
 	l.mu.Unlock()
 
+	l.lastBatch = b.records
 	start := time.Now()
-	if err := l.writeSync(buf); err != nil {
+	if _, err := l.f.Write(buf); err != nil {
+		// Batches before it may still become durable: their bytes
+		// precede these. Recovery cuts the file back to the last of them.
+		l.syncFiles <- sf
 		l.fail(b, err)
 		return
 	}
-	l.lastBatch, l.lastSync = b.records, time.Since(start)
-	l.stats.batches.Add(1)
-	l.stats.records.Add(uint64(b.records))
-	l.stats.syncNanos.Add(int64(l.lastSync))
 	l.fileBytes += int64(len(buf))
 	l.fileEvents += b.records
-	l.mu.Lock()
-	l.durable = b.end
-	l.mu.Unlock()
-	b.finish(nil)
-	if l.mirror != nil {
-		l.mirror.send(buf)
-	}
-	l.spare = buf
+	fl := &flight{b: b, buf: buf, end: l.fileBytes, wrote: time.Since(start), sync: sf, prev: l.last, done: make(chan struct{})}
+	l.last = fl
+	go l.finish(fl)
 	if rotate {
+		// The file is sealed: every batch must be durable before it is
+		// renamed and the next one written to a new file.
+		l.drain()
+		if fl.failed != nil {
+			return // recovery rewrites the tail; rotation comes again
+		}
 		l.rotating = true
 		if err := l.rotate(now); err != nil {
 			l.setFailure(fmt.Errorf("%w: rotate %s: %w", ErrUnavailable, l.opts.Path, err))
 		}
+	}
+}
+
+// finish fsyncs a flight, then answers its callers once every earlier
+// flight is answered: durable if its fsync and all earlier ones succeeded,
+// else failed with the first failure.
+func (l *Log) finish(fl *flight) {
+	start := time.Now()
+	err := l.opts.syncBatch(fl.sync, fl.buf)
+	took := fl.wrote + time.Since(start)
+	if fl.prev != nil {
+		<-fl.prev.done
+	}
+	switch {
+	case fl.prev != nil && fl.prev.failed != nil:
+		// Its own fsync may have succeeded, but it extends a chain
+		// whose earlier records are not durable: refused like them.
+		fl.failed = fl.prev.failed
+		l.mu.Lock()
+		l.refused += fl.b.records
+		l.mu.Unlock()
+		fl.b.finish(fl.failed)
+	case err != nil:
+		fl.failed = l.fail(fl.b, err)
+	default:
+		l.lastSync.Store(int64(took))
+		l.stats.batches.Add(1)
+		l.stats.records.Add(uint64(fl.b.records))
+		l.stats.syncNanos.Add(int64(took))
+		l.mu.Lock()
+		l.durable, l.durableBytes = fl.b.end, fl.end
+		l.mu.Unlock()
+		fl.b.finish(nil)
+		if l.mirror != nil {
+			l.mirror.send(fl.buf)
+		}
+	}
+	select {
+	case l.spares <- fl.buf:
+	default:
+	}
+	l.syncFiles <- fl.sync
+	close(fl.done)
+}
+
+// drain waits until every flight is answered. Only the committer calls it.
+func (l *Log) drain() {
+	if l.last != nil {
+		<-l.last.done
 	}
 }
 
@@ -547,7 +715,7 @@ func (l *Log) gather(closing bool) {
 	if l.gatherTimer == nil {
 		l.gatherTimer = time.NewTimer(time.Hour)
 	}
-	l.gatherTimer.Reset(min(l.lastSync/4, 500*time.Microsecond))
+	l.gatherTimer.Reset(min(time.Duration(l.lastSync.Load())/4, 500*time.Microsecond))
 	select {
 	case <-l.gathered:
 	case <-l.gatherTimer.C:
@@ -589,7 +757,15 @@ func (l *Log) rotate(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	syncs, err := l.openSyncFiles()
+	if err == nil {
+		if err = syncDir(filepath.Dir(path)); err != nil {
+			for _, f := range syncs {
+				f.Close()
+			}
+		}
+	}
+	if err != nil {
 		nf.Close()
 		os.Remove(path)
 		return err
@@ -597,8 +773,10 @@ func (l *Log) rotate(now time.Time) error {
 	if err := l.f.Close(); err != nil {
 		l.logger.Warn("closing rotated audit file", zap.Error(err))
 	}
+	l.useSyncFiles(syncs) // nothing is in flight: commit drained
 	l.mu.Lock()
 	seq := l.durable.seq
+	l.durableBytes = 0
 	l.mu.Unlock()
 	l.f, l.fileBytes, l.fileFirstSeq, l.fileStart, l.fileEvents = nf, 0, seq+1, now, 0
 	l.rotating, l.renamed = false, false
@@ -606,9 +784,11 @@ func (l *Log) rotate(now time.Time) error {
 	return nil
 }
 
-// fail handles a failed write: nothing in it, nor anything sequenced after
-// it, is acknowledged; the chain rolls back to the last durable record.
-func (l *Log) fail(b *batch, cause error) {
+// fail handles a failed write or fsync: nothing in it, nor anything
+// sequenced after it, is acknowledged (later flights fail when they see it
+// failed); the chain rolls back to the last durable record. It returns the
+// error its callers got.
+func (l *Log) fail(b *batch, cause error) error {
 	err := fmt.Errorf("%w: write %s: %w", ErrUnavailable, l.opts.Path, cause)
 	l.mu.Lock()
 	l.refused += b.records
@@ -616,26 +796,34 @@ func (l *Log) fail(b *batch, cause error) {
 	// Not ready before any caller hears of the failure.
 	l.setFailure(err)
 	b.finish(err)
+	return err
 }
 
 // setFailure stops the log: records not yet written are refused and the
-// chain rolls back to the last durable record.
+// chain rolls back to the last durable record. The first failure stays the
+// reason Ready reports until recovery.
 func (l *Log) setFailure(err error) {
 	l.mu.Lock()
 	later := l.batch
 	l.refused += later.records
 	l.pending, l.batch = l.pending[:0], newBatch()
 	l.head = l.durable
-	l.failure = err
+	first := l.failure == nil
+	if first {
+		l.failure = err
+	}
 	l.mu.Unlock()
 	later.finish(err)
-	l.logger.Error("audit log cannot be written; refusing records until it can", zap.Error(err))
+	if first {
+		l.logger.Error("audit log cannot be written; refusing records until it can", zap.Error(err))
+	}
 }
 
 // recover retries a failed log every RetryInterval: it cuts whatever a
 // failed write left after the last durable record, finishes a pending
 // rotation, and writes an audit.recovered record. Only when that record is
-// durable does the log accept records again.
+// durable does the log accept records again. Nothing is in flight: run
+// drained it.
 func (l *Log) recover() {
 	now := time.Now()
 	if now.Sub(l.lastRetry) < l.opts.RetryInterval {
@@ -649,10 +837,27 @@ func (l *Log) recover() {
 			return
 		}
 	}
-	if err := l.f.Truncate(l.fileBytes); err != nil {
+	// Fresh fsync descriptors: one that did not run an fsync since the
+	// failure would report its write-back error (already acted on, and
+	// about bytes cut below) to the recovery's fsync.
+	syncs, err := l.openSyncFiles()
+	if err != nil {
+		l.logger.Warn("audit log retry failed", zap.String("step", "open"), zap.Error(err))
+		return
+	}
+	l.useSyncFiles(syncs)
+	l.last = nil // the failed flights are answered; the chain starts again
+	l.mu.Lock()
+	good := l.durableBytes
+	// A failure rolls head back at once, but batches in flight before
+	// the failed one could still become durable after it.
+	l.head = l.durable
+	l.mu.Unlock()
+	if err := l.f.Truncate(good); err != nil {
 		l.logger.Warn("audit log retry failed", zap.String("step", "truncate"), zap.Error(err))
 		return
 	}
+	l.fileBytes = good
 	l.mu.Lock()
 	reason, refused := l.failure.Error(), l.refused
 	members, _, err := l.fields.encode([]zap.Field{zap.String("reason", reason), zap.Int("refused_records", refused)})
@@ -674,7 +879,7 @@ func (l *Log) recover() {
 	}
 	l.fileBytes += int64(len(buf))
 	l.mu.Lock()
-	l.durable = b.end
+	l.durable, l.durableBytes, l.lastCut = b.end, l.fileBytes, b
 	l.failure, l.refused = nil, 0
 	l.mu.Unlock()
 	b.finish(nil)

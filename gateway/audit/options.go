@@ -115,9 +115,19 @@ type Options struct {
 	// naming slip never stops an admission.
 	StrictSchema bool
 
-	// openFile opens the active file; tests replace it to inject faults
-	// from real devices (/dev/full).
+	// openFile opens the active file (flag has O_CREATE) and the
+	// descriptors that fsync it (flag without O_CREATE); tests replace it
+	// to inject faults from real devices (/dev/full).
 	openFile func(name string, flag int, perm os.FileMode) (file, error)
+	// syncsInFlight is how many batches may be written and fsyncing at
+	// once (default defaultSyncsInFlight; 1 is the old one-at-a-time
+	// group commit). Benchmarks and tests set it.
+	syncsInFlight int
+	// syncBatch fsyncs f, a descriptor of the active file, after batch was
+	// written to it (default f.Sync()). Tests replace it to hold or fail
+	// the fsync of the batch holding chosen records: a failing disk's
+	// verdict is a fault a real file cannot be made to show on demand.
+	syncBatch func(f file, batch []byte) error
 }
 
 // file is what the log needs of its active file.
@@ -170,6 +180,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
+	}
+	if o.syncsInFlight <= 0 {
+		o.syncsInFlight = defaultSyncsInFlight
+	}
+	if o.syncBatch == nil {
+		o.syncBatch = func(f file, _ []byte) error { return f.Sync() }
 	}
 	if o.openFile == nil {
 		o.openFile = func(name string, flag int, perm os.FileMode) (file, error) {
