@@ -53,40 +53,56 @@ func BenchmarkRecord_Parallel(b *testing.B) {
 	for _, mode := range []SyncMode{SyncDurable, SyncAsync} {
 		for _, writers := range []int{1, 16, 128, 512, 1024, 2048} {
 			b.Run(fmt.Sprintf("%s/writers=%d", mode, writers), func(b *testing.B) {
-				l := openTestLog(b, Options{Sync: mode, StrictSchema: true})
-				fields := benchFields()
-				b.ReportAllocs()
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				batches, records, syncNanos := l.stats.batches.Load(), l.stats.records.Load(), l.stats.syncNanos.Load()
-				cpu := processCPU(b)
-				b.ResetTimer()
-				for range writers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for next.Add(1) <= int64(b.N) {
-							if err := l.Record(context.Background(), EventAdmissionDecision, fields...); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				if err := l.Sync(); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				cpu = processCPU(b) - cpu
-				reportRate(b)
-				b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/record")
-				if n := l.stats.batches.Load() - batches; n > 0 {
-					b.ReportMetric(float64(l.stats.records.Load()-records)/float64(n), "records/batch")
-					b.ReportMetric(float64(l.stats.syncNanos.Load()-syncNanos)/1e3/float64(n), "fsync-µs")
-				}
+				benchRecords(b, Options{Sync: mode, StrictSchema: true}, writers)
 			})
 		}
+	}
+}
+
+// BenchmarkRecord_InFlight: durable records with 1 (no pipelining), 2 or 3
+// batches written and fsyncing at once, to choose defaultSyncsInFlight.
+func BenchmarkRecord_InFlight(b *testing.B) {
+	for _, writers := range []int{128, 512, 2048} {
+		for _, n := range []int{1, 2, 3, 4} {
+			b.Run(fmt.Sprintf("writers=%d/inflight=%d", writers, n), func(b *testing.B) {
+				benchRecords(b, Options{StrictSchema: true, syncsInFlight: n}, writers)
+			})
+		}
+	}
+}
+
+func benchRecords(b *testing.B, opts Options, writers int) {
+	l := openTestLog(b, opts)
+	fields := benchFields()
+	b.ReportAllocs()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	batches, records, syncNanos := l.stats.batches.Load(), l.stats.records.Load(), l.stats.syncNanos.Load()
+	cpu := processCPU(b)
+	b.ResetTimer()
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if err := l.Record(context.Background(), EventAdmissionDecision, fields...); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	cpu = processCPU(b) - cpu
+	reportRate(b)
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/record")
+	if n := l.stats.batches.Load() - batches; n > 0 {
+		b.ReportMetric(float64(l.stats.records.Load()-records)/float64(n), "records/batch")
+		b.ReportMetric(float64(l.stats.syncNanos.Load()-syncNanos)/1e3/float64(n), "fsync-µs")
 	}
 }
 
