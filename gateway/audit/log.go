@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -702,6 +703,12 @@ func (l *Log) drain() {
 // it waits for that fsync to end, then gathers as above. Small batches in
 // parallel would only add fsyncs (each costs this kind of machine a few
 // hundred µs of system CPU) without moving more records.
+//
+// Once woken, it yields before the batch is cut: the writer whose record
+// woke it made the committer the next goroutine to run, ahead of writers
+// already runnable with their records ready. Without the yield, with one
+// CPU (GOMAXPROCS=1) every batch was cut at exactly the last one's size,
+// and a small batch stayed small (12–35 records at 1 024–2 048 writers).
 func (l *Log) gather(closing bool) {
 	if closing || l.opts.Sync != SyncDurable || l.lastBatch < 2 {
 		return
@@ -727,6 +734,7 @@ func (l *Log) gather(closing bool) {
 				l.mu.Lock()
 				l.gatherWant = 0
 				l.mu.Unlock()
+				runtime.Gosched()
 				return
 			case <-l.last.done:
 			case <-l.closeCh:
@@ -755,6 +763,7 @@ func (l *Log) gather(closing bool) {
 	l.mu.Lock()
 	l.gatherWant = 0
 	l.mu.Unlock()
+	runtime.Gosched()
 }
 
 func (l *Log) rotationDue(now time.Time) bool {
