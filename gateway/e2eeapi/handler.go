@@ -327,8 +327,9 @@ func writeBinary(w http.ResponseWriter, b []byte) {
 	_, _ = w.Write(b)
 }
 
-// member returns the caller's admission, or errNotAdmitted (errUnavailable when the rooms store is down).
-func (h *Handler) member(r *http.Request, room string) (participant, error) {
+// member returns the caller's admission, or errNotAdmitted (errUnavailable when the rooms store is down), and
+// renews the caller's ticket on w (TicketRenewer) when w is not nil.
+func (h *Handler) member(w http.ResponseWriter, r *http.Request, room string) (participant, error) {
 	p, err := h.opts.Membership.Member(r, room)
 	if err != nil {
 		if errors.Is(err, rooms.ErrStoreUnavailable) {
@@ -338,6 +339,10 @@ func (h *Handler) member(r *http.Request, room string) (participant, error) {
 	}
 	if p.ParticipantID == "" {
 		return participant{}, fmt.Errorf("%w: admission without a participant id", errNotAdmitted)
+	}
+	// The ticket outlives no meeting by itself; w is nil for a second look within one request.
+	if rn, ok := h.opts.Membership.(TicketRenewer); ok && w != nil {
+		rn.RenewTicket(w, r, room, p)
 	}
 	return participant{id: p.ParticipantID, role: p.Role, session: sessionKey(p.Identity)}, nil
 }
@@ -402,7 +407,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, room str
 		h.auditRefusal(ctx, room, id, "register", err)
 		return err
 	}
-	cred, err := h.register(ctx, r, room, id, reg)
+	cred, err := h.register(ctx, w, r, room, id, reg)
 	if err != nil {
 		return err
 	}
@@ -412,7 +417,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, room str
 
 func (h *Handler) serveRoster(w http.ResponseWriter, r *http.Request, room string, q query) error {
 	ctx := r.Context()
-	a, me, err := h.caller(ctx, r, room)
+	a, me, err := h.caller(ctx, w, r, room)
 	if err != nil {
 		return err
 	}
@@ -435,7 +440,7 @@ const maxKeyPackageBytes = 4 << 10
 
 func (h *Handler) serveKeyPackages(w http.ResponseWriter, r *http.Request, room string, id identity.Identity, q query) error {
 	ctx := r.Context()
-	a, me, err := h.caller(ctx, r, room)
+	a, me, err := h.caller(ctx, w, r, room)
 	if err != nil {
 		if r.Method == http.MethodPost && (errors.Is(err, errNotAdmitted) || errors.Is(err, errNotRegistered)) {
 			h.auditRefusal(ctx, room, id, "post_key_package", err)
@@ -469,7 +474,7 @@ func (h *Handler) serveKeyPackages(w http.ResponseWriter, r *http.Request, room 
 
 func (h *Handler) serveCommits(w http.ResponseWriter, r *http.Request, room string, id identity.Identity, q query) error {
 	ctx := r.Context()
-	a, me, err := h.caller(ctx, r, room)
+	a, me, err := h.caller(ctx, w, r, room)
 	if err != nil {
 		if errors.Is(err, errNotAdmitted) || errors.Is(err, errNotRegistered) {
 			h.auditRefusal(ctx, room, id, "post_commit", err)
@@ -489,7 +494,7 @@ func (h *Handler) serveCommits(w http.ResponseWriter, r *http.Request, room stri
 
 func (h *Handler) serveKeys(w http.ResponseWriter, r *http.Request, room string, q query) error {
 	ctx := r.Context()
-	a, me, err := h.caller(ctx, r, room)
+	a, me, err := h.caller(ctx, w, r, room)
 	if err != nil {
 		return err
 	}
@@ -503,7 +508,7 @@ func (h *Handler) serveKeys(w http.ResponseWriter, r *http.Request, room string,
 
 func (h *Handler) serveWait(w http.ResponseWriter, r *http.Request, room string, q query) error {
 	ctx := r.Context()
-	a, _, err := h.caller(ctx, r, room)
+	a, _, err := h.caller(ctx, w, r, room)
 	if err != nil {
 		return err
 	}

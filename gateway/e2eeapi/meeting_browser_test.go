@@ -390,7 +390,7 @@ func TestMeeting_SignedInBrowsersThroughTheGateway(t *testing.T) {
 			c := carol.Status()
 			a = pa.status(t)
 			return c.Epoch > before.Epoch && len(c.Members) == 2 && a.SecurityCode == c.SecurityCode && a.Epoch == c.Epoch && len(a.Members) == 2,
-				fmt.Sprintf("go %d/%d, alice %d/%d", c.Epoch, len(c.Members), a.Epoch, len(a.Members))
+				fmt.Sprintf("go %d/%d %v, alice %d/%d %s", c.Epoch, len(c.Members), c.State, a.Epoch, len(a.Members), a.State)
 		})
 		alice := time.UnixMilli(int64(pa.stats(t).KeyedAt[fmt.Sprintf("%d.%d", a.Epoch, a.Generation)]))
 		c := <-carolKeyed

@@ -246,8 +246,8 @@ func (h *Handler) authority(ctx context.Context, room string) (*e2ee.Authority, 
 // the role a non-member is forecast, are asked before the meeting is locked (the rooms API may evaluate the
 // policy, which reads DeviceFacts); a member's admission is checked again with the meeting locked, so that a
 // kick the rooms store publishes meanwhile is reconciled after the credential is bound, never before.
-func (h *Handler) register(ctx context.Context, r *http.Request, room string, id identity.Identity, reg *e2ee.Registration) (*e2ee.Credential, error) {
-	p, err := h.member(r, room)
+func (h *Handler) register(ctx context.Context, w http.ResponseWriter, r *http.Request, room string, id identity.Identity, reg *e2ee.Registration) (*e2ee.Credential, error) {
+	p, err := h.member(w, r, room)
 	isMember := err == nil
 	role := string(rooms.RoleParticipant)
 	switch {
@@ -271,7 +271,7 @@ func (h *Handler) register(ctx context.Context, r *http.Request, room string, id
 	}
 	defer m.unlock()
 	if isMember {
-		if again, err := h.member(r, room); err != nil || again.id != p.id {
+		if again, err := h.member(nil, r, room); err != nil || again.id != p.id {
 			return nil, fmt.Errorf("%w: admission ended during registration", errNotAdmitted)
 		}
 	}
@@ -350,8 +350,8 @@ func (h *Handler) renew(ctx context.Context, m *meeting, p participant, old, nex
 // that the caller is a member. The binding is read from the Store, so a member registered through another
 // gateway node is served here too. A key registered before the admission is taken into the roster here if
 // nobody called OnAdmitted.
-func (h *Handler) caller(ctx context.Context, r *http.Request, room string) (*e2ee.Authority, e2ee.Hash, error) {
-	p, err := h.member(r, room)
+func (h *Handler) caller(ctx context.Context, w http.ResponseWriter, r *http.Request, room string) (*e2ee.Authority, e2ee.Hash, error) {
+	p, err := h.member(w, r, room)
 	if err != nil {
 		return nil, e2ee.Hash{}, err
 	}

@@ -32,6 +32,15 @@ type RoleForecaster interface {
 	ForecastRole(r *http.Request, room string) (string, error)
 }
 
+// TicketRenewer is what a Membership may also implement: room tickets are short-lived (rooms.ticket_ttl, 5
+// minutes by default) and a meeting is not, while a member's key exchange is the one thing it keeps calling.
+// After Member admitted a request, the handler asks RenewTicket to renew the caller's ticket on w once half its
+// life is gone (a browser's ticket cookies, an app's Meetguard-Ticket response header). Without it, a member's
+// key requests are refused once its ticket expires, and no epoch after that reaches it.
+type TicketRenewer interface {
+	RenewTicket(w http.ResponseWriter, r *http.Request, room string, p admission.Participant)
+}
+
 // RoomState is the part of the rooms store the key exchange follows: its events (kicks, bans, leaves, lapsed
 // leases, lock changes) and the room itself, to reconcile the roster with who is admitted. rooms.Store
 // implements it.

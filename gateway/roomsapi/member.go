@@ -110,3 +110,40 @@ func (a *API) keyedDecision(r *http.Request, room string) (policy.Decision, erro
 func keyOpens(d policy.Decision) bool {
 	return d.Allow || (!d.Lobby && len(d.Reasons) > 0 && !slices.ContainsFunc(d.Reasons, func(s string) bool { return s != "passcode_required" }))
 }
+
+// RenewTicket gives the caller a fresh ticket for room once the one it
+// presented has used half its life, as a room-path request through the
+// proxy does for a browser. A meeting outlasts rooms.ticket_ttl, and the
+// end-to-end key exchange is what a meeting page or an app keeps calling
+// while its one signalling connection stays open: without this, every
+// member's key requests were refused once its ticket expired, and no epoch
+// after that (a kick's) reached anyone. Call it only once Member admitted
+// the request, with the admission it returned (so a removed member is never
+// renewed). A browser gets new ticket cookies (Set-Cookie); an app that sent
+// one Meetguard-Ticket gets the new ticket in the Meetguard-Ticket response
+// header, bound like the old one to its session or subject.
+func (a *API) RenewTicket(w http.ResponseWriter, r *http.Request, room string, p admission.Participant) {
+	cands := ticketCandidates(r, room)
+	if len(cands) == 0 || (cands[0].source == fromHeader && len(cands) != 1) {
+		return // several header tickets: which one to renew is the app's business
+	}
+	c := cands[0]
+	t, err := a.o.Tickets.Verify(c.token, room, binding(p.Identity))
+	if err != nil || string(t.Participant) != p.ParticipantID {
+		return
+	}
+	if timeLeft(t) >= a.o.Tickets.TTL()/2 && string(t.Role) == p.Role {
+		return
+	}
+	tok, exp, err := a.o.Tickets.Issue(room, rooms.Participant{ID: rooms.ParticipantID(p.ParticipantID), Role: rooms.Role(p.Role)}, binding(p.Identity))
+	if err != nil {
+		return // the old ticket still works until it expires
+	}
+	if c.source == fromHeader {
+		w.Header().Set(TicketHeader, tok)
+		return
+	}
+	for _, ck := range a.ticketCookies(room, tok, exp, a.roomPaths(room)) {
+		http.SetCookie(w, ck)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -26,6 +27,13 @@ import (
 func APIPath(room string) string {
 	return "/.meetguard/api/v1/rooms/" + url.PathEscape(room) + "/e2ee/"
 }
+
+// TicketHeader carries the caller's room ticket on a request, and on an answer the gateway's renewal of it once
+// half its life is gone (docs/api.md, "Tickets").
+const TicketHeader = "Meetguard-Ticket"
+
+// maxTicketLen bounds a renewed ticket taken from an answer (a gateway ticket is about 100 characters).
+const maxTicketLen = 1024
 
 // ContentType is the media type of every binary message on the wire, in both directions.
 const ContentType = "application/octet-stream"
@@ -187,7 +195,10 @@ type Options struct {
 	Gateway string
 	Room    string // required
 	// Authorize puts the caller's credentials on each request: a bearer token, the room ticket. It runs for
-	// every request, so it can hand out a refreshed token. Required.
+	// every request, so it can hand out a refreshed token. Required. A room ticket lasts minutes and a meeting
+	// longer: when an answer carries the gateway's renewal of the ticket Authorize set (TicketHeader), the
+	// transport sends the renewal in its place from then on, so a ticket set once at join keeps working for as
+	// long as the admission stands.
 	Authorize func(*http.Request) error
 	// HTTPClient sends the requests; its Timeout must be zero or longer than MaxWait. Default: a client with
 	// dial, TLS and idle timeouts and no overall timeout (each call has its own deadline).
@@ -212,6 +223,26 @@ type Transport struct {
 	maxWait    time.Duration
 	maxBody    int64
 	roomPrefix string
+
+	mu      sync.Mutex
+	renewal ticketRenewal // the newest renewal of the ticket Authorize sets
+}
+
+// ticketRenewal: the gateway renewed ticket of as to.
+type ticketRenewal struct{ of, to string }
+
+// validTicket accepts what a gateway ticket looks like (unpadded base64url), within maxTicketLen.
+func validTicket(s string) bool {
+	if s == "" || len(s) > maxTicketLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // NewTransport checks opts and returns a transport for one session in opts.Room.
@@ -293,11 +324,26 @@ func (t *Transport) do(ctx context.Context, method, op string, query url.Values,
 	if err := t.authorize(req); err != nil {
 		return 0, nil, fmt.Errorf("e2ee: %s: authorize: %w", op, err)
 	}
+	sent := req.Header.Get(TicketHeader)
+	if sent != "" {
+		t.mu.Lock()
+		if t.renewal.of == sent {
+			req.Header.Set(TicketHeader, t.renewal.to)
+		}
+		t.mu.Unlock()
+	}
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("e2ee: %s: %w", op, err)
 	}
 	defer resp.Body.Close()
+	if renewed := resp.Header.Get(TicketHeader); sent != "" && validTicket(renewed) {
+		// Keyed by what Authorize set, not by what was sent: renewals of renewals all replace the ticket the
+		// application holds.
+		t.mu.Lock()
+		t.renewal = ticketRenewal{of: sent, to: renewed}
+		t.mu.Unlock()
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		code, msg := parseErrorBody(b)

@@ -251,3 +251,44 @@ func FuzzParseErrorBody(f *testing.F) {
 		}
 	})
 }
+
+// TestTransport_SendsTheGatewaysRenewalOfItsTicket: a ticket set once by Authorize (an app that joined once) is
+// replaced by the gateway's renewal on every later request, renewal after renewal; a ticket Authorize changes
+// (the app joined again) is sent as it is; and an answer whose header is no ticket is ignored.
+func TestTransport_SendsTheGatewaysRenewalOfItsTicket(t *testing.T) {
+	var got []string
+	var answer atomic.Value
+	answer.Store("")
+	var held atomic.Value
+	held.Store("joined")
+	tr := newTestTransport(t, func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get(TicketHeader))
+		if a := answer.Load().(string); a != "" {
+			w.Header().Set(TicketHeader, a)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}, func(o *Options) {
+		o.Authorize = func(r *http.Request) error {
+			r.Header.Set(TicketHeader, held.Load().(string))
+			return nil
+		}
+	})
+	step := func(renew string) {
+		t.Helper()
+		answer.Store(renew)
+		if _, _, err := tr.do(context.Background(), http.MethodGet, EndpointWait, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step("renewed1")
+	step("renewed2")
+	step("not a ticket, ignored")
+	step(strings.Repeat("A", maxTicketLen+1))
+	step("")
+	held.Store("joined-again")
+	step("")
+	want := []string{"joined", "renewed1", "renewed2", "renewed2", "renewed2", "joined-again"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("tickets sent %q, want %q", got, want)
+	}
+}
