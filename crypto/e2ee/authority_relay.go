@@ -143,7 +143,10 @@ func (a *Authority) PostCommit(ctx context.Context, sender Hash, epoch uint64, d
 	var paths [][]Hash
 	var root Hash // zero for a member alone
 	if len(leaves) > 0 {
-		root, paths = merkleTree(leaves)
+		var err error
+		if root, paths, err = merkleTree(leaves); err != nil {
+			return err
+		}
 	}
 	if !hashEqual(root, h.Root) {
 		return fmt.Errorf("%w: entries do not match the signed root", ErrBadSignature)

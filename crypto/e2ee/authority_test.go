@@ -133,7 +133,7 @@ func buildCommit(t *testing.T, m *meeting, committer *party, gen uint8) *commit 
 	}
 	return &commit{entries: entries, header: must[*commitHeader](t)(signCommitHeader(committer.client.device, &commitHeader{
 		Room: head.Room, Instance: head.Instance, Epoch: head.Epoch, Generation: gen, RosterHash: head.Hash(),
-		Committer: committer.cred.Hash(), Suite: sframe.CipherSuite, KEMs: kems, LeafCount: uint32(len(entries)), Root: merkleRoot(leaves)}))}
+		Committer: committer.cred.Hash(), Suite: sframe.CipherSuite, KEMs: kems, LeafCount: uint32(len(entries)), Root: must[Hash](t)(merkleRoot(leaves))}))}
 }
 
 // resignCommit re-signs a commit after a test changed its header or entries, as its committer would.
@@ -144,7 +144,7 @@ func resignCommit(t *testing.T, c *commit, device ed25519.PrivateKey) {
 		leaves = append(leaves, leafHash(e.recipient, e.keyPackage, e.sealed))
 	}
 	h := *c.header
-	h.LeafCount, h.Root = uint32(len(leaves)), merkleRoot(leaves)
+	h.LeafCount, h.Root = uint32(len(leaves)), must[Hash](t)(merkleRoot(leaves))
 	c.header = must[*commitHeader](t)(signCommitHeader(device, &h))
 }
 

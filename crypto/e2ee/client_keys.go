@@ -294,7 +294,10 @@ func (c *Client) sealCommit(head *Roster, gen uint8, kps []*KeyPackage, kems []K
 	}
 	var root Hash
 	if len(leaves) > 0 {
-		root = merkleRoot(leaves)
+		if root, err = merkleRoot(leaves); err != nil {
+			clear(secret)
+			return nil, nil, nil, err
+		}
 	}
 	header, err := signCommitHeader(c.device, &commitHeader{
 		Room: c.room, Instance: c.instance, Epoch: head.Epoch, Generation: gen, RosterHash: head.Hash(),

@@ -358,7 +358,10 @@ func TestEvilGateway_EachDeviationIsRefused(t *testing.T) {
 			leaves := make([]Hash, len(e.head.Members))
 			idx, _ := e.head.Index(e.alice.cred.Hash())
 			leaves[idx] = leafHash(e.alice.cred.Hash(), kp.Hash(), sealed)
-			root, paths := merkleTree(leaves)
+			root, paths, err := merkleTree(leaves)
+			if err != nil {
+				t.Fatal(err)
+			}
 			h := must[*commitHeader](t)(signCommitHeader(ghostDevice, &commitHeader{Room: e.room, Instance: e.instance,
 				Epoch: e.head.Epoch, Generation: 1, RosterHash: e.head.Hash(), Committer: ghost.Hash(), Suite: sframe.CipherSuite,
 				KEMs: []KEM{KEMXWing, KEMXWing, KEMXWing, KEMXWing}, LeafCount: uint32(len(leaves)), Root: root}))

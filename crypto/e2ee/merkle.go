@@ -32,12 +32,18 @@ func nodeHash(left, right Hash) Hash {
 // split is RFC 9162's k: the largest power of two smaller than n (n > 1).
 func split(n int) int { return 1 << (bits.Len(uint(n-1)) - 1) }
 
-// merkleTree returns the root over leaves (at least one) and every leaf's audit path, leaf to root, in
-// O(n log n) hashes.
-func merkleTree(leaves []Hash) (Hash, [][]Hash) {
+// merkleTree returns the root over leaves and every leaf's audit path, leaf to root, in O(n log n) hashes. A tree
+// needs at least one leaf (a committer alone signs the zero root without building one, docs/e2ee.md section 4.6):
+// no leaves is ErrMalformed, as in the web client, rather than the out-of-range panic split(0) would lead to.
+func merkleTree(leaves []Hash) (Hash, [][]Hash, error) {
+	if len(leaves) == 0 {
+		return Hash{}, nil, errNoLeaves
+	}
 	paths := make([][]Hash, len(leaves))
-	return subtree(leaves, paths), paths
+	return subtree(leaves, paths), paths, nil
 }
+
+var errNoLeaves = malformed("merkle tree", "leaves", "none")
 
 func subtree(leaves []Hash, paths [][]Hash) Hash {
 	if len(leaves) == 1 {
@@ -55,13 +61,20 @@ func subtree(leaves []Hash, paths [][]Hash) Hash {
 	return nodeHash(left, right)
 }
 
-// merkleRoot is the root alone, for a sender that needs no audit paths.
-func merkleRoot(leaves []Hash) Hash {
+// merkleRoot is the root alone, for a sender that needs no audit paths; no leaves is ErrMalformed (merkleTree).
+func merkleRoot(leaves []Hash) (Hash, error) {
+	if len(leaves) == 0 {
+		return Hash{}, errNoLeaves
+	}
+	return root(leaves), nil
+}
+
+func root(leaves []Hash) Hash {
 	if len(leaves) == 1 {
 		return leaves[0]
 	}
 	k := split(len(leaves))
-	return nodeHash(merkleRoot(leaves[:k]), merkleRoot(leaves[k:]))
+	return nodeHash(root(leaves[:k]), root(leaves[k:]))
 }
 
 // verifyInclusion is RFC 9162 section 2.1.3.2.

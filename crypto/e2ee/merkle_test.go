@@ -2,6 +2,7 @@ package e2ee
 
 import (
 	"crypto/sha256"
+	"errors"
 	"testing"
 )
 
@@ -35,8 +36,11 @@ func TestMerkle_MatchesRFC9162AndRefusesWrongProofs(t *testing.T) {
 		for i := range leaves {
 			leaves[i] = leafHash(Hash{byte(i), byte(n)}, Hash{}, []byte{byte(i)})
 		}
-		root, paths := merkleTree(leaves)
-		if root != mth(leaves) || root != merkleRoot(leaves) {
+		root, paths, err := merkleTree(leaves)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := merkleRoot(leaves); err != nil || root != mth(leaves) || root != r {
 			t.Fatalf("n=%d: root differs from RFC 9162 MTH", n)
 		}
 		for i := range leaves {
@@ -87,5 +91,18 @@ func TestMerkle_LeafAndNodeHashesAreDomainSeparated(t *testing.T) {
 	}
 	if node != sha256.Sum256(append([]byte{1}, make([]byte, 64)...)) {
 		t.Fatal("node hash is not SHA-256(0x01 || left || right)")
+	}
+}
+
+// TestMerkle_NoLeavesIsMalformed: a tree of no leaves is an error, as the web client's `malformed`, never a panic
+// (split(0) used to make merkleTree and merkleRoot index out of range).
+func TestMerkle_NoLeavesIsMalformed(t *testing.T) {
+	for _, leaves := range [][]Hash{nil, {}} {
+		if _, paths, err := merkleTree(leaves); !errors.Is(err, ErrMalformed) || paths != nil {
+			t.Fatalf("merkleTree(%v): %v, %d paths; want ErrMalformed", leaves, err, len(paths))
+		}
+		if _, err := merkleRoot(leaves); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("merkleRoot(%v): %v; want ErrMalformed", leaves, err)
+		}
 	}
 }

@@ -258,7 +258,10 @@ func buildVectors(t *testing.T, sealed map[string][]byte) (*vectors, map[string]
 		order = append(order, name)
 		co.Entries = append(co.Entries, vecEntry{Recipient: name, KeyPackage: kp.hash[:], Info: info, Sealed: s, Leaf: leaf[:]})
 	}
-	root, paths := merkleTree(leaves)
+	root, paths, err := merkleTree(leaves)
+	if err != nil {
+		t.Fatal(err)
+	}
 	header := must[*commitHeader](t)(signCommitHeader(alice.device, &commitHeader{Room: v.Room, Instance: v.Instance,
 		Epoch: head.Epoch, RosterHash: head.Hash(), Committer: alice.cred.Hash(), Suite: 0x0004, KEMs: kems,
 		LeafCount: uint32(len(leaves)), Root: root}))
