@@ -107,19 +107,23 @@ func (s *Memory) Take(ctx context.Context, key string) ([]byte, error) {
 	return it.value, nil
 }
 
-// List implements Store.
+// List implements Store. It walks every key of the store, so it drops every expired key it passes, whatever
+// its prefix: nonces, rate slots and waiting keys of every room expire without anyone reading them again, and
+// were kept (and walked by every List) for the life of the process.
 func (s *Memory) List(ctx context.Context, prefix string) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.clock.Now()
 	var out []Entry
-	for k := range s.items {
-		if !strings.HasPrefix(k, prefix) {
+	for k, it := range s.items {
+		if !it.expires.IsZero() && !now.Before(it.expires) {
+			delete(s.items, k)
 			continue
 		}
-		if it, ok := s.live(k); ok {
+		if strings.HasPrefix(k, prefix) {
 			out = append(out, Entry{Key: k, Value: bytes.Clone(it.value)})
 		}
 	}
