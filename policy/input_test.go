@@ -86,8 +86,10 @@ func TestInputValue_EqualsJSONConversion(t *testing.T) {
 // TestInputValue_EqualsJSONConversionOnEveryExample checks value() against the
 // reference conversion on the documented inputs, the fuzz seeds and the
 // zero input: equal as values and equal in hash (OPA's object and set
-// lookups go by hash first), and two conversions of one input share no
-// term that a later one could change.
+// lookups go by hash first), and two conversions of one input are equal.
+// They do share OPA's interned terms (the empty string and list), which
+// neither OPA's evaluation nor the decision log's masking (it edits a JSON
+// copy) ever changes.
 func TestInputValue_EqualsJSONConversionOnEveryExample(t *testing.T) {
 	inputs := map[string]Input{"zero": {}, "full": fullInput()}
 	emptyLists := fullInput()

@@ -250,7 +250,6 @@ func serverCPU(b *testing.B, rdb *redis.Client) time.Duration {
 	return time.Duration(total * float64(time.Second))
 }
 
-// processCPU is the CPU time this process has used.
 // gcCPU is the CPU time the garbage collector has used so far: its
 // dedicated and fractional mark workers, assists and pauses, without the
 // marking it does on otherwise idle processors.
@@ -263,6 +262,7 @@ func gcCPU() time.Duration {
 	return time.Duration((samples[0].Value.Float64() - samples[1].Value.Float64()) * float64(time.Second))
 }
 
+// processCPU is the CPU time this process has used.
 func processCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
