@@ -546,6 +546,9 @@ func (a *App) newE2EE(ctx context.Context, pub *url.URL) (*e2eeapi.Handler, erro
 	if a.RoomsAPI != nil {
 		o.Membership = a.RoomsAPI
 	}
+	if a.Tickets != nil {
+		o.MaxWait = e2eeMaxWait(a.Tickets.TTL())
+	}
 	o.Meeting.SignalPath = liveKitSignalPath(cfg.Upstreams)
 	o.OnClientAlarm = a.Security.E2EEAlarm
 	if a.deps.E2EE != nil {
@@ -556,6 +559,16 @@ func (a *App) newE2EE(ctx context.Context, pub *url.URL) (*e2eeapi.Handler, erro
 		return nil, fmt.Errorf("e2ee: %w", err)
 	}
 	return h, nil
+}
+
+// e2eeMaxWait is the longest key-exchange long-poll for room tickets of
+// life ttl: at most a quarter of it (and 25 s, the handler's default). The
+// key exchange renews a member's ticket once half its life is gone, but
+// only on a request that starts: a poll as long as the ticket would let it
+// expire in between, and every later request of that member would be
+// refused for good.
+func e2eeMaxWait(ttl time.Duration) time.Duration {
+	return max(min(25*time.Second, ttl/4), 100*time.Millisecond)
 }
 
 // newSecurityConsole mounts the read-only security console over the audit

@@ -58,13 +58,16 @@ func postJoin(t *testing.T, g *gwtest.Gateway, cl *http.Client, room string, aut
 // TestMeeting_MembersKeepTheirKeysPastTheTicketLifetime is the kick that never rotated in the loaded browser
 // run: room tickets last rooms.ticket_ttl (5 minutes by default) and a meeting lasts longer. Nothing renewed the
 // ticket a member's key exchange presents — a page's API ticket cookie, an app's Meetguard-Ticket — so once it
-// expired every e2ee request of every member was 403 not_member, each client took that as its removal, and the
-// epoch the gateway signed for a kick reached nobody: the members stayed on the old epoch, as the failing run
-// showed. Here tickets last 8 s; alice (a signed-in browser: session and ticket cookies) and bob and carol
-// (apps: bearer tokens and the ticket header, set once at join) keep their keys for three ticket lifetimes, and
-// then alice, the room's owner, removes bob: alice and carol must move to an epoch without him.
+// expired every e2ee request of every member was 403 not_member (a page took that as its removal, a Go client
+// kept retrying on its old epoch), and the epoch the gateway signed for a kick reached nobody, as the failing
+// run showed. Here tickets last 16 s; alice (a signed-in browser: session and ticket cookies) and bob and carol
+// (apps: bearer tokens and the ticket header, set once at join) keep their keys for two ticket lifetimes without
+// one refused request, with the clients' default 25 s long-polls (the gateway must cut them to a quarter of a
+// ticket's life, or a quiet member's ticket expires during one), and then alice, the room's owner, removes bob:
+// alice and carol must move to an epoch without him, and bob's newest ticket, still within its life, must be
+// refused and not renewed.
 func TestMeeting_MembersKeepTheirKeysPastTheTicketLifetime(t *testing.T) {
-	const room, ttl = "longmeeting", 8 * time.Second
+	const room, ttl = "longmeeting", 16 * time.Second
 	policyDir := staffPolicyDir(t)
 	logs := &syncbuf.Buffer{}
 	t.Cleanup(func() {
@@ -87,8 +90,8 @@ func TestMeeting_MembersKeepTheirKeysPastTheTicketLifetime(t *testing.T) {
 	t.Cleanup(cancel)
 	newClient := func(name string, opts e2eehttp.Options) *e2ee.Client {
 		t.Helper()
-		// Long-polls of 1 s: a request at least every second or so, well within half a ticket's life.
-		opts.Gateway, opts.Room, opts.MaxWait = g.URL, room, time.Second
+		// The clients' default long-polls (25 s): the gateway's own cap is what keeps requests coming.
+		opts.Gateway, opts.Room, opts.MaxWait = g.URL, room, 25*time.Second
 		tr, err := e2eehttp.NewTransport(opts)
 		if err != nil {
 			t.Fatal(err)
@@ -113,6 +116,9 @@ func TestMeeting_MembersKeepTheirKeysPastTheTicketLifetime(t *testing.T) {
 	// key exchange sees of her, as of a meeting page.
 	browser := browsertest.Client(t)
 	g.IdP.BrowserLogin(t, browser, g.URL+auth.LoginPath+"?rd=/").Body.Close()
+	aliceSeen := &lastTicket{next: http.DefaultTransport}
+	browser.Transport = aliceSeen
+	browser.Timeout = 0 // longer than any long-poll
 	alice := newClient("alice", e2eehttp.Options{HTTPClient: browser, Authorize: func(r *http.Request) error {
 		r.Header.Set("Meetguard-CSRF", "1") // what a page's fetch sends on every cookie-authenticated change
 		return nil
@@ -148,13 +154,47 @@ func TestMeeting_MembersKeepTheirKeysPastTheTicketLifetime(t *testing.T) {
 		return err == nil, fmt.Sprint(err)
 	})
 
-	// Three ticket lifetimes: every ticket presented at join has long expired.
-	for end := time.Now().Add(3 * ttl); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	// Two ticket lifetimes: every ticket presented at join has long expired. A Go client retries a refused
+	// roster quietly, so the refusals are counted where they happen, on the wire.
+	// (Before its join a client's waits are refused: it registers its key first.)
+	seen := map[string]*lastTicket{"alice": aliceSeen, "bob": renewed["bob"], "carol": renewed["carol"]}
+	for _, l := range seen {
+		l.forget()
+	}
+	for end := time.Now().Add(2 * ttl); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		for i, c := range members {
 			if st := c.Status(); st.State != e2ee.StateMember {
 				t.Fatalf("member %d left the meeting after its first ticket's lifetime, nobody removed it: %v (%v)", i, st.State, st.Err)
 			}
 		}
+		for name, l := range seen {
+			if n, last := l.refusals(); n > 0 {
+				t.Fatalf("%s's key requests were refused %d times after its first ticket's lifetime (last: %s)", name, n, last)
+			}
+		}
+	}
+
+	// bob's newest ticket works now (a request past half its life renews it again): the one to try after his removal.
+	bobKey := g.IdP.Sign(t, appClaims(g, "bob"), "")
+	tk := renewed["bob"].get()
+	if tk == "" {
+		t.Fatal("bob's app never got a renewed ticket")
+	}
+	keyRequest := func(tk string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, g.URL+e2eehttp.APIPath(room)+"wait?after=0&wait=1ms", nil)
+		req.Header.Set("Authorization", "Bearer "+bobKey)
+		req.Header.Set(e2eeapi.TicketHeader, tk)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := keyRequest(tk); resp.StatusCode/100 != 2 {
+		t.Fatalf("bob's newest ticket before his removal: %d", resp.StatusCode)
+	} else if next := resp.Header.Get(e2eeapi.TicketHeader); next != "" {
+		tk = next
 	}
 
 	// alice owns the room: she removes bob with her cookies.
@@ -169,6 +209,10 @@ func TestMeeting_MembersKeepTheirKeysPastTheTicketLifetime(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("alice removes bob: %d", resp.StatusCode)
 	}
+	// The renewal is for members only: bob's newest ticket, still within its life, is refused and not renewed.
+	if resp := keyRequest(tk); resp.StatusCode != http.StatusForbidden || resp.Header.Get(e2eeapi.TicketHeader) != "" {
+		t.Fatalf("a removed member's key request: %d, renewed ticket %q", resp.StatusCode, resp.Header.Get(e2eeapi.TicketHeader))
+	}
 	pollUntil(t, "alice and carol on a new epoch without bob", func() (bool, string) {
 		st, err := settled([]*e2ee.Client{alice, carol}, 2)
 		gw, _ := g.App.E2EE.RoomStatus(ctx, room)
@@ -179,22 +223,6 @@ func TestMeeting_MembersKeepTheirKeysPastTheTicketLifetime(t *testing.T) {
 		t.Fatalf("bob reached epoch %d after his removal", st.Epoch)
 	}
 
-	// The renewal is for members only: bob's newest ticket, still within its life, is refused and not renewed.
-	tk := renewed["bob"].get()
-	if tk == "" {
-		t.Fatal("bob's app never got a renewed ticket")
-	}
-	req, _ = http.NewRequest(http.MethodGet, g.URL+e2eehttp.APIPath(room)+"wait?after=0&wait=1ms", nil)
-	req.Header.Set("Authorization", "Bearer "+g.IdP.Sign(t, appClaims(g, "bob"), ""))
-	req.Header.Set(e2eeapi.TicketHeader, tk)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || resp.Header.Get(e2eeapi.TicketHeader) != "" {
-		t.Fatalf("a removed member's key request: %d, renewed ticket %q", resp.StatusCode, resp.Header.Get(e2eeapi.TicketHeader))
-	}
 }
 
 // appClaims are the ID token claims of an app signed in as sub (a staff address: admitted without a lobby).
@@ -207,19 +235,40 @@ func appClaims(g *gwtest.Gateway, sub string) map[string]any {
 
 // lastTicket is an app's HTTP transport that notes the newest ticket renewal the gateway sent it.
 type lastTicket struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-	tk   string
+	next    http.RoundTripper
+	mu      sync.Mutex
+	tk      string
+	refused int    // key-exchange answers 403
+	last    string // the last refused request
 }
 
 func (l *lastTicket) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := l.next.RoundTrip(r)
-	if err == nil && resp.Header.Get(e2eeapi.TicketHeader) != "" {
-		l.mu.Lock()
-		l.tk = resp.Header.Get(e2eeapi.TicketHeader)
-		l.mu.Unlock()
+	if err != nil {
+		return resp, err
 	}
-	return resp, err
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if tk := resp.Header.Get(e2eeapi.TicketHeader); tk != "" {
+		l.tk = tk
+	}
+	if resp.StatusCode == http.StatusForbidden && strings.Contains(r.URL.Path, "/e2ee/") {
+		l.refused++
+		l.last = r.Method + " " + r.URL.Path
+	}
+	return resp, nil
+}
+
+func (l *lastTicket) forget() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refused, l.last = 0, ""
+}
+
+func (l *lastTicket) refusals() (int, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refused, l.last
 }
 
 func (l *lastTicket) get() string {
