@@ -58,7 +58,14 @@ type Signer struct {
 
 	mu    sync.Mutex
 	cache map[cacheKey]cached
+	// swept is the cache's size after its last sweep: the next one runs
+	// once it has doubled, so sweeping costs O(1) per entry added.
+	swept int
 }
+
+// maxCached bounds the cache whatever the sweeps leave: beyond it, it
+// starts over (entries are cheap to remake).
+const maxCached = 100_000
 
 type cacheKey struct{ session, subject, audience, room, role string }
 
@@ -131,10 +138,27 @@ func (s *Signer) For(id identity.Identity, audience, room, role string) (string,
 		return "", fmt.Errorf("sign assertion: %w", err)
 	}
 	s.mu.Lock()
-	if len(s.cache) > 100_000 {
-		clear(s.cache) // bounded; entries are cheap to remake
-	}
+	s.sweepLocked(now)
 	s.cache[k] = cached{token: tok, renewAt: now.Add(s.opts.TTL / 2)}
 	s.mu.Unlock()
 	return tok, nil
+}
+
+// sweepLocked drops the entries past their renewal time once the cache has
+// doubled since the last sweep. Keys carry the session, and sessions and
+// bearer tokens come and go all day: without it every key ever used stayed
+// until the cache reached maxCached (a slow heap climb in the soak).
+func (s *Signer) sweepLocked(now time.Time) {
+	if len(s.cache) < max(2*s.swept, 1024) {
+		return
+	}
+	for k, c := range s.cache {
+		if !now.Before(c.renewAt) {
+			delete(s.cache, k)
+		}
+	}
+	if len(s.cache) >= maxCached {
+		clear(s.cache)
+	}
+	s.swept = len(s.cache)
 }
