@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"weak"
 
 	"go.uber.org/zap"
 )
@@ -304,4 +306,28 @@ func TestRecord_ManyWritersFailMidPipeline(t *testing.T) {
 		t.Error("the record whose fsync failed is in the log")
 	}
 	t.Logf("%d acknowledged, %d refused", len(acked), failed)
+}
+
+// TestRecord_AnsweredFlightsAreCollected: a long-running log must not keep
+// every batch since Open reachable. Each flight links to the one before
+// until it is answered; after that, an early flight (its batch, channels
+// and buffer) must be garbage once newer ones are answered.
+func TestRecord_AnsweredFlightsAreCollected(t *testing.T) {
+	var faults syncFaults
+	l, rec := pipelineLog(t, &faults, Options{})
+	if err := rec("first"); err != nil {
+		t.Fatal(err)
+	}
+	// Record returned after its flight was cut: l.last is that flight.
+	first := weak.Make(l.last)
+	for i := range 300 {
+		if err := rec(fmt.Sprintf("r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+	if first.Value() != nil {
+		t.Fatal("the first flight is still reachable after 300 more were answered: answered flights leak")
+	}
 }
