@@ -134,7 +134,7 @@ type flight struct {
 	end   int64 // file size after buf
 	wrote time.Duration
 	sync  file
-	prev  *flight // the flight before, nil if none since Open or recovery
+	prev  *flight // the flight before (nil if none since Open or recovery); finish drops it once answered
 	// failed is set before done is closed: the error its callers got.
 	failed error
 	done   chan struct{}
@@ -648,14 +648,19 @@ func (l *Log) finish(fl *flight) {
 	start := time.Now()
 	err := l.opts.syncBatch(fl.sync, fl.buf)
 	took := fl.wrote + time.Since(start)
-	if fl.prev != nil {
-		<-fl.prev.done
+	var prevErr error
+	if p := fl.prev; p != nil {
+		<-p.done
+		prevErr = p.failed
+		// Drop the link once its verdict is taken: l.last must not keep
+		// every flight since Open reachable through prev.
+		fl.prev = nil
 	}
 	switch {
-	case fl.prev != nil && fl.prev.failed != nil:
+	case prevErr != nil:
 		// Its own fsync may have succeeded, but it extends a chain
 		// whose earlier records are not durable: refused like them.
-		fl.failed = fl.prev.failed
+		fl.failed = prevErr
 		l.mu.Lock()
 		l.refused += fl.b.records
 		l.mu.Unlock()
@@ -679,6 +684,7 @@ func (l *Log) finish(fl *flight) {
 	case l.spares <- fl.buf:
 	default:
 	}
+	fl.buf = nil // l.last must not pin a buffer reused or dropped above
 	l.syncFiles <- fl.sync
 	close(fl.done)
 }

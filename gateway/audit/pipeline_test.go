@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"weak"
 
 	"go.uber.org/zap"
 )
@@ -304,4 +307,88 @@ func TestRecord_ManyWritersFailMidPipeline(t *testing.T) {
 		t.Error("the record whose fsync failed is in the log")
 	}
 	t.Logf("%d acknowledged, %d refused", len(acked), failed)
+}
+
+// TestRecord_AnsweredFlightsAreCollected: a long-running log must not keep
+// every batch since Open reachable. Each flight links to the one before
+// until it is answered; after that, an early flight (its batch, channels
+// and buffer) must be garbage once newer ones are answered.
+func TestRecord_AnsweredFlightsAreCollected(t *testing.T) {
+	var faults syncFaults
+	l, rec := pipelineLog(t, &faults, Options{})
+	if err := rec("first"); err != nil {
+		t.Fatal(err)
+	}
+	// Record returned after its flight was cut: l.last is that flight.
+	first := weak.Make(l.last)
+	for i := range 300 {
+		if err := rec(fmt.Sprintf("r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+	if first.Value() != nil {
+		t.Fatal("the first flight is still reachable after 300 more were answered: answered flights leak")
+	}
+}
+
+// TestRecord_WriteFailsBehindFlight: batch N+1's write fails (disk full)
+// while batch N's fsync is still under way. N+1's caller fails at once,
+// and the chain rolls back to the last durable record — but N then
+// becomes durable. Recovery must continue the chain from N (not from
+// where it stood when N+1 failed) and cut the file after N: the log must
+// hold before, first, after and verify sealed.
+func TestRecord_WriteFailsBehindFlight(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full on this system: %v", err)
+	}
+	defer full.Close()
+	var sw *switchFile
+	var faults syncFaults
+	var opts Options
+	opts.openFile = func(name string, flag int, perm os.FileMode) (file, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil || flag&os.O_CREATE == 0 {
+			return f, err // a descriptor that only fsyncs
+		}
+		sw = &switchFile{real: f}
+		return sw, nil
+	}
+	l, rec := pipelineLog(t, &faults, opts)
+	if err := rec("before"); err != nil {
+		t.Fatal(err)
+	}
+	first := faults.on("first", true, nil)
+	errFirst := async(func() error { return rec("first") })
+	<-first.held
+	sw.to(full) // the disk fills up while the first batch's fsync runs
+	if err := rec("second"); !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("second: err = %v, want ErrUnavailable wrapping ENOSPC", err)
+	}
+	sw.to(nil)
+	close(first.gate)
+	// Written before the failure and fsynced: durable.
+	if err := <-errFirst; err != nil {
+		t.Fatalf("first: %v", err)
+	}
+	for l.Ready() != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := rec("after"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res := verifyFiles(t, []string{l.opts.Path}, VerifyOptions{RequireSealed: true}); !res.Intact() {
+		t.Fatalf("log after recovery: problem=%v torn=%v", res.Problem, res.Torn)
+	}
+	if got := roomsIn(t, l.opts.Path); got != "before,first,after" {
+		t.Fatalf("records in the log: %v", got)
+	}
+	if r := eventsOf(readAll(t, l.opts.Path), EventRecovered); len(r) != 1 || r[0].Str(FieldRefusedRecords) != "1" {
+		t.Fatalf("audit.recovered: %v", r)
+	}
 }
