@@ -95,6 +95,9 @@ type Client struct {
 	pending map[Hash]bool // own other devices awaiting confirmation
 	changes []Change
 	lastErr error
+	// rosterErr is why the last roster fetch failed, nil once one succeeds: a member the gateway stops serving
+	// (its ticket refused, its admission lapsed) keeps retrying, and its Status must say why it is stuck.
+	rosterErr error
 	// lostRace is the last (epoch, generation) this client's commit was refused for as already committed.
 	lostRace struct {
 		epoch uint64
@@ -310,12 +313,18 @@ func (c *Client) Sync(ctx context.Context) (Status, error) {
 		since = c.head.Epoch
 	}
 	raw, err := c.transport.Roster(ctx, since)
-	if err != nil {
-		if since == 0 && (errors.Is(err, ErrNotMember) || errors.Is(err, ErrNoRoster)) {
-			return c.Status(), nil // not admitted yet
-		}
-		return c.Status(), fmt.Errorf("e2ee: roster: %w", err)
+	if since == 0 && (errors.Is(err, ErrNotMember) || errors.Is(err, ErrNoRoster)) {
+		c.setRosterErr(nil)
+		return c.Status(), nil // not admitted yet
 	}
+	if err != nil {
+		err = fmt.Errorf("e2ee: roster: %w", err)
+		if ctx.Err() == nil { // the caller's own stop says nothing about the meeting
+			c.setRosterErr(err)
+		}
+		return c.Status(), err
+	}
+	c.setRosterErr(nil)
 	update, err := parseRosterUpdate(raw)
 	if err != nil {
 		return c.Status(), err
@@ -347,6 +356,13 @@ func (c *Client) Sync(ctx context.Context) (Status, error) {
 	c.mu.Unlock()
 	c.prune()
 	return c.Status(), err
+}
+
+// setRosterErr records why the last roster fetch failed (nil: it succeeded), for Status.
+func (c *Client) setRosterErr(err error) {
+	c.mu.Lock()
+	c.rosterErr = err
+	c.mu.Unlock()
 }
 
 // Run registers if needed and then follows the meeting until ctx ends, the client is removed (ErrRemoved) or

@@ -78,8 +78,11 @@ type Status struct {
 	// Unconfirmed lists the fingerprints of devices under this client's identity that were in the room before
 	// it and are not confirmed: a UI asks the user "is this your device?" (ConfirmDevice or RejectDevice).
 	Unconfirmed []string
-	// Err is why the client holds no key for the head epoch, if it is for a reason other than waiting (for
-	// example a classic-KEM member in a room where this client requires post-quantum keys).
+	// Err is why the client cannot follow the meeting or holds no key for the head epoch, if it is for a reason
+	// other than waiting: the gateway refused its last roster request (a member whose ticket or admission the
+	// gateway no longer accepts: errors.Is(Err, ErrNotMember); an unreachable gateway), or a classic-KEM member
+	// in a room where this client requires post-quantum keys. Run keeps retrying a refused roster; Err clears
+	// with the next roster the gateway serves.
 	Err error
 }
 
@@ -112,6 +115,9 @@ func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := Status{State: c.state, Changes: slices.Clone(c.changes), Err: c.lastErr}
+	if c.rosterErr != nil {
+		st.Err = c.rosterErr
+	}
 	if c.head == nil {
 		return st
 	}
