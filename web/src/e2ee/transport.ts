@@ -57,11 +57,26 @@ function printable(s: unknown, limit: number): string {
   return s.replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, '').slice(0, limit);
 }
 
+/** TicketHeader carries an app's room ticket on a request, and on an answer the gateway's renewal of it once half
+ * its life is gone (docs/api.md, "Tickets"). Pages hold their ticket in cookies, which the gateway renews itself. */
+export const TicketHeader = 'Meetguard-Ticket';
+
+/** maxTicketLen bounds a renewed ticket taken from an answer (a gateway ticket is about 100 characters). */
+const maxTicketLen = 1024;
+
+/** validTicket accepts what a gateway ticket looks like: unpadded base64url, at most maxTicketLen characters. */
+function validTicket(s: string | null): s is string {
+  return s !== null && s.length > 0 && s.length <= maxTicketLen && /^[A-Za-z0-9_-]+$/.test(s);
+}
+
 export interface HTTPTransportOptions {
   /** gateway origin, e.g. https://meet.example.com; '' for the page's own origin */
   gateway: string;
   room: string;
-  /** headers for each request (bearer token, room ticket); called every time, so they can be refreshed */
+  /** headers for each request (bearer token, room ticket); called every time, so they can be refreshed. A room
+   * ticket lasts minutes and a meeting longer: when an answer carries the gateway's renewal of the ticket these
+   * headers set (TicketHeader), the transport sends the renewal in its place from then on, so a ticket set once at
+   * join keeps working for as long as the admission stands; a ticket the headers change is sent as is. */
   headers?: () => Record<string, string> | Promise<Record<string, string>>;
   /** credentials mode of fetch: 'same-origin' in a page (session cookie), 'omit' for bearer callers */
   credentials?: RequestCredentials;
@@ -77,6 +92,8 @@ export class HTTPTransport implements Transport {
   private readonly timeout: number;
   private readonly maxBytes: number;
   private readonly f: typeof fetch;
+  /** the newest renewal the gateway sent of the ticket headers() sets */
+  private renewal: { of: string; to: string } | null = null;
 
   constructor(private readonly o: HTTPTransportOptions) {
     if (!o.room) throw new Error('e2ee: HTTPTransport: room is required');
@@ -95,6 +112,9 @@ export class HTTPTransport implements Transport {
   private async call(op: string, method: string, query: string, body: Uint8Array | null, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number; body: Uint8Array }> {
     const headers: Record<string, string> = { ...(this.o.headers ? await this.o.headers() : {}) };
     if (body) headers['Content-Type'] = 'application/octet-stream';
+    const ticketKey = Object.keys(headers).find((k) => k.toLowerCase() === TicketHeader.toLowerCase());
+    const sent = ticketKey !== undefined ? headers[ticketKey] : '';
+    if (ticketKey !== undefined && sent && this.renewal?.of === sent) headers[ticketKey] = this.renewal.to;
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeoutMs);
     const onAbort = () => ctl.abort();
@@ -103,6 +123,9 @@ export class HTTPTransport implements Transport {
       const resp = await this.f(this.base + op + (query ? '?' + query : ''), {
         method, headers, body: body as BodyInit | null, signal: ctl.signal, credentials: this.o.credentials ?? 'same-origin', cache: 'no-store',
       });
+      const renewed = resp.headers.get(TicketHeader);
+      // Keyed by what headers() set, not by what was sent: renewals of renewals all replace the app's ticket.
+      if (sent && validTicket(renewed)) this.renewal = { of: sent, to: renewed };
       const buf = new Uint8Array(await resp.arrayBuffer());
       if (buf.length > this.maxBytes) throw new E2EEError(ErrMalformed, `${op}: answer larger than ${this.maxBytes} bytes`);
       if (resp.status >= 300 && !(op === 'wait' && resp.status === 204)) {
