@@ -2,6 +2,7 @@ package e2eeapi_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -65,14 +66,20 @@ func webDir(t *testing.T) (node, dir string) {
 
 func (e *env) startWebClient(t *testing.T, u *user, room string) *webClient {
 	t.Helper()
-	node, dir := webDir(t)
-	cmd := exec.CommandContext(e.ctx, node, filepath.Join("testlib", "join.mjs"))
-	cmd.Dir = dir
 	u.mu.Lock()
 	ticket := u.tickets[room]
 	u.mu.Unlock()
-	cmd.Env = append(os.Environ(), "MG_GATEWAY="+e.URL, "MG_ROOM="+room, "MG_TOKEN="+u.token, "MG_TICKET="+ticket,
+	return startJoinMJS(t, e.ctx, "MG_GATEWAY="+e.URL, "MG_ROOM="+room, "MG_TOKEN="+u.token, "MG_TICKET="+ticket,
 		"MG_AUTHORITY="+hex.EncodeToString(e.api.PublicKey()), "MG_EXPECT_SUB="+u.id.Subject, "MG_EXPECT_ISS="+u.id.Issuer)
+}
+
+// startJoinMJS runs web/testlib/join.mjs with the MG_* settings in env until ctx ends or the test does.
+func startJoinMJS(t *testing.T, ctx context.Context, env ...string) *webClient {
+	t.Helper()
+	node, dir := webDir(t)
+	cmd := exec.CommandContext(ctx, node, filepath.Join("testlib", "join.mjs"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
