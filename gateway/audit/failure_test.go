@@ -181,9 +181,24 @@ func TestRecord_DirectoryGoneFailsClosed(t *testing.T) {
 // write went through (a failing disk). The writes reach the real file and
 // every other fsync is real. A rule can also hold the fsync at a gate, so
 // that the test knows which batches are in flight together.
+//
+// Installed with install, it also checks on every fsync the design that
+// makes a failing fsync reliable (see flight): never through the write
+// descriptor, always on the file at the log's Path (the active file, also
+// after rotation), never two at once on one descriptor, and the recovery's
+// fsync on a descriptor that never fsynced before. Violations fail the
+// test when it ends.
 type syncFaults struct {
-	mu    sync.Mutex
-	rules []*syncRule
+	mu       sync.Mutex
+	rules    []*syncRule
+	path     string
+	writers  map[file]bool // descriptors opened to write (O_CREATE)
+	seen     map[file]bool // descriptors fsynced so far
+	busy     map[file]bool // descriptors fsyncing now
+	inflight int           // fsyncs under way now
+	overlap  int           // most fsyncs seen under way at once
+	recovery int           // fsyncs of batches holding audit.recovered
+	bad      []string
 }
 
 type syncRule struct {
@@ -192,6 +207,39 @@ type syncRule struct {
 	fail   error         // when non-nil, returned instead of fsyncing
 	held   chan struct{} // a value each time a matching fsync waits at the gate
 	synced chan error    // a matching fsync's verdict, once it returned
+}
+
+// install makes opts fsync through s and tell s which descriptors are
+// opened to write; the checks are reported when t ends (after the log's
+// Close, when the log is opened after install).
+func (s *syncFaults) install(t *testing.T, opts *Options) {
+	t.Helper()
+	if opts.Path == "" {
+		opts.Path = filepath.Join(t.TempDir(), "audit.log")
+	}
+	s.path = opts.Path
+	s.writers, s.seen, s.busy = map[file]bool{}, map[file]bool{}, map[file]bool{}
+	open := opts.openFile
+	if open == nil {
+		open = func(name string, flag int, perm os.FileMode) (file, error) { return os.OpenFile(name, flag, perm) }
+	}
+	opts.openFile = func(name string, flag int, perm os.FileMode) (file, error) {
+		f, err := open(name, flag, perm)
+		if err == nil && flag&os.O_CREATE != 0 {
+			s.mu.Lock()
+			s.writers[f] = true
+			s.mu.Unlock()
+		}
+		return f, err
+	}
+	opts.syncBatch = s.sync
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, b := range s.bad {
+			t.Error(b)
+		}
+	})
 }
 
 // on adds a rule for batches holding room; gated rules hold the fsync
@@ -207,8 +255,78 @@ func (s *syncFaults) on(room string, gated bool, fail error) *syncRule {
 	return r
 }
 
+// release opens every gate still closed, so that a test that stopped
+// early does not leave the log's Close waiting for a held fsync.
+func (s *syncFaults) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rules {
+		if r.gate == nil {
+			continue
+		}
+		select {
+		case <-r.gate:
+		default:
+			close(r.gate)
+		}
+	}
+}
+
+// maxOverlap is the most fsyncs that were under way at once.
+func (s *syncFaults) maxOverlap() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overlap
+}
+
+// recoveries is how many recovery batches were fsynced.
+func (s *syncFaults) recoveries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recovery
+}
+
+// checkDescriptor records what is wrong with fsyncing batch through f
+// now, and marks f busy. l.mu is not held: the log may be anywhere.
+func (s *syncFaults) checkDescriptor(f file, batch []byte) {
+	if s.writers == nil {
+		return // not installed
+	}
+	bad := func(format string, args ...any) { s.bad = append(s.bad, fmt.Sprintf(format, args...)) }
+	if s.writers[f] {
+		bad("a batch was fsynced through the write descriptor: two fsyncs in flight could share its write-back error")
+	}
+	if s.busy[f] {
+		bad("two fsyncs under way at once on one descriptor")
+	}
+	if bytes.Contains(batch, []byte(fmt.Sprintf("%q", EventRecovered))) {
+		s.recovery++
+		if s.seen[f] {
+			bad("the recovery's fsync used a descriptor that fsynced before the failure")
+		}
+	}
+	s.seen[f], s.busy[f] = true, true
+	s.inflight++
+	s.overlap = max(s.overlap, s.inflight)
+	st, ok := f.(interface{ Stat() (os.FileInfo, error) })
+	if !ok {
+		bad("fsync descriptor %T cannot be checked: no Stat", f)
+		return
+	}
+	got, err := st.Stat()
+	if err != nil {
+		bad("stat of the fsync descriptor: %v", err)
+		return
+	}
+	want, err := os.Stat(s.path)
+	if err != nil || !os.SameFile(got, want) {
+		bad("a batch was fsynced on a file other than the one at %s (err=%v): its records were never made durable", s.path, err)
+	}
+}
+
 func (s *syncFaults) sync(f file, batch []byte) error {
 	s.mu.Lock()
+	s.checkDescriptor(f, batch)
 	var r *syncRule
 	for _, x := range s.rules {
 		if bytes.Contains(batch, []byte(x.marker)) {
@@ -217,6 +335,14 @@ func (s *syncFaults) sync(f file, batch []byte) error {
 		}
 	}
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.writers != nil {
+			delete(s.busy, f)
+			s.inflight--
+		}
+		s.mu.Unlock()
+	}()
 	if r == nil {
 		return f.Sync()
 	}
@@ -242,8 +368,10 @@ func (s *syncFaults) sync(f file, batch []byte) error {
 // be split over several batches: every batch holding a group record fails.
 func TestRecord_FailedFsyncFailsTheWholeGroup(t *testing.T) {
 	var faults syncFaults
-	opts := Options{RetryInterval: 10 * time.Millisecond, CheckpointEvery: 1000, syncBatch: faults.sync}
+	opts := Options{RetryInterval: 10 * time.Millisecond, CheckpointEvery: 1000}
+	faults.install(t, &opts)
 	l := openTestLog(t, opts)
+	t.Cleanup(faults.release) // before the log's Close
 	ctx := context.Background()
 	rec := func(id string) error {
 		return l.Record(ctx, EventRoomLock, zap.String(FieldRoom, id), zap.String(FieldActor, "a"), zap.String(FieldActorIssuer, "i"))

@@ -23,11 +23,12 @@ import (
 func pipelineLog(t *testing.T, faults *syncFaults, opts Options) (*Log, func(room string, extra ...zap.Field) error) {
 	t.Helper()
 	opts.RetryInterval = 10 * time.Millisecond
-	opts.syncBatch = faults.sync
+	faults.install(t, &opts)
 	if opts.syncsInFlight == 0 {
 		opts.syncsInFlight = 2
 	}
 	l := openTestLog(t, opts)
+	t.Cleanup(faults.release) // before the log's Close
 	rec := func(room string, extra ...zap.Field) error {
 		fields := append([]zap.Field{zap.String(FieldRoom, room), zap.String(FieldActor, "a"), zap.String(FieldActorIssuer, "i")}, extra...)
 		return l.Record(context.Background(), EventRoomLock, fields...)
@@ -94,6 +95,10 @@ func TestRecord_FailedFsyncFailsLaterBatchesInFlight(t *testing.T) {
 	if r := eventsOf(readAll(t, l.opts.Path), EventRecovered); len(r) != 1 || r[0].Str(FieldRefusedRecords) != "2" {
 		t.Fatalf("audit.recovered: %v", r)
 	}
+	// The descriptor checks (syncFaults.install) saw the recovery's fsync.
+	if n := faults.recoveries(); n != 1 {
+		t.Fatalf("%d recovery fsyncs seen, want 1", n)
+	}
 }
 
 // TestRecord_AcksInChainOrder: batch N+1's fsync finishes first while N's
@@ -124,6 +129,11 @@ func TestRecord_AcksInChainOrder(t *testing.T) {
 	}
 	if d := l.QueueDepth(); d != 2 {
 		t.Fatalf("QueueDepth = %d while the first batch's fsync runs, want 2 (neither record durable)", d)
+	}
+	// Both fsyncs were under way at once: the descriptor checks
+	// (syncFaults.install) saw them on two different descriptors.
+	if n := faults.maxOverlap(); n < 2 {
+		t.Fatalf("at most %d fsyncs were under way at once, want 2", n)
 	}
 	close(first.gate)
 	if err := <-errFirst; err != nil {
