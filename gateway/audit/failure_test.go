@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // switchFile is the active file, but writes can be pointed at another
@@ -44,6 +45,7 @@ func (s *switchFile) Write(p []byte) (int, error) { return s.cur().Write(p) }
 func (s *switchFile) Sync() error                 { return s.cur().Sync() }
 func (s *switchFile) Truncate(n int64) error      { return s.cur().Truncate(n) }
 func (s *switchFile) Close() error                { return s.real.Close() }
+func (s *switchFile) Stat() (os.FileInfo, error)  { return s.real.Stat() }
 
 func TestRecord_DiskFullFailsClosedAndRecovers(t *testing.T) {
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
@@ -448,5 +450,74 @@ func TestRecord_FailedFsyncFailsTheWholeGroup(t *testing.T) {
 	}
 	if r := eventsOf(es, EventRecovered); len(r) != 1 || r[0].Str(FieldRefusedRecords) != fmt.Sprint(group+behind) {
 		t.Fatalf("audit.recovered: %v", r)
+	}
+}
+
+// TestRecover_PathReplacedFailsClosed: while the log is failed, the file
+// at its Path is replaced (the volume lazily unmounted and remounted, a
+// cleanup moving the file aside). Recovery reopens its fsync descriptors by
+// path; they would name the new file while writes still go to the old
+// one, so every later fsync would make nothing durable. The log must stay
+// failed instead of acknowledging records again.
+func TestRecover_PathReplacedFailsClosed(t *testing.T) {
+	var faults syncFaults
+	core, logs := observer.New(zap.WarnLevel)
+	l, rec := pipelineLog(t, &faults, Options{Logger: zap.New(core)})
+	if err := rec("before"); err != nil {
+		t.Fatal(err)
+	}
+	doomed := faults.on("doomed", true, syscall.EIO)
+	errDoomed := async(func() error { return rec("doomed") })
+	<-doomed.held
+	// Replace the file while the log is about to fail.
+	if err := os.Rename(l.opts.Path, l.opts.Path+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(l.opts.Path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	close(doomed.gate)
+	if err := <-errDoomed; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("doomed: %v", err)
+	}
+	// Wait for three recovery attempts to give up at reopening, or for a
+	// wrong implementation to recover.
+	for logs.FilterMessage("audit log retry failed").FilterField(zap.String("step", "open")).Len() < 3 {
+		if l.Ready() == nil {
+			t.Fatal("the log recovered with its fsync descriptors on another file than the one it writes")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := rec("after"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a record after the path was replaced: err = %v, want ErrUnavailable", err)
+	}
+	attempt := logs.FilterMessage("audit log retry failed").FilterField(zap.String("step", "open")).All()[0]
+	if e, _ := attempt.ContextMap()["error"].(string); !strings.Contains(e, "no longer the file being written") {
+		t.Fatalf("retry error: %v", attempt.ContextMap())
+	}
+}
+
+// TestOpen_FsyncDescriptorOnAnotherFileFails: if the descriptors opened by
+// path for fsync are not the file Open writes (the path swapped between
+// the two opens), Open fails rather than acknowledge records it never
+// fsyncs.
+func TestOpen_FsyncDescriptorOnAnotherFileFails(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other.log")
+	opts := Options{Path: filepath.Join(dir, "audit.log"), SigningKey: testKey()}
+	opts.openFile = func(name string, flag int, perm os.FileMode) (file, error) {
+		if flag&os.O_CREATE == 0 {
+			// The path now names another file.
+			return os.OpenFile(other, flag|os.O_CREATE, 0o600)
+		}
+		return os.OpenFile(name, flag, perm)
+	}
+	l, err := Open(context.Background(), opts)
+	if err == nil {
+		l.Close()
+		t.Fatal("Open succeeded with its fsync descriptors on another file")
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 }

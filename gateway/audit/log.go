@@ -266,7 +266,7 @@ func (l *Log) open() error {
 			return fail(fmt.Errorf("audit: %w", err))
 		}
 	}
-	syncs, err := l.openSyncFiles()
+	syncs, err := l.openSyncFiles(f)
 	if err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}
@@ -431,18 +431,36 @@ func (l *Log) writeSync(buf []byte) error {
 }
 
 // openSyncFiles opens one descriptor per batch in flight on the active
-// file, for fsync only (see flight).
-func (l *Log) openSyncFiles() ([]file, error) {
+// file, for fsync only (see flight). They are opened by path, so each is
+// checked to be the file written through w: if the path now names another
+// file (a volume remounted, the file replaced), an fsync through them
+// would make nothing written durable, and the log fails closed instead.
+func (l *Log) openSyncFiles(w file) ([]file, error) {
 	fs := make([]file, 0, cap(l.syncFiles))
+	fail := func(err error) ([]file, error) {
+		for _, f := range fs {
+			f.Close()
+		}
+		return nil, err
+	}
+	wst, err := w.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("%w: stat %s: %w", ErrUnavailable, l.opts.Path, err))
+	}
 	for range cap(l.syncFiles) {
 		f, err := l.opts.openFile(l.opts.Path, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
-			for _, f := range fs {
-				f.Close()
-			}
-			return nil, err
+			return fail(err)
 		}
 		fs = append(fs, f)
+		st, err := f.Stat()
+		if err != nil {
+			return fail(fmt.Errorf("%w: stat %s: %w", ErrUnavailable, l.opts.Path, err))
+		}
+		if !os.SameFile(st, wst) {
+			return fail(fmt.Errorf("%w: %s is no longer the file being written (replaced or remounted?); "+
+				"refusing to fsync another file", ErrUnavailable, l.opts.Path))
+		}
 	}
 	return fs, nil
 }
@@ -802,7 +820,7 @@ func (l *Log) rotate(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	syncs, err := l.openSyncFiles()
+	syncs, err := l.openSyncFiles(nf)
 	if err == nil {
 		if err = syncDir(filepath.Dir(path)); err != nil {
 			for _, f := range syncs {
@@ -885,7 +903,7 @@ func (l *Log) recover() {
 	// Fresh fsync descriptors: one that did not run an fsync since the
 	// failure would report its write-back error (already acted on, and
 	// about bytes cut below) to the recovery's fsync.
-	syncs, err := l.openSyncFiles()
+	syncs, err := l.openSyncFiles(l.f)
 	if err != nil {
 		l.logger.Warn("audit log retry failed", zap.String("step", "open"), zap.Error(err))
 		return

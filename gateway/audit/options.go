@@ -136,6 +136,8 @@ type file interface {
 	Sync() error
 	Truncate(size int64) error
 	Close() error
+	// Stat tells whether two descriptors are one file (os.SameFile).
+	Stat() (os.FileInfo, error)
 }
 
 func (o Options) withDefaults() (Options, error) {
