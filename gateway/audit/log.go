@@ -125,9 +125,12 @@ type chainState struct {
 // at rotation (new file).
 //
 // A flight is acknowledged only after its own fsync and every earlier
-// flight's succeeded: callers are answered strictly in chain order, and a
-// failed flight fails every later one, so no record after a failed one is
-// ever reported durable.
+// flight's succeeded: durable answers are given in chain order (no caller
+// is told durable before every earlier caller is), and a failed flight
+// fails every later one, so no record after a failed one is ever reported
+// durable. Failures may be answered earlier: a batch whose write fails,
+// and the records queued, fail at once while an earlier flight's fsync may
+// still succeed.
 type flight struct {
 	b     *batch
 	buf   []byte
@@ -495,8 +498,9 @@ func (l *Log) Ready() error {
 }
 
 // QueueDepth is how many records (the log's own checkpoints included) are
-// sequenced but not yet durable: those waiting for, or in, the next write
-// and fsync. A depth that keeps growing means the disk cannot keep up.
+// sequenced but not yet durable: those waiting for the next write, or in
+// a batch in flight (written, fsync under way or not yet answered). A
+// depth that keeps growing means the disk cannot keep up.
 func (l *Log) QueueDepth() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -511,7 +515,9 @@ func (l *Log) QueueDepth() int {
 // PublicKey returns the key that verifies this log's checkpoints.
 func (l *Log) PublicKey() ed25519.PublicKey { return l.pub }
 
-// Sync waits until every record sequenced so far is durable.
+// Sync waits until every record sequenced so far is durable. Once the
+// log has failed it returns the failure at once, without waiting for the
+// batches still in flight (none after the failure can become durable).
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	if l.failure != nil {
