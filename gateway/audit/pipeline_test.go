@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,6 +46,32 @@ func roomsIn(t *testing.T, files ...string) string {
 	return strings.Join(rooms, ",")
 }
 
+// recoveredLog waits until l has recovered from the fault a test injected,
+// records "after" through rec, closes l and checks what every failure test
+// promises: the log verifies sealed, holds exactly the rooms want (in
+// order), and one audit.recovered record counts refused records.
+func recoveredLog(t *testing.T, l *Log, rec func(string) error, want string, refused int) {
+	t.Helper()
+	for l.Ready() != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := rec("after"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res := verifyFiles(t, []string{l.opts.Path}, VerifyOptions{RequireSealed: true}); !res.Intact() {
+		t.Fatalf("log after recovery: problem=%v torn=%v", res.Problem, res.Torn)
+	}
+	if got := roomsIn(t, l.opts.Path); got != want {
+		t.Fatalf("records in the log: %v, want %v: no failed record may be there, every acknowledged one must", got, want)
+	}
+	if r := eventsOf(readAll(t, l.opts.Path), EventRecovered); len(r) != 1 || r[0].Str(FieldRefusedRecords) != strconv.Itoa(refused) {
+		t.Fatalf("audit.recovered: %v, want one with %d refused records", r, refused)
+	}
+}
+
 func async(f func() error) chan error {
 	ch := make(chan error, 1)
 	go func() { ch <- f() }()
@@ -77,24 +104,8 @@ func TestRecord_FailedFsyncFailsLaterBatchesInFlight(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrUnavailable wrapping EIO", name, err)
 		}
 	}
-	for l.Ready() != nil {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := rec("after"); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if res := verifyFiles(t, []string{l.opts.Path}, VerifyOptions{RequireSealed: true}); !res.Intact() {
-		t.Fatalf("log after the failed fsync: problem=%v torn=%v", res.Problem, res.Torn)
-	}
-	if got := roomsIn(t, l.opts.Path); got != "before,after" {
-		t.Fatalf("records in the log: %v; neither failed batch's may be there", got)
-	}
-	if r := eventsOf(readAll(t, l.opts.Path), EventRecovered); len(r) != 1 || r[0].Str(FieldRefusedRecords) != "2" {
-		t.Fatalf("audit.recovered: %v", r)
-	}
+	// Neither failed batch's record may be in the log.
+	recoveredLog(t, l, func(r string) error { return rec(r) }, "before,after", 2)
 	// The descriptor checks (syncFaults.install) saw the recovery's fsync.
 	if n := faults.recoveries(); n != 1 {
 		t.Fatalf("%d recovery fsyncs seen, want 1", n)
@@ -383,22 +394,5 @@ func TestRecord_WriteFailsBehindFlight(t *testing.T) {
 	if err := <-errFirst; err != nil {
 		t.Fatalf("first: %v", err)
 	}
-	for l.Ready() != nil {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := rec("after"); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if res := verifyFiles(t, []string{l.opts.Path}, VerifyOptions{RequireSealed: true}); !res.Intact() {
-		t.Fatalf("log after recovery: problem=%v torn=%v", res.Problem, res.Torn)
-	}
-	if got := roomsIn(t, l.opts.Path); got != "before,first,after" {
-		t.Fatalf("records in the log: %v", got)
-	}
-	if r := eventsOf(readAll(t, l.opts.Path), EventRecovered); len(r) != 1 || r[0].Str(FieldRefusedRecords) != "1" {
-		t.Fatalf("audit.recovered: %v", r)
-	}
+	recoveredLog(t, l, func(r string) error { return rec(r) }, "before,first,after", 1)
 }
